@@ -1,0 +1,34 @@
+//! Errors of the store.
+
+use thiserror::Error;
+
+/// What went wrong in the store.
+#[derive(Debug, Error)]
+pub enum AuditError {
+    /// SQLite refused an operation.
+    #[error("audit database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A file (database directory, recording) could not be read or written.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Stored data could not be decoded.
+    #[error("stored data is not readable: {0}")]
+    Corrupt(String),
+    /// Something the caller asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The store is not usable (writer stopped, random source failed).
+    #[error(transparent)]
+    Store(#[from] gatehouse_core::StoreError),
+}
+
+impl From<AuditError> for gatehouse_core::StoreError {
+    fn from(e: AuditError) -> Self {
+        gatehouse_core::StoreError(e.to_string())
+    }
+}

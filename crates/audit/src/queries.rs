@@ -1,0 +1,211 @@
+//! Listings for the CLI: sessions and audit entries as stored.
+
+use std::time::SystemTime;
+
+use gatehouse_core::time::{from_micros, to_micros};
+use rusqlite::Row;
+use serde::Serialize;
+
+use crate::error::AuditError;
+use crate::sqlite::SqliteStore;
+
+/// Which audit entries to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only entries admitted at or after this time.
+    pub since: Option<SystemTime>,
+    /// Only entries of this session (a prefix of its id is enough).
+    pub session: Option<String>,
+    /// At most this many, the newest (all if `None`).
+    pub limit: Option<u64>,
+}
+
+/// One audit entry as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRow {
+    /// Store row id.
+    pub id: i64,
+    /// Admission time (RFC 3339).
+    pub at: String,
+    /// Session id.
+    pub session: String,
+    /// Sequence within the session.
+    pub seq: i64,
+    /// Identity.
+    pub identity: String,
+    /// Identity groups.
+    pub groups: Vec<String>,
+    /// Connection.
+    pub connection: String,
+    /// Protocol.
+    pub protocol: String,
+    /// Client address.
+    pub client: String,
+    /// Statement text.
+    pub statement: String,
+    /// Bind parameters.
+    pub params: Vec<Option<String>>,
+    /// Statement classes (comma separated).
+    pub class: String,
+    /// Verdict.
+    pub verdict: String,
+    /// `ok`, `error`, `not-run`, or `None` if the outcome never arrived (gateway killed).
+    pub status: Option<String>,
+    /// Completion tag.
+    pub tag: Option<String>,
+    /// SQLSTATE of an error.
+    pub sqlstate: Option<String>,
+    /// Error message or reason not run.
+    pub error: Option<String>,
+    /// Rows returned.
+    pub rows_returned: Option<i64>,
+    /// Rows affected.
+    pub rows_affected: Option<i64>,
+    /// Duration in microseconds.
+    pub duration_us: Option<i64>,
+}
+
+/// One session as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionRow {
+    /// Session id.
+    pub id: String,
+    /// Identity (`-` for a refused unknown token).
+    pub identity: String,
+    /// Identity groups.
+    pub groups: Vec<String>,
+    /// Token id.
+    pub token_id: String,
+    /// Connection asked for.
+    pub connection: String,
+    /// Protocol.
+    pub protocol: String,
+    /// Client address.
+    pub client: String,
+    /// User name the client claimed.
+    pub claimed_user: String,
+    /// Start (RFC 3339).
+    pub started_at: String,
+    /// End (RFC 3339), `None` while live (or if the gateway died).
+    pub ended_at: Option<String>,
+    /// Why it ended.
+    pub end_reason: Option<String>,
+    /// Bytes from the client.
+    pub bytes_from_client: Option<i64>,
+    /// Bytes from the server.
+    pub bytes_from_server: Option<i64>,
+    /// Commands audited in it.
+    pub commands: i64,
+}
+
+impl SqliteStore {
+    /// Audit entries matching the filter, oldest first.
+    pub fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>, AuditError> {
+        let since = filter.since.map(to_micros).unwrap_or(i64::MIN);
+        let session = filter
+            .session
+            .as_deref()
+            .map(|s| format!("{}%", s.replace(['%', '_'], "")))
+            .unwrap_or_else(|| "%".into());
+        let limit = filter
+            .limit
+            .and_then(|n| i64::try_from(n).ok())
+            .unwrap_or(-1);
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT * FROM (
+                    SELECT id, at, session_id, seq, identity, groups_json, connection, protocol,
+                        client_addr, statement, params_json, class, verdict, status, tag,
+                        sqlstate, error, rows_returned, rows_affected, duration_us
+                    FROM audit_entries WHERE at >= ?1 AND session_id LIKE ?2
+                    ORDER BY id DESC LIMIT ?3)
+                 ORDER BY id",
+            )?;
+            let rows = stmt.query_map(rusqlite::params![since, session, limit], audit_row)?;
+            rows.map(|r| r.map_err(AuditError::from)).collect()
+        })
+    }
+
+    /// Sessions started at or after `since`, oldest first.
+    pub fn list_sessions(&self, since: Option<SystemTime>) -> Result<Vec<SessionRow>, AuditError> {
+        let since = since.map(to_micros).unwrap_or(i64::MIN);
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT s.id, s.identity, s.groups_json, s.token_id, s.connection, s.protocol,
+                    s.client_addr, s.claimed_user, s.started_at, s.ended_at, s.end_reason,
+                    s.bytes_from_client, s.bytes_from_server,
+                    (SELECT count(*) FROM audit_entries a WHERE a.session_id = s.id)
+                 FROM sessions s WHERE s.started_at >= ?1 ORDER BY s.started_at",
+            )?;
+            let rows = stmt.query_map([since], session_row)?;
+            rows.map(|r| r.map_err(AuditError::from)).collect()
+        })
+    }
+
+    /// The one session whose id starts with `prefix`.
+    pub fn find_session(&self, prefix: &str) -> Result<SessionRow, AuditError> {
+        let mut found: Vec<SessionRow> = self
+            .list_sessions(None)?
+            .into_iter()
+            .filter(|s| s.id.starts_with(prefix))
+            .collect();
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => Err(AuditError::NotFound(format!(
+                "no session starts with {prefix}; `gatehouse sessions list` shows the ids"
+            ))),
+            n => Err(AuditError::NotFound(format!(
+                "{n} sessions start with {prefix}; give more of the id"
+            ))),
+        }
+    }
+}
+
+fn list(text: String) -> Vec<String> {
+    serde_json::from_str(&text).unwrap_or_default()
+}
+
+fn audit_row(row: &Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        id: row.get(0)?,
+        at: gatehouse_core::time::display(from_micros(row.get(1)?)),
+        session: row.get(2)?,
+        seq: row.get(3)?,
+        identity: row.get(4)?,
+        groups: list(row.get(5)?),
+        connection: row.get(6)?,
+        protocol: row.get(7)?,
+        client: row.get(8)?,
+        statement: row.get(9)?,
+        params: serde_json::from_str(&row.get::<_, String>(10)?).unwrap_or_default(),
+        class: row.get(11)?,
+        verdict: row.get(12)?,
+        status: row.get(13)?,
+        tag: row.get(14)?,
+        sqlstate: row.get(15)?,
+        error: row.get(16)?,
+        rows_returned: row.get(17)?,
+        rows_affected: row.get(18)?,
+        duration_us: row.get(19)?,
+    })
+}
+
+fn session_row(row: &Row<'_>) -> rusqlite::Result<SessionRow> {
+    let display = |us: i64| gatehouse_core::time::display(from_micros(us));
+    Ok(SessionRow {
+        id: row.get(0)?,
+        identity: row.get(1)?,
+        groups: list(row.get(2)?),
+        token_id: row.get(3)?,
+        connection: row.get(4)?,
+        protocol: row.get(5)?,
+        client: row.get(6)?,
+        claimed_user: row.get(7)?,
+        started_at: display(row.get(8)?),
+        ended_at: row.get::<_, Option<i64>>(9)?.map(display),
+        end_reason: row.get(10)?,
+        bytes_from_client: row.get(11)?,
+        bytes_from_server: row.get(12)?,
+        commands: row.get(13)?,
+    })
+}

@@ -1,0 +1,83 @@
+//! The store's tables. Times are microseconds since the Unix epoch; lists are JSON arrays.
+
+use rusqlite::Connection;
+
+use crate::error::AuditError;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS tokens (
+    id            TEXT PRIMARY KEY,
+    hash          TEXT NOT NULL UNIQUE,
+    identity      TEXT NOT NULL,
+    groups_json   TEXT NOT NULL,
+    connections_json TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    created_by    TEXT NOT NULL,
+    expires_at    INTEGER,
+    revoked_at    INTEGER,
+    revoked_by    TEXT
+);
+CREATE INDEX IF NOT EXISTS tokens_revoked_at ON tokens(revoked_at);
+
+CREATE TABLE IF NOT EXISTS sessions (
+    id                TEXT PRIMARY KEY,
+    identity          TEXT NOT NULL,
+    groups_json       TEXT NOT NULL,
+    token_id          TEXT NOT NULL,
+    connection        TEXT NOT NULL,
+    protocol          TEXT NOT NULL,
+    client_addr       TEXT NOT NULL,
+    claimed_user      TEXT NOT NULL,
+    started_at        INTEGER NOT NULL,
+    ended_at          INTEGER,
+    end_reason        TEXT,
+    bytes_from_client INTEGER,
+    bytes_from_server INTEGER
+);
+CREATE INDEX IF NOT EXISTS sessions_started_at ON sessions(started_at);
+
+CREATE TABLE IF NOT EXISTS audit_entries (
+    id            INTEGER PRIMARY KEY,
+    session_id    TEXT NOT NULL,
+    seq           INTEGER NOT NULL,
+    at            INTEGER NOT NULL,
+    identity      TEXT NOT NULL,
+    groups_json   TEXT NOT NULL,
+    connection    TEXT NOT NULL,
+    protocol      TEXT NOT NULL,
+    client_addr   TEXT NOT NULL,
+    statement     TEXT NOT NULL,
+    params_json   TEXT NOT NULL,
+    class         TEXT NOT NULL,
+    verdict       TEXT NOT NULL,
+    status        TEXT,
+    tag           TEXT,
+    sqlstate      TEXT,
+    error         TEXT,
+    rows_returned INTEGER,
+    rows_affected INTEGER,
+    duration_us   INTEGER,
+    finished_at   INTEGER,
+    UNIQUE (session_id, seq)
+);
+CREATE INDEX IF NOT EXISTS audit_entries_at ON audit_entries(at);
+"#;
+
+/// Opens (creating if needed) the database with the settings every connection uses:
+/// WAL so readers never block the writer, and `synchronous = NORMAL`, under which a committed
+/// transaction survives the gateway process being killed (the WAL is written before commit
+/// returns); only an operating-system crash can lose the last commits.
+pub fn open(path: &std::path::Path) -> Result<Connection, AuditError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+/// Creates the tables if they do not exist.
+pub fn migrate(conn: &Connection) -> Result<(), AuditError> {
+    conn.execute_batch(SCHEMA)?;
+    Ok(())
+}

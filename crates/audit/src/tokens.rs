@@ -1,0 +1,133 @@
+//! Service tokens in the store: issue, list, revoke. Only hashes are kept.
+
+use std::time::SystemTime;
+
+use gatehouse_core::identity::issue_token;
+use gatehouse_core::time::{from_micros, to_micros};
+use gatehouse_core::{Identity, TokenId, TokenRecord};
+use rusqlite::{params, Connection, Row};
+
+use crate::error::AuditError;
+use crate::sqlite::SqliteStore;
+
+/// What to issue a token for.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// Identity name.
+    pub identity: String,
+    /// Groups.
+    pub groups: Vec<String>,
+    /// Connection scope (empty: any the groups allow).
+    pub connections: Vec<String>,
+    /// Expiry, if any.
+    pub expires_at: Option<SystemTime>,
+    /// Who issues it.
+    pub created_by: String,
+}
+
+/// A token as listed (never the secret).
+pub type TokenRow = TokenRecord;
+
+impl SqliteStore {
+    /// Issues a token and returns its id and the secret (show it once).
+    pub fn create_token(&self, new: &NewToken) -> Result<(TokenId, String), AuditError> {
+        let issued = issue_token()?;
+        let conn = schema_conn(self)?;
+        conn.execute(
+            "INSERT INTO tokens (id, hash, identity, groups_json, connections_json, created_at,
+                created_by, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                issued.id.0,
+                issued.hash.0,
+                new.identity,
+                serde_json::to_string(&new.groups).unwrap_or_else(|_| "[]".into()),
+                serde_json::to_string(&new.connections).unwrap_or_else(|_| "[]".into()),
+                to_micros(SystemTime::now()),
+                new.created_by,
+                new.expires_at.map(to_micros),
+            ],
+        )?;
+        Ok((issued.id, issued.secret))
+    }
+
+    /// Every token, newest first.
+    pub fn list_tokens(&self) -> Result<Vec<TokenRow>, AuditError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, identity, groups_json, connections_json, created_at, expires_at,
+                        revoked_at, created_by
+                 FROM tokens ORDER BY created_at DESC",
+            )?;
+            let rows = stmt.query_map([], token_from_row)?;
+            rows.map(|r| r.map_err(AuditError::from).and_then(|r| r))
+                .collect()
+        })
+    }
+
+    /// How many tokens exist (zero on a fresh store: `serve` then bootstraps an admin).
+    pub fn token_count(&self) -> Result<u64, AuditError> {
+        self.read(|conn| {
+            let n: i64 = conn.query_row("SELECT count(*) FROM tokens", [], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    /// Revokes a token; a running gateway ends its sessions within a second.
+    pub fn revoke_token(&self, id: &str, by: &str) -> Result<(), AuditError> {
+        let conn = schema_conn(self)?;
+        let changed = conn.execute(
+            "UPDATE tokens SET revoked_at = ?2, revoked_by = ?3
+             WHERE id = ?1 AND revoked_at IS NULL",
+            params![id, to_micros(SystemTime::now()), by],
+        )?;
+        if changed == 0 {
+            let exists: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM tokens WHERE id = ?1)",
+                [id],
+                |r| r.get(0),
+            )?;
+            if !exists {
+                return Err(AuditError::NotFound(format!(
+                    "no token with id {id}; `gatehouse token list` shows the ids"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Token administration is rare: it uses its own short-lived connection so it never waits
+/// behind the hot-path writer's queue.
+fn schema_conn(store: &SqliteStore) -> Result<Connection, AuditError> {
+    crate::schema::open(store.path())
+}
+
+/// Decodes a `tokens` row selected as
+/// `id, identity, groups_json, connections_json, created_at, expires_at, revoked_at, created_by`.
+pub(crate) fn token_from_row(row: &Row<'_>) -> rusqlite::Result<Result<TokenRecord, AuditError>> {
+    let groups: String = row.get(2)?;
+    let connections: String = row.get(3)?;
+    let decode = |s: &str| {
+        serde_json::from_str::<Vec<String>>(s).map_err(|e| AuditError::Corrupt(e.to_string()))
+    };
+    let record = (|| {
+        Ok(TokenRecord {
+            id: TokenId(row.get(0)?),
+            identity: Identity {
+                name: row.get(1)?,
+                groups: decode(&groups)?,
+            },
+            connections: decode(&connections)?,
+            created_at: from_micros(row.get(4)?),
+            expires_at: row.get::<_, Option<i64>>(5)?.map(from_micros),
+            revoked_at: row.get::<_, Option<i64>>(6)?.map(from_micros),
+            created_by: row.get(7)?,
+        })
+    })();
+    match record {
+        Ok(r) => Ok(Ok(r)),
+        Err(AuditError::Sqlite(e)) => Err(e),
+        Err(e) => Ok(Err(e)),
+    }
+}

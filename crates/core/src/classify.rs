@@ -1,0 +1,290 @@
+//! Statement classification from a real SQL parser (sqlparser), never regex on text.
+//!
+//! A command's text may hold several statements; each is classed and the classes are kept in
+//! order without repeats. Text the parser cannot read is [`StatementClass::Unknown`]: the session
+//! goes on and later policy decides what unknown text may do.
+
+use std::fmt;
+
+use sqlparser::ast::{SetExpr, Statement};
+use sqlparser::dialect::{Dialect, MySqlDialect, PostgreSqlDialect};
+use sqlparser::parser::Parser;
+
+use crate::connection::Protocol;
+
+/// The class of one SQL statement, as rules and auditors name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StatementClass {
+    /// A query that reads (SELECT, VALUES, TABLE, SHOW-like reads).
+    Select,
+    /// INSERT.
+    Insert,
+    /// UPDATE with a WHERE clause (and MERGE).
+    Update,
+    /// UPDATE without WHERE: every row of the table.
+    UpdateWithoutWhere,
+    /// DELETE with a WHERE clause.
+    Delete,
+    /// DELETE without WHERE: every row of the table.
+    DeleteWithoutWhere,
+    /// TRUNCATE.
+    Truncate,
+    /// Any DROP.
+    Drop,
+    /// CREATE, ALTER, COMMENT, RENAME and other schema changes.
+    Ddl,
+    /// GRANT, REVOKE, role and user management.
+    Dcl,
+    /// COPY (either direction) and LOAD DATA.
+    Copy,
+    /// BEGIN, COMMIT, ROLLBACK, SAVEPOINT.
+    Transaction,
+    /// Session and utility statements (SET, SHOW, VACUUM, LISTEN, ...).
+    Other,
+    /// Text the parser could not read.
+    Unknown,
+}
+
+impl StatementClass {
+    /// The stable name used in configuration (`when = { class = [...] }`) and the audit store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Select => "select",
+            Self::Insert => "insert",
+            Self::Update => "update",
+            Self::UpdateWithoutWhere => "update-without-where",
+            Self::Delete => "delete",
+            Self::DeleteWithoutWhere => "delete-without-where",
+            Self::Truncate => "truncate",
+            Self::Drop => "drop",
+            Self::Ddl => "ddl",
+            Self::Dcl => "dcl",
+            Self::Copy => "copy",
+            Self::Transaction => "transaction",
+            Self::Other => "other",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for StatementClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The classes of every statement in one command's text, in order, without repeats.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Classification {
+    classes: Vec<StatementClass>,
+}
+
+impl Classification {
+    /// Builds a classification from known classes (for commands that are not SQL text).
+    pub fn of(classes: &[StatementClass]) -> Self {
+        let mut c = Self::default();
+        for class in classes {
+            c.push(*class);
+        }
+        c
+    }
+
+    /// The classes in statement order.
+    pub fn classes(&self) -> &[StatementClass] {
+        &self.classes
+    }
+
+    /// Whether any statement has this class.
+    pub fn contains(&self, class: StatementClass) -> bool {
+        self.classes.contains(&class)
+    }
+
+    fn push(&mut self, class: StatementClass) {
+        if !self.classes.contains(&class) {
+            self.classes.push(class);
+        }
+    }
+}
+
+impl fmt::Display for Classification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, class) in self.classes.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(class.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+/// Classifies SQL text in the dialect of the wire it came from.
+///
+/// Empty text (only whitespace, comments or semicolons) yields an empty classification.
+pub fn classify(protocol: Protocol, sql: &str) -> Classification {
+    let dialect: &dyn Dialect = match protocol {
+        Protocol::Mysql => &MySqlDialect {},
+        _ => &PostgreSqlDialect {},
+    };
+    let mut out = Classification::default();
+    match Parser::parse_sql(dialect, sql) {
+        Ok(statements) => {
+            for statement in &statements {
+                classify_statement(statement, &mut out);
+            }
+        }
+        Err(_) => out.push(StatementClass::Unknown),
+    }
+    out
+}
+
+fn classify_statement(statement: &Statement, out: &mut Classification) {
+    use StatementClass as C;
+    match statement {
+        Statement::Query(query) => classify_query(query, out),
+        Statement::Insert(_) => out.push(C::Insert),
+        Statement::Update(update) => out.push(if update.selection.is_none() {
+            C::UpdateWithoutWhere
+        } else {
+            C::Update
+        }),
+        Statement::Delete(delete) => out.push(if delete.selection.is_none() {
+            C::DeleteWithoutWhere
+        } else {
+            C::Delete
+        }),
+        Statement::Merge(_) => out.push(C::Update),
+        Statement::Truncate(_) => out.push(C::Truncate),
+        Statement::Copy { .. } | Statement::LoadData { .. } => out.push(C::Copy),
+        Statement::StartTransaction { .. }
+        | Statement::Commit { .. }
+        | Statement::Rollback { .. }
+        | Statement::Savepoint { .. }
+        | Statement::ReleaseSavepoint { .. } => out.push(C::Transaction),
+        Statement::Grant(_)
+        | Statement::GrantRole(_)
+        | Statement::Revoke(_)
+        | Statement::RevokeRole(_)
+        | Statement::Deny(_)
+        | Statement::CreateRole(_)
+        | Statement::AlterRole { .. }
+        | Statement::CreateUser(_)
+        | Statement::AlterUser(_)
+        | Statement::AlterDefaultPrivileges(_) => out.push(C::Dcl),
+        // A prepared or explained statement is judged by what it would run. EXPLAIN ANALYZE
+        // executes its statement; plain EXPLAIN only plans it, which reads.
+        Statement::Prepare { statement, .. } => classify_statement(statement, out),
+        Statement::Explain {
+            statement, analyze, ..
+        } => {
+            if *analyze {
+                classify_statement(statement, out)
+            } else {
+                out.push(C::Select)
+            }
+        }
+        Statement::Set(_) | Statement::ShowVariable { .. } => out.push(C::Other),
+        other => out.push(class_by_keyword(other)),
+    }
+}
+
+/// Queries read unless a data-modifying CTE or body hides a write inside them
+/// (`WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d`).
+fn classify_query(query: &sqlparser::ast::Query, out: &mut Classification) {
+    if let Some(with) = &query.with {
+        for cte in &with.cte_tables {
+            classify_query(&cte.query, out);
+        }
+    }
+    classify_set_expr(&query.body, out);
+}
+
+fn classify_set_expr(body: &SetExpr, out: &mut Classification) {
+    match body {
+        SetExpr::Insert(s) | SetExpr::Update(s) | SetExpr::Delete(s) | SetExpr::Merge(s) => {
+            classify_statement(s, out)
+        }
+        SetExpr::Query(q) => classify_query(q, out),
+        SetExpr::SetOperation { left, right, .. } => {
+            classify_set_expr(left, out);
+            classify_set_expr(right, out);
+        }
+        _ => out.push(StatementClass::Select),
+    }
+}
+
+/// The long tail of statement kinds (dozens of CREATE/ALTER/DROP variants) is classed by the
+/// leading keyword of the parser's canonical rendering, which stays stable across parser
+/// versions where variant names do not.
+fn class_by_keyword(statement: &Statement) -> StatementClass {
+    let text = statement.to_string();
+    let first = text
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    match first.as_str() {
+        "DROP" => StatementClass::Drop,
+        "CREATE" | "ALTER" | "COMMENT" | "RENAME" => StatementClass::Ddl,
+        "SHOW" | "DESCRIBE" | "DESC" => StatementClass::Select,
+        _ => StatementClass::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pg(sql: &str) -> String {
+        classify(Protocol::Postgres, sql).to_string()
+    }
+
+    #[test]
+    fn classes_of_common_statements() {
+        let table = [
+            ("SELECT 1", "select"),
+            ("select * from t where id = $1", "select"),
+            ("INSERT INTO t VALUES (1)", "insert"),
+            ("UPDATE t SET a = 1 WHERE id = 2", "update"),
+            ("update t set a = 1", "update-without-where"),
+            ("DELETE FROM t WHERE id = 1", "delete"),
+            ("/* hidden */ DeLeTe FROM t", "delete-without-where"),
+            ("TRUNCATE t", "truncate"),
+            ("DROP TABLE t", "drop"),
+            ("DROP INDEX i", "drop"),
+            ("CREATE TABLE t (a int)", "ddl"),
+            ("ALTER TABLE t ADD COLUMN b int", "ddl"),
+            ("GRANT SELECT ON t TO bob", "dcl"),
+            ("REVOKE SELECT ON t FROM bob", "dcl"),
+            ("COPY t FROM STDIN", "copy"),
+            ("COPY t TO STDOUT", "copy"),
+            ("BEGIN", "transaction"),
+            ("COMMIT", "transaction"),
+            ("ROLLBACK", "transaction"),
+            ("SET search_path = public", "other"),
+            ("EXPLAIN ANALYZE DELETE FROM t", "delete-without-where"),
+            ("EXPLAIN DELETE FROM t", "select"),
+            ("this is not sql", "unknown"),
+            ("", ""),
+        ];
+        for (sql, want) in table {
+            assert_eq!(pg(sql), want, "{sql}");
+        }
+    }
+
+    #[test]
+    fn multi_statement_text_keeps_every_class() {
+        assert_eq!(
+            pg("SELECT 1; DELETE FROM t; SELECT 2"),
+            "select,delete-without-where"
+        );
+    }
+
+    #[test]
+    fn writes_hidden_in_ctes_are_seen() {
+        assert_eq!(
+            pg("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d"),
+            "delete-without-where,select"
+        );
+    }
+}

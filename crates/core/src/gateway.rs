@@ -1,0 +1,210 @@
+//! The gateway core: opens sessions for the wires and carries revocations to them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::access::may_open;
+use crate::connection::{ConnectionSpec, Protocol};
+use crate::error::{CoreError, Refusal};
+use crate::events::SessionInfo;
+use crate::identity::{random_hex, TokenHash, TokenId};
+use crate::revocation::Revocations;
+use crate::session::{Session, SessionId};
+use crate::store::{AuditSink, RecordingEvent, RecordingSink, TokenRegistry};
+use crate::time;
+
+/// What the gateway is built from: the configured connections and the store behind its traits.
+pub struct GatewayParts {
+    /// Every `[[connection]]`.
+    pub connections: Vec<ConnectionSpec>,
+    /// Token lookups.
+    pub tokens: Arc<dyn TokenRegistry>,
+    /// Audit entries.
+    pub audit: Arc<dyn AuditSink>,
+    /// Session recordings.
+    pub recordings: Arc<dyn RecordingSink>,
+}
+
+/// What a wire read from the client when it asks to open a session.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenRequest<'a> {
+    /// The connection name the client asked for.
+    pub connection: &'a str,
+    /// The token it presented (as its password).
+    pub token: &'a str,
+    /// The user name it claimed (recorded only).
+    pub claimed_user: &'a str,
+    /// Where it connects from.
+    pub client_addr: SocketAddr,
+    /// The wire it came in on; a connection of another protocol is "not found".
+    pub protocol: Protocol,
+}
+
+/// The shared core. Cheap to clone; every listener holds one.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    connections: HashMap<String, Arc<ConnectionSpec>>,
+    tokens: Arc<dyn TokenRegistry>,
+    audit: Arc<dyn AuditSink>,
+    recordings: Arc<dyn RecordingSink>,
+    revocations: Revocations,
+}
+
+impl Gateway {
+    /// Builds the core; connection names must be unique.
+    pub fn new(parts: GatewayParts) -> Result<Self, CoreError> {
+        let mut connections = HashMap::new();
+        for c in parts.connections {
+            let name = c.name.clone();
+            if connections.insert(name.clone(), Arc::new(c)).is_some() {
+                return Err(CoreError::DuplicateConnection(name));
+            }
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                connections,
+                tokens: parts.tokens,
+                audit: parts.audit,
+                recordings: parts.recordings,
+                revocations: Revocations::default(),
+            }),
+        })
+    }
+
+    /// Authenticates the token, checks access and opens a session.
+    ///
+    /// Refusals are recorded too (a session row that ends at once with the reason): failed
+    /// access attempts are evidence.
+    pub async fn open(&self, req: OpenRequest<'_>) -> Result<Session, Refusal> {
+        let now = SystemTime::now();
+        let token = self
+            .inner
+            .tokens
+            .find_by_hash(&TokenHash::of(req.token))
+            .await
+            .map_err(Refusal::StoreUnavailable)?;
+        let connection = self
+            .inner
+            .connections
+            .get(req.connection)
+            .filter(|c| c.protocol == req.protocol);
+        let (token, connection) = match (token, connection) {
+            (Some(t), _) if !t.is_valid_at(now) => {
+                self.record_refusal(&req, None, "refused: token expired or revoked")
+                    .await;
+                return Err(Refusal::BadToken);
+            }
+            (None, _) => {
+                self.record_refusal(&req, None, "refused: unknown token").await;
+                return Err(Refusal::BadToken);
+            }
+            (Some(t), Some(c)) if may_open(&t, c) => (t, c.clone()),
+            (Some(t), _) => {
+                self.record_refusal(&req, Some(&t.identity.name), "refused: connection not allowed")
+                    .await;
+                return Err(Refusal::Forbidden(req.connection.to_owned()));
+            }
+        };
+        let info = SessionInfo {
+            id: new_session_id().map_err(Refusal::StoreUnavailable)?,
+            identity: Arc::from(token.identity.name.as_str()),
+            groups: Arc::from(token.identity.groups.clone()),
+            token_id: token.id.clone(),
+            connection: Arc::from(connection.name.as_str()),
+            protocol: req.protocol,
+            client_addr: req.client_addr,
+            claimed_user: req.claimed_user.to_owned(),
+            started_at: now,
+        };
+        self.inner
+            .audit
+            .session_opened(&info)
+            .await
+            .map_err(Refusal::StoreUnavailable)?;
+        self.inner.recordings.append(
+            &info.id,
+            RecordingEvent::Start {
+                at: time::display(now),
+                identity: token.identity.name.clone(),
+                connection: connection.name.clone(),
+                protocol: req.protocol.to_string(),
+                client: req.client_addr.to_string(),
+            },
+        );
+        Ok(Session {
+            info,
+            connection,
+            token_expires: token.expires_at,
+            audit: self.inner.audit.clone(),
+            recordings: self.inner.recordings.clone(),
+            revoked: self.inner.revocations.subscribe(),
+            seq: AtomicU64::new(0),
+        })
+    }
+
+    async fn record_refusal(&self, req: &OpenRequest<'_>, identity: Option<&str>, why: &str) {
+        let Ok(id) = new_session_id() else { return };
+        let now = SystemTime::now();
+        let info = SessionInfo {
+            id: id.clone(),
+            identity: Arc::from(identity.unwrap_or("-")),
+            groups: Arc::from(Vec::new()),
+            token_id: TokenId(String::new()),
+            connection: Arc::from(req.connection),
+            protocol: req.protocol,
+            client_addr: req.client_addr,
+            claimed_user: req.claimed_user.to_owned(),
+            started_at: now,
+        };
+        let end = crate::events::SessionEnd {
+            id,
+            ended_at: now,
+            reason: why.to_owned(),
+            bytes_from_client: 0,
+            bytes_from_server: 0,
+        };
+        let opened = self.inner.audit.session_opened(&info);
+        let closed = self.inner.audit.session_closed(&end);
+        if let Err(e) = opened.await.and(closed.await) {
+            tracing::error!(error = %e, "refused access attempt not recorded");
+        }
+    }
+
+    /// Ends the live sessions of these tokens.
+    pub fn revoke(&self, ids: impl IntoIterator<Item = TokenId>) {
+        self.inner.revocations.revoke(ids);
+    }
+
+    /// Polls the registry for revocations (made by the CLI or another instance) and ends the
+    /// sessions of revoked tokens. Runs until the future is dropped.
+    pub async fn watch_revocations(&self, every: Duration) {
+        let mut since = SystemTime::now()
+            .checked_sub(Duration::from_secs(1))
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match self.inner.tokens.revoked_since(since).await {
+                Ok(revoked) => {
+                    if let Some(latest) = revoked.iter().map(|(_, at)| *at).max() {
+                        since = latest;
+                    }
+                    self.revoke(revoked.into_iter().map(|(id, _)| id));
+                }
+                Err(e) => tracing::warn!(error = %e, "could not poll for revoked tokens"),
+            }
+        }
+    }
+}
+
+fn new_session_id() -> Result<SessionId, crate::error::StoreError> {
+    Ok(SessionId(Arc::from(random_hex(16)?.as_str())))
+}

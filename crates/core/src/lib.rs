@@ -1,0 +1,39 @@
+//! Gatehouse core: who is asking, whether they may, and what is kept as evidence.
+//!
+//! Every wire (PostgreSQL, MySQL, SSH) feeds the same pipeline:
+//!
+//! 1. **Open** — [`Gateway::open`] authenticates the token, checks the connection's access
+//!    groups and hands back a [`Session`] (or a [`Refusal`] the wire turns into its native error).
+//! 2. **Admit** — each decoded [`Command`] goes through [`Session::admit`]; the returned
+//!    [`Admitted`] permit proves the audit entry is durable and the verdict allowed it.
+//! 3. **Relay** — the wire forwards bytes; the core never touches a socket.
+//! 4. **Finish** — [`Session::finish`] consumes the permit with the [`Outcome`], writing the
+//!    outcome to the audit store and the recording.
+//!
+//! The store is behind the traits in [`store`]; `gatehouse-audit` implements them.
+
+#![forbid(unsafe_code)]
+
+pub mod access;
+pub mod classify;
+pub mod command;
+pub mod connection;
+pub mod error;
+pub mod events;
+pub mod gateway;
+pub mod identity;
+pub mod policy;
+pub mod revocation;
+pub mod session;
+pub mod store;
+pub mod time;
+
+pub use classify::{classify, Classification, StatementClass};
+pub use command::{Command, Param};
+pub use connection::{ConnectionSpec, Protocol, Secret, UpstreamTls};
+pub use error::{CoreError, Refusal, StoreError};
+pub use events::{CommandCompletion, CommandRecord, Outcome, SessionEnd, SessionInfo};
+pub use gateway::{Gateway, GatewayParts, OpenRequest};
+pub use identity::{Identity, TokenHash, TokenId, TokenRecord};
+pub use policy::Verdict;
+pub use session::{Admission, Admitted, EndReason, Refused, Session, SessionId};

@@ -1,0 +1,282 @@
+//! A session: one client connection admitted to one upstream, and the permits that prove each
+//! command was judged and recorded before it ran.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use tokio::sync::watch;
+
+use crate::classify::classify;
+use crate::command::Command;
+use crate::connection::ConnectionSpec;
+use crate::error::StoreError;
+use crate::events::{CommandCompletion, CommandRecord, Outcome, SessionEnd, SessionInfo};
+use crate::identity::TokenId;
+use crate::policy::Verdict;
+use crate::revocation::RevokedSet;
+use crate::store::{AuditSink, Receipt, RecordingEvent, RecordingSink};
+use crate::time;
+
+/// A session's id: 32 hex characters, unique across instances.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionId(pub Arc<str>);
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a session ended from the gateway's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The token was revoked while the session ran.
+    TokenRevoked,
+    /// The token expired while the session ran.
+    TokenExpired,
+}
+
+impl fmt::Display for EndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::TokenRevoked => "token revoked",
+            Self::TokenExpired => "token expired",
+        })
+    }
+}
+
+/// An open session. Both halves of a relay share it by reference.
+pub struct Session {
+    pub(crate) info: SessionInfo,
+    pub(crate) connection: Arc<ConnectionSpec>,
+    pub(crate) token_expires: Option<SystemTime>,
+    pub(crate) audit: Arc<dyn AuditSink>,
+    pub(crate) recordings: Arc<dyn RecordingSink>,
+    pub(crate) revoked: watch::Receiver<RevokedSet>,
+    pub(crate) seq: AtomicU64,
+}
+
+/// A command on its way through admission: its entry is being written.
+#[derive(Debug)]
+#[must_use = "an admission must be waited for before the command is forwarded"]
+pub struct Admission {
+    seq: u64,
+    started: Instant,
+    receipt: Receipt,
+}
+
+/// The permit to forward one command: its entry is durable and its verdict allowed it.
+/// Consumed by [`Session::finish`].
+#[derive(Debug)]
+#[must_use = "finish the command with its outcome"]
+pub struct Admitted {
+    seq: u64,
+    started: Instant,
+}
+
+impl Admitted {
+    /// The command's number within the session.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+/// A command the gateway will not forward, and what the client is told.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// What the client is told (already says what to do).
+    pub message: String,
+    /// Whether it was refused by policy (`true`) or because the store failed (`false`).
+    pub by_policy: bool,
+}
+
+impl Admission {
+    /// Waits until the entry is durable. Fails closed: if the store cannot write it, the
+    /// command is refused.
+    pub async fn wait(self) -> Result<Admitted, Refused> {
+        match self.receipt.await {
+            Ok(()) => Ok(Admitted {
+                seq: self.seq,
+                started: self.started,
+            }),
+            Err(e) => Err(store_refusal(&e)),
+        }
+    }
+}
+
+fn store_refusal(e: &StoreError) -> Refused {
+    Refused {
+        message: format!(
+            "the gateway could not record this command, so it was not run ({e}); \
+             try again later or tell the gateway operator"
+        ),
+        by_policy: false,
+    }
+}
+
+impl Session {
+    /// The session's id.
+    pub fn id(&self) -> &SessionId {
+        &self.info.id
+    }
+
+    /// The session as opened (identity, connection, client).
+    pub fn info(&self) -> &SessionInfo {
+        &self.info
+    }
+
+    /// The upstream this session was admitted to, with the gateway-held credentials.
+    pub fn connection(&self) -> &ConnectionSpec {
+        &self.connection
+    }
+
+    /// Judges a command and starts writing its audit entry. Wait on the returned
+    /// [`Admission`] before forwarding the command; several can be in flight at once.
+    pub fn admit(&self, command: Command) -> Admission {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let started = Instant::now();
+        let classes = classify(self.info.protocol, command.text());
+        let verdict = Verdict::Allow;
+        let at = SystemTime::now();
+        self.recordings.append(
+            &self.info.id,
+            RecordingEvent::Command {
+                at: time::display(at),
+                seq,
+                text: command.text().to_owned(),
+                params: command.params().to_vec(),
+                class: classes.to_string(),
+            },
+        );
+        let (text, params) = command.into_parts();
+        let record = CommandRecord {
+            session: self.info.id.clone(),
+            seq,
+            at,
+            identity: self.info.identity.clone(),
+            groups: self.info.groups.clone(),
+            connection: self.info.connection.clone(),
+            protocol: self.info.protocol,
+            client_addr: self.info.client_addr,
+            text,
+            params,
+            classes,
+            verdict,
+        };
+        let receipt = self.audit.command_admitted(record);
+        Admission {
+            seq,
+            started,
+            receipt,
+        }
+    }
+
+    /// Closes a command with its outcome: the audit entry and the recording get it.
+    pub fn finish(
+        &self,
+        admitted: Admitted,
+        outcome: Outcome,
+        rows_returned: u64,
+        rows_affected: Option<u64>,
+    ) {
+        let finished_at = SystemTime::now();
+        let duration = admitted.started.elapsed();
+        let detail = match &outcome {
+            Outcome::Completed { tag } => tag.clone(),
+            Outcome::Failed { code, message } => format!("{code} {message}"),
+            Outcome::NotExecuted { reason } => reason.clone(),
+        };
+        self.recordings.append(
+            &self.info.id,
+            RecordingEvent::Result {
+                at: time::display(finished_at),
+                seq: admitted.seq,
+                status: outcome.status().to_owned(),
+                detail,
+                rows: rows_returned,
+                duration_us: u64::try_from(duration.as_micros()).unwrap_or(u64::MAX),
+            },
+        );
+        self.audit.command_finished(CommandCompletion {
+            session: self.info.id.clone(),
+            seq: admitted.seq,
+            outcome,
+            rows_returned,
+            rows_affected,
+            duration,
+            finished_at,
+        });
+    }
+
+    /// Notes something the server said outside any command (e.g. an error to a Parse that was
+    /// never executed) in the recording.
+    pub fn note(&self, text: String) {
+        self.recordings.append(
+            &self.info.id,
+            RecordingEvent::Notice {
+                at: time::display(SystemTime::now()),
+                text,
+            },
+        );
+    }
+
+    /// Resolves when the gateway ends the session: its token was revoked or expired.
+    /// Cancel-safe: dropping the future loses nothing.
+    pub async fn ended(&self) -> EndReason {
+        let mut revoked = self.revoked.clone();
+        let token: &TokenId = &self.info.token_id;
+        let expiry = self.token_expires.map(|t| {
+            let left = t
+                .duration_since(SystemTime::now())
+                .unwrap_or_default();
+            tokio::time::Instant::now() + left
+        });
+        loop {
+            if revoked.borrow_and_update().contains(token) {
+                return EndReason::TokenRevoked;
+            }
+            let expired = async {
+                match expiry {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = revoked.changed() => {
+                    if changed.is_err() {
+                        // The gateway is shutting down; its drain ends the session.
+                        std::future::pending::<()>().await;
+                    }
+                }
+                () = expired => return EndReason::TokenExpired,
+            }
+        }
+    }
+
+    /// Closes the session: the store gets its end, the recording its last line.
+    pub async fn close(self, reason: &str, bytes_from_client: u64, bytes_from_server: u64) {
+        let ended_at = SystemTime::now();
+        self.recordings.append(
+            &self.info.id,
+            RecordingEvent::End {
+                at: time::display(ended_at),
+                reason: reason.to_owned(),
+                bytes_from_client,
+                bytes_from_server,
+            },
+        );
+        self.recordings.close(&self.info.id);
+        let receipt = self.audit.session_closed(&SessionEnd {
+            id: self.info.id.clone(),
+            ended_at,
+            reason: reason.to_owned(),
+            bytes_from_client,
+            bytes_from_server,
+        });
+        if let Err(e) = receipt.await {
+            tracing::error!(session = %self.info.id, error = %e, "session end not recorded");
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The traits between the core and the store (`gatehouse-audit` implements them).
+//!
+//! They say nothing of SQLite: the same gateway must run as several instances over a shared
+//! store. Writes on the hot path hand back a [`Receipt`] instead of being `async fn`s, so a wire
+//! can submit several entries (a pipeline of executes) and wait for them together, and so the
+//! traits stay object safe without boxing a future per command.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use tokio::sync::oneshot;
+
+use crate::error::StoreError;
+use crate::events::{CommandCompletion, CommandRecord, SessionEnd, SessionInfo};
+use crate::identity::{TokenHash, TokenId, TokenRecord};
+use crate::session::SessionId;
+
+/// Proof, once awaited, that a write is durable.
+///
+/// Resolves to an error if the store could not write it (or went away): the caller fails closed.
+#[derive(Debug)]
+pub struct Receipt(oneshot::Receiver<Result<(), StoreError>>);
+
+impl Receipt {
+    /// A receipt and the sender the store completes it with.
+    pub fn channel() -> (oneshot::Sender<Result<(), StoreError>>, Self) {
+        let (tx, rx) = oneshot::channel();
+        (tx, Self(rx))
+    }
+
+    /// A receipt that has already failed.
+    pub fn failed(error: StoreError) -> Self {
+        let (tx, rx) = Self::channel();
+        let _ = tx.send(Err(error));
+        rx
+    }
+}
+
+impl Future for Receipt {
+    type Output = Result<(), StoreError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|r| {
+            r.unwrap_or_else(|_| Err(StoreError("the audit writer stopped".into())))
+        })
+    }
+}
+
+/// Where audit entries go. Every method is ordered per session: a completion is never applied
+/// before its admission.
+pub trait AuditSink: Send + Sync {
+    /// Records a session's opening; durable when the receipt resolves.
+    fn session_opened(&self, info: &SessionInfo) -> Receipt;
+    /// Records a command at admission; durable when the receipt resolves. The wire must not
+    /// forward the command before that.
+    fn command_admitted(&self, record: CommandRecord) -> Receipt;
+    /// Records a command's outcome. Not awaited: losing it in a crash leaves the entry with an
+    /// unknown outcome, never a missing entry.
+    fn command_finished(&self, completion: CommandCompletion);
+    /// Records a session's end.
+    fn session_closed(&self, end: &SessionEnd) -> Receipt;
+}
+
+/// One line of a session's recording.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum RecordingEvent {
+    /// The session opened.
+    Start {
+        /// Time (RFC 3339).
+        at: String,
+        /// Identity name.
+        identity: String,
+        /// Connection name.
+        connection: String,
+        /// Protocol.
+        protocol: String,
+        /// Client address.
+        client: String,
+    },
+    /// A command was admitted.
+    Command {
+        /// Time (RFC 3339).
+        at: String,
+        /// Sequence within the session.
+        seq: u64,
+        /// Statement text.
+        text: String,
+        /// Bind parameters.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        params: Vec<Option<String>>,
+        /// Statement classes.
+        class: String,
+    },
+    /// A command finished.
+    Result {
+        /// Time (RFC 3339).
+        at: String,
+        /// Sequence of the command.
+        seq: u64,
+        /// `ok`, `error` or `not-run`.
+        status: String,
+        /// Completion tag, SQLSTATE + message, or reason.
+        detail: String,
+        /// Rows returned.
+        rows: u64,
+        /// Duration in microseconds.
+        duration_us: u64,
+    },
+    /// The server reported an error outside any command (e.g. a failed Parse).
+    Notice {
+        /// Time (RFC 3339).
+        at: String,
+        /// What happened.
+        text: String,
+    },
+    /// The session ended.
+    End {
+        /// Time (RFC 3339).
+        at: String,
+        /// Why.
+        reason: String,
+        /// Bytes from the client.
+        bytes_from_client: u64,
+        /// Bytes from the server.
+        bytes_from_server: u64,
+    },
+}
+
+/// Where session recordings go: an append-only stream per session, flushed as it goes.
+pub trait RecordingSink: Send + Sync {
+    /// Appends one event to the session's recording.
+    fn append(&self, session: &SessionId, event: RecordingEvent);
+    /// Closes the session's recording (after its `End` event).
+    fn close(&self, session: &SessionId);
+}
+
+/// Looks tokens up. Issuing and listing are store operations of the CLI, not of the core.
+#[async_trait]
+pub trait TokenRegistry: Send + Sync {
+    /// The token with this hash, if any (valid or not: the core checks validity).
+    async fn find_by_hash(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError>;
+    /// Tokens revoked at or after `since`, with when, so live sessions can be ended.
+    async fn revoked_since(
+        &self,
+        since: SystemTime,
+    ) -> Result<Vec<(TokenId, SystemTime)>, StoreError>;
+}

@@ -1,0 +1,57 @@
+//! Timestamps as the store keeps them (microseconds since the Unix epoch) and as people read
+//! them (RFC 3339, UTC).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Microseconds since the Unix epoch; times before it clamp to zero.
+pub fn to_micros(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The inverse of [`to_micros`]; negative values clamp to the epoch.
+pub fn from_micros(us: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(u64::try_from(us).unwrap_or(0))
+}
+
+/// RFC 3339 in UTC with millisecond precision, for tables people read.
+pub fn display(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Parses either an RFC 3339 timestamp or a relative duration meaning "that long ago"
+/// (`90s`, `15m`, `2h`, `7d`).
+pub fn parse_since(text: &str, now: SystemTime) -> Option<SystemTime> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(text) {
+        return Some(t);
+    }
+    humantime::parse_duration(text)
+        .ok()
+        .and_then(|d| now.checked_sub(d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn micros_round_trip() {
+        let t = UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
+        assert_eq!(from_micros(to_micros(t)), t);
+    }
+
+    #[test]
+    fn since_accepts_durations_and_timestamps() {
+        let now = UNIX_EPOCH + Duration::from_secs(10_000);
+        assert_eq!(
+            parse_since("1h", now),
+            Some(UNIX_EPOCH + Duration::from_secs(6_400))
+        );
+        assert_eq!(
+            parse_since("1970-01-01T00:00:10Z", now),
+            Some(UNIX_EPOCH + Duration::from_secs(10))
+        );
+        assert_eq!(parse_since("yesterday-ish", now), None);
+    }
+}
