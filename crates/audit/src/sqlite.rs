@@ -65,6 +65,11 @@ impl SqliteStore {
         f(&conn)
     }
 
+    /// Resolves once every write queued so far is committed (used at shutdown).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.writer.submit(Op::Barrier).await
+    }
+
     async fn read_async<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, AuditError> + Send + 'static,

@@ -25,6 +25,8 @@ pub(crate) enum Op {
     Finish(Box<CommandCompletion>),
     Open(Box<SessionInfo>, Ack),
     Close(Box<SessionEnd>, Ack),
+    /// Answers once everything queued before it is committed.
+    Barrier(Ack),
 }
 
 /// The sending side of the writer; cloning shares the one thread.
@@ -66,7 +68,7 @@ impl Writer {
 
 fn fail(op: Op, e: &StoreError) {
     match op {
-        Op::Admit(_, ack) | Op::Open(_, ack) | Op::Close(_, ack) => {
+        Op::Admit(_, ack) | Op::Open(_, ack) | Op::Close(_, ack) | Op::Barrier(ack) => {
             let _ = ack.send(Err(e.clone()));
         }
         Op::Finish(_) => {}
@@ -105,6 +107,7 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Op>) {
             Op::Admit(record, ack) => answers.push((ack, insert_command(&tx, &record))),
             Op::Open(info, ack) => answers.push((ack, insert_session(&tx, &info))),
             Op::Close(end, ack) => answers.push((ack, close_session(&tx, &end))),
+            Op::Barrier(ack) => answers.push((ack, Ok(()))),
             Op::Finish(done) => {
                 if let Err(e) = finish_command(&tx, &done) {
                     tracing::error!(session = %done.session, seq = done.seq, error = %e,

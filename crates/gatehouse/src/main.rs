@@ -1,1 +1,92 @@
-fn main() {}
+//! `gatehouse`: the gateway binary and its command line (contract in DESIGN.md).
+
+#![forbid(unsafe_code)]
+
+mod cli;
+mod config;
+mod error;
+mod serve;
+mod table;
+mod tls;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::error::CliError;
+
+/// Gatehouse: an access gateway for PostgreSQL, MySQL and SSH that authenticates tokens,
+/// decides per command, and keeps the evidence.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about)]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, env = "GATEHOUSE_CONFIG", default_value = "gatehouse.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the gateway.
+    Serve,
+    /// Issue, list and revoke service tokens.
+    Token {
+        #[command(subcommand)]
+        command: cli::token::TokenCmd,
+    },
+    /// List sessions.
+    Sessions {
+        #[command(subcommand)]
+        command: cli::sessions::SessionsCmd,
+    },
+    /// Print a session's recording as a timeline.
+    Replay(cli::replay::ReplayArgs),
+    /// List audit entries.
+    Audit {
+        #[command(subcommand)]
+        command: cli::audit::AuditCmd,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(matches!(cli.command, Cmd::Serve));
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gatehouse: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    let config = Config::load(&cli.config)?;
+    match cli.command {
+        Cmd::Serve => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::Usage(format!("cannot start the runtime: {e}")))?;
+            runtime.block_on(serve::run(config))
+        }
+        Cmd::Token { command } => cli::token::run(&config, command),
+        Cmd::Sessions { command } => cli::sessions::run(&config, command),
+        Cmd::Replay(args) => cli::replay::run(&config, &args),
+        Cmd::Audit { command } => cli::audit::run(&config, command),
+    }
+}
+
+fn init_tracing(serving: bool) {
+    let default = if serving { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

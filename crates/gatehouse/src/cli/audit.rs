@@ -1,0 +1,101 @@
+//! `gatehouse audit list`.
+
+use std::time::SystemTime;
+
+use clap::Subcommand;
+use gatehouse_audit::AuditFilter;
+use gatehouse_core::time::parse_since;
+
+use super::open_store;
+use crate::config::Config;
+use crate::error::CliError;
+use crate::table;
+
+/// Audit subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// List audit entries, oldest first.
+    List {
+        /// Only entries since (RFC 3339, or a duration ago such as `15m`).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only entries of the session whose id starts with this.
+        #[arg(long)]
+        session: Option<String>,
+        /// Only the newest N entries.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// JSON for scripts (one array, every field).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs an audit subcommand.
+pub fn run(config: &Config, command: AuditCmd) -> Result<(), CliError> {
+    let store = open_store(config)?;
+    match command {
+        AuditCmd::List {
+            since,
+            session,
+            limit,
+            json,
+        } => {
+            let since = match since {
+                None => None,
+                Some(s) => Some(parse_since(&s, SystemTime::now()).ok_or_else(|| {
+                    CliError::Usage(format!("--since {s}: give RFC 3339 or a duration like 15m"))
+                })?),
+            };
+            let rows = store.list_audit(&AuditFilter {
+                since,
+                session,
+                limit,
+            })?;
+            if json {
+                table::json(&rows);
+                return Ok(());
+            }
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    let outcome = match (r.status.as_deref(), &r.tag, &r.sqlstate, &r.error) {
+                        (Some("ok"), Some(tag), _, _) => tag.clone(),
+                        (Some("error"), _, Some(code), _) => format!("ERROR {code}"),
+                        (Some(status), _, _, _) => status.to_owned(),
+                        (None, _, _, _) => "unknown".into(),
+                    };
+                    let params = if r.params.is_empty() {
+                        String::new()
+                    } else {
+                        let shown: Vec<String> = r
+                            .params
+                            .iter()
+                            .map(|p| p.clone().unwrap_or_else(|| "NULL".into()))
+                            .collect();
+                        format!(" [{}]", shown.join(", "))
+                    };
+                    vec![
+                        r.at.clone(),
+                        r.session.chars().take(8).collect(),
+                        r.identity.clone(),
+                        r.connection.clone(),
+                        r.class.clone(),
+                        r.verdict.clone(),
+                        outcome,
+                        r.rows_returned.map(|n| n.to_string()).unwrap_or_default(),
+                        r.duration_us
+                            .map(|us| format!("{:.1}", us as f64 / 1000.0))
+                            .unwrap_or_default(),
+                        table::clip(&format!("{}{params}", r.statement), 80),
+                    ]
+                })
+                .collect();
+            table::print(
+                &["TIME", "SESSION", "IDENTITY", "CONNECTION", "CLASS", "VERDICT", "OUTCOME", "ROWS", "MS", "STATEMENT"],
+                &cells,
+            );
+        }
+    }
+    Ok(())
+}

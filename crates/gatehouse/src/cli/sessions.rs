@@ -1,0 +1,66 @@
+//! `gatehouse sessions list`.
+
+use std::time::SystemTime;
+
+use clap::Subcommand;
+use gatehouse_core::time::parse_since;
+
+use super::open_store;
+use crate::config::Config;
+use crate::error::CliError;
+use crate::table;
+
+/// Sessions subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SessionsCmd {
+    /// List sessions, oldest first (refused attempts included).
+    List {
+        /// Only sessions started since (RFC 3339, or a duration ago such as `2h`).
+        #[arg(long)]
+        since: Option<String>,
+        /// JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a sessions subcommand.
+pub fn run(config: &Config, command: SessionsCmd) -> Result<(), CliError> {
+    let store = open_store(config)?;
+    match command {
+        SessionsCmd::List { since, json } => {
+            let since = match since {
+                None => None,
+                Some(s) => Some(parse_since(&s, SystemTime::now()).ok_or_else(|| {
+                    CliError::Usage(format!("--since {s}: give RFC 3339 or a duration like 2h"))
+                })?),
+            };
+            let sessions = store.list_sessions(since)?;
+            if json {
+                table::json(&sessions);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = sessions
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.id.clone(),
+                        s.identity.clone(),
+                        s.connection.clone(),
+                        s.protocol.clone(),
+                        s.client.clone(),
+                        s.started_at.clone(),
+                        s.ended_at.clone().unwrap_or_else(|| "-".into()),
+                        s.commands.to_string(),
+                        s.end_reason.clone().unwrap_or_else(|| "(open)".into()),
+                    ]
+                })
+                .collect();
+            table::print(
+                &["SESSION", "IDENTITY", "CONNECTION", "PROTO", "CLIENT", "STARTED", "ENDED", "CMDS", "END"],
+                &rows,
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! The configuration file (TOML), per the contract in DESIGN.md. Only this crate reads it.
+//!
+//! Relative paths in the file are relative to the file's own directory, so a config works the
+//! same from wherever `gatehouse` is started.
+
+use std::path::{Path, PathBuf};
+
+use gatehouse_core::{ConnectionSpec, Protocol, Secret, UpstreamTls};
+use serde::Deserialize;
+
+use crate::error::CliError;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[gateway]`.
+    #[serde(default)]
+    pub gateway: GatewaySection,
+    /// `[listen]`.
+    #[serde(default)]
+    pub listen: ListenSection,
+    /// `[tls]`.
+    pub tls: Option<TlsSection>,
+    /// `[[connection]]`.
+    #[serde(default)]
+    pub connection: Vec<ConnectionSection>,
+    /// `[[oidc]]` — not in this build yet; refused rather than ignored.
+    #[serde(default)]
+    pub oidc: Vec<toml::Value>,
+    /// `[[rule]]` — not in this build yet; refused rather than ignored.
+    #[serde(default)]
+    pub rule: Vec<toml::Value>,
+    /// `[[mask]]` — not in this build yet; refused rather than ignored.
+    #[serde(default)]
+    pub mask: Vec<toml::Value>,
+    /// The directory relative paths are resolved against.
+    #[serde(skip)]
+    pub base: PathBuf,
+}
+
+/// `[gateway]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySection {
+    /// `sqlite:PATH` (or, later, `postgres://...`).
+    #[serde(default = "default_state")]
+    pub state: String,
+    /// Directory of session recordings.
+    #[serde(default = "default_recordings")]
+    pub recordings: String,
+    /// How long evidence is kept.
+    #[serde(default = "default_retention")]
+    pub retention_days: u32,
+}
+
+impl Default for GatewaySection {
+    fn default() -> Self {
+        Self {
+            state: default_state(),
+            recordings: default_recordings(),
+            retention_days: default_retention(),
+        }
+    }
+}
+
+fn default_state() -> String {
+    "sqlite:var/gatehouse.db".into()
+}
+
+fn default_recordings() -> String {
+    "var/recordings".into()
+}
+
+fn default_retention() -> u32 {
+    365
+}
+
+/// `[listen]`: one address per wire; absent wires are not served.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenSection {
+    /// PostgreSQL listener.
+    pub postgres: Option<String>,
+    /// MySQL listener (not in this build yet).
+    pub mysql: Option<String>,
+    /// SSH listener (not in this build yet).
+    pub ssh: Option<String>,
+    /// Admin HTTP API (not in this build yet).
+    pub admin: Option<String>,
+}
+
+/// `[tls]`: the client-facing certificate.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain.
+    pub cert: String,
+    /// PEM private key.
+    pub key: String,
+}
+
+/// Where a secret comes from.
+#[derive(Debug, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum SecretRef {
+    /// `{ env = "VAR" }`.
+    Env {
+        /// Variable name.
+        env: String,
+    },
+    /// `{ file = "path" }`.
+    File {
+        /// File path.
+        file: String,
+    },
+}
+
+/// `[[connection]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSection {
+    /// Name clients ask for.
+    pub name: String,
+    /// `postgres`, `mysql` or `ssh`.
+    pub protocol: String,
+    /// `host:port`.
+    pub address: String,
+    /// Upstream database (defaults to the connection name).
+    pub database: Option<String>,
+    /// Upstream user.
+    pub username: String,
+    /// Upstream password.
+    pub password: Option<SecretRef>,
+    /// Groups allowed to open it.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Upstream TLS: `disable`, `prefer` (default), `require`, `verify-full`.
+    pub tls: Option<String>,
+    /// CA file for `verify-full`.
+    pub tls_ca: Option<String>,
+    /// SSH: the gateway's key for the host (not in this build yet).
+    pub private_key: Option<SecretRef>,
+    /// SSH: the pinned host key (not in this build yet).
+    pub host_key: Option<String>,
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Self, CliError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CliError::Config(format!(
+                "cannot read {}: {e} (pass --config FILE, or run from the directory holding gatehouse.toml)",
+                path.display()
+            ))
+        })?;
+        let mut config: Config = toml::from_str(&text)
+            .map_err(|e| CliError::Config(format!("{}: {e}", path.display())))?;
+        config.base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_owned)
+            .unwrap_or_else(|| PathBuf::from("."));
+        for (section, present) in [
+            ("[[oidc]]", !config.oidc.is_empty()),
+            ("[[rule]]", !config.rule.is_empty()),
+            ("[[mask]]", !config.mask.is_empty()),
+        ] {
+            if present {
+                return Err(CliError::Config(format!(
+                    "{section} is not supported by this build yet; remove it rather than run without it"
+                )));
+            }
+        }
+        Ok(config)
+    }
+
+    /// A path from the file, resolved against the file's directory.
+    pub fn resolve(&self, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    /// The SQLite database file named by `[gateway] state`.
+    pub fn sqlite_path(&self) -> Result<PathBuf, CliError> {
+        match self.gateway.state.strip_prefix("sqlite:") {
+            Some(path) => Ok(self.resolve(path)),
+            None => Err(CliError::Config(format!(
+                "[gateway] state = {:?}: only sqlite:PATH is supported by this build",
+                self.gateway.state
+            ))),
+        }
+    }
+
+    /// The recordings directory.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.resolve(&self.gateway.recordings)
+    }
+
+    /// The connections, resolved (secrets read now, so a missing one fails at start).
+    pub fn connections(&self) -> Result<Vec<ConnectionSpec>, CliError> {
+        self.connection.iter().map(|c| self.resolve_connection(c)).collect()
+    }
+
+    fn resolve_connection(&self, c: &ConnectionSection) -> Result<ConnectionSpec, CliError> {
+        let bad = |what: String| CliError::Config(format!("connection \"{}\": {what}", c.name));
+        let protocol = Protocol::parse(&c.protocol)
+            .ok_or_else(|| bad(format!("unknown protocol {:?} (postgres, mysql, ssh)", c.protocol)))?;
+        let tls = match &c.tls {
+            None => UpstreamTls::default(),
+            Some(t) => UpstreamTls::parse(t).ok_or_else(|| {
+                bad(format!("unknown tls {t:?} (disable, prefer, require, verify-full)"))
+            })?,
+        };
+        let password = match &c.password {
+            None => None,
+            Some(SecretRef::Env { env }) => Some(Secret::from_env(env).map_err(|e| bad(e.to_string()))?),
+            Some(SecretRef::File { file }) => Some(
+                Secret::from_file(&self.resolve(file).to_string_lossy())
+                    .map_err(|e| bad(e.to_string()))?,
+            ),
+        };
+        if protocol == Protocol::Ssh && (c.private_key.is_none() || c.host_key.is_none()) {
+            return Err(bad("an ssh connection needs private_key and host_key".into()));
+        }
+        if c.groups.is_empty() {
+            tracing::warn!(connection = %c.name, "connection has no groups: nobody can open it");
+        }
+        Ok(ConnectionSpec {
+            name: c.name.clone(),
+            protocol,
+            address: c.address.clone(),
+            database: c.database.clone(),
+            username: c.username.clone(),
+            password,
+            groups: c.groups.clone(),
+            tls,
+            tls_ca: c.tls_ca.as_deref().map(|p| self.resolve(p).to_string_lossy().into_owned()),
+        })
+    }
+}

@@ -1,0 +1,162 @@
+//! `gatehouse serve`: opens the store, bootstraps the first admin token, starts the listeners
+//! and runs until SIGINT/SIGTERM, then drains.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_audit::{FileRecordings, NewToken, SqliteStore};
+use gatehouse_core::{Gateway, GatewayParts, Protocol};
+use gatehouse_postgres::{PgConfig, PgService, RelayLimits};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::error::CliError;
+use crate::tls;
+
+/// How often the registry is polled for revocations (a revoked token's sessions end within it).
+const REVOCATION_POLL: Duration = Duration::from_millis(500);
+
+/// How long live sessions get to finish after a shutdown signal.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs the gateway.
+pub async fn run(config: Config) -> Result<(), CliError> {
+    if config.gateway.retention_days < 365 {
+        tracing::warn!(
+            retention_days = config.gateway.retention_days,
+            "retention below PCI DSS 10.5.1's minimum of 12 months"
+        );
+    }
+    let db_path = config.sqlite_path()?;
+    let store = SqliteStore::open(&db_path)?;
+    let recordings = FileRecordings::start(&config.recordings_dir())?;
+    let connections = config.connections()?;
+    bootstrap_admin(&store, &config, &connections)?;
+
+    let store = Arc::new(store);
+    let gateway = Gateway::new(GatewayParts {
+        connections,
+        tokens: store.clone(),
+        audit: store.clone(),
+        recordings: Arc::new(recordings),
+    })?;
+
+    let mut tasks = JoinSet::new();
+    let mut sessions = JoinSet::new();
+    if let Some(addr) = &config.listen.postgres {
+        let listener = TcpListener::bind(addr).await.map_err(|source| CliError::Listen {
+            addr: addr.clone(),
+            source,
+        })?;
+        let local = listener.local_addr().map_err(|source| CliError::Listen {
+            addr: addr.clone(),
+            source,
+        })?;
+        let state_dir = db_path.parent().map(|p| p.to_owned()).unwrap_or_default();
+        let service = PgService::new(
+            gateway.clone(),
+            PgConfig {
+                tls: Some(tls::acceptor(&config, &state_dir)?),
+                allow_plaintext_tokens: local.ip().is_loopback(),
+                limits: RelayLimits::default(),
+            },
+        );
+        // Scripts and tests read this line to find the port when the config says :0.
+        eprintln!("gatehouse: postgres listening on {local}");
+        tasks.spawn(accept_loop(listener, service, local));
+    }
+    for (wire, addr) in [
+        ("mysql", &config.listen.mysql),
+        ("ssh", &config.listen.ssh),
+        ("admin", &config.listen.admin),
+    ] {
+        if addr.is_some() {
+            tracing::warn!(wire, "listener configured but not in this build yet; not started");
+        }
+    }
+    if tasks.is_empty() {
+        return Err(CliError::Config("[listen] names no listener this build can serve".into()));
+    }
+    let watcher = gateway.clone();
+    sessions.spawn(async move { watcher.watch_revocations(REVOCATION_POLL).await });
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new connections; draining live sessions");
+    tasks.abort_all();
+    sessions.abort_all();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _ = tokio::time::timeout(DRAIN_GRACE, store.flush()).await;
+    Ok(())
+}
+
+async fn accept_loop(listener: TcpListener, service: PgService, local: SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((tcp, peer)) => {
+                let service = service.clone();
+                tokio::spawn(async move { service.handle(tcp, peer).await });
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait a little rather than spin.
+                tracing::warn!(listener = %local, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// On an empty store, issues the first admin token and prints it once, with a line to paste.
+fn bootstrap_admin(
+    store: &SqliteStore,
+    config: &Config,
+    connections: &[gatehouse_core::ConnectionSpec],
+) -> Result<(), CliError> {
+    if store.token_count()? > 0 {
+        return Ok(());
+    }
+    let (id, secret) = store.create_token(&NewToken {
+        identity: "admin".into(),
+        groups: vec!["admin".into()],
+        connections: Vec::new(),
+        expires_at: None,
+        created_by: "bootstrap".into(),
+    })?;
+    println!("Gatehouse: a fresh store; created the first admin token ({id}).");
+    println!("It is shown only this once and stored only as a hash:\n");
+    println!("    {secret}\n");
+    let pg = connections
+        .iter()
+        .find(|c| c.protocol == Protocol::Postgres && c.groups.iter().any(|g| g == "admin"));
+    if let (Some(conn), Some(addr)) = (pg, &config.listen.postgres) {
+        let (host, port) = addr.rsplit_once(':').unwrap_or((addr.as_str(), "5432"));
+        println!("Connect with:\n");
+        println!(
+            "    psql \"host={host} port={port} dbname={} user=admin password={secret}\"\n",
+            conn.name
+        );
+    }
+    println!("Issue tokens for services with `gatehouse token create --identity NAME --group G`.");
+    Ok(())
+}

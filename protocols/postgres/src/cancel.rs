@@ -1,0 +1,104 @@
+//! Query cancellation: the client holds the gateway's own key; the gateway maps it to the
+//! upstream's key and forwards a CancelRequest there. The upstream key never leaves the gateway.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::messages::{request_code, MessageBuilder};
+
+/// Where a cancel for one session goes.
+#[derive(Debug, Clone)]
+struct UpstreamKey {
+    address: String,
+    pid: i32,
+    secret: i32,
+}
+
+/// The gateway's cancel keys, shared by all PostgreSQL sessions of a listener.
+#[derive(Debug, Clone, Default)]
+pub struct CancelRegistry {
+    keys: Arc<Mutex<HashMap<(i32, i32), UpstreamKey>>>,
+}
+
+/// Removes a session's key when the session ends.
+#[derive(Debug)]
+pub struct CancelKeyGuard {
+    registry: CancelRegistry,
+    key: (i32, i32),
+}
+
+impl CancelKeyGuard {
+    /// The gateway's key as given to the client: (process id, secret).
+    pub fn key(&self) -> (i32, i32) {
+        self.key
+    }
+}
+
+impl Drop for CancelKeyGuard {
+    fn drop(&mut self) {
+        if let Ok(mut keys) = self.registry.keys.lock() {
+            keys.remove(&self.key);
+        }
+    }
+}
+
+impl CancelRegistry {
+    /// Issues a fresh gateway key for a session whose upstream key is `(pid, secret)`.
+    pub fn register(&self, address: &str, pid: i32, secret: i32) -> Option<CancelKeyGuard> {
+        let rng = SystemRandom::new();
+        let mut keys = self.keys.lock().ok()?;
+        for _ in 0..8 {
+            let mut raw = [0u8; 8];
+            rng.fill(&mut raw).ok()?;
+            let gw_pid = i32::from_be_bytes([raw[0] & 0x7f, raw[1], raw[2], raw[3]]).max(1);
+            let gw_secret = i32::from_be_bytes([raw[4], raw[5], raw[6], raw[7]]);
+            let key = (gw_pid, gw_secret);
+            if let std::collections::hash_map::Entry::Vacant(slot) = keys.entry(key) {
+                slot.insert(UpstreamKey {
+                    address: address.to_owned(),
+                    pid,
+                    secret,
+                });
+                return Some(CancelKeyGuard {
+                    registry: self.clone(),
+                    key,
+                });
+            }
+        }
+        None
+    }
+
+    /// Forwards a client's CancelRequest upstream if the key is one of ours; unknown keys are
+    /// ignored, as PostgreSQL does, so a cancel reveals nothing.
+    pub async fn cancel(&self, pid: i32, secret: i32) {
+        let target = self
+            .keys
+            .lock()
+            .ok()
+            .and_then(|keys| keys.get(&(pid, secret)).cloned());
+        let Some(target) = target else {
+            tracing::debug!("cancel request with an unknown key ignored");
+            return;
+        };
+        let request = MessageBuilder::untagged()
+            .i32(request_code::CANCEL)
+            .i32(target.pid)
+            .i32(target.secret)
+            .finish();
+        let send = async {
+            let mut stream = TcpStream::connect(&target.address).await?;
+            stream.write_all(&request).await?;
+            stream.shutdown().await
+        };
+        match tokio::time::timeout(Duration::from_secs(5), send).await {
+            Ok(Ok(())) => tracing::info!(upstream = %target.address, "cancel request forwarded"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "cancel request could not be forwarded"),
+            Err(_) => tracing::warn!("cancel request timed out"),
+        }
+    }
+}

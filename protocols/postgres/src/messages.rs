@@ -1,0 +1,524 @@
+//! Decoding of the messages the gateway inspects, and encoding of the ones it writes itself.
+//!
+//! Decoders borrow from the frame body and never panic on short or malformed input: every read
+//! goes through [`Reader`], which answers a protocol error instead.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::error::PgError;
+
+/// Frontend (client → server) message tags.
+pub mod frontend {
+    /// Simple query.
+    pub const QUERY: u8 = b'Q';
+    /// Parse (prepare).
+    pub const PARSE: u8 = b'P';
+    /// Bind.
+    pub const BIND: u8 = b'B';
+    /// Execute.
+    pub const EXECUTE: u8 = b'E';
+    /// Describe.
+    pub const DESCRIBE: u8 = b'D';
+    /// Close.
+    pub const CLOSE: u8 = b'C';
+    /// Sync.
+    pub const SYNC: u8 = b'S';
+    /// Flush.
+    pub const FLUSH: u8 = b'H';
+    /// Function call (fast-path).
+    pub const FUNCTION_CALL: u8 = b'F';
+    /// Copy data.
+    pub const COPY_DATA: u8 = b'd';
+    /// Copy done.
+    pub const COPY_DONE: u8 = b'c';
+    /// Copy failed.
+    pub const COPY_FAIL: u8 = b'f';
+    /// Terminate.
+    pub const TERMINATE: u8 = b'X';
+    /// Password, SASL initial response or SASL response.
+    pub const PASSWORD: u8 = b'p';
+}
+
+/// Backend (server → client) message tags.
+pub mod backend {
+    /// Authentication request or result.
+    pub const AUTHENTICATION: u8 = b'R';
+    /// Cancellation key.
+    pub const BACKEND_KEY_DATA: u8 = b'K';
+    /// Run-time parameter status.
+    pub const PARAMETER_STATUS: u8 = b'S';
+    /// Ready for query.
+    pub const READY_FOR_QUERY: u8 = b'Z';
+    /// Row description.
+    pub const ROW_DESCRIPTION: u8 = b'T';
+    /// Data row.
+    pub const DATA_ROW: u8 = b'D';
+    /// Command complete.
+    pub const COMMAND_COMPLETE: u8 = b'C';
+    /// Empty query response.
+    pub const EMPTY_QUERY: u8 = b'I';
+    /// Error.
+    pub const ERROR_RESPONSE: u8 = b'E';
+    /// Notice.
+    pub const NOTICE_RESPONSE: u8 = b'N';
+    /// Portal suspended (row limit reached).
+    pub const PORTAL_SUSPENDED: u8 = b's';
+    /// Parameter description.
+    pub const PARAMETER_DESCRIPTION: u8 = b't';
+    /// Copy data.
+    pub const COPY_DATA: u8 = b'd';
+    /// Negotiate protocol version.
+    pub const NEGOTIATE_PROTOCOL_VERSION: u8 = b'v';
+}
+
+/// Startup-phase request codes (in place of the protocol version).
+pub mod request_code {
+    /// SSLRequest.
+    pub const SSL: i32 = 80_877_103;
+    /// GSSENCRequest.
+    pub const GSSENC: i32 = 80_877_104;
+    /// CancelRequest.
+    pub const CANCEL: i32 = 80_877_102;
+    /// Protocol 3.0.
+    pub const PROTOCOL_3_0: i32 = 196_608;
+}
+
+/// A bounds-checked cursor over a message body.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    /// Reads `buf` from the start.
+    pub fn new(buf: &'a [u8]) -> Self {
+        Self { buf }
+    }
+
+    /// Bytes not yet read.
+    pub fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// One byte.
+    pub fn u8(&mut self) -> Result<u8, PgError> {
+        let (&b, rest) = self.buf.split_first().ok_or_else(short)?;
+        self.buf = rest;
+        Ok(b)
+    }
+
+    /// A big-endian i16.
+    pub fn i16(&mut self) -> Result<i16, PgError> {
+        let b = self.take(2)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+
+    /// A big-endian i32.
+    pub fn i32(&mut self) -> Result<i32, PgError> {
+        let b = self.take(4)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// A count (i16) that must not be negative.
+    pub fn count16(&mut self) -> Result<usize, PgError> {
+        usize::try_from(self.i16()?).map_err(|_| PgError::Protocol("negative count".into()))
+    }
+
+    /// Exactly `n` bytes.
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], PgError> {
+        if self.buf.len() < n {
+            return Err(short());
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+
+    /// A NUL-terminated string (UTF-8 checked).
+    pub fn cstr(&mut self) -> Result<&'a str, PgError> {
+        let end = self
+            .buf
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or_else(|| PgError::Protocol("string is not NUL-terminated".into()))?;
+        let (s, rest) = self.buf.split_at(end);
+        self.buf = rest.get(1..).unwrap_or_default();
+        std::str::from_utf8(s).map_err(|_| PgError::Protocol("string is not valid UTF-8".into()))
+    }
+
+    /// A length-prefixed (i32) value; `None` for -1 (SQL NULL).
+    pub fn value(&mut self) -> Result<Option<&'a [u8]>, PgError> {
+        match self.i32()? {
+            -1 => Ok(None),
+            n if n < 0 => Err(PgError::Protocol(format!("invalid value length {n}"))),
+            n => self.take(n as usize).map(Some),
+        }
+    }
+}
+
+fn short() -> PgError {
+    PgError::Protocol("message is shorter than its contents".into())
+}
+
+/// A decoded Parse.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Parse<'a> {
+    /// Prepared statement name (empty: unnamed).
+    pub statement: &'a str,
+    /// SQL text.
+    pub query: &'a str,
+    /// Parameter type OIDs the client specified (0: unspecified).
+    pub param_types: Vec<u32>,
+}
+
+impl<'a> Parse<'a> {
+    /// Decodes a Parse body.
+    pub fn decode(body: &'a [u8]) -> Result<Self, PgError> {
+        let mut r = Reader::new(body);
+        let statement = r.cstr()?;
+        let query = r.cstr()?;
+        let n = r.count16()?;
+        let mut param_types = Vec::with_capacity(n.min(r.remaining() / 4));
+        for _ in 0..n {
+            param_types.push(r.i32()? as u32);
+        }
+        Ok(Self {
+            statement,
+            query,
+            param_types,
+        })
+    }
+}
+
+/// A decoded Bind.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Bind<'a> {
+    /// Destination portal.
+    pub portal: &'a str,
+    /// Source prepared statement.
+    pub statement: &'a str,
+    /// Parameter format codes (0 text, 1 binary): none means all text, one means all alike.
+    pub formats: Vec<i16>,
+    /// Parameter values (`None`: NULL).
+    pub values: Vec<Option<&'a [u8]>>,
+}
+
+impl<'a> Bind<'a> {
+    /// Decodes a Bind body (result formats are not needed and not decoded).
+    pub fn decode(body: &'a [u8]) -> Result<Self, PgError> {
+        let mut r = Reader::new(body);
+        let portal = r.cstr()?;
+        let statement = r.cstr()?;
+        let nf = r.count16()?;
+        let mut formats = Vec::with_capacity(nf.min(r.remaining() / 2));
+        for _ in 0..nf {
+            formats.push(r.i16()?);
+        }
+        let nv = r.count16()?;
+        let mut values = Vec::with_capacity(nv.min(r.remaining() / 4));
+        for _ in 0..nv {
+            values.push(r.value()?);
+        }
+        Ok(Self {
+            portal,
+            statement,
+            formats,
+            values,
+        })
+    }
+
+    /// The format code of parameter `i`.
+    pub fn format_of(&self, i: usize) -> i16 {
+        match self.formats.as_slice() {
+            [] => 0,
+            [one] => *one,
+            many => many.get(i).copied().unwrap_or(0),
+        }
+    }
+}
+
+/// A decoded Execute: the portal and the row limit (0: all).
+pub fn decode_execute(body: &[u8]) -> Result<(&str, i32), PgError> {
+    let mut r = Reader::new(body);
+    Ok((r.cstr()?, r.i32()?))
+}
+
+/// A decoded Describe or Close: `'S'` statement or `'P'` portal, and its name.
+pub fn decode_target(body: &[u8]) -> Result<(u8, &str), PgError> {
+    let mut r = Reader::new(body);
+    Ok((r.u8()?, r.cstr()?))
+}
+
+/// A decoded simple Query's text.
+pub fn decode_query(body: &[u8]) -> Result<&str, PgError> {
+    Reader::new(body).cstr()
+}
+
+/// A decoded FunctionCall: the function OID and its arguments (format codes, values).
+#[derive(Debug)]
+pub struct FunctionCall<'a> {
+    /// Function OID.
+    pub oid: u32,
+    /// Argument format codes.
+    pub formats: Vec<i16>,
+    /// Argument values.
+    pub args: Vec<Option<&'a [u8]>>,
+}
+
+impl<'a> FunctionCall<'a> {
+    /// Decodes a FunctionCall body.
+    pub fn decode(body: &'a [u8]) -> Result<Self, PgError> {
+        let mut r = Reader::new(body);
+        let oid = r.i32()? as u32;
+        let nf = r.count16()?;
+        let mut formats = Vec::with_capacity(nf.min(r.remaining() / 2));
+        for _ in 0..nf {
+            formats.push(r.i16()?);
+        }
+        let na = r.count16()?;
+        let mut args = Vec::with_capacity(na.min(r.remaining() / 4));
+        for _ in 0..na {
+            args.push(r.value()?);
+        }
+        Ok(Self { oid, formats, args })
+    }
+}
+
+/// The fields of an ErrorResponse or NoticeResponse that the gateway uses.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ServerNotice {
+    /// Severity (`ERROR`, `FATAL`, ...), non-localised when the server sent it.
+    pub severity: String,
+    /// SQLSTATE.
+    pub code: String,
+    /// Primary message.
+    pub message: String,
+}
+
+impl ServerNotice {
+    /// Decodes an ErrorResponse/NoticeResponse body.
+    pub fn decode(body: &[u8]) -> Result<Self, PgError> {
+        let mut r = Reader::new(body);
+        let mut out = Self::default();
+        loop {
+            let field = r.u8()?;
+            if field == 0 {
+                return Ok(out);
+            }
+            let value = r.cstr()?;
+            match field {
+                b'V' => value.clone_into(&mut out.severity),
+                b'S' if out.severity.is_empty() => value.clone_into(&mut out.severity),
+                b'C' => value.clone_into(&mut out.code),
+                b'M' => value.clone_into(&mut out.message),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The row count a CommandComplete tag reports (`SELECT 5`, `INSERT 0 3`, `COPY 7`), if any.
+pub fn tag_rows(tag: &str) -> Option<u64> {
+    let mut words = tag.split(' ');
+    let verb = words.next()?;
+    let last = tag.rsplit(' ').next()?;
+    match verb {
+        "SELECT" | "INSERT" | "UPDATE" | "DELETE" | "MERGE" | "COPY" | "FETCH" | "MOVE" => {
+            last.parse().ok()
+        }
+        _ => None,
+    }
+}
+
+/// Builds backend/frontend messages: tag, length filled in at the end, body.
+#[derive(Debug)]
+pub struct MessageBuilder {
+    buf: BytesMut,
+    start: usize,
+}
+
+impl MessageBuilder {
+    /// Starts a tagged message.
+    pub fn new(tag: u8) -> Self {
+        let mut buf = BytesMut::with_capacity(64);
+        buf.put_u8(tag);
+        buf.put_i32(0);
+        Self { buf, start: 1 }
+    }
+
+    /// Starts an untagged startup-phase message.
+    pub fn untagged() -> Self {
+        let mut buf = BytesMut::with_capacity(64);
+        buf.put_i32(0);
+        Self { buf, start: 0 }
+    }
+
+    /// Appends an i32.
+    pub fn i32(mut self, v: i32) -> Self {
+        self.buf.put_i32(v);
+        self
+    }
+
+    /// Appends an i16.
+    pub fn i16(mut self, v: i16) -> Self {
+        self.buf.put_i16(v);
+        self
+    }
+
+    /// Appends a NUL-terminated string.
+    pub fn cstr(mut self, s: &str) -> Self {
+        self.buf.put_slice(s.as_bytes());
+        self.buf.put_u8(0);
+        self
+    }
+
+    /// Appends raw bytes.
+    pub fn bytes(mut self, b: &[u8]) -> Self {
+        self.buf.put_slice(b);
+        self
+    }
+
+    /// Appends one byte.
+    pub fn u8(mut self, b: u8) -> Self {
+        self.buf.put_u8(b);
+        self
+    }
+
+    /// Finishes the message, writing its length.
+    pub fn finish(mut self) -> Bytes {
+        let len = (self.buf.len() - self.start) as i32;
+        let at = self.start;
+        if let Some(slot) = self.buf.get_mut(at..at + 4) {
+            slot.copy_from_slice(&len.to_be_bytes());
+        }
+        self.buf.freeze()
+    }
+}
+
+/// Severity of a message the gateway writes itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The statement failed; the session goes on.
+    Error,
+    /// The session ends.
+    Fatal,
+    /// Information only (NoticeResponse).
+    Notice,
+}
+
+impl Severity {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "ERROR",
+            Self::Fatal => "FATAL",
+            Self::Notice => "NOTICE",
+        }
+    }
+}
+
+/// An ErrorResponse (or a NoticeResponse for [`Severity::Notice`]) written by the gateway.
+/// The message says what happened; the hint, if any, what to do.
+pub fn error_response(severity: Severity, code: &str, message: &str, hint: Option<&str>) -> Bytes {
+    let tag = if severity == Severity::Notice {
+        backend::NOTICE_RESPONSE
+    } else {
+        backend::ERROR_RESPONSE
+    };
+    let mut m = MessageBuilder::new(tag)
+        .u8(b'S')
+        .cstr(severity.as_str())
+        .u8(b'V')
+        .cstr(severity.as_str())
+        .u8(b'C')
+        .cstr(code)
+        .u8(b'M')
+        .cstr(message);
+    if let Some(hint) = hint {
+        m = m.u8(b'H').cstr(hint);
+    }
+    m.u8(0).finish()
+}
+
+/// AuthenticationOk, AuthenticationCleartextPassword and friends: `R` with a code.
+pub fn authentication(code: i32) -> Bytes {
+    MessageBuilder::new(backend::AUTHENTICATION).i32(code).finish()
+}
+
+/// BackendKeyData with the gateway's own key.
+pub fn backend_key_data(pid: i32, secret: i32) -> Bytes {
+    MessageBuilder::new(backend::BACKEND_KEY_DATA)
+        .i32(pid)
+        .i32(secret)
+        .finish()
+}
+
+/// ReadyForQuery with a transaction status (`I`, `T`, `E`).
+pub fn ready_for_query(status: u8) -> Bytes {
+    MessageBuilder::new(backend::READY_FOR_QUERY).u8(status).finish()
+}
+
+/// An Execute of a portal, with no row limit.
+pub fn execute(portal: &str) -> Bytes {
+    MessageBuilder::new(frontend::EXECUTE).cstr(portal).i32(0).finish()
+}
+
+/// Sync.
+pub fn sync() -> Bytes {
+    MessageBuilder::new(frontend::SYNC).finish()
+}
+
+/// Terminate.
+pub fn terminate() -> Bytes {
+    MessageBuilder::new(frontend::TERMINATE).finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_bind_with_nulls_and_formats() {
+        let body = MessageBuilder::untagged()
+            .cstr("p1")
+            .cstr("s1")
+            .i16(1)
+            .i16(1)
+            .i16(2)
+            .i32(4)
+            .bytes(&7i32.to_be_bytes())
+            .i32(-1)
+            .i16(0)
+            .finish();
+        let bind = Bind::decode(&body[4..]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(bind.portal, "p1");
+        assert_eq!(bind.statement, "s1");
+        assert_eq!(bind.format_of(1), 1);
+        assert_eq!(bind.values, vec![Some(&7i32.to_be_bytes()[..]), None]);
+    }
+
+    #[test]
+    fn truncated_messages_are_errors_not_panics() {
+        let bodies: [&[u8]; 5] = [b"", b"p1", b"p1\0s1\0\x00", b"p1\0s1\0\x00\x00\x00\x01\x00\x00\x00\x09ab", b"\xff\xff"];
+        for body in bodies {
+            assert!(Bind::decode(body).is_err(), "{body:?}");
+        }
+        assert!(Parse::decode(b"s\0q").is_err());
+        assert!(Parse::decode(b"s\0q\0\x00\x05").is_err());
+        assert!(decode_execute(b"p\0\x00").is_err());
+        assert!(ServerNotice::decode(b"SERROR\0C4200").is_err());
+    }
+
+    #[test]
+    fn reads_error_fields_and_tags() {
+        let e = error_response(Severity::Error, "42P01", "relation \"t\" does not exist", None);
+        let n = ServerNotice::decode(&e[5..]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n.code, "42P01");
+        assert_eq!(n.severity, "ERROR");
+        assert_eq!(n.message, "relation \"t\" does not exist");
+        assert_eq!(tag_rows("SELECT 5"), Some(5));
+        assert_eq!(tag_rows("INSERT 0 3"), Some(3));
+        assert_eq!(tag_rows("COPY 7"), Some(7));
+        assert_eq!(tag_rows("BEGIN"), None);
+        assert_eq!(tag_rows("CREATE TABLE"), None);
+    }
+}

@@ -1,0 +1,483 @@
+//! The relay phase: two halves in one task, client → server and server → client.
+//!
+//! Frames are found on the read buffer and forwarded as slices of it; only the messages the
+//! pipeline needs are decoded (Query, Parse, Bind, Execute, Describe, Close, FunctionCall from
+//! the client; CommandComplete, ErrorResponse, ReadyForQuery, ParameterDescription from the
+//! server; DataRow and CopyData are counted from their header alone and may be forwarded before
+//! they have fully arrived, so a huge row or COPY stream never has to fit in memory).
+//!
+//! Every command is admitted — its audit entry durable — before its bytes are written upstream.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::{Bytes, BytesMut};
+use gatehouse_core::{Admission, Command, EndReason, Param, Session};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+
+use crate::error::PgError;
+use crate::frame::peek_header;
+use crate::messages::{
+    backend, decode_execute, decode_query, decode_target, execute, frontend, sync, Bind,
+    FunctionCall, Parse, Reader, ServerNotice,
+};
+use crate::params::render;
+use crate::tracker::{Pending, Running, Statement, Tracker};
+
+/// A portal name no client can have bound: executing it makes the server answer with an
+/// error in exactly the place the refused command's answer belongs.
+const REFUSED_PORTAL: &str = "gatehouse: refused command";
+
+/// Size limits of the relay.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayLimits {
+    /// Largest message the gateway decodes (Query, Parse, Bind, ErrorResponse...).
+    pub max_decoded: usize,
+    /// Largest message at all (DataRow and CopyData stream through).
+    pub max_frame: usize,
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        Self {
+            max_decoded: 64 << 20,
+            max_frame: 1 << 30,
+        }
+    }
+}
+
+/// Why a relay ended.
+#[derive(Debug)]
+pub enum RelayEnd {
+    /// The client sent Terminate.
+    ClientTerminated,
+    /// The client closed the connection.
+    ClientClosed,
+    /// The server closed the connection.
+    ServerClosed,
+    /// The gateway ended the session (token revoked or expired).
+    Ended(EndReason),
+    /// A protocol or I/O error.
+    Failed(PgError),
+}
+
+/// Bytes each way.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// From the client.
+    pub from_client: AtomicU64,
+    /// From the server.
+    pub from_server: AtomicU64,
+}
+
+/// A bound portal: the statement text and the rendered parameters.
+#[derive(Debug)]
+struct Portal {
+    text: Arc<str>,
+    params: Vec<Param>,
+}
+
+enum Step {
+    Forward,
+    Push(Pending),
+    Admit { admission: Admission, simple: bool, tag: Option<String> },
+}
+
+/// Runs both halves until one ends or the session is ended; returns the halves' streams so
+/// the caller can say goodbye on them.
+pub async fn run<C, U>(
+    session: &Session,
+    client: (ReadHalf<C>, &mut WriteHalf<C>, BytesMut),
+    upstream: (ReadHalf<U>, &mut WriteHalf<U>, BytesMut),
+    limits: RelayLimits,
+    traffic: &Traffic,
+) -> RelayEnd
+where
+    C: AsyncRead + AsyncWrite,
+    U: AsyncRead + AsyncWrite,
+{
+    let tracker = Mutex::new(Tracker::default());
+    let (client_rd, client_wr, client_buf) = client;
+    let (server_rd, server_wr, server_buf) = upstream;
+    let end = {
+        let c2s = client_to_server(session, &tracker, client_rd, server_wr, client_buf, limits, traffic);
+        let s2c = server_to_client(session, &tracker, server_rd, client_wr, server_buf, limits, traffic);
+        tokio::select! {
+            end = c2s => end,
+            end = s2c => end,
+            reason = session.ended() => RelayEnd::Ended(reason),
+        }
+    };
+    lock(&tracker).abandon(session);
+    end
+}
+
+fn lock(tracker: &Mutex<Tracker>) -> MutexGuard<'_, Tracker> {
+    // A panic while holding the lock cannot leave the tracker half-updated in a way that
+    // matters more than ending the session, so a poisoned lock is simply taken over.
+    tracker.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+async fn client_to_server<C: AsyncRead, U: AsyncWrite>(
+    session: &Session,
+    tracker: &Mutex<Tracker>,
+    mut rd: ReadHalf<C>,
+    wr: &mut WriteHalf<U>,
+    mut buf: BytesMut,
+    limits: RelayLimits,
+    traffic: &Traffic,
+) -> RelayEnd {
+    let mut portals: HashMap<String, Portal> = HashMap::new();
+    let mut passthrough = 0usize;
+    let mut steps: Vec<(usize, usize, Step)> = Vec::new();
+    loop {
+        if !buf.is_empty() {
+            let scanned = match scan_client(session, tracker, &mut portals, &buf, &mut passthrough, &mut steps, limits) {
+                Ok(s) => s,
+                Err(e) => return RelayEnd::Failed(e),
+            };
+            let terminate = scanned.terminate;
+            if scanned.len > 0 {
+                let chunk = buf.split_to(scanned.len).freeze();
+                if let Err(e) = forward_client_chunk(tracker, wr, chunk, &mut steps).await {
+                    return RelayEnd::Failed(e);
+                }
+            }
+            if terminate {
+                return RelayEnd::ClientTerminated;
+            }
+        }
+        match rd.read_buf(&mut buf).await {
+            Ok(0) => return RelayEnd::ClientClosed,
+            Ok(n) => {
+                traffic.from_client.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(e) => return RelayEnd::Failed(e.into()),
+        }
+    }
+}
+
+struct Scanned {
+    len: usize,
+    terminate: bool,
+}
+
+/// Finds the complete frames at the front of the buffer and decides what each needs.
+fn scan_client(
+    session: &Session,
+    tracker: &Mutex<Tracker>,
+    portals: &mut HashMap<String, Portal>,
+    buf: &[u8],
+    passthrough: &mut usize,
+    steps: &mut Vec<(usize, usize, Step)>,
+    limits: RelayLimits,
+) -> Result<Scanned, PgError> {
+    let mut off = 0;
+    if *passthrough > 0 {
+        let n = (*passthrough).min(buf.len());
+        *passthrough -= n;
+        steps.push((0, n, Step::Forward));
+        off = n;
+    }
+    while *passthrough == 0 {
+        let rest = buf.get(off..).unwrap_or_default();
+        let Some((tag, total)) = peek_header(rest, limits.max_frame)? else { break };
+        if tag == frontend::COPY_DATA && rest.len() < total {
+            steps.push((off, buf.len(), Step::Forward));
+            *passthrough = total - rest.len();
+            off = buf.len();
+            break;
+        }
+        if total > limits.max_decoded && tag != frontend::COPY_DATA {
+            return Err(PgError::TooLarge { tag, len: total, max: limits.max_decoded });
+        }
+        let Some(body) = rest.get(5..total) else { break };
+        let step = match tag {
+            frontend::QUERY => {
+                let text = decode_query(body)?;
+                Step::Admit { admission: session.admit(Command::new(text)), simple: true, tag: None }
+            }
+            frontend::PARSE => {
+                let p = Parse::decode(body)?;
+                let statement = Statement { text: Arc::from(p.query), param_types: p.param_types };
+                lock(tracker).prepare(p.statement, statement);
+                Step::Forward
+            }
+            frontend::BIND => {
+                let b = Bind::decode(body)?;
+                let (text, types) = match lock(tracker).statement(b.statement) {
+                    Some(s) => (s.text.clone(), s.param_types.clone()),
+                    None => (Arc::from(format!("(unknown prepared statement {:?})", b.statement)), Vec::new()),
+                };
+                let params = b
+                    .values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| render(*v, b.format_of(i), types.get(i).copied().unwrap_or(0)))
+                    .collect();
+                portals.insert(b.portal.to_owned(), Portal { text, params });
+                Step::Forward
+            }
+            frontend::EXECUTE => {
+                let (portal, _) = decode_execute(body)?;
+                let command = match portals.get(portal) {
+                    Some(p) => Command::with_params(&*p.text, p.params.clone()),
+                    None => Command::new(format!("(execute of unbound portal {portal:?})")),
+                };
+                Step::Admit { admission: session.admit(command), simple: false, tag: None }
+            }
+            frontend::DESCRIBE => match decode_target(body)? {
+                (b'S', name) => Step::Push(Pending::Describe(name.to_owned())),
+                _ => Step::Forward,
+            },
+            frontend::CLOSE => {
+                match decode_target(body)? {
+                    (b'S', name) => lock(tracker).close_statement(name),
+                    (_, name) => {
+                        portals.remove(name);
+                    }
+                }
+                Step::Forward
+            }
+            frontend::SYNC => Step::Push(Pending::Sync),
+            frontend::FUNCTION_CALL => {
+                let call = FunctionCall::decode(body)?;
+                let args = call
+                    .args
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        let format = match call.formats.as_slice() {
+                            [] => 0,
+                            [one] => *one,
+                            many => many.get(i).copied().unwrap_or(0),
+                        };
+                        render(*v, format, 0)
+                    })
+                    .collect();
+                let command = Command::with_params(format!("(function call, oid {})", call.oid), args);
+                Step::Admit {
+                    admission: session.admit(command),
+                    simple: true,
+                    tag: Some("FUNCTION CALL".into()),
+                }
+            }
+            frontend::FLUSH | frontend::COPY_DATA | frontend::COPY_DONE | frontend::COPY_FAIL => {
+                Step::Forward
+            }
+            frontend::TERMINATE => {
+                steps.push((off, off + total, Step::Forward));
+                return Ok(Scanned { len: off + total, terminate: true });
+            }
+            other => {
+                return Err(PgError::Protocol(format!(
+                    "unexpected message type {:?} from the client",
+                    char::from(other)
+                )))
+            }
+        };
+        steps.push((off, off + total, step));
+        off += total;
+    }
+    Ok(Scanned { len: off, terminate: false })
+}
+
+/// Waits for every admission of the chunk, queues what the server will answer, and forwards
+/// the chunk — with each refused command replaced by an execute of [`REFUSED_PORTAL`].
+async fn forward_client_chunk<U: AsyncWrite>(
+    tracker: &Mutex<Tracker>,
+    wr: &mut WriteHalf<U>,
+    chunk: Bytes,
+    steps: &mut Vec<(usize, usize, Step)>,
+) -> Result<(), PgError> {
+    // Nothing of the chunk goes upstream before every entry in it is durable.
+    let mut decided = Vec::with_capacity(steps.len());
+    for (start, end, step) in steps.drain(..) {
+        let decision = match step {
+            Step::Forward => Decided::Forward,
+            Step::Push(p) => Decided::Push(p),
+            Step::Admit { admission, simple, tag } => match admission.wait().await {
+                Ok(admitted) => Decided::Run(Running::new(admitted, simple, tag), simple),
+                Err(refused) => Decided::Refuse(refused, simple),
+            },
+        };
+        decided.push((start, end, decision));
+    }
+    let mut segments: Vec<Bytes> = Vec::new();
+    let mut at = 0;
+    {
+        let mut t = lock(tracker);
+        for (start, end, decision) in decided {
+            match decision {
+                Decided::Forward => {}
+                Decided::Push(p) => t.push(p),
+                Decided::Run(running, simple) => {
+                    t.push(Pending::Command(running));
+                    if simple {
+                        t.push(Pending::Sync);
+                    }
+                }
+                Decided::Refuse(refused, simple) => {
+                    let code = if refused.by_policy { "42501" } else { "58000" };
+                    t.push(Pending::Refused { code, message: refused.message });
+                    if simple {
+                        t.push(Pending::Sync);
+                    }
+                    segments.push(chunk.slice(at..start));
+                    segments.extend(refused_stand_in(simple));
+                    at = end;
+                }
+            }
+        }
+    }
+    if segments.is_empty() {
+        wr.write_all(&chunk).await?;
+        return Ok(());
+    }
+    segments.push(chunk.slice(at..));
+    write_parts(wr, &segments).await
+}
+
+enum Decided {
+    Forward,
+    Push(Pending),
+    Run(Running, bool),
+    Refuse(gatehouse_core::Refused, bool),
+}
+
+async fn server_to_client<U: AsyncRead, C: AsyncWrite>(
+    session: &Session,
+    tracker: &Mutex<Tracker>,
+    mut rd: ReadHalf<U>,
+    wr: &mut WriteHalf<C>,
+    mut buf: BytesMut,
+    limits: RelayLimits,
+    traffic: &Traffic,
+) -> RelayEnd {
+    let mut passthrough = 0usize;
+    let mut rows = 0u64;
+    let mut replacements: Vec<(usize, usize, Bytes)> = Vec::new();
+    loop {
+        if !buf.is_empty() {
+            let len = match scan_server(session, tracker, &buf, &mut passthrough, &mut rows, &mut replacements, limits) {
+                Ok(n) => n,
+                Err(e) => return RelayEnd::Failed(e),
+            };
+            if len > 0 {
+                let chunk = buf.split_to(len).freeze();
+                let mut at = 0;
+                for (start, end, replacement) in replacements.drain(..) {
+                    if let Err(e) = write_parts(wr, &[chunk.slice(at..start), replacement]).await {
+                        return RelayEnd::Failed(e);
+                    }
+                    at = end;
+                }
+                if let Err(e) = wr.write_all(&chunk.slice(at..)).await {
+                    return RelayEnd::Failed(e.into());
+                }
+            }
+        }
+        match rd.read_buf(&mut buf).await {
+            Ok(0) => return RelayEnd::ServerClosed,
+            Ok(n) => {
+                traffic.from_server.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(e) => return RelayEnd::Failed(e.into()),
+        }
+    }
+}
+
+async fn write_parts<W: AsyncWrite>(wr: &mut WriteHalf<W>, parts: &[Bytes]) -> Result<(), PgError> {
+    for part in parts {
+        if !part.is_empty() {
+            wr.write_all(part).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Finds the complete (or streamable) frames at the front of the server's buffer, closing
+/// commands as their answers pass. Returns how many bytes may be forwarded.
+fn scan_server(
+    session: &Session,
+    tracker: &Mutex<Tracker>,
+    buf: &[u8],
+    passthrough: &mut usize,
+    rows: &mut u64,
+    replacements: &mut Vec<(usize, usize, Bytes)>,
+    limits: RelayLimits,
+) -> Result<usize, PgError> {
+    let mut off = 0;
+    if *passthrough > 0 {
+        let n = (*passthrough).min(buf.len());
+        *passthrough -= n;
+        off = n;
+    }
+    while *passthrough == 0 {
+        let rest = buf.get(off..).unwrap_or_default();
+        let Some((tag, total)) = peek_header(rest, limits.max_frame)? else { break };
+        let inspect = matches!(
+            tag,
+            backend::COMMAND_COMPLETE
+                | backend::ERROR_RESPONSE
+                | backend::READY_FOR_QUERY
+                | backend::PARAMETER_DESCRIPTION
+                | backend::EMPTY_QUERY
+                | backend::PORTAL_SUSPENDED
+        );
+        if !inspect {
+            if tag == backend::DATA_ROW || tag == backend::COPY_DATA {
+                *rows += 1;
+            }
+            if rest.len() < total {
+                *passthrough = total - rest.len();
+                return Ok(buf.len());
+            }
+            off += total;
+            continue;
+        }
+        if total > limits.max_decoded {
+            return Err(PgError::TooLarge { tag, len: total, max: limits.max_decoded });
+        }
+        let Some(body) = rest.get(5..total) else { break };
+        match tag {
+            backend::COMMAND_COMPLETE => {
+                let text = Reader::new(body).cstr()?;
+                lock(tracker).complete(session, text, std::mem::take(rows));
+            }
+            backend::EMPTY_QUERY => lock(tracker).complete(session, "EMPTY", std::mem::take(rows)),
+            backend::PORTAL_SUSPENDED => {
+                lock(tracker).complete(session, "SUSPENDED", std::mem::take(rows))
+            }
+            backend::ERROR_RESPONSE => {
+                let notice = ServerNotice::decode(body)?;
+                if let Some(replacement) = lock(tracker).error(session, notice, std::mem::take(rows)) {
+                    replacements.push((off, off + total, replacement));
+                }
+            }
+            backend::PARAMETER_DESCRIPTION => {
+                let mut r = Reader::new(body);
+                let n = r.count16()?;
+                let mut types = Vec::with_capacity(n.min(body.len() / 4));
+                for _ in 0..n {
+                    types.push(r.i32()? as u32);
+                }
+                lock(tracker).describe(types);
+            }
+            backend::READY_FOR_QUERY => lock(tracker).ready(session),
+            _ => {}
+        }
+        off += total;
+    }
+    Ok(off)
+}
+
+/// The Execute (and, for a simple query, the Sync) sent upstream in place of a refused command.
+fn refused_stand_in(simple: bool) -> Vec<Bytes> {
+    if simple {
+        vec![execute(REFUSED_PORTAL), sync()]
+    } else {
+        vec![execute(REFUSED_PORTAL)]
+    }
+}

@@ -1,0 +1,332 @@
+//! A PostgreSQL client session, phase by phase: startup → authenticate → connect upstream →
+//! relay. Each phase consumes the previous one, so a session cannot relay before the core has
+//! opened it and the upstream has accepted the gateway's login.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::{BufMut, BytesMut};
+use gatehouse_core::{Gateway, OpenRequest, Protocol, Refusal, Session};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
+
+use crate::cancel::{CancelKeyGuard, CancelRegistry};
+use crate::error::PgError;
+use crate::frame::{split_frame, MAX_PREAUTH_FRAME};
+use crate::messages::{
+    authentication, backend_key_data, error_response, frontend, terminate, Reader, Severity,
+};
+use crate::relay::{self, RelayEnd, RelayLimits, Traffic};
+use crate::startup::{self, negotiate_protocol_version, ClientStart};
+use crate::stream::PgStream;
+use crate::upstream::{self, Upstream};
+
+/// How a PostgreSQL listener treats its clients.
+#[derive(Clone)]
+pub struct PgConfig {
+    /// Client-facing TLS; `None` answers SSLRequest with `N`.
+    pub tls: Option<TlsAcceptor>,
+    /// Whether a token may be sent without TLS (only on a loopback listener).
+    pub allow_plaintext_tokens: bool,
+    /// Frame size limits.
+    pub limits: RelayLimits,
+}
+
+/// The PostgreSQL wire of one gateway: shared by every connection of a listener.
+#[derive(Clone)]
+pub struct PgService {
+    gateway: Gateway,
+    cancels: CancelRegistry,
+    config: Arc<PgConfig>,
+}
+
+impl PgService {
+    /// A service for a listener.
+    pub fn new(gateway: Gateway, config: PgConfig) -> Self {
+        Self {
+            gateway,
+            cancels: CancelRegistry::default(),
+            config: Arc::new(config),
+        }
+    }
+
+    /// Serves one accepted connection to its end. Never panics on client or server input;
+    /// every failure is told to the client as an ErrorResponse where the protocol allows.
+    pub async fn handle(&self, tcp: TcpStream, peer: SocketAddr) {
+        let _ = tcp.set_nodelay(true);
+        let span = tracing::info_span!("pg", client = %peer, session = tracing::field::Empty);
+        self.handle_inner(tcp, peer).instrument(span).await;
+    }
+
+    async fn handle_inner(&self, tcp: TcpStream, peer: SocketAddr) {
+        let start = startup::negotiate(tcp, self.config.tls.as_ref()).await;
+        let connected = match start {
+            Ok(ClientStart::Cancel { pid, secret }) => {
+                self.cancels.cancel(pid, secret).await;
+                return;
+            }
+            Ok(ClientStart::Session {
+                stream,
+                params,
+                leftover,
+                negotiate,
+            }) => Connected {
+                stream,
+                params,
+                leftover,
+                negotiate,
+                peer,
+            },
+            Err((e, stream)) => {
+                tracing::info!(error = %e, "startup failed");
+                if let Some(mut stream) = stream {
+                    fatal(&mut stream, e.sqlstate(), &e.to_string(), None).await;
+                }
+                return;
+            }
+        };
+        let Some(authenticated) = connected.authenticate(self).await else {
+            return;
+        };
+        tracing::Span::current().record("session", authenticated.session.id().to_string());
+        let Some(ready) = authenticated.connect_upstream(self).await else {
+            return;
+        };
+        ready.relay(self.config.limits).await;
+    }
+}
+
+/// Startup done: the client's stream and parameters, not yet authenticated.
+struct Connected {
+    stream: PgStream,
+    params: Vec<(String, String)>,
+    leftover: BytesMut,
+    negotiate: Option<(i32, Vec<String>)>,
+    peer: SocketAddr,
+}
+
+/// The core opened a session for the client's token.
+struct Authenticated {
+    stream: PgStream,
+    params: Vec<(String, String)>,
+    leftover: BytesMut,
+    session: Session,
+}
+
+/// The upstream accepted the gateway's login; the client has been told it may begin.
+struct Ready {
+    client: PgStream,
+    client_buf: BytesMut,
+    upstream: Upstream,
+    session: Session,
+    _cancel_key: Option<CancelKeyGuard>,
+}
+
+impl Connected {
+    fn param(&self, key: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    async fn authenticate(mut self, service: &PgService) -> Option<Authenticated> {
+        if !self.stream.is_tls() && !service.config.allow_plaintext_tokens {
+            fatal(
+                &mut self.stream,
+                "28000",
+                "this gateway listener accepts tokens only over TLS",
+                Some("connect with sslmode=require"),
+            )
+            .await;
+            return None;
+        }
+        let user = self.param("user").unwrap_or_default().to_owned();
+        let connection = self
+            .param("database")
+            .filter(|d| !d.is_empty())
+            .unwrap_or(&user)
+            .to_owned();
+        if self.param("replication").is_some_and(|r| r != "false" && r != "0") {
+            fatal(
+                &mut self.stream,
+                "28000",
+                "replication connections are not allowed through the gateway",
+                None,
+            )
+            .await;
+            return None;
+        }
+        let mut hello = BytesMut::new();
+        if let Some((minor, unsupported)) = &self.negotiate {
+            hello.put_slice(&negotiate_protocol_version(*minor, unsupported));
+        }
+        hello.put_slice(&authentication(3));
+        if let Err(e) = self.stream.write_all(&hello).await {
+            tracing::info!(error = %e, "client went away before authenticating");
+            return None;
+        }
+        let token = match read_password(&mut self.stream, &mut self.leftover).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::info!(error = %e, "no password message");
+                fatal(&mut self.stream, e.sqlstate(), &e.to_string(), None).await;
+                return None;
+            }
+        };
+        let request = OpenRequest {
+            connection: &connection,
+            token: &token,
+            claimed_user: &user,
+            client_addr: self.peer,
+            protocol: Protocol::Postgres,
+        };
+        match service.gateway.open(request).await {
+            Ok(session) => Some(Authenticated {
+                stream: self.stream,
+                params: self.params,
+                leftover: self.leftover,
+                session,
+            }),
+            Err(refusal) => {
+                tracing::info!(%refusal, connection, "session refused");
+                let (code, hint) = match &refusal {
+                    Refusal::BadToken => (
+                        "28P01",
+                        Some("use a token from `gatehouse token create` as the password"),
+                    ),
+                    Refusal::Forbidden(_) => (
+                        "28000",
+                        Some("the connection name is the database name; ask an administrator for access"),
+                    ),
+                    Refusal::StoreUnavailable(_) => ("58000", None),
+                };
+                fatal(&mut self.stream, code, &refusal.to_string(), hint).await;
+                None
+            }
+        }
+    }
+}
+
+impl Authenticated {
+    async fn connect_upstream(mut self, service: &PgService) -> Option<Ready> {
+        let upstream = match upstream::connect(self.session.connection(), &self.params).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(error = %e, "upstream unavailable");
+                let message = format!(
+                    "connection \"{}\" is unavailable: {e}",
+                    self.session.connection().name
+                );
+                fatal(&mut self.stream, "08006", &message, None).await;
+                self.session.close(&format!("upstream unavailable: {e}"), 0, 0).await;
+                return None;
+            }
+        };
+        let cancel_key = upstream.key.and_then(|(pid, secret)| {
+            service
+                .cancels
+                .register(&self.session.connection().address, pid, secret)
+        });
+        let mut hello = BytesMut::new();
+        hello.put_slice(&authentication(0));
+        for frame in &upstream.greeting {
+            hello.put_slice(frame.bytes());
+        }
+        if let Some(guard) = &cancel_key {
+            let (pid, secret) = guard.key();
+            hello.put_slice(&backend_key_data(pid, secret));
+        }
+        hello.put_slice(upstream.ready.bytes());
+        if let Err(e) = self.stream.write_all(&hello).await {
+            self.session.close(&format!("client went away: {e}"), 0, 0).await;
+            return None;
+        }
+        tracing::info!(
+            identity = %self.session.info().identity,
+            connection = %self.session.connection().name,
+            "session open"
+        );
+        Some(Ready {
+            client: self.stream,
+            client_buf: self.leftover,
+            upstream,
+            session: self.session,
+            _cancel_key: cancel_key,
+        })
+    }
+}
+
+impl Ready {
+    async fn relay(self, limits: RelayLimits) {
+        let traffic = Traffic::default();
+        let (client_rd, mut client_wr) = tokio::io::split(self.client);
+        let (server_rd, mut server_wr) = tokio::io::split(self.upstream.stream);
+        let end = relay::run(
+            &self.session,
+            (client_rd, &mut client_wr, self.client_buf),
+            (server_rd, &mut server_wr, self.upstream.leftover),
+            limits,
+            &traffic,
+        )
+        .await;
+        let reason = match &end {
+            RelayEnd::ClientTerminated => "client terminated".to_owned(),
+            RelayEnd::ClientClosed => {
+                let _ = server_wr.write_all(&terminate()).await;
+                "client closed the connection".to_owned()
+            }
+            RelayEnd::ServerClosed => "server closed the connection".to_owned(),
+            RelayEnd::Ended(why) => {
+                let msg = format!("terminating connection: {why}");
+                let frame = error_response(Severity::Fatal, "57P01", &msg, Some("ask for a new token"));
+                let _ = client_wr.write_all(&frame).await;
+                let _ = server_wr.write_all(&terminate()).await;
+                why.to_string()
+            }
+            RelayEnd::Failed(e) => {
+                let frame = error_response(Severity::Fatal, e.sqlstate(), &e.to_string(), None);
+                let _ = client_wr.write_all(&frame).await;
+                let _ = server_wr.write_all(&terminate()).await;
+                format!("error: {e}")
+            }
+        };
+        let _ = client_wr.shutdown().await;
+        let _ = server_wr.shutdown().await;
+        tracing::info!(reason, "session closed");
+        self.session
+            .close(
+                &reason,
+                traffic.from_client.load(Ordering::Relaxed),
+                traffic.from_server.load(Ordering::Relaxed),
+            )
+            .await;
+    }
+}
+
+async fn read_password(stream: &mut PgStream, buf: &mut BytesMut) -> Result<String, PgError> {
+    loop {
+        if let Some(frame) = split_frame(buf, MAX_PREAUTH_FRAME)? {
+            if frame.tag() != frontend::PASSWORD {
+                return Err(PgError::Protocol(format!(
+                    "expected a password message, got {:?}",
+                    char::from(frame.tag())
+                )));
+            }
+            return Ok(Reader::new(frame.body()).cstr()?.to_owned());
+        }
+        if stream.read_buf(buf).await? == 0 {
+            return Err(PgError::Closed("client"));
+        }
+    }
+}
+
+/// Tells the client why the session ends, then closes the stream.
+async fn fatal(stream: &mut PgStream, code: &str, message: &str, hint: Option<&str>) {
+    let frame = error_response(Severity::Fatal, code, message, hint);
+    let _ = stream.write_all(&frame).await;
+    let _ = stream.shutdown().await;
+}

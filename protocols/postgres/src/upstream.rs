@@ -1,0 +1,365 @@
+//! The gateway's own connection to the upstream PostgreSQL server: TCP, optional TLS, the
+//! startup message, and login with the gateway-held password (SCRAM-SHA-256, md5, cleartext).
+//! Nothing of this exchange is forwarded to the client.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use gatehouse_core::{ConnectionSpec, UpstreamTls};
+use md5::{Digest, Md5};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::error::PgError;
+use crate::frame::{split_frame, Frame};
+use crate::messages::{backend, frontend, request_code, MessageBuilder, Reader, ServerNotice};
+use crate::scram::{ScramClient, MECHANISM};
+use crate::stream::PgStream;
+
+/// How long connecting and logging in upstream may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest message accepted from the upstream during login.
+const MAX_LOGIN_FRAME: usize = 1 << 20;
+
+/// A logged-in upstream connection, ready for queries.
+#[derive(Debug)]
+pub struct Upstream {
+    /// The stream.
+    pub stream: PgStream,
+    /// The server's cancel key (process id, secret); kept by the gateway.
+    pub key: Option<(i32, i32)>,
+    /// ParameterStatus and NoticeResponse frames to pass on to the client.
+    pub greeting: Vec<Frame>,
+    /// The ReadyForQuery that ended the login.
+    pub ready: Frame,
+    /// Bytes read past the ReadyForQuery.
+    pub leftover: BytesMut,
+}
+
+/// Connects and logs in as the connection's user, passing the client's startup parameters
+/// (other than `user` and `database`, which the connection decides).
+pub async fn connect(
+    spec: &ConnectionSpec,
+    client_params: &[(String, String)],
+) -> Result<Upstream, PgError> {
+    tokio::time::timeout(CONNECT_TIMEOUT, connect_inner(spec, client_params))
+        .await
+        .map_err(|_| {
+            PgError::Upstream(format!(
+                "upstream {} did not answer within {}s",
+                spec.address,
+                CONNECT_TIMEOUT.as_secs()
+            ))
+        })?
+}
+
+async fn connect_inner(
+    spec: &ConnectionSpec,
+    client_params: &[(String, String)],
+) -> Result<Upstream, PgError> {
+    let tcp = TcpStream::connect(&spec.address).await.map_err(|e| {
+        PgError::Upstream(format!("could not connect to upstream {}: {e}", spec.address))
+    })?;
+    let _ = tcp.set_nodelay(true);
+    let mut stream = negotiate_tls(tcp, spec).await?;
+
+    let database = spec.database.as_deref().unwrap_or(&spec.name);
+    let mut startup = MessageBuilder::untagged()
+        .i32(request_code::PROTOCOL_3_0)
+        .cstr("user")
+        .cstr(&spec.username)
+        .cstr("database")
+        .cstr(database);
+    for (k, v) in client_params {
+        if k != "user" && k != "database" {
+            startup = startup.cstr(k).cstr(v);
+        }
+    }
+    stream.write_all(&startup.u8(0).finish()).await?;
+
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut scram: Option<ScramClient> = None;
+    let mut greeting = Vec::new();
+    let mut key = None;
+    loop {
+        let frame = read_frame(&mut stream, &mut buf).await?;
+        match frame.tag() {
+            backend::AUTHENTICATION => {
+                let mut r = Reader::new(frame.body());
+                match r.i32()? {
+                    0 => {}
+                    3 => send_password(&mut stream, password(spec)?).await?,
+                    5 => {
+                        let salt = r.take(4)?;
+                        let hashed = md5_password(password(spec)?, &spec.username, salt);
+                        send_password(&mut stream, &hashed).await?;
+                    }
+                    10 => {
+                        let mut offered = Vec::new();
+                        while let Ok(m) = r.cstr() {
+                            if m.is_empty() {
+                                break;
+                            }
+                            offered.push(m.to_owned());
+                        }
+                        if !offered.iter().any(|m| m == MECHANISM) {
+                            return Err(PgError::Upstream(format!(
+                                "upstream offers SASL mechanisms {offered:?}; the gateway speaks {MECHANISM}"
+                            )));
+                        }
+                        let client = ScramClient::new(password(spec)?)?;
+                        let first = client.client_first();
+                        let msg = MessageBuilder::new(frontend::PASSWORD)
+                            .cstr(MECHANISM)
+                            .i32(first.len() as i32)
+                            .bytes(first.as_bytes())
+                            .finish();
+                        stream.write_all(&msg).await?;
+                        scram = Some(client);
+                    }
+                    11 => {
+                        let client = scram
+                            .as_mut()
+                            .ok_or_else(|| PgError::Upstream("unexpected SASL continue".into()))?;
+                        let server_first = String::from_utf8_lossy(r.take(r.remaining())?);
+                        let fin = client.client_final(&server_first)?;
+                        let msg = MessageBuilder::new(frontend::PASSWORD)
+                            .bytes(fin.as_bytes())
+                            .finish();
+                        stream.write_all(&msg).await?;
+                    }
+                    12 => {
+                        let client = scram
+                            .as_ref()
+                            .ok_or_else(|| PgError::Upstream("unexpected SASL final".into()))?;
+                        client.verify_server_final(&String::from_utf8_lossy(
+                            r.take(r.remaining())?,
+                        ))?;
+                    }
+                    other => {
+                        return Err(PgError::Upstream(format!(
+                            "upstream asks for authentication method {other}, which the gateway does not support"
+                        )))
+                    }
+                }
+            }
+            backend::BACKEND_KEY_DATA => {
+                let mut r = Reader::new(frame.body());
+                key = Some((r.i32()?, r.i32()?));
+            }
+            backend::PARAMETER_STATUS | backend::NOTICE_RESPONSE => greeting.push(frame),
+            backend::NEGOTIATE_PROTOCOL_VERSION => {}
+            backend::ERROR_RESPONSE => {
+                let n = ServerNotice::decode(frame.body())?;
+                return Err(PgError::Upstream(format!(
+                    "upstream refused the gateway's login: {} ({})",
+                    n.message, n.code
+                )));
+            }
+            backend::READY_FOR_QUERY => {
+                return Ok(Upstream {
+                    stream,
+                    key,
+                    greeting,
+                    ready: frame,
+                    leftover: buf,
+                })
+            }
+            other => {
+                return Err(PgError::Protocol(format!(
+                    "upstream sent {:?} during login",
+                    char::from(other)
+                )))
+            }
+        }
+    }
+}
+
+fn password(spec: &ConnectionSpec) -> Result<&str, PgError> {
+    spec.password.as_ref().map(|s| s.expose()).ok_or_else(|| {
+        PgError::Upstream(format!(
+            "upstream asks for a password but connection \"{}\" has none configured",
+            spec.name
+        ))
+    })
+}
+
+async fn send_password(stream: &mut PgStream, password: &str) -> Result<(), PgError> {
+    let msg = MessageBuilder::new(frontend::PASSWORD)
+        .cstr(password)
+        .finish();
+    stream.write_all(&msg).await?;
+    Ok(())
+}
+
+/// `md5` + hex(md5(hex(md5(password + user)) + salt)), PostgreSQL's md5 method.
+fn md5_password(password: &str, user: &str, salt: &[u8]) -> String {
+    let inner = hex(&Md5::digest([password.as_bytes(), user.as_bytes()].concat()));
+    let outer = hex(&Md5::digest([inner.as_bytes(), salt].concat()));
+    format!("md5{outer}")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+async fn read_frame(stream: &mut PgStream, buf: &mut BytesMut) -> Result<Frame, PgError> {
+    loop {
+        if let Some(frame) = split_frame(buf, MAX_LOGIN_FRAME)? {
+            return Ok(frame);
+        }
+        if stream.read_buf(buf).await? == 0 {
+            return Err(PgError::Upstream(
+                "upstream closed the connection during login".into(),
+            ));
+        }
+    }
+}
+
+async fn negotiate_tls(mut tcp: TcpStream, spec: &ConnectionSpec) -> Result<PgStream, PgError> {
+    if spec.tls == UpstreamTls::Disable {
+        return Ok(PgStream::Plain(tcp));
+    }
+    let request = MessageBuilder::untagged().i32(request_code::SSL).finish();
+    tcp.write_all(&request).await?;
+    let answer = tcp.read_u8().await?;
+    match answer {
+        b'S' => {}
+        b'N' if spec.tls == UpstreamTls::Prefer => return Ok(PgStream::Plain(tcp)),
+        b'N' => {
+            return Err(PgError::Upstream(format!(
+                "upstream {} does not offer TLS, and connection \"{}\" requires it",
+                spec.address, spec.name
+            )))
+        }
+        _ => return Err(PgError::Protocol("upstream answered SSLRequest with garbage".into())),
+    }
+    let config = client_config(spec)?;
+    let host = spec
+        .address
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+        .unwrap_or(&spec.address);
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|e| PgError::Tls(format!("invalid upstream host name {host}: {e}")))?;
+    let tls = TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| PgError::Upstream(format!("TLS with upstream {} failed: {e}", spec.address)))?;
+    Ok(PgStream::Client(Box::new(tls)))
+}
+
+fn client_config(spec: &ConnectionSpec) -> Result<Arc<ClientConfig>, PgError> {
+    if spec.tls != UpstreamTls::VerifyFull {
+        static UNVERIFIED: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+        return Ok(UNVERIFIED
+            .get_or_init(|| {
+                Arc::new(
+                    ClientConfig::builder()
+                        .dangerous()
+                        .with_custom_certificate_verifier(Arc::new(NoVerification::new()))
+                        .with_no_client_auth(),
+                )
+            })
+            .clone());
+    }
+    let ca_path = spec
+        .tls_ca
+        .as_deref()
+        .unwrap_or("/etc/ssl/certs/ca-certificates.crt");
+    let mut roots = RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(ca_path)
+        .map_err(|e| PgError::Tls(format!("cannot read CA file {ca_path}: {e}")))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| PgError::Tls(format!("bad certificate in {ca_path}: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| PgError::Tls(format!("unusable certificate in {ca_path}: {e}")))?;
+    }
+    Ok(Arc::new(
+        ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    ))
+}
+
+/// `prefer` and `require` encrypt without checking the certificate (libpq's meaning).
+#[derive(Debug)]
+struct NoVerification(rustls::crypto::CryptoProvider);
+
+impl NoVerification {
+    fn new() -> Self {
+        Self(rustls::crypto::aws_lc_rs::default_provider())
+    }
+}
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md5_matches_postgres() {
+        // PostgreSQL: SELECT 'md5' || md5(md5('secret' || 'alice') || 'abcd')
+        assert_eq!(
+            md5_password("secret", "alice", b"abcd"),
+            "md5c90bcafc0a2b54511742383e34d5dc9d"
+        );
+    }
+}
