@@ -333,10 +333,14 @@ async fn forward_client_chunk<U: AsyncWrite>(
     }
     if segments.is_empty() {
         wr.write_all(&chunk).await?;
-        return Ok(());
+    } else {
+        segments.push(chunk.slice(at..));
+        write_parts(wr, &segments).await?;
     }
-    segments.push(chunk.slice(at..));
-    write_parts(wr, &segments).await
+    // TLS buffers records it could not send yet; without a flush they would wait for the
+    // next write, which may never come (the client is waiting for our answer).
+    wr.flush().await?;
+    Ok(())
 }
 
 enum Decided {
@@ -373,8 +377,8 @@ async fn server_to_client<U: AsyncRead, C: AsyncWrite>(
                     }
                     at = end;
                 }
-                if let Err(e) = wr.write_all(&chunk.slice(at..)).await {
-                    return RelayEnd::Failed(e.into());
+                if let Err(e) = write_parts(wr, &[chunk.slice(at..)]).await {
+                    return RelayEnd::Failed(e);
                 }
             }
         }
@@ -394,6 +398,7 @@ async fn write_parts<W: AsyncWrite>(wr: &mut WriteHalf<W>, parts: &[Bytes]) -> R
             wr.write_all(part).await?;
         }
     }
+    wr.flush().await?;
     Ok(())
 }
 

@@ -165,7 +165,7 @@ impl Connected {
             hello.put_slice(&negotiate_protocol_version(*minor, unsupported));
         }
         hello.put_slice(&authentication(3));
-        if let Err(e) = self.stream.write_all(&hello).await {
+        if let Err(e) = write_flush(&mut self.stream, &hello).await {
             tracing::info!(error = %e, "client went away before authenticating");
             return None;
         }
@@ -241,7 +241,7 @@ impl Authenticated {
             hello.put_slice(&backend_key_data(pid, secret));
         }
         hello.put_slice(upstream.ready.bytes());
-        if let Err(e) = self.stream.write_all(&hello).await {
+        if let Err(e) = write_flush(&mut self.stream, &hello).await {
             self.session.close(&format!("client went away: {e}"), 0, 0).await;
             return None;
         }
@@ -324,9 +324,15 @@ async fn read_password(stream: &mut PgStream, buf: &mut BytesMut) -> Result<Stri
     }
 }
 
+async fn write_flush(stream: &mut PgStream, bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
+}
+
 /// Tells the client why the session ends, then closes the stream.
 async fn fatal(stream: &mut PgStream, code: &str, message: &str, hint: Option<&str>) {
     let frame = error_response(Severity::Fatal, code, message, hint);
     let _ = stream.write_all(&frame).await;
+    let _ = stream.flush().await;
     let _ = stream.shutdown().await;
 }

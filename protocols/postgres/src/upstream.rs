@@ -83,6 +83,7 @@ async fn connect_inner(
         }
     }
     stream.write_all(&startup.u8(0).finish()).await?;
+    stream.flush().await?;
 
     let mut buf = BytesMut::with_capacity(4096);
     let mut scram: Option<ScramClient> = None;
@@ -122,6 +123,7 @@ async fn connect_inner(
                             .bytes(first.as_bytes())
                             .finish();
                         stream.write_all(&msg).await?;
+                        stream.flush().await?;
                         scram = Some(client);
                     }
                     11 => {
@@ -134,6 +136,7 @@ async fn connect_inner(
                             .bytes(fin.as_bytes())
                             .finish();
                         stream.write_all(&msg).await?;
+                        stream.flush().await?;
                     }
                     12 => {
                         let client = scram
@@ -196,6 +199,7 @@ async fn send_password(stream: &mut PgStream, password: &str) -> Result<(), PgEr
         .cstr(password)
         .finish();
     stream.write_all(&msg).await?;
+    stream.flush().await?;
     Ok(())
 }
 
