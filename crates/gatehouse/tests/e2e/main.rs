@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `gatehouse` binary between real clients (psql, pgbench,
+//! psycopg, tokio-postgres) and real PostgreSQL servers.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod drivers;
+mod pgbench;
+mod psql;

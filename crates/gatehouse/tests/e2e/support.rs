@@ -1,0 +1,278 @@
+//! Test support: a gateway started from the real binary on a free port, with its own store,
+//! and helpers to drive real clients (psql, pgbench, python) through it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The local PostgreSQL every machine has (trust auth on loopback).
+pub const LOCAL_PG: &str = "127.0.0.1:5432";
+
+/// A gateway process for one test.
+pub struct Gateway {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub port: u16,
+    child: Option<Child>,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+/// A `[[connection]]` for a test config.
+pub struct Conn<'a> {
+    pub name: &'a str,
+    pub address: &'a str,
+    pub database: &'a str,
+    pub username: &'a str,
+    pub password_env: Option<&'a str>,
+    pub groups: &'a [&'a str],
+    pub tls: &'a str,
+}
+
+impl<'a> Conn<'a> {
+    /// The local server's database `database` as connection `name`, open to group `batch`.
+    pub fn local(name: &'a str, database: &'a str) -> Self {
+        Self {
+            name,
+            address: LOCAL_PG,
+            database,
+            username: "postgres",
+            password_env: None,
+            groups: &["batch", "dba"],
+            tls: "prefer",
+        }
+    }
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_gatehouse")
+}
+
+impl Gateway {
+    /// Starts a gateway fronting these connections, listening on a free loopback port.
+    pub fn start(connections: &[Conn<'_>]) -> Self {
+        Self::start_with_env(connections, &[])
+    }
+
+    /// Same, with extra environment variables (for `password = { env = ... }`).
+    pub fn start_with_env(connections: &[Conn<'_>], env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut toml = String::from(
+            "[gateway]\nstate = \"sqlite:var/gatehouse.db\"\nrecordings = \"var/recordings\"\n\n\
+             [listen]\npostgres = \"127.0.0.1:0\"\n\n",
+        );
+        for c in connections {
+            toml.push_str(&format!(
+                "[[connection]]\nname = {:?}\nprotocol = \"postgres\"\naddress = {:?}\n\
+                 database = {:?}\nusername = {:?}\ntls = {:?}\ngroups = {:?}\n",
+                c.name, c.address, c.database, c.username, c.tls, c.groups
+            ));
+            if let Some(var) = c.password_env {
+                toml.push_str(&format!("password = {{ env = {var:?} }}\n"));
+            }
+            toml.push('\n');
+        }
+        let config = dir.path().join("gatehouse.toml");
+        std::fs::write(&config, toml).expect("write config");
+        let mut gw = Self {
+            dir,
+            config,
+            port: 0,
+            child: None,
+            log: Arc::new(Mutex::new(Vec::new())),
+        };
+        gw.spawn(env);
+        gw
+    }
+
+    fn spawn(&mut self, env: &[(&str, &str)]) {
+        let mut cmd = Command::new(bin());
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&self.config)
+            .env("GATEHOUSE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn gatehouse");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("gatehouse: postgres listening on ") {
+                    let _ = tx.send(addr.to_owned());
+                }
+                log.lock().expect("log").push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("gateway did not start: {:?}", self.log.lock().expect("log")));
+        self.port = addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+        self.child = Some(child);
+    }
+
+    /// Kills the gateway with SIGKILL (no chance to flush anything).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Runs a `gatehouse` CLI command against this gateway's config; panics on failure.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = self.cli_output(args);
+        assert!(
+            out.status.success(),
+            "gatehouse {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a CLI command and returns its output whatever the status.
+    pub fn cli_output(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .expect("run gatehouse cli")
+    }
+
+    /// Issues a token for `identity` in `groups`.
+    pub fn token(&self, identity: &str, groups: &[&str]) -> String {
+        let mut args = vec!["token", "create", "--identity", identity];
+        for g in groups {
+            args.push("--group");
+            args.push(g);
+        }
+        self.cli(&args).trim().to_owned()
+    }
+
+    /// A libpq connection string through the gateway.
+    pub fn dsn(&self, connection: &str, token: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} dbname={connection} user=tester password={token} sslmode=require connect_timeout=10",
+            self.port
+        )
+    }
+
+    /// Every audit entry (oldest first) as JSON.
+    pub fn audit(&self) -> Vec<Value> {
+        let out = self.cli(&["audit", "list", "--json"]);
+        serde_json::from_str::<Vec<Value>>(&out).expect("audit json")
+    }
+
+    /// Audit entries, waiting until `ready` holds for them (outcomes are written just after
+    /// the client sees its answer) or the timeout passes.
+    pub fn audit_until(&self, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let rows = self.audit();
+            if ready(&rows) || Instant::now() > deadline {
+                return rows;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Every session as JSON.
+    pub fn sessions(&self) -> Vec<Value> {
+        let out = self.cli(&["sessions", "list", "--json"]);
+        serde_json::from_str::<Vec<Value>>(&out).expect("sessions json")
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs a client program; returns its output.
+pub fn run(program: &str, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} is not runnable ({e}); run scripts/setup.sh"));
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(input.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("wait")
+}
+
+/// psql through the gateway with these arguments; returns (status ok, stdout, stderr).
+pub fn psql(dsn: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut all = vec!["-X", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "-d", dsn];
+    all.extend_from_slice(args);
+    let out = run("psql", &all, stdin, &[]);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// psql straight to the local server as postgres (setup and checks, not through the gateway).
+pub fn admin_sql(database: &str, sql: &str) -> String {
+    let out = run(
+        "psql",
+        &["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-c", sql],
+        None,
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "admin sql {sql:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Creates (or recreates) a scratch database on the local server.
+pub fn scratch_db(name: &str) {
+    admin_sql("postgres", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    admin_sql("postgres", &format!("CREATE DATABASE {name}"));
+}
+
+/// A free loopback port (bound and released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Entries whose statement contains `needle`.
+pub fn with_statement<'a>(rows: &'a [Value], needle: &str) -> Vec<&'a Value> {
+    rows.iter()
+        .filter(|r| r["statement"].as_str().is_some_and(|s| s.contains(needle)))
+        .collect()
+}
+
+/// A path inside the gateway's temporary directory.
+pub fn path_in(gw: &Gateway, name: &str) -> PathBuf {
+    gw.dir.path().join(name)
+}
+
+/// Reads a file as a string.
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
