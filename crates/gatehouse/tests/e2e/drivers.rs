@@ -19,6 +19,7 @@ with psycopg.connect(sys.argv[1]) as conn:
                         [(1, "ada", 10.5), (2, "grace", 20), (3, None, 0)])
         cur.execute("SELECT owner FROM accounts WHERE balance > %s ORDER BY id", (5,))
         print(",".join(r[0] for r in cur.fetchall()))
+        conn.commit()
         try:
             cur.execute("SELECT 1 / %s", (0,))
         except psycopg.errors.DivisionByZero as e:
