@@ -2,8 +2,10 @@
 //! psycopg, tokio-postgres) and real PostgreSQL servers.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cluster;
 mod support;
 
 mod drivers;
 mod pgbench;
 mod psql;
+mod upstream_auth;
