@@ -29,6 +29,9 @@ use crate::tracker::{Pending, Running, Statement, Tracker};
 /// error in exactly the place the refused command's answer belongs.
 const REFUSED_PORTAL: &str = "gatehouse: refused command";
 
+/// How long answers are still relayed after a client's Terminate.
+const TERMINATE_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Size limits of the relay.
 #[derive(Debug, Clone, Copy)]
 pub struct RelayLimits {
@@ -103,11 +106,18 @@ where
     let end = {
         let c2s = client_to_server(session, &tracker, client_rd, server_wr, client_buf, limits, traffic);
         let s2c = server_to_client(session, &tracker, server_rd, client_wr, server_buf, limits, traffic);
-        tokio::select! {
-            end = c2s => end,
-            end = s2c => end,
+        tokio::pin!(c2s, s2c);
+        let end = tokio::select! {
+            end = &mut c2s => end,
+            end = &mut s2c => end,
             reason = session.ended() => RelayEnd::Ended(reason),
+        };
+        if matches!(end, RelayEnd::ClientTerminated) {
+            // A client may send its last query and Terminate together: the answers still
+            // in flight are relayed until the server closes its end.
+            let _ = tokio::time::timeout(TERMINATE_DRAIN, &mut s2c).await;
         }
+        end
     };
     lock(&tracker).abandon(session);
     end

@@ -6,6 +6,8 @@ mod cluster;
 mod support;
 
 mod drivers;
+mod durability;
+mod faults;
 mod pgbench;
 mod psql;
 mod upstream_auth;

@@ -61,10 +61,6 @@ fn pgbench_simple_extended_and_prepared_run_clean_and_are_audited() {
     let selects = with_statement(&rows, "SELECT abalance FROM pgbench_accounts");
     assert_eq!(selects.len(), 3 * clients * per_client);
     assert!(selects.iter().all(|r| r["rows_returned"] == 1 && r["status"] == "ok"));
-    let failed: Vec<_> = rows
-        .iter()
-        .filter(|r| r["status"] != "ok" && r["statement"].as_str().is_some_and(|s| !s.contains("pgbench_") || !s.starts_with("drop")))
-        .filter(|r| r["sqlstate"].is_string())
-        .collect();
+    let failed: Vec<_> = rows.iter().filter(|r| r["status"] != "ok").collect();
     assert!(failed.is_empty(), "unexpected failures: {failed:#?}");
 }
