@@ -29,7 +29,10 @@ impl FileRecordings {
     /// Starts the recording writer for a directory (created if missing).
     pub fn start(dir: &Path) -> Result<Self, AuditError> {
         std::fs::create_dir_all(dir).map_err(|source| AuditError::Io {
-            what: format!("could not create the recordings directory {}", dir.display()),
+            what: format!(
+                "could not create the recordings directory {}",
+                dir.display()
+            ),
             source,
         })?;
         let (tx, rx) = mpsc::channel();
@@ -130,9 +133,8 @@ pub fn read_recording(dir: &Path, session: &str) -> Result<Vec<RecordingEvent>, 
         if line.trim().is_empty() {
             continue;
         }
-        let event = serde_json::from_str(&line).map_err(|e| {
-            AuditError::Corrupt(format!("{} line {}: {e}", path.display(), n + 1))
-        })?;
+        let event = serde_json::from_str(&line)
+            .map_err(|e| AuditError::Corrupt(format!("{} line {}: {e}", path.display(), n + 1)))?;
         events.push(event);
     }
     Ok(events)

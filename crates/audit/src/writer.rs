@@ -8,7 +8,9 @@ use std::thread;
 
 use gatehouse_core::store::Receipt;
 use gatehouse_core::time::to_micros;
-use gatehouse_core::{CommandCompletion, CommandRecord, Outcome, SessionEnd, SessionInfo, StoreError};
+use gatehouse_core::{
+    CommandCompletion, CommandRecord, Outcome, SessionEnd, SessionInfo, StoreError,
+};
 use rusqlite::{params, Connection};
 use tokio::sync::oneshot;
 

@@ -97,7 +97,9 @@ impl Secret {
             why: e.to_string(),
         })?;
         let trimmed = text.strip_suffix('\n').unwrap_or(&text);
-        Ok(Self(trimmed.strip_suffix('\r').unwrap_or(trimmed).to_owned()))
+        Ok(Self(
+            trimmed.strip_suffix('\r').unwrap_or(trimmed).to_owned(),
+        ))
     }
 
     /// The secret value, for the upstream handshake only.

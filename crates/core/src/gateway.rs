@@ -102,13 +102,18 @@ impl Gateway {
                 return Err(Refusal::BadToken);
             }
             (None, _) => {
-                self.record_refusal(&req, None, "refused: unknown token").await;
+                self.record_refusal(&req, None, "refused: unknown token")
+                    .await;
                 return Err(Refusal::BadToken);
             }
             (Some(t), Some(c)) if may_open(&t, c) => (t, c.clone()),
             (Some(t), _) => {
-                self.record_refusal(&req, Some(&t.identity.name), "refused: connection not allowed")
-                    .await;
+                self.record_refusal(
+                    &req,
+                    Some(&t.identity.name),
+                    "refused: connection not allowed",
+                )
+                .await;
                 return Err(Refusal::Forbidden(req.connection.to_owned()));
             }
         };

@@ -40,7 +40,9 @@ pub struct TokenHash(pub String);
 impl TokenHash {
     /// Hashes a presented token.
     pub fn of(token: &str) -> Self {
-        Self(hex(digest::digest(&digest::SHA256, token.as_bytes()).as_ref()))
+        Self(hex(
+            digest::digest(&digest::SHA256, token.as_bytes()).as_ref()
+        ))
     }
 }
 

@@ -228,9 +228,7 @@ impl Session {
         let mut revoked = self.revoked.clone();
         let token: &TokenId = &self.info.token_id;
         let expiry = self.token_expires.map(|t| {
-            let left = t
-                .duration_since(SystemTime::now())
-                .unwrap_or_default();
+            let left = t.duration_since(SystemTime::now()).unwrap_or_default();
             tokio::time::Instant::now() + left
         });
         loop {

@@ -43,9 +43,9 @@ impl Future for Receipt {
     type Output = Result<(), StoreError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx).map(|r| {
-            r.unwrap_or_else(|_| Err(StoreError("the audit writer stopped".into())))
-        })
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or_else(|_| Err(StoreError("the audit writer stopped".into()))))
     }
 }
 

@@ -203,29 +203,42 @@ impl Config {
 
     /// The connections, resolved (secrets read now, so a missing one fails at start).
     pub fn connections(&self) -> Result<Vec<ConnectionSpec>, CliError> {
-        self.connection.iter().map(|c| self.resolve_connection(c)).collect()
+        self.connection
+            .iter()
+            .map(|c| self.resolve_connection(c))
+            .collect()
     }
 
     fn resolve_connection(&self, c: &ConnectionSection) -> Result<ConnectionSpec, CliError> {
         let bad = |what: String| CliError::Config(format!("connection \"{}\": {what}", c.name));
-        let protocol = Protocol::parse(&c.protocol)
-            .ok_or_else(|| bad(format!("unknown protocol {:?} (postgres, mysql, ssh)", c.protocol)))?;
+        let protocol = Protocol::parse(&c.protocol).ok_or_else(|| {
+            bad(format!(
+                "unknown protocol {:?} (postgres, mysql, ssh)",
+                c.protocol
+            ))
+        })?;
         let tls = match &c.tls {
             None => UpstreamTls::default(),
             Some(t) => UpstreamTls::parse(t).ok_or_else(|| {
-                bad(format!("unknown tls {t:?} (disable, prefer, require, verify-full)"))
+                bad(format!(
+                    "unknown tls {t:?} (disable, prefer, require, verify-full)"
+                ))
             })?,
         };
         let password = match &c.password {
             None => None,
-            Some(SecretRef::Env { env }) => Some(Secret::from_env(env).map_err(|e| bad(e.to_string()))?),
+            Some(SecretRef::Env { env }) => {
+                Some(Secret::from_env(env).map_err(|e| bad(e.to_string()))?)
+            }
             Some(SecretRef::File { file }) => Some(
                 Secret::from_file(&self.resolve(file).to_string_lossy())
                     .map_err(|e| bad(e.to_string()))?,
             ),
         };
         if protocol == Protocol::Ssh && (c.private_key.is_none() || c.host_key.is_none()) {
-            return Err(bad("an ssh connection needs private_key and host_key".into()));
+            return Err(bad(
+                "an ssh connection needs private_key and host_key".into()
+            ));
         }
         if c.groups.is_empty() {
             tracing::warn!(connection = %c.name, "connection has no groups: nobody can open it");
@@ -239,7 +252,10 @@ impl Config {
             password,
             groups: c.groups.clone(),
             tls,
-            tls_ca: c.tls_ca.as_deref().map(|p| self.resolve(p).to_string_lossy().into_owned()),
+            tls_ca: c
+                .tls_ca
+                .as_deref()
+                .map(|p| self.resolve(p).to_string_lossy().into_owned()),
         })
     }
 }

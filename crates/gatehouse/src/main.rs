@@ -23,7 +23,12 @@ use crate::error::CliError;
 #[command(name = "gatehouse", version, about)]
 struct Cli {
     /// The configuration file.
-    #[arg(long, global = true, env = "GATEHOUSE_CONFIG", default_value = "gatehouse.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_CONFIG",
+        default_value = "gatehouse.toml"
+    )]
     config: PathBuf,
     #[command(subcommand)]
     command: Cmd,

@@ -46,10 +46,12 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     let mut tasks = JoinSet::new();
     let mut sessions = JoinSet::new();
     if let Some(addr) = &config.listen.postgres {
-        let listener = TcpListener::bind(addr).await.map_err(|source| CliError::Listen {
-            addr: addr.clone(),
-            source,
-        })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| CliError::Listen {
+                addr: addr.clone(),
+                source,
+            })?;
         let local = listener.local_addr().map_err(|source| CliError::Listen {
             addr: addr.clone(),
             source,
@@ -73,11 +75,16 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         ("admin", &config.listen.admin),
     ] {
         if addr.is_some() {
-            tracing::warn!(wire, "listener configured but not in this build yet; not started");
+            tracing::warn!(
+                wire,
+                "listener configured but not in this build yet; not started"
+            );
         }
     }
     if tasks.is_empty() {
-        return Err(CliError::Config("[listen] names no listener this build can serve".into()));
+        return Err(CliError::Config(
+            "[listen] names no listener this build can serve".into(),
+        ));
     }
     let watcher = gateway.clone();
     sessions.spawn(async move { watcher.watch_revocations(REVOCATION_POLL).await });
@@ -111,13 +118,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

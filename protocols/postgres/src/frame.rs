@@ -55,7 +55,11 @@ pub fn peek_header(buf: &[u8], max: usize) -> Result<Option<(u8, usize)>, PgErro
     }
     let total = len as usize + 1;
     if total > max {
-        return Err(PgError::TooLarge { tag, len: total, max });
+        return Err(PgError::TooLarge {
+            tag,
+            len: total,
+            max,
+        });
     }
     Ok(Some((tag, total)))
 }

@@ -284,6 +284,40 @@ impl<'a> FunctionCall<'a> {
     }
 }
 
+/// A DataRow's column values, decoded lazily: iterate to get each value (`None` for NULL).
+/// Only rows a mask plan names need this; the relay otherwise counts rows by header alone.
+#[derive(Debug)]
+pub struct DataRow<'a> {
+    reader: Reader<'a>,
+    left: usize,
+}
+
+impl<'a> DataRow<'a> {
+    /// Starts decoding a DataRow body.
+    pub fn decode(body: &'a [u8]) -> Result<Self, PgError> {
+        let mut reader = Reader::new(body);
+        let left = reader.count16()?;
+        Ok(Self { reader, left })
+    }
+
+    /// Number of columns not yet read.
+    pub fn remaining(&self) -> usize {
+        self.left
+    }
+}
+
+impl<'a> Iterator for DataRow<'a> {
+    type Item = Result<Option<&'a [u8]>, PgError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        Some(self.reader.value())
+    }
+}
+
 /// The fields of an ErrorResponse or NoticeResponse that the gateway uses.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ServerNotice {
@@ -441,7 +475,9 @@ pub fn error_response(severity: Severity, code: &str, message: &str, hint: Optio
 
 /// AuthenticationOk, AuthenticationCleartextPassword and friends: `R` with a code.
 pub fn authentication(code: i32) -> Bytes {
-    MessageBuilder::new(backend::AUTHENTICATION).i32(code).finish()
+    MessageBuilder::new(backend::AUTHENTICATION)
+        .i32(code)
+        .finish()
 }
 
 /// BackendKeyData with the gateway's own key.
@@ -454,12 +490,17 @@ pub fn backend_key_data(pid: i32, secret: i32) -> Bytes {
 
 /// ReadyForQuery with a transaction status (`I`, `T`, `E`).
 pub fn ready_for_query(status: u8) -> Bytes {
-    MessageBuilder::new(backend::READY_FOR_QUERY).u8(status).finish()
+    MessageBuilder::new(backend::READY_FOR_QUERY)
+        .u8(status)
+        .finish()
 }
 
 /// An Execute of a portal, with no row limit.
 pub fn execute(portal: &str) -> Bytes {
-    MessageBuilder::new(frontend::EXECUTE).cstr(portal).i32(0).finish()
+    MessageBuilder::new(frontend::EXECUTE)
+        .cstr(portal)
+        .i32(0)
+        .finish()
 }
 
 /// Sync.
@@ -498,7 +539,13 @@ mod tests {
 
     #[test]
     fn truncated_messages_are_errors_not_panics() {
-        let bodies: [&[u8]; 5] = [b"", b"p1", b"p1\0s1\0\x00", b"p1\0s1\0\x00\x00\x00\x01\x00\x00\x00\x09ab", b"\xff\xff"];
+        let bodies: [&[u8]; 5] = [
+            b"",
+            b"p1",
+            b"p1\0s1\0\x00",
+            b"p1\0s1\0\x00\x00\x00\x01\x00\x00\x00\x09ab",
+            b"\xff\xff",
+        ];
         for body in bodies {
             assert!(Bind::decode(body).is_err(), "{body:?}");
         }
@@ -509,8 +556,34 @@ mod tests {
     }
 
     #[test]
+    fn decodes_data_rows_and_rejects_lies() {
+        let body = MessageBuilder::untagged()
+            .i16(3)
+            .i32(2)
+            .bytes(b"hi")
+            .i32(-1)
+            .i32(0)
+            .finish();
+        let values: Vec<_> = DataRow::decode(&body[4..])
+            .unwrap_or_else(|e| panic!("{e}"))
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(values, vec![Some(&b"hi"[..]), None, Some(&b""[..])]);
+        let lying = [0u8, 2, 0, 0, 0, 9, b'x'];
+        let result: Result<Vec<_>, _> = DataRow::decode(&lying)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .collect();
+        assert!(result.is_err());
+    }
+
+    #[test]
     fn reads_error_fields_and_tags() {
-        let e = error_response(Severity::Error, "42P01", "relation \"t\" does not exist", None);
+        let e = error_response(
+            Severity::Error,
+            "42P01",
+            "relation \"t\" does not exist",
+            None,
+        );
         let n = ServerNotice::decode(&e[5..]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(n.code, "42P01");
         assert_eq!(n.severity, "ERROR");

@@ -73,8 +73,9 @@ fn render_binary(v: &[u8], type_oid: u32) -> Option<String> {
             // Microseconds since 2000-01-01 UTC.
             let us = i64::from_be_bytes(v.try_into().ok()?);
             let unix_us = us.checked_add(946_684_800_000_000)?;
-            let t = std::time::UNIX_EPOCH
-                .checked_add(std::time::Duration::from_micros(u64::try_from(unix_us).ok()?))?;
+            let t = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_micros(
+                u64::try_from(unix_us).ok()?,
+            ))?;
             humantime_rfc3339(t)
         }
         oid::BYTEA => return None,
@@ -104,11 +105,20 @@ mod tests {
     fn renders_text_binary_and_null() {
         assert_eq!(render(None, 0, 0), None);
         assert_eq!(render(Some(b"42"), 0, 23).as_deref(), Some("42"));
-        assert_eq!(render(Some(&42i32.to_be_bytes()), 1, 23).as_deref(), Some("42"));
-        assert_eq!(render(Some(&(-7i64).to_be_bytes()), 1, 20).as_deref(), Some("-7"));
+        assert_eq!(
+            render(Some(&42i32.to_be_bytes()), 1, 23).as_deref(),
+            Some("42")
+        );
+        assert_eq!(
+            render(Some(&(-7i64).to_be_bytes()), 1, 20).as_deref(),
+            Some("-7")
+        );
         assert_eq!(render(Some(b"abc"), 1, 25).as_deref(), Some("abc"));
         assert_eq!(render(Some(&[1]), 1, 16).as_deref(), Some("true"));
-        assert_eq!(render(Some(&[0xde, 0xad]), 1, 17).as_deref(), Some("\\xdead"));
+        assert_eq!(
+            render(Some(&[0xde, 0xad]), 1, 17).as_deref(),
+            Some("\\xdead")
+        );
         // A wrong-sized int falls back to hex rather than guessing.
         assert_eq!(render(Some(&[0, 1]), 1, 23).as_deref(), Some("\\x0001"));
         assert_eq!(

@@ -84,7 +84,11 @@ struct Portal {
 enum Step {
     Forward,
     Push(Pending),
-    Admit { admission: Admission, simple: bool, tag: Option<String> },
+    Admit {
+        admission: Admission,
+        simple: bool,
+        tag: Option<String>,
+    },
 }
 
 /// Runs both halves until one ends or the session is ended; returns the halves' streams so
@@ -104,8 +108,12 @@ where
     let (client_rd, client_wr, client_buf) = client;
     let (server_rd, server_wr, server_buf) = upstream;
     let end = {
-        let c2s = client_to_server(session, &tracker, client_rd, server_wr, client_buf, limits, traffic);
-        let s2c = server_to_client(session, &tracker, server_rd, client_wr, server_buf, limits, traffic);
+        let c2s = client_to_server(
+            session, &tracker, client_rd, server_wr, client_buf, limits, traffic,
+        );
+        let s2c = server_to_client(
+            session, &tracker, server_rd, client_wr, server_buf, limits, traffic,
+        );
         tokio::pin!(c2s, s2c);
         let end = tokio::select! {
             end = &mut c2s => end,
@@ -126,7 +134,9 @@ where
 fn lock(tracker: &Mutex<Tracker>) -> MutexGuard<'_, Tracker> {
     // A panic while holding the lock cannot leave the tracker half-updated in a way that
     // matters more than ending the session, so a poisoned lock is simply taken over.
-    tracker.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    tracker
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 async fn client_to_server<C: AsyncRead, U: AsyncWrite>(
@@ -143,7 +153,15 @@ async fn client_to_server<C: AsyncRead, U: AsyncWrite>(
     let mut steps: Vec<(usize, usize, Step)> = Vec::new();
     loop {
         if !buf.is_empty() {
-            let scanned = match scan_client(session, tracker, &mut portals, &buf, &mut passthrough, &mut steps, limits) {
+            let scanned = match scan_client(
+                session,
+                tracker,
+                &mut portals,
+                &buf,
+                &mut passthrough,
+                &mut steps,
+                limits,
+            ) {
                 Ok(s) => s,
                 Err(e) => return RelayEnd::Failed(e),
             };
@@ -192,7 +210,9 @@ fn scan_client(
     }
     while *passthrough == 0 {
         let rest = buf.get(off..).unwrap_or_default();
-        let Some((tag, total)) = peek_header(rest, limits.max_frame)? else { break };
+        let Some((tag, total)) = peek_header(rest, limits.max_frame)? else {
+            break;
+        };
         if tag == frontend::COPY_DATA && rest.len() < total {
             steps.push((off, buf.len(), Step::Forward));
             *passthrough = total - rest.len();
@@ -200,17 +220,30 @@ fn scan_client(
             break;
         }
         if total > limits.max_decoded && tag != frontend::COPY_DATA {
-            return Err(PgError::TooLarge { tag, len: total, max: limits.max_decoded });
+            return Err(PgError::TooLarge {
+                tag,
+                len: total,
+                max: limits.max_decoded,
+            });
         }
-        let Some(body) = rest.get(5..total) else { break };
+        let Some(body) = rest.get(5..total) else {
+            break;
+        };
         let step = match tag {
             frontend::QUERY => {
                 let text = decode_query(body)?;
-                Step::Admit { admission: session.admit(Command::new(text)), simple: true, tag: None }
+                Step::Admit {
+                    admission: session.admit(Command::new(text)),
+                    simple: true,
+                    tag: None,
+                }
             }
             frontend::PARSE => {
                 let p = Parse::decode(body)?;
-                let statement = Statement { text: Arc::from(p.query), param_types: p.param_types };
+                let statement = Statement {
+                    text: Arc::from(p.query),
+                    param_types: p.param_types,
+                };
                 lock(tracker).prepare(p.statement, statement);
                 Step::Forward
             }
@@ -218,7 +251,10 @@ fn scan_client(
                 let b = Bind::decode(body)?;
                 let (text, types) = match lock(tracker).statement(b.statement) {
                     Some(s) => (s.text.clone(), s.param_types.clone()),
-                    None => (Arc::from(format!("(unknown prepared statement {:?})", b.statement)), Vec::new()),
+                    None => (
+                        Arc::from(format!("(unknown prepared statement {:?})", b.statement)),
+                        Vec::new(),
+                    ),
                 };
                 let params = b
                     .values
@@ -235,7 +271,11 @@ fn scan_client(
                     Some(p) => Command::with_params(&*p.text, p.params.clone()),
                     None => Command::new(format!("(execute of unbound portal {portal:?})")),
                 };
-                Step::Admit { admission: session.admit(command), simple: false, tag: None }
+                Step::Admit {
+                    admission: session.admit(command),
+                    simple: false,
+                    tag: None,
+                }
             }
             frontend::DESCRIBE => match decode_target(body)? {
                 (b'S', name) => Step::Push(Pending::Describe(name.to_owned())),
@@ -266,7 +306,8 @@ fn scan_client(
                         render(*v, format, 0)
                     })
                     .collect();
-                let command = Command::with_params(format!("(function call, oid {})", call.oid), args);
+                let command =
+                    Command::with_params(format!("(function call, oid {})", call.oid), args);
                 Step::Admit {
                     admission: session.admit(command),
                     simple: true,
@@ -278,7 +319,10 @@ fn scan_client(
             }
             frontend::TERMINATE => {
                 steps.push((off, off + total, Step::Forward));
-                return Ok(Scanned { len: off + total, terminate: true });
+                return Ok(Scanned {
+                    len: off + total,
+                    terminate: true,
+                });
             }
             other => {
                 return Err(PgError::Protocol(format!(
@@ -290,7 +334,10 @@ fn scan_client(
         steps.push((off, off + total, step));
         off += total;
     }
-    Ok(Scanned { len: off, terminate: false })
+    Ok(Scanned {
+        len: off,
+        terminate: false,
+    })
 }
 
 /// Waits for every admission of the chunk, queues what the server will answer, and forwards
@@ -307,7 +354,11 @@ async fn forward_client_chunk<U: AsyncWrite>(
         let decision = match step {
             Step::Forward => Decided::Forward,
             Step::Push(p) => Decided::Push(p),
-            Step::Admit { admission, simple, tag } => match admission.wait().await {
+            Step::Admit {
+                admission,
+                simple,
+                tag,
+            } => match admission.wait().await {
                 Ok(admitted) => Decided::Run(Running::new(admitted, simple, tag), simple),
                 Err(refused) => Decided::Refuse(refused, simple),
             },
@@ -330,7 +381,10 @@ async fn forward_client_chunk<U: AsyncWrite>(
                 }
                 Decided::Refuse(refused, simple) => {
                     let code = if refused.by_policy { "42501" } else { "58000" };
-                    t.push(Pending::Refused { code, message: refused.message });
+                    t.push(Pending::Refused {
+                        code,
+                        message: refused.message,
+                    });
                     if simple {
                         t.push(Pending::Sync);
                     }
@@ -374,7 +428,15 @@ async fn server_to_client<U: AsyncRead, C: AsyncWrite>(
     let mut replacements: Vec<(usize, usize, Bytes)> = Vec::new();
     loop {
         if !buf.is_empty() {
-            let len = match scan_server(session, tracker, &buf, &mut passthrough, &mut rows, &mut replacements, limits) {
+            let len = match scan_server(
+                session,
+                tracker,
+                &buf,
+                &mut passthrough,
+                &mut rows,
+                &mut replacements,
+                limits,
+            ) {
                 Ok(n) => n,
                 Err(e) => return RelayEnd::Failed(e),
             };
@@ -431,7 +493,9 @@ fn scan_server(
     }
     while *passthrough == 0 {
         let rest = buf.get(off..).unwrap_or_default();
-        let Some((tag, total)) = peek_header(rest, limits.max_frame)? else { break };
+        let Some((tag, total)) = peek_header(rest, limits.max_frame)? else {
+            break;
+        };
         let inspect = matches!(
             tag,
             backend::COMMAND_COMPLETE
@@ -453,9 +517,15 @@ fn scan_server(
             continue;
         }
         if total > limits.max_decoded {
-            return Err(PgError::TooLarge { tag, len: total, max: limits.max_decoded });
+            return Err(PgError::TooLarge {
+                tag,
+                len: total,
+                max: limits.max_decoded,
+            });
         }
-        let Some(body) = rest.get(5..total) else { break };
+        let Some(body) = rest.get(5..total) else {
+            break;
+        };
         match tag {
             backend::COMMAND_COMPLETE => {
                 let text = Reader::new(body).cstr()?;
@@ -467,7 +537,9 @@ fn scan_server(
             }
             backend::ERROR_RESPONSE => {
                 let notice = ServerNotice::decode(body)?;
-                if let Some(replacement) = lock(tracker).error(session, notice, std::mem::take(rows)) {
+                if let Some(replacement) =
+                    lock(tracker).error(session, notice, std::mem::take(rows))
+                {
                     replacements.push((off, off + total, replacement));
                 }
             }

@@ -30,7 +30,9 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
 }
 
 fn fail(what: &str) -> PgError {
-    PgError::Upstream(format!("SCRAM authentication with the upstream failed: {what}"))
+    PgError::Upstream(format!(
+        "SCRAM authentication with the upstream failed: {what}"
+    ))
 }
 
 impl ScramClient {

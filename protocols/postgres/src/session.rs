@@ -150,7 +150,10 @@ impl Connected {
             .filter(|d| !d.is_empty())
             .unwrap_or(&user)
             .to_owned();
-        if self.param("replication").is_some_and(|r| r != "false" && r != "0") {
+        if self
+            .param("replication")
+            .is_some_and(|r| r != "false" && r != "0")
+        {
             fatal(
                 &mut self.stream,
                 "28000",
@@ -222,7 +225,9 @@ impl Authenticated {
                     self.session.connection().name
                 );
                 fatal(&mut self.stream, "08006", &message, None).await;
-                self.session.close(&format!("upstream unavailable: {e}"), 0, 0).await;
+                self.session
+                    .close(&format!("upstream unavailable: {e}"), 0, 0)
+                    .await;
                 return None;
             }
         };
@@ -242,7 +247,9 @@ impl Authenticated {
         }
         hello.put_slice(upstream.ready.bytes());
         if let Err(e) = write_flush(&mut self.stream, &hello).await {
-            self.session.close(&format!("client went away: {e}"), 0, 0).await;
+            self.session
+                .close(&format!("client went away: {e}"), 0, 0)
+                .await;
             return None;
         }
         tracing::info!(
@@ -282,7 +289,8 @@ impl Ready {
             RelayEnd::ServerClosed => "server closed the connection".to_owned(),
             RelayEnd::Ended(why) => {
                 let msg = format!("terminating connection: {why}");
-                let frame = error_response(Severity::Fatal, "57P01", &msg, Some("ask for a new token"));
+                let frame =
+                    error_response(Severity::Fatal, "57P01", &msg, Some("ask for a new token"));
                 let _ = client_wr.write_all(&frame).await;
                 let _ = server_wr.write_all(&terminate()).await;
                 why.to_string()

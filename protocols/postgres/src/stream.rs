@@ -40,7 +40,11 @@ impl AsyncRead for PgStream {
 }
 
 impl AsyncWrite for PgStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Self::Server(s) => Pin::new(s.as_mut()).poll_write(cx, buf),

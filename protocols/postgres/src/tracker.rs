@@ -120,7 +120,9 @@ impl Tracker {
         };
         if !simple {
             if let Some(Pending::Command(run)) = self.queue.remove(i) {
-                let outcome = Outcome::Completed { tag: tag.to_owned() };
+                let outcome = Outcome::Completed {
+                    tag: tag.to_owned(),
+                };
                 session.finish(run.admitted, outcome, rows, tag_rows(tag));
             }
         }

@@ -65,7 +65,10 @@ async fn connect_inner(
     client_params: &[(String, String)],
 ) -> Result<Upstream, PgError> {
     let tcp = TcpStream::connect(&spec.address).await.map_err(|e| {
-        PgError::Upstream(format!("could not connect to upstream {}: {e}", spec.address))
+        PgError::Upstream(format!(
+            "could not connect to upstream {}: {e}",
+            spec.address
+        ))
     })?;
     let _ = tcp.set_nodelay(true);
     let mut stream = negotiate_tls(tcp, spec).await?;
@@ -205,7 +208,9 @@ async fn send_password(stream: &mut PgStream, password: &str) -> Result<(), PgEr
 
 /// `md5` + hex(md5(hex(md5(password + user)) + salt)), PostgreSQL's md5 method.
 fn md5_password(password: &str, user: &str, salt: &[u8]) -> String {
-    let inner = hex(&Md5::digest([password.as_bytes(), user.as_bytes()].concat()));
+    let inner = hex(&Md5::digest(
+        [password.as_bytes(), user.as_bytes()].concat(),
+    ));
     let outer = hex(&Md5::digest([inner.as_bytes(), salt].concat()));
     format!("md5{outer}")
 }
@@ -248,7 +253,11 @@ async fn negotiate_tls(mut tcp: TcpStream, spec: &ConnectionSpec) -> Result<PgSt
                 spec.address, spec.name
             )))
         }
-        _ => return Err(PgError::Protocol("upstream answered SSLRequest with garbage".into())),
+        _ => {
+            return Err(PgError::Protocol(
+                "upstream answered SSLRequest with garbage".into(),
+            ))
+        }
     }
     let config = client_config(spec)?;
     let host = spec
@@ -261,7 +270,9 @@ async fn negotiate_tls(mut tcp: TcpStream, spec: &ConnectionSpec) -> Result<PgSt
     let tls = TlsConnector::from(config)
         .connect(name, tcp)
         .await
-        .map_err(|e| PgError::Upstream(format!("TLS with upstream {} failed: {e}", spec.address)))?;
+        .map_err(|e| {
+            PgError::Upstream(format!("TLS with upstream {} failed: {e}", spec.address))
+        })?;
     Ok(PgStream::Client(Box::new(tls)))
 }
 

@@ -92,7 +92,18 @@ pub fn run(config: &Config, command: AuditCmd) -> Result<(), CliError> {
                 })
                 .collect();
             table::print(
-                &["TIME", "SESSION", "IDENTITY", "CONNECTION", "CLASS", "VERDICT", "OUTCOME", "ROWS", "MS", "STATEMENT"],
+                &[
+                    "TIME",
+                    "SESSION",
+                    "IDENTITY",
+                    "CONNECTION",
+                    "CLASS",
+                    "VERDICT",
+                    "OUTCOME",
+                    "ROWS",
+                    "MS",
+                    "STATEMENT",
+                ],
                 &cells,
             );
         }

@@ -34,10 +34,22 @@ pub fn run(config: &Config, args: &ReplayArgs) -> Result<(), CliError> {
     );
     for event in &events {
         match event {
-            RecordingEvent::Start { at, identity, connection, client, .. } => {
+            RecordingEvent::Start {
+                at,
+                identity,
+                connection,
+                client,
+                ..
+            } => {
                 println!("{at}  open     {identity} on {connection} from {client}");
             }
-            RecordingEvent::Command { at, seq, text, params, class } => {
+            RecordingEvent::Command {
+                at,
+                seq,
+                text,
+                params,
+                class,
+            } => {
                 println!("{at}  #{seq:<6} [{class}] {}", text.trim());
                 if !params.is_empty() {
                     let shown: Vec<String> = params
@@ -48,14 +60,26 @@ pub fn run(config: &Config, args: &ReplayArgs) -> Result<(), CliError> {
                     println!("{:24}         params {}", "", shown.join(" "));
                 }
             }
-            RecordingEvent::Result { at, seq, status, detail, rows, duration_us } => {
+            RecordingEvent::Result {
+                at,
+                seq,
+                status,
+                detail,
+                rows,
+                duration_us,
+            } => {
                 println!(
                     "{at}  #{seq:<6} -> {status} {detail} ({rows} rows, {:.2} ms)",
                     *duration_us as f64 / 1000.0
                 );
             }
             RecordingEvent::Notice { at, text } => println!("{at}  note     {text}"),
-            RecordingEvent::End { at, reason, bytes_from_client, bytes_from_server } => {
+            RecordingEvent::End {
+                at,
+                reason,
+                bytes_from_client,
+                bytes_from_server,
+            } => {
                 println!("{at}  close    {reason} ({bytes_from_client} bytes in, {bytes_from_server} bytes out)");
             }
         }

@@ -57,7 +57,17 @@ pub fn run(config: &Config, command: SessionsCmd) -> Result<(), CliError> {
                 })
                 .collect();
             table::print(
-                &["SESSION", "IDENTITY", "CONNECTION", "PROTO", "CLIENT", "STARTED", "ENDED", "CMDS", "END"],
+                &[
+                    "SESSION",
+                    "IDENTITY",
+                    "CONNECTION",
+                    "PROTO",
+                    "CLIENT",
+                    "STARTED",
+                    "ENDED",
+                    "CMDS",
+                    "END",
+                ],
                 &rows,
             );
         }

@@ -108,7 +108,11 @@ pub fn run(config: &Config, command: TokenCmd) -> Result<(), CliError> {
                         t.id.0.clone(),
                         t.identity.name.clone(),
                         t.identity.groups.join(","),
-                        if t.connections.is_empty() { "*".into() } else { t.connections.join(",") },
+                        if t.connections.is_empty() {
+                            "*".into()
+                        } else {
+                            t.connections.join(",")
+                        },
                         state.into(),
                         display(t.created_at),
                         t.expires_at.map(display).unwrap_or_else(|| "never".into()),
@@ -116,7 +120,15 @@ pub fn run(config: &Config, command: TokenCmd) -> Result<(), CliError> {
                 })
                 .collect();
             table::print(
-                &["ID", "IDENTITY", "GROUPS", "CONNECTIONS", "STATE", "CREATED", "EXPIRES"],
+                &[
+                    "ID",
+                    "IDENTITY",
+                    "GROUPS",
+                    "CONNECTIONS",
+                    "STATE",
+                    "CREATED",
+                    "EXPIRES",
+                ],
                 &rows,
             );
         }

@@ -18,7 +18,11 @@ fn pg_bin(name: &str) -> PathBuf {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
     versions.sort();
-    versions.last().expect("a PostgreSQL version").join("bin").join(name)
+    versions
+        .last()
+        .expect("a PostgreSQL version")
+        .join("bin")
+        .join(name)
 }
 
 fn is_root() -> bool {
@@ -40,7 +44,10 @@ fn as_postgres(program: &Path, args: &[&str]) -> std::process::Output {
 impl Cluster {
     /// initdb, the given pg_hba.conf lines and postgresql.conf settings, start.
     pub fn start(hba: &str, settings: &str) -> Self {
-        let dir = tempfile::Builder::new().prefix("gh-cluster").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("gh-cluster")
+            .tempdir()
+            .expect("tempdir");
         if is_root() {
             let ok = Command::new("chown")
                 .args(["-R", "postgres:postgres"])
@@ -52,9 +59,21 @@ impl Cluster {
         let data = dir.path().join("data");
         let out = as_postgres(
             &pg_bin("initdb"),
-            &["-D", data.to_str().unwrap(), "-U", "postgres", "-A", "trust", "--no-sync"],
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+            ],
         );
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let port = free_port();
         let conf = format!(
             "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
@@ -70,7 +89,10 @@ impl Cluster {
             existing.push_str(text);
             let tmp = dir.path().join(format!("{file}.new"));
             std::fs::write(&tmp, existing).unwrap();
-            let out = as_postgres(Path::new("/bin/cp"), &[tmp.to_str().unwrap(), path.to_str().unwrap()]);
+            let out = as_postgres(
+                Path::new("/bin/cp"),
+                &[tmp.to_str().unwrap(), path.to_str().unwrap()],
+            );
             assert!(out.status.success());
         };
         append("postgresql.conf", &conf);
@@ -81,7 +103,16 @@ impl Cluster {
         let log = dir.path().join("server.log");
         let out = as_postgres(
             &pg_bin("pg_ctl"),
-            &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-w", "-t", "60", "start"],
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
         );
         assert!(
             out.status.success(),
@@ -101,11 +132,30 @@ impl Cluster {
     pub fn sql(&self, sql: &str) -> String {
         let out = run(
             "psql",
-            &["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", self.dir.path().to_str().unwrap(), "-p", &self.port.to_string(), "-U", "postgres", "-d", "postgres", "-c", sql],
+            &[
+                "-X",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                self.dir.path().to_str().unwrap(),
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+                sql,
+            ],
             None,
             &[],
         );
-        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
@@ -118,6 +168,9 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let data = self.dir.path().join("data");
-        let _ = as_postgres(&pg_bin("pg_ctl"), &["-D", data.to_str().unwrap(), "-m", "immediate", "stop"]);
+        let _ = as_postgres(
+            &pg_bin("pg_ctl"),
+            &["-D", data.to_str().unwrap(), "-m", "immediate", "stop"],
+        );
     }
 }

@@ -38,12 +38,22 @@ with psycopg.connect(sys.argv[1]) as conn:
     assert!(stdout.contains("ada,grace"), "{stdout}");
     assert!(stdout.contains("sqlstate 22012"), "{stdout}");
 
-    let rows = gw.audit_until(|rows| with_statement(rows, "UPDATE accounts").first().is_some_and(|r| r["status"].is_string()));
+    let rows = gw.audit_until(|rows| {
+        with_statement(rows, "UPDATE accounts")
+            .first()
+            .is_some_and(|r| r["status"].is_string())
+    });
     let inserts = with_statement(&rows, "INSERT INTO accounts");
     assert_eq!(inserts.len(), 3, "{rows:#?}");
     let params: Vec<_> = inserts.iter().map(|r| r["params"].clone()).collect();
-    assert!(params.contains(&serde_json::json!(["1", "ada", "10.5"])), "{params:?}");
-    assert!(params.contains(&serde_json::json!(["3", null, "0"])), "{params:?}");
+    assert!(
+        params.contains(&serde_json::json!(["1", "ada", "10.5"])),
+        "{params:?}"
+    );
+    assert!(
+        params.contains(&serde_json::json!(["3", null, "0"])),
+        "{params:?}"
+    );
     let select = with_statement(&rows, "SELECT owner FROM accounts");
     assert_eq!(select[0]["params"], serde_json::json!(["5"]));
     assert_eq!(select[0]["rows_returned"], 2);
@@ -97,11 +107,21 @@ async fn tokio_postgres_binary_parameters_are_audited_readably() {
     assert_eq!(err.code().map(|c| c.code()), Some("22012"));
     drop(client);
 
-    let rows = gw.audit_until(|rows| with_statement(rows, "/ 0").first().is_some_and(|r| r["status"].is_string()));
+    let rows = gw.audit_until(|rows| {
+        with_statement(rows, "/ 0")
+            .first()
+            .is_some_and(|r| r["status"].is_string())
+    });
     let inserts = with_statement(&rows, "INSERT INTO jobs");
     assert_eq!(inserts.len(), 2);
-    assert_eq!(inserts[0]["params"], serde_json::json!(["7", "nightly", "false"]));
-    assert_eq!(inserts[1]["params"], serde_json::json!(["8", "hourly", "false"]));
+    assert_eq!(
+        inserts[0]["params"],
+        serde_json::json!(["7", "nightly", "false"])
+    );
+    assert_eq!(
+        inserts[1]["params"],
+        serde_json::json!(["8", "hourly", "false"])
+    );
     let select = with_statement(&rows, "SELECT name FROM jobs");
     assert_eq!(select[0]["params"], serde_json::json!(["7"]));
     assert_eq!(select[0]["rows_returned"], 2);
@@ -115,9 +135,13 @@ async fn driver_cancel_stops_the_server_side_query() {
     let client = connect(&gw.dsn("cancel", &token)).await;
     let cancel = client.cancel_token();
     let started = Instant::now();
-    let sleeper = tokio::spawn(async move { client.simple_query("SELECT pg_sleep(30)").await.map(|_| ()) });
+    let sleeper =
+        tokio::spawn(async move { client.simple_query("SELECT pg_sleep(30)").await.map(|_| ()) });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    cancel.cancel_query(tokio_postgres::NoTls).await.expect("cancel request");
+    cancel
+        .cancel_query(tokio_postgres::NoTls)
+        .await
+        .expect("cancel request");
     let result = tokio::time::timeout(Duration::from_secs(10), sleeper)
         .await
         .expect("query still running 10s after cancel")
@@ -129,8 +153,15 @@ async fn driver_cancel_stops_the_server_side_query() {
         admin_sql("test", "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'"),
         "0"
     );
-    let rows = gw.audit_until(|rows| with_statement(rows, "pg_sleep(30)").first().is_some_and(|r| r["status"].is_string()));
-    assert_eq!(with_statement(&rows, "pg_sleep(30)")[0]["sqlstate"], "57014");
+    let rows = gw.audit_until(|rows| {
+        with_statement(rows, "pg_sleep(30)")
+            .first()
+            .is_some_and(|r| r["status"].is_string())
+    });
+    assert_eq!(
+        with_statement(&rows, "pg_sleep(30)")[0]["sqlstate"],
+        "57014"
+    );
 }
 
 #[test]
@@ -138,7 +169,13 @@ fn psql_ctrl_c_cancels_the_running_query() {
     let gw = Gateway::start(&[Conn::local("cancel", "test")]);
     let token = gw.token("operator", &["dba"]);
     let mut child = std::process::Command::new("psql")
-        .args(["-X", "-d", &gw.dsn("cancel", &token), "-c", "SELECT pg_sleep(29)"])
+        .args([
+            "-X",
+            "-d",
+            &gw.dsn("cancel", &token),
+            "-c",
+            "SELECT pg_sleep(29)",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -155,12 +192,25 @@ fn psql_ctrl_c_cancels_the_running_query() {
         if child.try_wait().unwrap().is_some() {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "psql still waiting after Ctrl-C");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "psql still waiting after Ctrl-C"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("canceling statement due to user request"), "{err}");
-    let rows = gw.audit_until(|rows| with_statement(rows, "pg_sleep(29)").first().is_some_and(|r| r["status"].is_string()));
-    assert_eq!(with_statement(&rows, "pg_sleep(29)")[0]["sqlstate"], "57014");
+    assert!(
+        err.contains("canceling statement due to user request"),
+        "{err}"
+    );
+    let rows = gw.audit_until(|rows| {
+        with_statement(rows, "pg_sleep(29)")
+            .first()
+            .is_some_and(|r| r["status"].is_string())
+    });
+    assert_eq!(
+        with_statement(&rows, "pg_sleep(29)")[0]["sqlstate"],
+        "57014"
+    );
 }

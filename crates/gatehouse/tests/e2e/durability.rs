@@ -26,7 +26,10 @@ fn server_statements(log: &str) -> HashMap<(String, Vec<String>), usize> {
             continue;
         };
         let mut params = Vec::new();
-        if let Some(detail) = lines.get(i + 1).and_then(|l| l.split_once("DETAIL:  parameters: ")) {
+        if let Some(detail) = lines
+            .get(i + 1)
+            .and_then(|l| l.split_once("DETAIL:  parameters: "))
+        {
             for (n, piece) in detail.1.split('\'').enumerate() {
                 if n % 2 == 1 {
                     params.push(piece.to_owned());
@@ -41,9 +44,16 @@ fn server_statements(log: &str) -> HashMap<(String, Vec<String>), usize> {
 #[test]
 fn sigkill_under_pgbench_loses_no_entry_for_an_executed_statement() {
     let cluster = Cluster::start("", "log_statement = 'all'\nlog_line_prefix = '%h '");
-    let dsn_direct = format!("host=127.0.0.1 port={} user=postgres dbname=postgres", cluster.port);
+    let dsn_direct = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres",
+        cluster.port
+    );
     let out = run("pgbench", &["-i", "-s", "1", "-q", &dsn_direct], None, &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let addr = cluster.address();
     let mut gw = Gateway::start(&[Conn {
         name: "killme",
@@ -61,7 +71,21 @@ fn sigkill_under_pgbench_loses_no_entry_for_an_executed_statement() {
     let bench = std::thread::spawn(move || {
         run(
             "pgbench",
-            &["-h", "127.0.0.1", "-p", &port, "-U", "x", "-M", "extended", "-c", "4", "-T", "20", "killme"],
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "x",
+                "-M",
+                "extended",
+                "-c",
+                "4",
+                "-T",
+                "20",
+                "killme",
+            ],
             None,
             &[("PGPASSWORD", &token)],
         )
@@ -70,12 +94,18 @@ fn sigkill_under_pgbench_loses_no_entry_for_an_executed_statement() {
     gw.kill();
     let out = bench.join().unwrap();
     let text = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() || text.contains("server closed"), "pgbench should see the gateway die: {text}");
+    assert!(
+        !out.status.success() || text.contains("server closed"),
+        "pgbench should see the gateway die: {text}"
+    );
     std::thread::sleep(Duration::from_millis(500));
 
     let executed = server_statements(&cluster.log()[log_start..]);
     let total: usize = executed.values().sum();
-    assert!(total > 100, "too little ran before the kill to prove anything: {total}");
+    assert!(
+        total > 100,
+        "too little ran before the kill to prove anything: {total}"
+    );
     let mut audited: HashMap<(String, Vec<String>), usize> = HashMap::new();
     for row in gw.audit() {
         let params = row["params"]
@@ -95,6 +125,9 @@ fn sigkill_under_pgbench_loses_no_entry_for_an_executed_statement() {
             missing.push((key.clone(), *count, have));
         }
     }
-    assert!(missing.is_empty(), "statements the server executed without an audit entry: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "statements the server executed without an audit entry: {missing:#?}"
+    );
     eprintln!("{total} statements executed by the server, all audited");
 }

@@ -16,7 +16,9 @@ struct Raw {
 impl Raw {
     fn connect(port: u16) -> Self {
         let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         Self { stream }
     }
 
@@ -36,8 +38,13 @@ impl Raw {
         p.extend_from_slice(token.as_bytes());
         p.push(0);
         raw.send(&p);
-        let got = raw.read_until(|b| b.ends_with(&[b'Z', 0, 0, 0, 5, b'I']) || b.first() == Some(&b'E'));
-        assert!(got.ends_with(&[b'Z', 0, 0, 0, 5, b'I']), "login failed: {}", String::from_utf8_lossy(&got));
+        let got =
+            raw.read_until(|b| b.ends_with(&[b'Z', 0, 0, 0, 5, b'I']) || b.first() == Some(&b'E'));
+        assert!(
+            got.ends_with(&[b'Z', 0, 0, 0, 5, b'I']),
+            "login failed: {}",
+            String::from_utf8_lossy(&got)
+        );
         raw
     }
 
@@ -81,18 +88,36 @@ fn still_serving(gw: &Gateway, token: &str) {
 fn wrong_token_and_forbidden_or_unknown_connection_are_refused_alike() {
     let gw = Gateway::start(&[
         Conn::local("app", "test"),
-        Conn { groups: &["dba"], ..Conn::local("restricted", "test") },
+        Conn {
+            groups: &["dba"],
+            ..Conn::local("restricted", "test")
+        },
     ]);
     let token = gw.token("job", &["batch"]);
-    let (ok, _, err) = psql(&gw.dsn("app", "gh_not-a-real-token"), &["-c", "SELECT 1"], None);
+    let (ok, _, err) = psql(
+        &gw.dsn("app", "gh_not-a-real-token"),
+        &["-c", "SELECT 1"],
+        None,
+    );
     assert!(!ok);
     assert!(err.contains("the token is not valid"), "{err}");
 
     let (_, _, forbidden) = psql(&gw.dsn("restricted", &token), &["-c", "SELECT 1"], None);
     let (_, _, unknown) = psql(&gw.dsn("nonexistent", &token), &["-c", "SELECT 1"], None);
-    let normalise = |s: &str| s.replace("restricted", "X").replace("nonexistent", "X").replace(char::is_numeric, "");
-    assert!(forbidden.contains("does not exist or you are not allowed"), "{forbidden}");
-    assert_eq!(normalise(&forbidden), normalise(&unknown), "a refusal must not reveal whether the connection exists");
+    let normalise = |s: &str| {
+        s.replace("restricted", "X")
+            .replace("nonexistent", "X")
+            .replace(char::is_numeric, "")
+    };
+    assert!(
+        forbidden.contains("does not exist or you are not allowed"),
+        "{forbidden}"
+    );
+    assert_eq!(
+        normalise(&forbidden),
+        normalise(&unknown),
+        "a refusal must not reveal whether the connection exists"
+    );
 
     // Native codes, read off the wire.
     let bad = crate::upstream_auth::raw_login(gw.port, "app", "gh_wrong", "SELECT 1");
@@ -101,9 +126,15 @@ fn wrong_token_and_forbidden_or_unknown_connection_are_refused_alike() {
     assert_eq!(error_code(&forbidden).as_deref(), Some("28000"));
 
     let sessions = gw.sessions();
-    let reasons: Vec<&str> = sessions.iter().filter_map(|s| s["end_reason"].as_str()).collect();
+    let reasons: Vec<&str> = sessions
+        .iter()
+        .filter_map(|s| s["end_reason"].as_str())
+        .collect();
     assert!(reasons.contains(&"refused: unknown token"), "{reasons:?}");
-    assert!(reasons.contains(&"refused: connection not allowed"), "{reasons:?}");
+    assert!(
+        reasons.contains(&"refused: connection not allowed"),
+        "{reasons:?}"
+    );
     still_serving(&gw, &token);
 }
 
@@ -111,10 +142,22 @@ fn wrong_token_and_forbidden_or_unknown_connection_are_refused_alike() {
 fn expired_and_revoked_tokens_are_refused_and_revocation_ends_live_sessions() {
     let gw = Gateway::start(&[Conn::local("app", "test")]);
     let token = gw.token("job", &["batch"]);
-    let short = gw.cli(&["token", "create", "--identity", "temp", "--group", "batch", "--ttl", "1s"]);
+    let short = gw.cli(&[
+        "token",
+        "create",
+        "--identity",
+        "temp",
+        "--group",
+        "batch",
+        "--ttl",
+        "1s",
+    ]);
     std::thread::sleep(Duration::from_millis(1500));
     let (ok, _, err) = psql(&gw.dsn("app", short.trim()), &["-c", "SELECT 1"], None);
-    assert!(!ok && err.contains("the token is not valid"), "expired token accepted: {err}");
+    assert!(
+        !ok && err.contains("the token is not valid"),
+        "expired token accepted: {err}"
+    );
 
     let victim = gw.token("leaked-job", &["batch"]);
     let mut live = Raw::login(gw.port, "app", &victim);
@@ -132,13 +175,24 @@ fn expired_and_revoked_tokens_are_refused_and_revocation_ends_live_sessions() {
     gw.cli(&["token", "revoke", &id]);
     let goodbye = live.read_to_close();
     let elapsed = revoked_at.elapsed();
-    assert!(elapsed < Duration::from_millis(1500), "session outlived revocation by {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "session outlived revocation by {elapsed:?}"
+    );
     assert_eq!(error_code(&goodbye).as_deref(), Some("57P01"));
     assert!(String::from_utf8_lossy(&goodbye).contains("token revoked"));
     let (ok, _, err) = psql(&gw.dsn("app", &victim), &["-c", "SELECT 1"], None);
-    assert!(!ok && err.contains("the token is not valid"), "revoked token accepted: {err}");
+    assert!(
+        !ok && err.contains("the token is not valid"),
+        "revoked token accepted: {err}"
+    );
     let listed = gw.cli(&["token", "list"]);
-    assert!(listed.lines().any(|l| l.contains(&id) && l.contains("revoked")), "{listed}");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains(&id) && l.contains("revoked")),
+        "{listed}"
+    );
     still_serving(&gw, &token);
 }
 
@@ -156,7 +210,12 @@ fn malformed_and_oversized_frames_get_08p01_and_others_are_unaffected() {
         let mut raw = Raw::login(gw.port, "app", &token);
         raw.send(&bytes);
         let answer = raw.read_to_close();
-        assert_eq!(error_code(&answer).as_deref(), Some("08P01"), "{what}: {}", String::from_utf8_lossy(&answer));
+        assert_eq!(
+            error_code(&answer).as_deref(),
+            Some("08P01"),
+            "{what}: {}",
+            String::from_utf8_lossy(&answer)
+        );
         still_serving(&gw, &token);
     }
     // A Bind whose contents lie about their lengths.
@@ -175,10 +234,12 @@ fn malformed_and_oversized_frames_get_08p01_and_others_are_unaffected() {
     raw.send(&[b'Q', 0, 0, 1, 0, b'S', b'E']);
     drop(raw);
     still_serving(&gw, &token);
-    let types: Vec<u8> = message_types(&crate::upstream_auth::raw_login(gw.port, "app", &token, "SELECT 1"))
-        .iter()
-        .map(|(t, _)| *t)
-        .collect();
+    let types: Vec<u8> = message_types(&crate::upstream_auth::raw_login(
+        gw.port, "app", &token, "SELECT 1",
+    ))
+    .iter()
+    .map(|(t, _)| *t)
+    .collect();
     assert!(types.contains(&b'D'), "{types:?}");
 }
 
@@ -199,7 +260,11 @@ fn an_unwritable_audit_store_refuses_statements_and_runs_nothing() {
             None,
             &[],
         );
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     sql("CREATE TRIGGER refuse BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'disk full (simulated)'); END");
 
@@ -207,16 +272,30 @@ fn an_unwritable_audit_store_refuses_statements_and_runs_nothing() {
         let out = if mode == "simple" {
             psql(&dsn, &["-c", "INSERT INTO ledger VALUES (1)"], None)
         } else {
-            psql(&dsn, &["-c", "INSERT INTO ledger VALUES ($1) \\bind 1 \\g"], None)
+            psql(
+                &dsn,
+                &["-c", "INSERT INTO ledger VALUES ($1) \\bind 1 \\g"],
+                None,
+            )
         };
         let (ok, _, err) = out;
         assert!(!ok, "{mode}: statement ran without an audit entry");
-        assert!(err.contains("58000") && err.contains("could not record this command"), "{mode}: {err}");
+        assert!(
+            err.contains("58000") && err.contains("could not record this command"),
+            "{mode}: {err}"
+        );
     }
-    assert_eq!(admin_sql("gh_failclosed", "SELECT count(*) FROM ledger"), "0", "nothing may run unaudited");
+    assert_eq!(
+        admin_sql("gh_failclosed", "SELECT count(*) FROM ledger"),
+        "0",
+        "nothing may run unaudited"
+    );
 
     sql("DROP TRIGGER refuse");
     let (ok, _, err) = psql(&dsn, &["-c", "INSERT INTO ledger VALUES (2)"], None);
     assert!(ok, "after the store recovers statements run again: {err}");
-    assert_eq!(admin_sql("gh_failclosed", "SELECT count(*) FROM ledger"), "1");
+    assert_eq!(
+        admin_sql("gh_failclosed", "SELECT count(*) FROM ledger"),
+        "1"
+    );
 }

@@ -35,32 +35,56 @@ fn pgbench_simple_extended_and_prepared_run_clean_and_are_audited() {
         let out = pgbench(
             &gw,
             &token,
-            &["-M", mode, "-c", &clients.to_string(), "-t", &per_client.to_string()],
+            &[
+                "-M",
+                mode,
+                "-c",
+                &clients.to_string(),
+                "-t",
+                &per_client.to_string(),
+            ],
         );
-        assert!(out.contains("number of failed transactions: 0"), "{mode}: {out}");
+        assert!(
+            out.contains("number of failed transactions: 0"),
+            "{mode}: {out}"
+        );
     }
     // TPC-B-like: BEGIN, 3 UPDATEs, SELECT, INSERT, END per transaction.
     let per_mode = clients * per_client * 7;
-    let rows = gw.audit_until(|rows| {
-        rows.iter().filter(|r| r["status"] == "ok").count() >= 3 * per_mode
-    });
+    let rows =
+        gw.audit_until(|rows| rows.iter().filter(|r| r["status"] == "ok").count() >= 3 * per_mode);
     let updates = with_statement(&rows, "UPDATE pgbench_accounts");
-    assert_eq!(updates.len(), 3 * clients * per_client, "one entry per UPDATE");
+    assert_eq!(
+        updates.len(),
+        3 * clients * per_client,
+        "one entry per UPDATE"
+    );
     let with_params: Vec<_> = updates
         .iter()
         .filter(|r| r["statement"].as_str().unwrap().contains("$1"))
         .collect();
-    assert_eq!(with_params.len(), 2 * clients * per_client, "extended + prepared use $n");
+    assert_eq!(
+        with_params.len(),
+        2 * clients * per_client,
+        "extended + prepared use $n"
+    );
     for r in &with_params {
         let params = r["params"].as_array().unwrap();
         assert_eq!(params.len(), 2, "{r}");
-        assert!(params.iter().all(|p| p.as_str().unwrap().parse::<i64>().is_ok()), "{r}");
+        assert!(
+            params
+                .iter()
+                .all(|p| p.as_str().unwrap().parse::<i64>().is_ok()),
+            "{r}"
+        );
         assert_eq!(r["tag"], "UPDATE 1");
         assert_eq!(r["class"], "update");
     }
     let selects = with_statement(&rows, "SELECT abalance FROM pgbench_accounts");
     assert_eq!(selects.len(), 3 * clients * per_client);
-    assert!(selects.iter().all(|r| r["rows_returned"] == 1 && r["status"] == "ok"));
+    assert!(selects
+        .iter()
+        .all(|r| r["rows_returned"] == 1 && r["status"] == "ok"));
     let failed: Vec<_> = rows.iter().filter(|r| r["status"] != "ok").collect();
     assert!(failed.is_empty(), "unexpected failures: {failed:#?}");
 }

@@ -10,7 +10,11 @@ fn psql_commands_scripts_transactions_and_errors_are_audited() {
     let token = gw.token("etl-job", &["batch"]);
     let dsn = gw.dsn("app", &token);
 
-    let (ok, out, err) = psql(&dsn, &["-c", "CREATE TABLE items (id int primary key, name text)"], None);
+    let (ok, out, err) = psql(
+        &dsn,
+        &["-c", "CREATE TABLE items (id int primary key, name text)"],
+        None,
+    );
     assert!(ok, "{err}");
     assert!(out.contains("CREATE TABLE"));
 
@@ -28,7 +32,14 @@ fn psql_commands_scripts_transactions_and_errors_are_audited() {
     // A transaction rolled back leaves nothing behind.
     let (ok, _, err) = psql(
         &dsn,
-        &["-c", "BEGIN", "-c", "INSERT INTO items VALUES (3, 'three')", "-c", "ROLLBACK"],
+        &[
+            "-c",
+            "BEGIN",
+            "-c",
+            "INSERT INTO items VALUES (3, 'three')",
+            "-c",
+            "ROLLBACK",
+        ],
         None,
     );
     assert!(ok, "{err}");
@@ -41,9 +52,7 @@ fn psql_commands_scripts_transactions_and_errors_are_audited() {
     let (ok, out, _) = psql(&dsn, &["-c", "SELECT 40 + 2 AS answer"], None);
     assert!(ok && out.contains("42"));
 
-    let rows = gw.audit_until(|rows| {
-        rows.iter().filter(|r| r["status"].is_string()).count() >= 8
-    });
+    let rows = gw.audit_until(|rows| rows.iter().filter(|r| r["status"].is_string()).count() >= 8);
     let find = |needle: &str| {
         let found = with_statement(&rows, needle);
         assert_eq!(found.len(), 1, "one entry for {needle:?} in {rows:#?}");
@@ -87,7 +96,9 @@ fn psql_copy_in_and_out_round_trips() {
 
     // Enough rows that CopyData streams across many reads.
     let input = path_in(&gw, "in.tsv");
-    let data: String = (1..=50_000).map(|i| format!("{i}\tnote number {i}\n")).collect();
+    let data: String = (1..=50_000)
+        .map(|i| format!("{i}\tnote number {i}\n"))
+        .collect();
     std::fs::write(&input, &data).unwrap();
     let copy_in = format!("\\copy t FROM '{}'", input.display());
     let (ok, out, err) = psql(&dsn, &["-c", &copy_in], None);
@@ -95,13 +106,20 @@ fn psql_copy_in_and_out_round_trips() {
     assert!(out.contains("COPY 50000"), "{out}");
 
     let output = path_in(&gw, "out.tsv");
-    let copy_out = format!("\\copy (SELECT * FROM t ORDER BY id) TO '{}'", output.display());
+    let copy_out = format!(
+        "\\copy (SELECT * FROM t ORDER BY id) TO '{}'",
+        output.display()
+    );
     let (ok, out, err) = psql(&dsn, &["-c", &copy_out], None);
     assert!(ok, "{err}");
     assert!(out.contains("COPY 50000"), "{out}");
     assert_eq!(read(&output), data, "COPY OUT differs from what went in");
 
-    let rows = gw.audit_until(|rows| with_statement(rows, "TO STDOUT").first().is_some_and(|r| r["status"].is_string()));
+    let rows = gw.audit_until(|rows| {
+        with_statement(rows, "TO STDOUT")
+            .first()
+            .is_some_and(|r| r["status"].is_string())
+    });
     let copy_in = with_statement(&rows, "FROM STDIN");
     assert_eq!(copy_in.len(), 1);
     assert_eq!(copy_in[0]["class"], "copy");
@@ -128,7 +146,10 @@ fn psql_interactive_session_under_a_pty_is_recorded_and_replays() {
     let screen = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{screen}");
     assert!(screen.contains("typed by hand"), "{screen}");
-    assert!(screen.contains("inter=#") || screen.contains("inter=>"), "no prompt: {screen}");
+    assert!(
+        screen.contains("inter=#") || screen.contains("inter=>"),
+        "no prompt: {screen}"
+    );
 
     let sessions = gw.sessions();
     let session = sessions
@@ -151,6 +172,9 @@ fn psql_interactive_session_under_a_pty_is_recorded_and_replays() {
         "-> ok SELECT 1 (1 rows",
         "close    client terminated",
     ] {
-        assert!(replay.contains(expected), "replay lacks {expected:?}:\n{replay}");
+        assert!(
+            replay.contains(expected),
+            "replay lacks {expected:?}:\n{replay}"
+        );
     }
 }

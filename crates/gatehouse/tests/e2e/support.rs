@@ -114,8 +114,14 @@ impl Gateway {
         });
         let addr = rx
             .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("gateway did not start: {:?}", self.log.lock().expect("log")));
-        self.port = addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+            .unwrap_or_else(|_| {
+                panic!("gateway did not start: {:?}", self.log.lock().expect("log"))
+            });
+        self.port = addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
         self.child = Some(child);
     }
 
@@ -202,7 +208,11 @@ impl Drop for Gateway {
 pub fn run(program: &str, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(program);
     cmd.args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (k, v) in env {
@@ -220,7 +230,15 @@ pub fn run(program: &str, args: &[&str], stdin: Option<&str>, env: &[(&str, &str
 
 /// psql through the gateway with these arguments; returns (status ok, stdout, stderr).
 pub fn psql(dsn: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    let mut all = vec!["-X", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "-d", dsn];
+    let mut all = vec![
+        "-X",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-v",
+        "VERBOSITY=verbose",
+        "-d",
+        dsn,
+    ];
     all.extend_from_slice(args);
     let out = run("psql", &all, stdin, &[]);
     (
@@ -234,7 +252,20 @@ pub fn psql(dsn: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, Str
 pub fn admin_sql(database: &str, sql: &str) -> String {
     let out = run(
         "psql",
-        &["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-c", sql],
+        &[
+            "-X",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-c",
+            sql,
+        ],
         None,
         &[],
     );
@@ -248,7 +279,10 @@ pub fn admin_sql(database: &str, sql: &str) -> String {
 
 /// Creates (or recreates) a scratch database on the local server.
 pub fn scratch_db(name: &str) {
-    admin_sql("postgres", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    admin_sql(
+        "postgres",
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
     admin_sql("postgres", &format!("CREATE DATABASE {name}"));
 }
 

@@ -18,7 +18,9 @@ fn cluster() -> Cluster {
         "password_encryption = 'scram-sha-256'",
     );
     c.sql(&format!("CREATE ROLE scram_user LOGIN PASSWORD '{SECRET}'"));
-    c.sql(&format!("SET password_encryption = 'md5'; CREATE ROLE md5_user LOGIN PASSWORD '{SECRET}'"));
+    c.sql(&format!(
+        "SET password_encryption = 'md5'; CREATE ROLE md5_user LOGIN PASSWORD '{SECRET}'"
+    ));
     c.sql(&format!("CREATE ROLE clear_user LOGIN PASSWORD '{SECRET}'"));
     c.sql("CREATE ROLE wrong_user LOGIN PASSWORD 'something-else'");
     c
@@ -73,8 +75,10 @@ pub fn raw_login(port: u16, connection: &str, token: &str, query: &str) -> Vec<u
 /// The SQLSTATE of the first ErrorResponse in a stream of backend messages.
 pub fn error_code(bytes: &[u8]) -> Option<String> {
     let (_, body) = message_types(bytes).into_iter().find(|(t, _)| *t == b'E')?;
-    body.split(|b| *b == 0)
-        .find_map(|f| f.strip_prefix(b"C").map(|c| String::from_utf8_lossy(c).into_owned()))
+    body.split(|b| *b == 0).find_map(|f| {
+        f.strip_prefix(b"C")
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+    })
 }
 
 /// The message types in a stream of backend messages.
@@ -104,33 +108,59 @@ fn scram_md5_and_cleartext_upstream_logins_work_and_never_reach_the_client() {
         tls: "disable",
     };
     let gw = Gateway::start_with_env(
-        &[conn("scram", "scram_user"), conn("md5", "md5_user"), conn("clear", "clear_user")],
+        &[
+            conn("scram", "scram_user"),
+            conn("md5", "md5_user"),
+            conn("clear", "clear_user"),
+        ],
         &[("UPSTREAM_PW", SECRET)],
     );
     let token = gw.token("svc", &["batch"]);
-    for (connection, user) in [("scram", "scram_user"), ("md5", "md5_user"), ("clear", "clear_user")] {
-        let (ok, out, err) = psql(&gw.dsn(connection, &token), &["-Atc", "SELECT current_user"], None);
+    for (connection, user) in [
+        ("scram", "scram_user"),
+        ("md5", "md5_user"),
+        ("clear", "clear_user"),
+    ] {
+        let (ok, out, err) = psql(
+            &gw.dsn(connection, &token),
+            &["-Atc", "SELECT current_user"],
+            None,
+        );
         assert!(ok, "{connection}: {err}");
         assert_eq!(out.trim(), user);
 
         let bytes = raw_login(gw.port, connection, &token, "SELECT current_user");
         let text = String::from_utf8_lossy(&bytes);
-        assert!(!text.contains(SECRET), "{connection}: the upstream password reached the client");
-        assert!(!text.contains("SCRAM"), "{connection}: SASL traffic reached the client");
+        assert!(
+            !text.contains(SECRET),
+            "{connection}: the upstream password reached the client"
+        );
+        assert!(
+            !text.contains("SCRAM"),
+            "{connection}: SASL traffic reached the client"
+        );
         let auth: Vec<Vec<u8>> = message_types(&bytes)
             .into_iter()
             .filter(|(t, _)| *t == b'R')
             .map(|(_, body)| body)
             .collect();
-        assert_eq!(auth, vec![3i32.to_be_bytes().to_vec(), 0i32.to_be_bytes().to_vec()],
-            "{connection}: the client may only see the gateway's own cleartext request and ok");
+        assert_eq!(
+            auth,
+            vec![3i32.to_be_bytes().to_vec(), 0i32.to_be_bytes().to_vec()],
+            "{connection}: the client may only see the gateway's own cleartext request and ok"
+        );
         assert!(text.contains(user), "{connection}: the query ran: {text}");
-        let key: Vec<_> = message_types(&bytes).into_iter().filter(|(t, _)| *t == b'K').collect();
+        let key: Vec<_> = message_types(&bytes)
+            .into_iter()
+            .filter(|(t, _)| *t == b'K')
+            .collect();
         assert_eq!(key.len(), 1);
         let upstream_pids = cluster.sql("SELECT string_agg(pid::text, ',') FROM pg_stat_activity");
         let pid = i32::from_be_bytes(key[0].1[..4].try_into().unwrap());
-        assert!(!upstream_pids.split(',').any(|p| p == pid.to_string()),
-            "the client got the upstream's own backend key");
+        assert!(
+            !upstream_pids.split(',').any(|p| p == pid.to_string()),
+            "the client got the upstream's own backend key"
+        );
     }
 }
 
@@ -150,7 +180,11 @@ fn an_upstream_refusing_the_gateway_or_down_gives_08006_with_the_reason() {
                 groups: &["batch"],
                 tls: "disable",
             },
-            Conn { name: "down", address: &down, ..Conn::local("down", "test") },
+            Conn {
+                name: "down",
+                address: &down,
+                ..Conn::local("down", "test")
+            },
             Conn::local("fine", "test"),
         ],
         &[("UPSTREAM_PW", "not-the-password")],
@@ -158,14 +192,30 @@ fn an_upstream_refusing_the_gateway_or_down_gives_08006_with_the_reason() {
     let token = gw.token("svc", &["batch"]);
     let (ok, _, err) = psql(&gw.dsn("wrongpw", &token), &["-c", "SELECT 1"], None);
     assert!(!ok);
-    assert!(err.contains("password authentication failed for user \"scram_user\""), "{err}");
-    assert_eq!(error_code(&raw_login(gw.port, "wrongpw", &token, "SELECT 1")).as_deref(), Some("08006"));
+    assert!(
+        err.contains("password authentication failed for user \"scram_user\""),
+        "{err}"
+    );
+    assert_eq!(
+        error_code(&raw_login(gw.port, "wrongpw", &token, "SELECT 1")).as_deref(),
+        Some("08006")
+    );
     let (ok, _, err) = psql(&gw.dsn("down", &token), &["-c", "SELECT 1"], None);
     assert!(!ok);
-    assert!(err.contains("could not connect") && err.contains(&down), "{err}");
-    assert_eq!(error_code(&raw_login(gw.port, "down", &token, "SELECT 1")).as_deref(), Some("08006"));
+    assert!(
+        err.contains("could not connect") && err.contains(&down),
+        "{err}"
+    );
+    assert_eq!(
+        error_code(&raw_login(gw.port, "down", &token, "SELECT 1")).as_deref(),
+        Some("08006")
+    );
     // Everyone else is still served.
-    let (ok, out, err) = psql(&gw.dsn("fine", &token), &["-Atc", "SELECT 'still here'"], None);
+    let (ok, out, err) = psql(
+        &gw.dsn("fine", &token),
+        &["-Atc", "SELECT 'still here'"],
+        None,
+    );
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "still here");
 }

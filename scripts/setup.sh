@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what the tests and benches need and starts what is down. Idempotent; run as root
+# (CI does). Safe to run again: it only acts on what is missing.
+set -euo pipefail
+
+need_apt=()
+command -v psql >/dev/null || need_apt+=(postgresql-client)
+command -v pgbench >/dev/null || need_apt+=(postgresql-contrib)
+[ -x "$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | tail -1)" ] || need_apt+=(postgresql)
+command -v pgbouncer >/dev/null || need_apt+=(pgbouncer)
+command -v script >/dev/null || need_apt+=(bsdutils)
+command -v runuser >/dev/null || need_apt+=(util-linux)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+# pgbouncer's package starts its own service on 6432; the benches run their own instance.
+if pgrep -x pgbouncer >/dev/null && [ -f /etc/pgbouncer/pgbouncer.ini ]; then
+  pkill -x pgbouncer || true
+fi
+
+if ! python3 -c 'import psycopg' 2>/dev/null; then
+  echo "setup: installing psycopg"
+  python3 -m pip install -q --disable-pip-version-check 'psycopg[binary]>=3.1'
+fi
+
+# The local servers every machine of this kind runs; start them if they are down.
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  echo "setup: starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | tail -1)" main start
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+if command -v mariadbd >/dev/null && ! (echo > /dev/tcp/127.0.0.1/3306) 2>/dev/null; then
+  echo "setup: starting MariaDB"
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+fi
+psql -h 127.0.0.1 -U postgres -d postgres -Atqc "SELECT 1 FROM pg_database WHERE datname = 'test'" | grep -q 1 \
+  || psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE test"
