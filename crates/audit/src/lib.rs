@@ -6,7 +6,7 @@
 //!
 //! Layout:
 //! - [`schema`]: the tables.
-//! - [`writer`]: the group-commit thread every write goes through.
+//! - [`writer`]: group commit, led by whichever caller finds the connection free.
 //! - [`sqlite`]: [`SqliteStore`], the trait implementations and the read side.
 //! - [`tokens`]: issuing, listing and revoking service tokens (CLI and bootstrap).
 //! - [`queries`]: listings of sessions and audit entries.

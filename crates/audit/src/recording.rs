@@ -1,13 +1,14 @@
 //! Session recordings as JSON Lines: one file per session under the recordings directory,
-//! appended by a dedicated thread and flushed after every batch, so a crash loses at most what
-//! was still queued in memory, never a torn file.
+//! appended as the session runs. Each event is written to the operating system before
+//! `append` returns to the caller that led the write (or within that leader's batch when
+//! several sessions append at once), so a killed gateway loses nothing already appended.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, Write};
+use std::mem;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::thread;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use gatehouse_core::store::{RecordingEvent, RecordingSink};
 use gatehouse_core::SessionId;
@@ -15,36 +16,112 @@ use gatehouse_core::SessionId;
 use crate::error::AuditError;
 
 enum Msg {
-    Append(SessionId, RecordingEvent),
+    Line(SessionId, String),
     Close(SessionId),
 }
 
 /// Writes recordings to `DIR/SESSION_ID.jsonl`.
 #[derive(Clone)]
 pub struct FileRecordings {
-    tx: mpsc::Sender<Msg>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    queue: Mutex<Vec<Msg>>,
+    files: Mutex<HashMap<SessionId, File>>,
 }
 
 impl FileRecordings {
-    /// Starts the recording writer for a directory (created if missing).
+    /// Recordings in a directory (created if missing).
     pub fn start(dir: &Path) -> Result<Self, AuditError> {
         std::fs::create_dir_all(dir).map_err(|source| AuditError::Io {
-            what: format!(
-                "could not create the recordings directory {}",
-                dir.display()
-            ),
+            what: format!("could not create the recordings directory {}", dir.display()),
             source,
         })?;
-        let (tx, rx) = mpsc::channel();
-        let dir = dir.to_owned();
-        thread::Builder::new()
-            .name("gatehouse-recorder".into())
-            .spawn(move || run(&dir, rx))
-            .map_err(|source| AuditError::Io {
-                what: "could not start the recording thread".into(),
-                source,
-            })?;
-        Ok(Self { tx })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir: dir.to_owned(),
+                queue: Mutex::new(Vec::new()),
+                files: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    fn push(&self, msg: Msg) {
+        self.inner
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(msg);
+        self.drive();
+    }
+
+    /// Writes whatever is queued, unless another thread is already doing so (it will).
+    fn drive(&self) {
+        let mut batch = Vec::new();
+        loop {
+            let mut files = match self.inner.files.try_lock() {
+                Ok(f) => f,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => return,
+            };
+            mem::swap(&mut *self.queue(), &mut batch);
+            if batch.is_empty() {
+                return;
+            }
+            self.write_batch(&mut files, &mut batch);
+            drop(files);
+            if self.queue().is_empty() {
+                return;
+            }
+        }
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Vec<Msg>> {
+        self.inner.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_batch(&self, files: &mut HashMap<SessionId, File>, batch: &mut Vec<Msg>) {
+        // Lines of one session in a batch go out in one write.
+        let mut pending: Vec<(SessionId, String)> = Vec::new();
+        for msg in batch.drain(..) {
+            match msg {
+                Msg::Line(session, line) => match pending.iter_mut().find(|(s, _)| *s == session) {
+                    Some((_, text)) => text.push_str(&line),
+                    None => pending.push((session, line)),
+                },
+                Msg::Close(session) => {
+                    if let Some(at) = pending.iter().position(|(s, _)| *s == session) {
+                        let (session, text) = pending.remove(at);
+                        self.write(files, &session, &text);
+                    }
+                    files.remove(&session);
+                }
+            }
+        }
+        for (session, text) in pending {
+            self.write(files, &session, &text);
+        }
+    }
+
+    fn write(&self, files: &mut HashMap<SessionId, File>, session: &SessionId, text: &str) {
+        if !files.contains_key(session) {
+            match open_file(&self.inner.dir, session) {
+                Ok(f) => {
+                    files.insert(session.clone(), f);
+                }
+                Err(e) => {
+                    tracing::error!(session = %session, error = %e, "cannot open recording");
+                    return;
+                }
+            }
+        }
+        if let Some(file) = files.get_mut(session) {
+            if let Err(e) = file.write_all(text.as_bytes()) {
+                tracing::error!(session = %session, error = %e, "recording write failed");
+            }
+        }
     }
 }
 
@@ -55,58 +132,17 @@ pub fn recording_path(dir: &Path, session: &str) -> PathBuf {
 
 impl RecordingSink for FileRecordings {
     fn append(&self, session: &SessionId, event: RecordingEvent) {
-        if self.tx.send(Msg::Append(session.clone(), event)).is_err() {
-            tracing::error!(session = %session, "recording thread stopped; event lost");
+        match serde_json::to_string(&event) {
+            Ok(mut line) => {
+                line.push('\n');
+                self.push(Msg::Line(session.clone(), line));
+            }
+            Err(e) => tracing::error!(session = %session, error = %e, "recording event not encodable"),
         }
     }
 
     fn close(&self, session: &SessionId) {
-        let _ = self.tx.send(Msg::Close(session.clone()));
-    }
-}
-
-fn run(dir: &Path, rx: mpsc::Receiver<Msg>) {
-    let mut open: HashMap<SessionId, BufWriter<File>> = HashMap::new();
-    let mut dirty: Vec<SessionId> = Vec::new();
-    while let Ok(first) = rx.recv() {
-        let mut next = Some(first);
-        while let Some(msg) = next {
-            match msg {
-                Msg::Append(session, event) => {
-                    if !open.contains_key(&session) {
-                        match open_file(dir, &session) {
-                            Ok(f) => {
-                                open.insert(session.clone(), BufWriter::new(f));
-                            }
-                            Err(e) => {
-                                tracing::error!(session = %session, error = %e,
-                                    "cannot open recording");
-                            }
-                        }
-                    }
-                    if let Some(w) = open.get_mut(&session) {
-                        let line = serde_json::to_string(&event).unwrap_or_default();
-                        if writeln!(w, "{line}").is_err() {
-                            tracing::error!(session = %session, "recording write failed");
-                        }
-                        dirty.push(session);
-                    }
-                }
-                Msg::Close(session) => {
-                    if let Some(mut w) = open.remove(&session) {
-                        let _ = w.flush();
-                    }
-                }
-            }
-            next = rx.try_recv().ok();
-        }
-        for session in dirty.drain(..) {
-            if let Some(w) = open.get_mut(&session) {
-                if let Err(e) = w.flush() {
-                    tracing::error!(session = %session, error = %e, "recording flush failed");
-                }
-            }
-        }
+        self.push(Msg::Close(session.clone()));
     }
 }
 

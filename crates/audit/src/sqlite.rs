@@ -18,7 +18,8 @@ use crate::schema;
 use crate::tokens::token_from_row;
 use crate::writer::{Op, Writer};
 
-/// The SQLite store: a group-commit writer thread for writes, a reader connection for lookups.
+/// The SQLite store: group-committed writes (see [`crate::writer`]), a reader connection for
+/// lookups.
 ///
 /// Several processes may open the same file (the CLI while `serve` runs): WAL lets readers and
 /// the one writer proceed together, and SQLite serialises writers across processes.
@@ -43,7 +44,7 @@ impl SqliteStore {
         let reader = schema::open(path)?;
         Ok(Self {
             path: path.to_owned(),
-            writer: Writer::start(write_conn)?,
+            writer: Writer::start(write_conn, schema::open(path)?)?,
             reader: Arc::new(Mutex::new(reader)),
         })
     }

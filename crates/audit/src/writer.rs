@@ -1,23 +1,31 @@
-//! The group-commit writer: one thread owns the write connection; every write is a message to
-//! it. It takes whatever has queued up while the last commit ran, applies it in one transaction
-//! and commits once, then answers every receipt in the batch. Under concurrency a commit carries
-//! many entries, so durability stays cheap.
+//! Group commit without a writer thread: whoever submits a write and finds the connection
+//! free becomes the leader, takes everything queued, applies it in one transaction, commits
+//! once and answers every receipt in the batch — then looks again, in case more arrived while it
+//! held the connection. A submitter that finds the connection busy just leaves its write in the
+//! queue: the leader is bound to see it. Under concurrency one commit carries many entries; with
+//! one client the entry is committed on the caller's own thread, with no hand-off to wake.
+//!
+//! Outcomes (`send`) do not lead a commit of their own: they ride with the next admission's,
+//! or with the ticker's, which also runs WAL checkpoints off the hot path.
 
-use std::sync::mpsc;
+use std::mem;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::thread;
+use std::time::Duration;
 
 use gatehouse_core::store::Receipt;
 use gatehouse_core::time::to_micros;
-use gatehouse_core::{
-    CommandCompletion, CommandRecord, Outcome, SessionEnd, SessionInfo, StoreError,
-};
+use gatehouse_core::{CommandCompletion, CommandRecord, Outcome, SessionEnd, SessionInfo, StoreError};
 use rusqlite::{params, Connection};
 use tokio::sync::oneshot;
 
 use crate::error::AuditError;
 
-/// Most operations applied in one transaction.
-const MAX_BATCH: usize = 4096;
+/// How often queued outcomes are committed when no admission carries them.
+const TICK: Duration = Duration::from_millis(50);
+
+/// How often the WAL is checkpointed into the database (passively, never blocking writers).
+const CHECKPOINT_EVERY: u32 = 20;
 
 type Ack = oneshot::Sender<Result<(), StoreError>>;
 
@@ -31,39 +39,87 @@ pub(crate) enum Op {
     Barrier(Ack),
 }
 
-/// The sending side of the writer; cloning shares the one thread.
+/// The write side of the store; clones share one connection and one queue.
 #[derive(Clone)]
 pub(crate) struct Writer {
-    tx: mpsc::Sender<Op>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    queue: Mutex<Vec<Op>>,
+    conn: Mutex<Connection>,
 }
 
 impl Writer {
-    /// Starts the writer thread on its own connection.
-    pub(crate) fn start(conn: Connection) -> Result<Self, AuditError> {
-        let (tx, rx) = mpsc::channel();
+    /// Takes the write connection and starts the ticker (outcomes, checkpoints).
+    pub(crate) fn start(conn: Connection, checkpoint: Connection) -> Result<Self, AuditError> {
+        // Checkpoints run on the ticker's own connection, never inside a hot-path commit.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let writer = Self {
+            inner: Arc::new(Inner {
+                queue: Mutex::new(Vec::with_capacity(64)),
+                conn: Mutex::new(conn),
+            }),
+        };
+        let weak = Arc::downgrade(&writer.inner);
         thread::Builder::new()
-            .name("gatehouse-audit-writer".into())
-            .spawn(move || run(conn, rx))
+            .name("gatehouse-audit-ticker".into())
+            .spawn(move || {
+                let mut ticks = 0u32;
+                while let Some(inner) = weak.upgrade() {
+                    Writer { inner }.drive();
+                    ticks = ticks.wrapping_add(1);
+                    if ticks % CHECKPOINT_EVERY == 0 {
+                        if let Err(e) = checkpoint.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                            tracing::warn!(error = %e, "audit store checkpoint failed");
+                        }
+                    }
+                    thread::sleep(TICK);
+                }
+            })
             .map_err(|source| AuditError::Io {
-                what: "could not start the audit writer thread".into(),
+                what: "could not start the audit ticker thread".into(),
                 source,
             })?;
-        Ok(Self { tx })
+        Ok(writer)
     }
 
-    /// Queues a write that answers through a receipt.
+    /// Queues a write and commits it (leading the commit if nobody is); the receipt resolves
+    /// once it is durable.
     pub(crate) fn submit(&self, make: impl FnOnce(Ack) -> Op) -> Receipt {
         let (ack, receipt) = Receipt::channel();
-        if let Err(mpsc::SendError(op)) = self.tx.send(make(ack)) {
-            fail(op, &StoreError("the audit writer stopped".into()));
-        }
+        self.queue().push(make(ack));
+        self.drive();
         receipt
     }
 
-    /// Queues a write nobody waits for.
+    /// Queues a write nobody waits for; it is committed with the next batch.
     pub(crate) fn send(&self, op: Op) {
-        if self.tx.send(op).is_err() {
-            tracing::error!("audit writer stopped; a command outcome was not recorded");
+        self.queue().push(op);
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Vec<Op>> {
+        self.inner.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Commits whatever is queued, unless another thread is already doing so.
+    fn drive(&self) {
+        let mut batch = Vec::new();
+        loop {
+            let mut conn = match self.inner.conn.try_lock() {
+                Ok(c) => c,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => return,
+            };
+            mem::swap(&mut *self.queue(), &mut batch);
+            if batch.is_empty() {
+                return;
+            }
+            commit_batch(&mut conn, &mut batch);
+            drop(conn);
+            if self.queue().is_empty() {
+                return;
+            }
         }
     }
 }
@@ -74,20 +130,6 @@ fn fail(op: Op, e: &StoreError) {
             let _ = ack.send(Err(e.clone()));
         }
         Op::Finish(_) => {}
-    }
-}
-
-fn run(mut conn: Connection, rx: mpsc::Receiver<Op>) {
-    let mut batch = Vec::with_capacity(64);
-    while let Ok(first) = rx.recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
-        }
-        commit_batch(&mut conn, &mut batch);
     }
 }
 
