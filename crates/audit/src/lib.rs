@@ -6,24 +6,27 @@
 //!
 //! Layout:
 //! - [`schema`]: the tables.
-//! - [`writer`]: group commit, led by whichever caller finds the connection free.
-//! - [`sqlite`]: [`SqliteStore`], the trait implementations and the read side.
+//! - `journal` and `writer`: the write path — an append-only journal written before a command
+//!   runs (group commit led by the caller), applied to SQLite in batches by a ticker thread.
+//! - [`sqlite`]: [`SqliteStore`] (reads, tokens) and [`AuditWriter`] (the core's audit sink).
 //! - [`tokens`]: issuing, listing and revoking service tokens (CLI and bootstrap).
 //! - [`queries`]: listings of sessions and audit entries.
-//! - [`recording`]: JSON Lines recordings, written by their own thread.
+//! - [`recording`]: JSON Lines recordings, appended as sessions run.
 
 #![forbid(unsafe_code)]
 
+mod entry;
 pub mod error;
+mod journal;
 pub mod queries;
 pub mod recording;
 pub mod schema;
 pub mod sqlite;
 pub mod tokens;
-pub mod writer;
+mod writer;
 
 pub use error::AuditError;
 pub use queries::{AuditFilter, AuditRow, SessionRow};
 pub use recording::{read_recording, FileRecordings};
-pub use sqlite::SqliteStore;
+pub use sqlite::{AuditWriter, SqliteStore};
 pub use tokens::{NewToken, TokenRow};

@@ -16,17 +16,19 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::error::AuditError;
 use crate::schema;
 use crate::tokens::token_from_row;
-use crate::writer::{Op, Writer};
+use crate::entry::Entry;
+use crate::journal;
+use crate::writer::{apply, Writer};
 
-/// The SQLite store: group-committed writes (see [`crate::writer`]), a reader connection for
-/// lookups.
+/// The SQLite store: listings, tokens and lookups on a reader connection; audit writes through
+/// [`AuditWriter`] (journal first, see [`crate::writer`]).
 ///
 /// Several processes may open the same file (the CLI while `serve` runs): WAL lets readers and
-/// the one writer proceed together, and SQLite serialises writers across processes.
+/// the one writer proceed together. Opening the store when no gateway holds the journal replays
+/// whatever a killed gateway left in it, so a listing after a crash shows every entry.
 #[derive(Clone)]
 pub struct SqliteStore {
     path: PathBuf,
-    writer: Writer,
     reader: Arc<Mutex<Connection>>,
 }
 
@@ -39,14 +41,20 @@ impl SqliteStore {
                 source,
             })?;
         }
-        let write_conn = schema::open(path)?;
-        schema::migrate(&write_conn)?;
-        let reader = schema::open(path)?;
+        let mut conn = schema::open(path)?;
+        schema::migrate(&conn)?;
+        recover_if_idle(path, &mut conn)?;
         Ok(Self {
             path: path.to_owned(),
-            writer: Writer::start(write_conn, schema::open(path)?)?,
-            reader: Arc::new(Mutex::new(reader)),
+            reader: Arc::new(Mutex::new(conn)),
         })
+    }
+
+    /// Becomes the store's one writer: takes the journal (waiting briefly for a CLI command
+    /// that holds it), replays leftovers, and starts applying entries to the database.
+    pub fn start_writer(&self) -> Result<AuditWriter, AuditError> {
+        let writer = Writer::start(&self.path, schema::open(&self.path)?, schema::open(&self.path)?)?;
+        Ok(AuditWriter { writer })
     }
 
     /// The database file.
@@ -66,11 +74,6 @@ impl SqliteStore {
         f(&conn)
     }
 
-    /// Resolves once every write queued so far is committed (used at shutdown).
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        self.writer.submit(Op::Barrier).await
-    }
-
     async fn read_async<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, AuditError> + Send + 'static,
@@ -83,23 +86,54 @@ impl SqliteStore {
     }
 }
 
-impl AuditSink for SqliteStore {
+/// Replays the journal a killed gateway left, if no gateway holds it now.
+fn recover_if_idle(path: &Path, conn: &mut Connection) -> Result<(), AuditError> {
+    let Some(_idle) = journal::try_idle(path)? else {
+        return Ok(());
+    };
+    for segment in journal::segments(path)? {
+        let entries = journal::read_segment(&segment)?;
+        apply(conn, &entries)?;
+        std::fs::remove_file(&segment).map_err(|source| AuditError::Io {
+            what: format!("could not remove replayed segment {}", segment.display()),
+            source,
+        })?;
+        tracing::info!(segment = %segment.display(), entries = entries.len(), "replayed audit journal");
+    }
+    Ok(())
+}
+
+/// The audit sink of a running gateway.
+#[derive(Clone)]
+pub struct AuditWriter {
+    writer: Writer,
+}
+
+impl AuditWriter {
+    /// Resolves once every write made so far is in the database (shutdown, tests).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || writer.flush())
+            .await
+            .map_err(|e| StoreError(format!("flush task failed: {e}")))
+    }
+}
+
+impl AuditSink for AuditWriter {
     fn session_opened(&self, info: &SessionInfo) -> Receipt {
-        let info = Box::new(info.clone());
-        self.writer.submit(|ack| Op::Open(info, ack))
+        self.writer.submit(Entry::open(info))
     }
 
     fn command_admitted(&self, record: CommandRecord) -> Receipt {
-        self.writer.submit(|ack| Op::Admit(Box::new(record), ack))
+        self.writer.submit(Entry::admit(&record))
     }
 
     fn command_finished(&self, completion: CommandCompletion) {
-        self.writer.send(Op::Finish(Box::new(completion)));
+        self.writer.send(Entry::finish(&completion));
     }
 
     fn session_closed(&self, end: &SessionEnd) -> Receipt {
-        let end = Box::new(end.clone());
-        self.writer.submit(|ack| Op::Close(end, ack))
+        self.writer.submit(Entry::close(end))
     }
 }
 

@@ -1,73 +1,113 @@
-//! Group commit without a writer thread: whoever submits a write and finds the connection
-//! free becomes the leader, takes everything queued, applies it in one transaction, commits
-//! once and answers every receipt in the batch — then looks again, in case more arrived while it
-//! held the connection. A submitter that finds the connection busy just leaves its write in the
-//! queue: the leader is bound to see it. Under concurrency one commit carries many entries; with
-//! one client the entry is committed on the caller's own thread, with no hand-off to wake.
+//! The write path of the store: journal first, database next.
 //!
-//! Outcomes (`send`) do not lead a commit of their own: they ride with the next admission's,
-//! or with the ticker's, which also runs WAL checkpoints off the hot path.
+//! A write is serialised on the caller's thread and queued. Whoever finds the journal free
+//! becomes the leader: it takes everything queued, appends it with one `write`, and answers
+//! every receipt — the entries are now durable against the gateway being killed. (A submitter
+//! that finds the journal busy leaves its write queued; the leader looks again before it lets
+//! go.) So with one client an admission costs one `write` on its own thread, and under
+//! concurrency one `write` carries many.
+//!
+//! A ticker thread seals the active journal segment every few milliseconds, applies its
+//! entries to SQLite in one transaction, and deletes it. If the database refuses (disk full,
+//! corruption, a trigger), the segment is kept and retried, and new admissions are refused
+//! until it succeeds: fail closed, and nothing journaled is lost.
 
+use std::collections::VecDeque;
 use std::mem;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::thread;
 use std::time::Duration;
 
 use gatehouse_core::store::Receipt;
-use gatehouse_core::time::to_micros;
-use gatehouse_core::{CommandCompletion, CommandRecord, Outcome, SessionEnd, SessionInfo, StoreError};
-use rusqlite::{params, Connection};
+use gatehouse_core::StoreError;
+use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use crate::entry::Entry;
 use crate::error::AuditError;
+use crate::journal::{self, Journal};
 
-/// How often queued outcomes are committed when no admission carries them.
-const TICK: Duration = Duration::from_millis(50);
+/// How often journaled entries are applied to the database.
+const TICK: Duration = Duration::from_millis(20);
 
-/// How often the WAL is checkpointed into the database (passively, never blocking writers).
-const CHECKPOINT_EVERY: u32 = 20;
+/// How often (in ticks) the WAL is checkpointed into the database, passively.
+const CHECKPOINT_EVERY: u32 = 50;
+
+/// How long `serve` waits for a CLI command holding the journal lock.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 type Ack = oneshot::Sender<Result<(), StoreError>>;
 
-/// One write.
-pub(crate) enum Op {
-    Admit(Box<CommandRecord>, Ack),
-    Finish(Box<CommandCompletion>),
-    Open(Box<SessionInfo>, Ack),
-    Close(Box<SessionEnd>, Ack),
-    /// Answers once everything queued before it is committed.
-    Barrier(Ack),
+struct Queued {
+    line: String,
+    entry: Entry,
+    ack: Option<Ack>,
 }
 
-/// The write side of the store; clones share one connection and one queue.
+/// The write side of the store; clones share one journal.
 #[derive(Clone)]
 pub(crate) struct Writer {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    queue: Mutex<Vec<Op>>,
-    conn: Mutex<Connection>,
+    queue: Mutex<Vec<Queued>>,
+    journal: Mutex<Active>,
+    ingest: Mutex<Ingest>,
+    failing: Mutex<Option<StoreError>>,
+}
+
+struct Active {
+    journal: Journal,
+    unsealed: Vec<Entry>,
+}
+
+struct Ingest {
+    conn: Connection,
+    sealed: VecDeque<(PathBuf, Vec<Entry>)>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Writer {
-    /// Takes the write connection and starts the ticker (outcomes, checkpoints).
-    pub(crate) fn start(conn: Connection, checkpoint: Connection) -> Result<Self, AuditError> {
-        // Checkpoints run on the ticker's own connection, never inside a hot-path commit.
+    /// Takes the journal (one writer per store), replays what a previous gateway left, and
+    /// starts the ticker.
+    pub(crate) fn start(db: &Path, conn: Connection, checkpoint: Connection) -> Result<Self, AuditError> {
+        // Checkpoints run on the ticker's own connection, never inside an ingest commit.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let journal = Journal::open(db, LOCK_WAIT)?;
+        let mut sealed = VecDeque::new();
+        for path in journal::segments(db)? {
+            if path != journal.active_path() {
+                let entries = journal::read_segment(&path)?;
+                sealed.push_back((path, entries));
+            }
+        }
         let writer = Self {
             inner: Arc::new(Inner {
                 queue: Mutex::new(Vec::with_capacity(64)),
-                conn: Mutex::new(conn),
+                journal: Mutex::new(Active {
+                    journal,
+                    unsealed: Vec::new(),
+                }),
+                ingest: Mutex::new(Ingest { conn, sealed }),
+                failing: Mutex::new(None),
             }),
         };
+        writer.ingest();
         let weak = Arc::downgrade(&writer.inner);
         thread::Builder::new()
-            .name("gatehouse-audit-ticker".into())
+            .name("gatehouse-audit-ingest".into())
             .spawn(move || {
                 let mut ticks = 0u32;
                 while let Some(inner) = weak.upgrade() {
-                    Writer { inner }.drive();
+                    let w = Writer { inner };
+                    w.drive();
+                    w.ingest();
+                    drop(w);
                     ticks = ticks.wrapping_add(1);
                     if ticks % CHECKPOINT_EVERY == 0 {
                         if let Err(e) = checkpoint.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
@@ -78,204 +118,137 @@ impl Writer {
                 }
             })
             .map_err(|source| AuditError::Io {
-                what: "could not start the audit ticker thread".into(),
+                what: "could not start the audit ingest thread".into(),
                 source,
             })?;
         Ok(writer)
     }
 
-    /// Queues a write and commits it (leading the commit if nobody is); the receipt resolves
-    /// once it is durable.
-    pub(crate) fn submit(&self, make: impl FnOnce(Ack) -> Op) -> Receipt {
+    /// Journals a write (leading the append if nobody is); the receipt resolves once it is
+    /// durable. Refused at once while the store is failing, if it would start something new.
+    pub(crate) fn submit(&self, entry: Entry) -> Receipt {
+        if entry.starts_something() {
+            if let Some(e) = lock(&self.inner.failing).clone() {
+                return Receipt::failed(e);
+            }
+        }
         let (ack, receipt) = Receipt::channel();
-        self.queue().push(make(ack));
+        self.push(entry, Some(ack));
         self.drive();
         receipt
     }
 
-    /// Queues a write nobody waits for; it is committed with the next batch.
-    pub(crate) fn send(&self, op: Op) {
-        self.queue().push(op);
+    /// Queues a write nobody waits for; it goes out with the next append.
+    pub(crate) fn send(&self, entry: Entry) {
+        self.push(entry, None);
     }
 
-    fn queue(&self) -> MutexGuard<'_, Vec<Op>> {
-        self.inner.queue.lock().unwrap_or_else(|p| p.into_inner())
+    fn push(&self, entry: Entry, ack: Option<Ack>) {
+        let mut line = serde_json::to_string(&entry).unwrap_or_default();
+        line.push('\n');
+        lock(&self.inner.queue).push(Queued { line, entry, ack });
     }
 
-    /// Commits whatever is queued, unless another thread is already doing so.
+    /// Appends whatever is queued, unless another thread is already doing so.
     fn drive(&self) {
-        let mut batch = Vec::new();
+        let mut batch: Vec<Queued> = Vec::new();
+        let mut acks: Vec<Ack> = Vec::new();
         loop {
-            let mut conn = match self.inner.conn.try_lock() {
-                Ok(c) => c,
+            let mut active = match self.inner.journal.try_lock() {
+                Ok(a) => a,
                 Err(TryLockError::Poisoned(p)) => p.into_inner(),
                 Err(TryLockError::WouldBlock) => return,
             };
-            mem::swap(&mut *self.queue(), &mut batch);
+            mem::swap(&mut *lock(&self.inner.queue), &mut batch);
             if batch.is_empty() {
                 return;
             }
-            commit_batch(&mut conn, &mut batch);
-            drop(conn);
-            if self.queue().is_empty() {
+            let bytes: String = batch.iter().map(|q| q.line.as_str()).collect();
+            let written = active.journal.append(bytes.as_bytes());
+            let result = match written {
+                Ok(()) => {
+                    for q in batch.drain(..) {
+                        active.unsealed.push(q.entry);
+                        acks.extend(q.ack);
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    let e = StoreError(format!("the audit journal cannot be written: {e}"));
+                    *lock(&self.inner.failing) = Some(e.clone());
+                    tracing::error!(error = %e, lost_outcomes = batch.iter().filter(|q| q.ack.is_none()).count(),
+                        "journal append failed; refusing new commands");
+                    acks.extend(batch.drain(..).filter_map(|q| q.ack));
+                    Err(e)
+                }
+            };
+            drop(active);
+            for ack in acks.drain(..) {
+                let _ = ack.send(result.clone());
+            }
+            if lock(&self.inner.queue).is_empty() {
                 return;
             }
         }
     }
-}
 
-fn fail(op: Op, e: &StoreError) {
-    match op {
-        Op::Admit(_, ack) | Op::Open(_, ack) | Op::Close(_, ack) | Op::Barrier(ack) => {
-            let _ = ack.send(Err(e.clone()));
-        }
-        Op::Finish(_) => {}
-    }
-}
-
-/// Applies a batch in one transaction. An operation that fails alone (a constraint, a trigger)
-/// fails only its own receipt; a failed commit fails them all. Receipts are answered only after
-/// the commit, so "ok" always means durable.
-fn commit_batch(conn: &mut Connection, batch: &mut Vec<Op>) {
-    let tx = match conn.transaction() {
-        Ok(tx) => tx,
-        Err(e) => {
-            let e = StoreError(e.to_string());
-            batch.drain(..).for_each(|op| fail(op, &e));
-            return;
-        }
-    };
-    let mut answers: Vec<(Ack, Result<(), StoreError>)> = Vec::with_capacity(batch.len());
-    for op in batch.drain(..) {
-        match op {
-            Op::Admit(record, ack) => answers.push((ack, insert_command(&tx, &record))),
-            Op::Open(info, ack) => answers.push((ack, insert_session(&tx, &info))),
-            Op::Close(end, ack) => answers.push((ack, close_session(&tx, &end))),
-            Op::Barrier(ack) => answers.push((ack, Ok(()))),
-            Op::Finish(done) => {
-                if let Err(e) = finish_command(&tx, &done) {
-                    tracing::error!(session = %done.session, seq = done.seq, error = %e,
-                        "command outcome not recorded");
+    /// Seals the journal's new entries and applies every sealed segment to the database.
+    fn ingest(&self) {
+        let fresh = {
+            let mut active = lock(&self.inner.journal);
+            if active.unsealed.is_empty() {
+                None
+            } else {
+                match active.journal.rotate() {
+                    Ok(path) => Some((path, mem::take(&mut active.unsealed))),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot seal the audit journal segment");
+                        None
+                    }
+                }
+            }
+        };
+        let mut ingest = lock(&self.inner.ingest);
+        ingest.sealed.extend(fresh);
+        let Ingest { conn, sealed } = &mut *ingest;
+        while let Some((path, entries)) = sealed.front() {
+            match apply(conn, entries) {
+                Ok(()) => {
+                    if let Err(e) = std::fs::remove_file(path) {
+                        tracing::warn!(segment = %path.display(), error = %e, "ingested journal segment not removed");
+                    }
+                    sealed.pop_front();
+                }
+                Err(e) => {
+                    let e = StoreError(format!("the audit database refuses writes: {e}"));
+                    let mut failing = lock(&self.inner.failing);
+                    if failing.is_none() {
+                        tracing::error!(error = %e, "audit ingest failed; refusing new commands until it recovers");
+                    }
+                    *failing = Some(e);
+                    return;
                 }
             }
         }
+        let mut failing = lock(&self.inner.failing);
+        if failing.take().is_some() {
+            tracing::info!("audit store recovered; commands are accepted again");
+        }
     }
-    match tx.commit() {
-        Ok(()) => {
-            for (ack, result) in answers {
-                let _ = ack.send(result);
-            }
-        }
-        Err(e) => {
-            let e = StoreError(format!("commit failed: {e}"));
-            for (ack, _) in answers {
-                let _ = ack.send(Err(e.clone()));
-            }
-        }
+
+    /// Appends and ingests everything queued so far (shutdown, tests).
+    pub(crate) fn flush(&self) {
+        self.drive();
+        self.ingest();
     }
 }
 
-fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "[]".into())
-}
-
-fn insert_command(conn: &Connection, r: &CommandRecord) -> Result<(), StoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "INSERT INTO audit_entries (session_id, seq, at, identity, groups_json, connection,
-                protocol, client_addr, statement, params_json, class, verdict)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        )
-        .map_err(db)?;
-    stmt.execute(params![
-        &*r.session.0,
-        r.seq as i64,
-        to_micros(r.at),
-        &*r.identity,
-        json(&*r.groups),
-        &*r.connection,
-        r.protocol.as_str(),
-        r.client_addr.to_string(),
-        r.text,
-        json(&r.params),
-        r.classes.to_string(),
-        r.verdict.as_str(),
-    ])
-    .map_err(db)?;
+/// Applies entries in one transaction; all or nothing.
+pub(crate) fn apply(conn: &mut Connection, entries: &[Entry]) -> Result<(), AuditError> {
+    let tx = conn.transaction()?;
+    for entry in entries {
+        entry.apply(&tx)?;
+    }
+    tx.commit()?;
     Ok(())
-}
-
-fn finish_command(conn: &Connection, c: &CommandCompletion) -> Result<(), StoreError> {
-    let (tag, sqlstate, error) = match &c.outcome {
-        Outcome::Completed { tag } => (Some(tag.as_str()), None, None),
-        Outcome::Failed { code, message } => (None, Some(code.as_str()), Some(message.as_str())),
-        Outcome::NotExecuted { reason } => (None, None, Some(reason.as_str())),
-    };
-    let mut stmt = conn
-        .prepare_cached(
-            "UPDATE audit_entries SET status = ?3, tag = ?4, sqlstate = ?5, error = ?6,
-                rows_returned = ?7, rows_affected = ?8, duration_us = ?9, finished_at = ?10
-             WHERE session_id = ?1 AND seq = ?2",
-        )
-        .map_err(db)?;
-    stmt.execute(params![
-        &*c.session.0,
-        c.seq as i64,
-        c.outcome.status(),
-        tag,
-        sqlstate,
-        error,
-        c.rows_returned as i64,
-        c.rows_affected.map(|n| n as i64),
-        i64::try_from(c.duration.as_micros()).unwrap_or(i64::MAX),
-        to_micros(c.finished_at),
-    ])
-    .map_err(db)?;
-    Ok(())
-}
-
-fn insert_session(conn: &Connection, s: &SessionInfo) -> Result<(), StoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "INSERT INTO sessions (id, identity, groups_json, token_id, connection, protocol,
-                client_addr, claimed_user, started_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )
-        .map_err(db)?;
-    stmt.execute(params![
-        &*s.id.0,
-        &*s.identity,
-        json(&*s.groups),
-        s.token_id.0,
-        &*s.connection,
-        s.protocol.as_str(),
-        s.client_addr.to_string(),
-        s.claimed_user,
-        to_micros(s.started_at),
-    ])
-    .map_err(db)?;
-    Ok(())
-}
-
-fn close_session(conn: &Connection, e: &SessionEnd) -> Result<(), StoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "UPDATE sessions SET ended_at = ?2, end_reason = ?3, bytes_from_client = ?4,
-                bytes_from_server = ?5
-             WHERE id = ?1",
-        )
-        .map_err(db)?;
-    stmt.execute(params![
-        &*e.id.0,
-        to_micros(e.ended_at),
-        e.reason,
-        e.bytes_from_client as i64,
-        e.bytes_from_server as i64,
-    ])
-    .map_err(db)?;
-    Ok(())
-}
-
-fn db(e: rusqlite::Error) -> StoreError {
-    StoreError(e.to_string())
 }

@@ -46,7 +46,7 @@ fn command(session: &str, seq: u64, text: &str) -> CommandRecord {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_admissions_are_all_durable_and_outcomes_land() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("a.db")).unwrap());
+    let store = Arc::new(SqliteStore::open(&dir.path().join("a.db")).unwrap().start_writer().unwrap());
     store.session_opened(&session("s1")).await.unwrap();
     let mut tasks = Vec::new();
     for worker in 0..8u64 {
@@ -88,18 +88,34 @@ async fn concurrent_admissions_are_all_durable_and_outcomes_land() {
 }
 
 #[tokio::test]
-async fn a_failing_write_fails_only_its_own_receipt() {
+async fn a_database_refusing_writes_refuses_new_commands_and_loses_nothing_journaled() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("a.db")).unwrap();
-    store
-        .command_admitted(command("s", 1, "SELECT 1"))
-        .await
-        .unwrap();
-    // The same (session, seq) twice violates the unique key.
-    let duplicate = store.command_admitted(command("s", 1, "SELECT 1"));
-    let fine = store.command_admitted(command("s", 2, "SELECT 2"));
-    assert!(duplicate.await.is_err());
-    fine.await.unwrap();
+    let path = dir.path().join("a.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let writer = store.start_writer().unwrap();
+    writer.command_admitted(command("s", 1, "SELECT 1")).await.unwrap();
+    writer.flush().await.unwrap();
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+    )
+    .unwrap();
+    // Journaled before the database refuses: durable, and kept.
+    writer.command_admitted(command("s", 2, "SELECT 2")).await.unwrap();
+    writer.flush().await.unwrap();
+    let refused = writer.command_admitted(command("s", 3, "SELECT 3")).await;
+    assert!(refused.unwrap_err().0.contains("disk full"));
+    db.execute_batch("DROP TRIGGER refuse").unwrap();
+    writer.flush().await.unwrap();
+    writer.command_admitted(command("s", 4, "SELECT 4")).await.unwrap();
+    writer.flush().await.unwrap();
+    let seqs: Vec<i64> = store
+        .list_audit(&AuditFilter::default())
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 4]);
 }
 
 #[tokio::test]
@@ -107,6 +123,7 @@ async fn tokens_are_stored_hashed_found_by_hash_and_revocations_seen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.db");
     let store = SqliteStore::open(&path).unwrap();
+    let _writer = store.start_writer().unwrap();
     let (id, secret) = store
         .create_token(&NewToken {
             identity: "etl".into(),

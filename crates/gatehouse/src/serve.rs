@@ -35,11 +35,12 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     let connections = config.connections()?;
     bootstrap_admin(&store, &config, &connections)?;
 
+    let audit = Arc::new(store.start_writer()?);
     let store = Arc::new(store);
     let gateway = Gateway::new(GatewayParts {
         connections,
         tokens: store.clone(),
-        audit: store.clone(),
+        audit: audit.clone(),
         recordings: Arc::new(recordings),
     })?;
 
@@ -94,7 +95,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     tasks.abort_all();
     sessions.abort_all();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let _ = tokio::time::timeout(DRAIN_GRACE, store.flush()).await;
+    let _ = tokio::time::timeout(DRAIN_GRACE, audit.flush()).await;
     Ok(())
 }
 

@@ -1,0 +1,258 @@
+//! One write to the audit store, as journaled and as applied to SQLite. The same value is
+//! written to the journal (JSON, one line) and later applied to the database, so what the
+//! journal holds is exactly what the database will hold.
+
+use gatehouse_core::time::to_micros;
+use gatehouse_core::{CommandCompletion, CommandRecord, Outcome, SessionEnd, SessionInfo};
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+
+/// A journaled write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub(crate) enum Entry {
+    /// A command admitted.
+    Admit {
+        session: String,
+        seq: u64,
+        at: i64,
+        identity: String,
+        groups: Vec<String>,
+        connection: String,
+        protocol: String,
+        client: String,
+        statement: String,
+        params: Vec<Option<String>>,
+        class: String,
+        verdict: String,
+    },
+    /// A command's outcome.
+    Finish {
+        session: String,
+        seq: u64,
+        status: String,
+        tag: Option<String>,
+        sqlstate: Option<String>,
+        error: Option<String>,
+        rows_returned: u64,
+        rows_affected: Option<u64>,
+        duration_us: u64,
+        finished_at: i64,
+    },
+    /// A session opened (or a refused attempt).
+    Open {
+        id: String,
+        identity: String,
+        groups: Vec<String>,
+        token_id: String,
+        connection: String,
+        protocol: String,
+        client: String,
+        claimed_user: String,
+        started_at: i64,
+    },
+    /// A session ended.
+    Close {
+        id: String,
+        ended_at: i64,
+        reason: String,
+        bytes_from_client: u64,
+        bytes_from_server: u64,
+    },
+}
+
+impl Entry {
+    /// Whether new work depends on this write (admissions and openings are refused while the
+    /// store is failing; outcomes and ends are always taken, they complete evidence).
+    pub(crate) fn starts_something(&self) -> bool {
+        matches!(self, Self::Admit { .. } | Self::Open { .. })
+    }
+
+    pub(crate) fn admit(r: &CommandRecord) -> Self {
+        Self::Admit {
+            session: r.session.0.to_string(),
+            seq: r.seq,
+            at: to_micros(r.at),
+            identity: r.identity.to_string(),
+            groups: r.groups.to_vec(),
+            connection: r.connection.to_string(),
+            protocol: r.protocol.as_str().to_owned(),
+            client: r.client_addr.to_string(),
+            statement: r.text.clone(),
+            params: r.params.clone(),
+            class: r.classes.to_string(),
+            verdict: r.verdict.as_str().to_owned(),
+        }
+    }
+
+    pub(crate) fn finish(c: &CommandCompletion) -> Self {
+        let (tag, sqlstate, error) = match &c.outcome {
+            Outcome::Completed { tag } => (Some(tag.clone()), None, None),
+            Outcome::Failed { code, message } => (None, Some(code.clone()), Some(message.clone())),
+            Outcome::NotExecuted { reason } => (None, None, Some(reason.clone())),
+        };
+        Self::Finish {
+            session: c.session.0.to_string(),
+            seq: c.seq,
+            status: c.outcome.status().to_owned(),
+            tag,
+            sqlstate,
+            error,
+            rows_returned: c.rows_returned,
+            rows_affected: c.rows_affected,
+            duration_us: u64::try_from(c.duration.as_micros()).unwrap_or(u64::MAX),
+            finished_at: to_micros(c.finished_at),
+        }
+    }
+
+    pub(crate) fn open(s: &SessionInfo) -> Self {
+        Self::Open {
+            id: s.id.0.to_string(),
+            identity: s.identity.to_string(),
+            groups: s.groups.to_vec(),
+            token_id: s.token_id.0.clone(),
+            connection: s.connection.to_string(),
+            protocol: s.protocol.as_str().to_owned(),
+            client: s.client_addr.to_string(),
+            claimed_user: s.claimed_user.clone(),
+            started_at: to_micros(s.started_at),
+        }
+    }
+
+    pub(crate) fn close(e: &SessionEnd) -> Self {
+        Self::Close {
+            id: e.id.0.to_string(),
+            ended_at: to_micros(e.ended_at),
+            reason: e.reason.clone(),
+            bytes_from_client: e.bytes_from_client,
+            bytes_from_server: e.bytes_from_server,
+        }
+    }
+
+    /// Applies the write. Idempotent, so a journal replayed after a crash that happened
+    /// between the database commit and the journal's removal changes nothing twice.
+    pub(crate) fn apply(&self, conn: &Connection) -> rusqlite::Result<()> {
+        match self {
+            Self::Admit {
+                session,
+                seq,
+                at,
+                identity,
+                groups,
+                connection,
+                protocol,
+                client,
+                statement,
+                params,
+                class,
+                verdict,
+            } => {
+                conn.prepare_cached(
+                    "INSERT OR IGNORE INTO audit_entries (session_id, seq, at, identity,
+                        groups_json, connection, protocol, client_addr, statement, params_json,
+                        class, verdict)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )?
+                .execute(params![
+                    session,
+                    *seq as i64,
+                    at,
+                    identity,
+                    json(groups),
+                    connection,
+                    protocol,
+                    client,
+                    statement,
+                    json(params),
+                    class,
+                    verdict
+                ])?;
+            }
+            Self::Finish {
+                session,
+                seq,
+                status,
+                tag,
+                sqlstate,
+                error,
+                rows_returned,
+                rows_affected,
+                duration_us,
+                finished_at,
+            } => {
+                conn.prepare_cached(
+                    "UPDATE audit_entries SET status = ?3, tag = ?4, sqlstate = ?5, error = ?6,
+                        rows_returned = ?7, rows_affected = ?8, duration_us = ?9,
+                        finished_at = ?10
+                     WHERE session_id = ?1 AND seq = ?2",
+                )?
+                .execute(params![
+                    session,
+                    *seq as i64,
+                    status,
+                    tag,
+                    sqlstate,
+                    error,
+                    *rows_returned as i64,
+                    rows_affected.map(|n| n as i64),
+                    i64::try_from(*duration_us).unwrap_or(i64::MAX),
+                    finished_at
+                ])?;
+            }
+            Self::Open {
+                id,
+                identity,
+                groups,
+                token_id,
+                connection,
+                protocol,
+                client,
+                claimed_user,
+                started_at,
+            } => {
+                conn.prepare_cached(
+                    "INSERT OR IGNORE INTO sessions (id, identity, groups_json, token_id,
+                        connection, protocol, client_addr, claimed_user, started_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?
+                .execute(params![
+                    id,
+                    identity,
+                    json(groups),
+                    token_id,
+                    connection,
+                    protocol,
+                    client,
+                    claimed_user,
+                    started_at
+                ])?;
+            }
+            Self::Close {
+                id,
+                ended_at,
+                reason,
+                bytes_from_client,
+                bytes_from_server,
+            } => {
+                conn.prepare_cached(
+                    "UPDATE sessions SET ended_at = ?2, end_reason = ?3, bytes_from_client = ?4,
+                        bytes_from_server = ?5
+                     WHERE id = ?1",
+                )?
+                .execute(params![
+                    id,
+                    ended_at,
+                    reason,
+                    *bytes_from_client as i64,
+                    *bytes_from_server as i64
+                ])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// JSON text of a list column.
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "[]".into())
+}

@@ -1,0 +1,187 @@
+//! The audit journal: an append-only file written before a command is forwarded, so an entry
+//! is durable (in the operating system, surviving the gateway being killed) after one `write`.
+//! The database is filled from it in batches; a sealed segment is deleted once its entries
+//! are committed there.
+//!
+//! Layout: `DB.journal/` beside the database, segments `NNNNNNNNNNNN.jsonl` (one entry a line),
+//! and `lock`, held exclusively by the gateway that writes. A process that can take the lock
+//! knows no gateway is writing, and may replay what a killed one left behind.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::entry::Entry;
+use crate::error::AuditError;
+
+/// The journal directory of a database file.
+pub(crate) fn dir_of(db: &Path) -> PathBuf {
+    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".journal");
+    db.with_file_name(name)
+}
+
+/// The writing side: holds the lock and the active segment.
+pub(crate) struct Journal {
+    dir: PathBuf,
+    _lock: File,
+    active: File,
+    active_path: PathBuf,
+    next: u64,
+}
+
+/// Proof that no gateway writes the journal (the lock is held until this drops).
+pub(crate) struct Idle {
+    _lock: File,
+}
+
+fn io(what: String) -> impl FnOnce(std::io::Error) -> AuditError {
+    move |source| AuditError::Io { what, source }
+}
+
+fn lock_file(dir: &Path) -> Result<File, AuditError> {
+    std::fs::create_dir_all(dir).map_err(io(format!("could not create {}", dir.display())))?;
+    let path = dir.join("lock");
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(format!("could not open {}", path.display())))
+}
+
+/// Takes the lock if nobody holds it.
+pub(crate) fn try_idle(db: &Path) -> Result<Option<Idle>, AuditError> {
+    let lock = lock_file(&dir_of(db))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(Some(Idle { _lock: lock })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(io("could not lock the journal".into())(e)),
+    }
+}
+
+/// Sealed segments left in the directory, oldest first.
+pub(crate) fn segments(db: &Path) -> Result<Vec<PathBuf>, AuditError> {
+    let dir = dir_of(db);
+    let mut found: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io(format!("could not list {}", dir.display()))(e)),
+    };
+    found.sort();
+    Ok(found)
+}
+
+/// Reads a segment. A torn last line (the process died mid-write, so the command it belonged
+/// to was never forwarded) is skipped; anything else unreadable is an error.
+pub(crate) fn read_segment(path: &Path) -> Result<Vec<Entry>, AuditError> {
+    let file = File::open(path).map_err(io(format!("could not open {}", path.display())))?;
+    let lines: Vec<String> = BufReader::new(file)
+        .lines()
+        .collect::<Result<_, _>>()
+        .map_err(io(format!("could not read {}", path.display())))?;
+    let last = lines.len().saturating_sub(1);
+    let mut entries = Vec::with_capacity(lines.len());
+    for (n, line) in lines.iter().enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(e) => entries.push(e),
+            Err(_) if n == last => {
+                tracing::warn!(segment = %path.display(), "skipping a torn last journal line");
+            }
+            Err(e) => {
+                return Err(AuditError::Corrupt(format!("{} line {}: {e}", path.display(), n + 1)))
+            }
+        }
+    }
+    Ok(entries)
+}
+
+impl Journal {
+    /// Takes the lock (waiting up to `wait` for a CLI command that holds it) and opens a new
+    /// active segment after any left behind.
+    pub(crate) fn open(db: &Path, wait: Duration) -> Result<Self, AuditError> {
+        let dir = dir_of(db);
+        let lock = lock_file(&dir)?;
+        let deadline = Instant::now() + wait;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(AuditError::NotFound(format!(
+                        "another gateway is writing the audit journal in {}; one store, one writer",
+                        dir.display()
+                    )))
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(io("could not lock the journal".into())(e))
+                }
+            }
+        }
+        let next = segments(db)?
+            .last()
+            .and_then(|p| p.file_stem()?.to_str()?.parse::<u64>().ok())
+            .map_or(1, |n| n + 1);
+        let (active, active_path) = create_segment(&dir, next)?;
+        Ok(Self {
+            dir,
+            _lock: lock,
+            active,
+            active_path,
+            next: next + 1,
+        })
+    }
+
+    /// The segment being written.
+    pub(crate) fn active_path(&self) -> &Path {
+        &self.active_path
+    }
+
+    /// Appends lines with one write.
+    pub(crate) fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.active.write_all(bytes)
+    }
+
+    /// Seals the active segment and starts a new one; returns the sealed segment's path.
+    pub(crate) fn rotate(&mut self) -> Result<PathBuf, AuditError> {
+        let (file, path) = create_segment(&self.dir, self.next)?;
+        self.next += 1;
+        self.active = file;
+        Ok(std::mem::replace(&mut self.active_path, path))
+    }
+}
+
+fn create_segment(dir: &Path, n: u64) -> Result<(File, PathBuf), AuditError> {
+    let path = dir.join(format!("{n:012}.jsonl"));
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(io(format!("could not create {}", path.display())))?;
+    Ok((file, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_torn_last_line_is_skipped_and_other_damage_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = r#"{"op":"close","id":"s","ended_at":1,"reason":"x","bytes_from_client":0,"bytes_from_server":0}"#;
+        let path = dir.path().join("1.jsonl");
+        std::fs::write(&path, format!("{good}\n{good}\n{{\"op\":\"clo")).unwrap();
+        assert_eq!(read_segment(&path).unwrap().len(), 2);
+        std::fs::write(&path, format!("{good}\n{{broken\n{good}\n")).unwrap();
+        assert!(read_segment(&path).is_err());
+    }
+}
