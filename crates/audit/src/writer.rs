@@ -208,6 +208,9 @@ impl Writer {
                 }
             }
         };
+        // A submitter that found the journal busy while it was being sealed left its entry
+        // queued for the holder to append: this thread was the holder.
+        self.drive();
         let mut ingest = lock(&self.inner.ingest);
         ingest.sealed.extend(fresh);
         let Ingest { conn, sealed } = &mut *ingest;
