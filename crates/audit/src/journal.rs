@@ -96,7 +96,11 @@ pub(crate) fn read_segment(path: &Path) -> Result<Vec<Entry>, AuditError> {
                 tracing::warn!(segment = %path.display(), "skipping a torn last journal line");
             }
             Err(e) => {
-                return Err(AuditError::Corrupt(format!("{} line {}: {e}", path.display(), n + 1)))
+                return Err(AuditError::Corrupt(format!(
+                    "{} line {}: {e}",
+                    path.display(),
+                    n + 1
+                )))
             }
         }
     }

@@ -1,7 +1,9 @@
 //! Session recordings as JSON Lines: one file per session under the recordings directory,
-//! appended as the session runs. Each event is written to the operating system before
-//! `append` returns to the caller that led the write (or within that leader's batch when
-//! several sessions append at once), so a killed gateway loses nothing already appended.
+//! appended as the session runs. Events are queued by the session and written out by a flusher
+//! every [`FLUSH_EVERY`] (and at once when a session closes or the queue grows long), one write
+//! per session per batch: a recording is never more than that behind the session, and the
+//! hot path pays no system call for it. (The audit entries themselves are journaled before
+//! each command runs; see `writer`.)
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -9,11 +11,19 @@ use std::io::{BufRead, BufReader, Write};
 use std::mem;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::thread;
+use std::time::Duration;
 
 use gatehouse_core::store::{RecordingEvent, RecordingSink};
 use gatehouse_core::SessionId;
 
 use crate::error::AuditError;
+
+/// How often queued recording lines are written out.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(20);
+
+/// A queue this long is written out at once, without waiting for the flusher.
+const WRITE_AT: usize = 512;
 
 enum Msg {
     Line(SessionId, String),
@@ -36,24 +46,48 @@ impl FileRecordings {
     /// Recordings in a directory (created if missing).
     pub fn start(dir: &Path) -> Result<Self, AuditError> {
         std::fs::create_dir_all(dir).map_err(|source| AuditError::Io {
-            what: format!("could not create the recordings directory {}", dir.display()),
+            what: format!(
+                "could not create the recordings directory {}",
+                dir.display()
+            ),
             source,
         })?;
-        Ok(Self {
+        let recordings = Self {
             inner: Arc::new(Inner {
                 dir: dir.to_owned(),
                 queue: Mutex::new(Vec::new()),
                 files: Mutex::new(HashMap::new()),
             }),
-        })
+        };
+        let weak = Arc::downgrade(&recordings.inner);
+        thread::Builder::new()
+            .name("gatehouse-recording-flush".into())
+            .spawn(move || {
+                while let Some(inner) = weak.upgrade() {
+                    FileRecordings { inner }.drive();
+                    thread::sleep(FLUSH_EVERY);
+                }
+            })
+            .map_err(|source| AuditError::Io {
+                what: "could not start the recording flusher".into(),
+                source,
+            })?;
+        Ok(recordings)
     }
 
-    fn push(&self, msg: Msg) {
-        self.inner
-            .queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(msg);
+    fn push(&self, msg: Msg, now: bool) {
+        let queued = {
+            let mut queue = self.queue();
+            queue.push(msg);
+            queue.len()
+        };
+        if now || queued >= WRITE_AT {
+            self.drive();
+        }
+    }
+
+    /// Writes out everything queued so far.
+    pub fn flush(&self) {
         self.drive();
     }
 
@@ -135,14 +169,16 @@ impl RecordingSink for FileRecordings {
         match serde_json::to_string(&event) {
             Ok(mut line) => {
                 line.push('\n');
-                self.push(Msg::Line(session.clone(), line));
+                self.push(Msg::Line(session.clone(), line), false);
             }
-            Err(e) => tracing::error!(session = %session, error = %e, "recording event not encodable"),
+            Err(e) => {
+                tracing::error!(session = %session, error = %e, "recording event not encodable")
+            }
         }
     }
 
     fn close(&self, session: &SessionId) {
-        self.push(Msg::Close(session.clone()));
+        self.push(Msg::Close(session.clone()), true);
     }
 }
 

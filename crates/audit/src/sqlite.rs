@@ -13,11 +13,11 @@ use gatehouse_core::{
 };
 use rusqlite::{Connection, OptionalExtension};
 
+use crate::entry::Entry;
 use crate::error::AuditError;
+use crate::journal;
 use crate::schema;
 use crate::tokens::token_from_row;
-use crate::entry::Entry;
-use crate::journal;
 use crate::writer::{apply, Writer};
 
 /// The SQLite store: listings, tokens and lookups on a reader connection; audit writes through
@@ -53,7 +53,11 @@ impl SqliteStore {
     /// Becomes the store's one writer: takes the journal (waiting briefly for a CLI command
     /// that holds it), replays leftovers, and starts applying entries to the database.
     pub fn start_writer(&self) -> Result<AuditWriter, AuditError> {
-        let writer = Writer::start(&self.path, schema::open(&self.path)?, schema::open(&self.path)?)?;
+        let writer = Writer::start(
+            &self.path,
+            schema::open(&self.path)?,
+            schema::open(&self.path)?,
+        )?;
         Ok(AuditWriter { writer })
     }
 

@@ -75,7 +75,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Writer {
     /// Takes the journal (one writer per store), replays what a previous gateway left, and
     /// starts the ticker.
-    pub(crate) fn start(db: &Path, conn: Connection, checkpoint: Connection) -> Result<Self, AuditError> {
+    pub(crate) fn start(
+        db: &Path,
+        conn: Connection,
+        checkpoint: Connection,
+    ) -> Result<Self, AuditError> {
         // Checkpoints run on the ticker's own connection, never inside an ingest commit.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let journal = Journal::open(db, LOCK_WAIT)?;

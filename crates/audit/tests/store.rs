@@ -46,7 +46,12 @@ fn command(session: &str, seq: u64, text: &str) -> CommandRecord {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_admissions_are_all_durable_and_outcomes_land() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("a.db")).unwrap().start_writer().unwrap());
+    let store = Arc::new(
+        SqliteStore::open(&dir.path().join("a.db"))
+            .unwrap()
+            .start_writer()
+            .unwrap(),
+    );
     store.session_opened(&session("s1")).await.unwrap();
     let mut tasks = Vec::new();
     for worker in 0..8u64 {
@@ -93,7 +98,10 @@ async fn a_database_refusing_writes_refuses_new_commands_and_loses_nothing_journ
     let path = dir.path().join("a.db");
     let store = SqliteStore::open(&path).unwrap();
     let writer = store.start_writer().unwrap();
-    writer.command_admitted(command("s", 1, "SELECT 1")).await.unwrap();
+    writer
+        .command_admitted(command("s", 1, "SELECT 1"))
+        .await
+        .unwrap();
     writer.flush().await.unwrap();
     let db = rusqlite::Connection::open(&path).unwrap();
     db.execute_batch(
@@ -101,13 +109,19 @@ async fn a_database_refusing_writes_refuses_new_commands_and_loses_nothing_journ
     )
     .unwrap();
     // Journaled before the database refuses: durable, and kept.
-    writer.command_admitted(command("s", 2, "SELECT 2")).await.unwrap();
+    writer
+        .command_admitted(command("s", 2, "SELECT 2"))
+        .await
+        .unwrap();
     writer.flush().await.unwrap();
     let refused = writer.command_admitted(command("s", 3, "SELECT 3")).await;
     assert!(refused.unwrap_err().0.contains("disk full"));
     db.execute_batch("DROP TRIGGER refuse").unwrap();
     writer.flush().await.unwrap();
-    writer.command_admitted(command("s", 4, "SELECT 4")).await.unwrap();
+    writer
+        .command_admitted(command("s", 4, "SELECT 4"))
+        .await
+        .unwrap();
     writer.flush().await.unwrap();
     let seqs: Vec<i64> = store
         .list_audit(&AuditFilter::default())

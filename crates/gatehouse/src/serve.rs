@@ -31,7 +31,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     }
     let db_path = config.sqlite_path()?;
     let store = SqliteStore::open(&db_path)?;
-    let recordings = FileRecordings::start(&config.recordings_dir())?;
+    let recordings = Arc::new(FileRecordings::start(&config.recordings_dir())?);
     let connections = config.connections()?;
     bootstrap_admin(&store, &config, &connections)?;
 
@@ -41,7 +41,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         connections,
         tokens: store.clone(),
         audit: audit.clone(),
-        recordings: Arc::new(recordings),
+        recordings: recordings.clone(),
     })?;
 
     let mut tasks = JoinSet::new();
@@ -96,6 +96,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     sessions.abort_all();
     tokio::time::sleep(Duration::from_millis(50)).await;
     let _ = tokio::time::timeout(DRAIN_GRACE, audit.flush()).await;
+    recordings.flush();
     Ok(())
 }
 

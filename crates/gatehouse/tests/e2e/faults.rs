@@ -273,9 +273,17 @@ fn an_unwritable_audit_store_refuses_statements_and_runs_nothing() {
     let script = "SELECT 'probe before the failure is noticed';\n\\! sleep 0.5\n\
                   INSERT INTO ledger VALUES (1);\nINSERT INTO ledger VALUES ($1) \\bind 1 \\g\n";
     let (_, _, err) = psql(&dsn, &["-v", "ON_ERROR_STOP=0"], Some(script));
-    assert_eq!(err.matches("58000").count(), 2, "both inserts refused (simple and extended): {err}");
+    assert_eq!(
+        err.matches("58000").count(),
+        2,
+        "both inserts refused (simple and extended): {err}"
+    );
     assert!(err.contains("could not record this command"), "{err}");
-    assert_eq!(admin_sql("gh_failclosed", "SELECT count(*) FROM ledger"), "0", "nothing may run unaudited");
+    assert_eq!(
+        admin_sql("gh_failclosed", "SELECT count(*) FROM ledger"),
+        "0",
+        "nothing may run unaudited"
+    );
     // New sessions are refused too, with the reason.
     let (ok, _, err) = psql(&dsn, &["-c", "SELECT 1"], None);
     assert!(!ok && err.contains("cannot record this session"), "{err}");
