@@ -113,7 +113,7 @@ impl Writer {
                     w.ingest();
                     drop(w);
                     ticks = ticks.wrapping_add(1);
-                    if ticks % CHECKPOINT_EVERY == 0 {
+                    if ticks.is_multiple_of(CHECKPOINT_EVERY) {
                         if let Err(e) = checkpoint.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
                             tracing::warn!(error = %e, "audit store checkpoint failed");
                         }
