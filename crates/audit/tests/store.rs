@@ -1,6 +1,6 @@
 //! The SQLite store through the core's traits: receipts mean durable, many concurrent writers
 //! share commits, tokens are stored as hashes, revocations are found.
-#![allow(missing_docs)]
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
