@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_audit::{FileRecordings, NewToken, SqliteStore};
-use gatehouse_core::{Gateway, GatewayParts, Protocol};
+use gatehouse_core::{Gateway, GatewayParts, TokenId};
 use gatehouse_postgres::{PgConfig, PgService, RelayLimits};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -33,7 +33,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     let store = SqliteStore::open(&db_path)?;
     let recordings = Arc::new(FileRecordings::start(&config.recordings_dir())?);
     let connections = config.connections()?;
-    bootstrap_admin(&store, &config, &connections)?;
+    let first_admin = bootstrap_admin(&store)?;
 
     let audit = Arc::new(store.start_writer()?);
     let store = Arc::new(store);
@@ -44,6 +44,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         recordings: recordings.clone(),
     })?;
 
+    let mut pg_local = None;
     let mut tasks = JoinSet::new();
     let mut sessions = JoinSet::new();
     if let Some(addr) = &config.listen.postgres {
@@ -68,6 +69,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         );
         // Scripts and tests read this line to find the port when the config says :0.
         eprintln!("gatehouse: postgres listening on {local}");
+        pg_local = Some(local);
         tasks.spawn(accept_loop(listener, service, local));
     }
     for (wire, addr) in [
@@ -86,6 +88,9 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         return Err(CliError::Config(
             "[listen] names no listener this build can serve".into(),
         ));
+    }
+    if let Some((id, secret)) = &first_admin {
+        print_first_admin(id, secret, pg_local, &config);
     }
     let watcher = gateway.clone();
     sessions.spawn(async move { watcher.watch_revocations(REVOCATION_POLL).await });
@@ -137,36 +142,38 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// On an empty store, issues the first admin token and prints it once, with a line to paste.
-fn bootstrap_admin(
-    store: &SqliteStore,
-    config: &Config,
-    connections: &[gatehouse_core::ConnectionSpec],
-) -> Result<(), CliError> {
+/// On an empty store, issues the first admin token (identity `admin`, group `admin`).
+fn bootstrap_admin(store: &SqliteStore) -> Result<Option<(TokenId, String)>, CliError> {
     if store.token_count()? > 0 {
-        return Ok(());
+        return Ok(None);
     }
-    let (id, secret) = store.create_token(&NewToken {
+    let issued = store.create_token(&NewToken {
         identity: "admin".into(),
         groups: vec!["admin".into()],
         connections: Vec::new(),
         expires_at: None,
         created_by: "bootstrap".into(),
     })?;
+    Ok(Some(issued))
+}
+
+/// Prints the first admin token once, with a psql line to paste (using the port actually bound).
+fn print_first_admin(id: &TokenId, secret: &str, pg: Option<SocketAddr>, config: &Config) {
     println!("Gatehouse: a fresh store; created the first admin token ({id}).");
     println!("It is shown only this once and stored only as a hash:\n");
     println!("    {secret}\n");
-    let pg = connections
+    let connection = config
+        .connection
         .iter()
-        .find(|c| c.protocol == Protocol::Postgres && c.groups.iter().any(|g| g == "admin"));
-    if let (Some(conn), Some(addr)) = (pg, &config.listen.postgres) {
-        let (host, port) = addr.rsplit_once(':').unwrap_or((addr.as_str(), "5432"));
+        .find(|c| c.protocol == "postgres" && c.groups.iter().any(|g| g == "admin"));
+    if let (Some(conn), Some(addr)) = (connection, pg) {
         println!("Connect with:\n");
         println!(
-            "    psql \"host={host} port={port} dbname={} user=admin password={secret}\"\n",
+            "    psql \"host={} port={} dbname={} user=admin password={secret}\"\n",
+            addr.ip(),
+            addr.port(),
             conn.name
         );
     }
     println!("Issue tokens for services with `gatehouse token create --identity NAME --group G`.");
-    Ok(())
 }

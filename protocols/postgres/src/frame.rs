@@ -42,11 +42,10 @@ impl Frame {
 /// The header of the tagged frame at the start of `buf`, if at least five bytes are there:
 /// its tag and total length (tag included). Checks the length before anything else.
 pub fn peek_header(buf: &[u8], max: usize) -> Result<Option<(u8, usize)>, PgError> {
-    let Some(header) = buf.get(..5) else {
+    let Some(&[tag, a, b, c, d]) = buf.first_chunk::<5>() else {
         return Ok(None);
     };
-    let tag = header[0];
-    let len = i32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+    let len = i32::from_be_bytes([a, b, c, d]);
     if len < 4 {
         return Err(PgError::Protocol(format!(
             "message {:?} has an invalid length {len}",
@@ -81,10 +80,10 @@ pub fn split_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Frame>, PgEr
 /// Splits the next complete untagged startup-phase packet (length-prefixed) off `buf`; returns
 /// its body after the length.
 pub fn split_startup(buf: &mut BytesMut) -> Result<Option<Bytes>, PgError> {
-    let Some(header) = buf.get(..4) else {
+    let Some(&header) = buf.first_chunk::<4>() else {
         return Ok(None);
     };
-    let len = i32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+    let len = i32::from_be_bytes(header);
     if !(8..=MAX_STARTUP_LEN as i32).contains(&len) {
         return Err(PgError::Protocol(format!(
             "startup packet has an invalid length {len}"

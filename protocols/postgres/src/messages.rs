@@ -109,14 +109,14 @@ impl<'a> Reader<'a> {
 
     /// A big-endian i16.
     pub fn i16(&mut self) -> Result<i16, PgError> {
-        let b = self.take(2)?;
-        Ok(i16::from_be_bytes([b[0], b[1]]))
+        let b = self.take(2)?.try_into().map_err(|_| short())?;
+        Ok(i16::from_be_bytes(b))
     }
 
     /// A big-endian i32.
     pub fn i32(&mut self) -> Result<i32, PgError> {
-        let b = self.take(4)?;
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        let b = self.take(4)?.try_into().map_err(|_| short())?;
+        Ok(i32::from_be_bytes(b))
     }
 
     /// A count (i16) that must not be negative.

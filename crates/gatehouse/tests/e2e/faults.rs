@@ -125,7 +125,16 @@ fn wrong_token_and_forbidden_or_unknown_connection_are_refused_alike() {
     let forbidden = crate::upstream_auth::raw_login(gw.port, "restricted", &token, "SELECT 1");
     assert_eq!(error_code(&forbidden).as_deref(), Some("28000"));
 
-    let sessions = gw.sessions();
+    let sessions = gw.sessions_until(|rows| {
+        rows.iter()
+            .filter(|s| {
+                s["end_reason"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("refused"))
+            })
+            .count()
+            >= 4
+    });
     let reasons: Vec<&str> = sessions
         .iter()
         .filter_map(|s| s["end_reason"].as_str())

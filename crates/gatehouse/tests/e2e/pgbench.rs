@@ -51,8 +51,11 @@ fn pgbench_simple_extended_and_prepared_run_clean_and_are_audited() {
     }
     // TPC-B-like: BEGIN, 3 UPDATEs, SELECT, INSERT, END per transaction.
     let per_mode = clients * per_client * 7;
-    let rows =
-        gw.audit_until(|rows| rows.iter().filter(|r| r["status"] == "ok").count() >= 3 * per_mode);
+    let rows = gw.audit_until(|rows| {
+        rows.iter().all(|r| r["status"].is_string())
+            && rows.iter().filter(|r| r["status"] == "ok").count() >= 3 * per_mode
+            && with_statement(rows, "UPDATE pgbench_accounts").len() >= 3 * clients * per_client
+    });
     let updates = with_statement(&rows, "UPDATE pgbench_accounts");
     assert_eq!(
         updates.len(),

@@ -151,7 +151,10 @@ fn psql_interactive_session_under_a_pty_is_recorded_and_replays() {
         "no prompt: {screen}"
     );
 
-    let sessions = gw.sessions();
+    let sessions = gw.sessions_until(|rows| {
+        rows.iter()
+            .any(|s| s["identity"] == "alice" && s["end_reason"].is_string())
+    });
     let session = sessions
         .iter()
         .find(|s| s["identity"] == "alice")
@@ -177,4 +180,68 @@ fn psql_interactive_session_under_a_pty_is_recorded_and_replays() {
             "replay lacks {expected:?}:\n{replay}"
         );
     }
+}
+
+#[test]
+fn first_start_prints_a_working_admin_token_once_and_stores_only_its_hash() {
+    let mut gw = Gateway::start(&[Conn {
+        groups: &["admin"],
+        ..Conn::local("test", "test")
+    }]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let line = loop {
+        let found = gw
+            .stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains("psql \""))
+            .cloned();
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(std::time::Instant::now() < deadline, "no psql line printed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let conninfo = line.split('"').nth(1).unwrap();
+    assert!(
+        conninfo.contains(&format!("port={}", gw.port)),
+        "{conninfo}"
+    );
+    let (ok, out, err) = psql(conninfo, &["-Atc", "SELECT 'pasted'"], None);
+    assert!(ok, "the printed line does not work: {err}");
+    assert_eq!(out.trim(), "pasted");
+
+    let token = conninfo
+        .split("password=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let printed = gw
+        .stdout
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains(&token))
+        .count();
+    assert_eq!(printed, 2, "the token line and the psql line");
+    let mut stored = std::fs::read(path_in(&gw, "var/gatehouse.db")).unwrap();
+    stored.extend(std::fs::read(path_in(&gw, "var/gatehouse.db-wal")).unwrap_or_default());
+    assert!(
+        !stored.windows(token.len()).any(|w| w == token.as_bytes()),
+        "token stored in clear"
+    );
+
+    gw.stdout.lock().unwrap().clear();
+    gw.restart();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        !gw.stdout.lock().unwrap().iter().any(|l| l.contains("gh_")),
+        "a second start must not issue or print a token"
+    );
+    let listed = gw.cli(&["token", "list"]);
+    assert!(listed.contains("admin") && !listed.contains(&token));
 }

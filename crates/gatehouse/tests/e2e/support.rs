@@ -20,6 +20,7 @@ pub struct Gateway {
     pub port: u16,
     child: Option<Child>,
     pub log: Arc<Mutex<Vec<String>>>,
+    pub stdout: Arc<Mutex<Vec<String>>>,
 }
 
 /// A `[[connection]]` for a test config.
@@ -84,9 +85,16 @@ impl Gateway {
             port: 0,
             child: None,
             log: Arc::new(Mutex::new(Vec::new())),
+            stdout: Arc::new(Mutex::new(Vec::new())),
         };
         gw.spawn(env);
         gw
+    }
+
+    /// Kills the gateway and starts it again on the same store (a new port).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn(&[]);
     }
 
     fn spawn(&mut self, env: &[(&str, &str)]) {
@@ -95,12 +103,19 @@ impl Gateway {
             .arg("--config")
             .arg(&self.config)
             .env("GATEHOUSE_LOG", "info")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn gatehouse");
+        let stdout = child.stdout.take().expect("stdout");
+        let out = self.stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                out.lock().expect("stdout").push(line);
+            }
+        });
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = std::sync::mpsc::channel();
         let log = self.log.clone();
@@ -184,6 +199,19 @@ impl Gateway {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let rows = self.audit();
+            if ready(&rows) || Instant::now() > deadline {
+                return rows;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sessions, waiting until `ready` holds for them (the store is filled from the journal
+    /// every few milliseconds) or the timeout passes.
+    pub fn sessions_until(&self, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let rows = self.sessions();
             if ready(&rows) || Instant::now() > deadline {
                 return rows;
             }
