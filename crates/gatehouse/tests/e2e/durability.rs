@@ -63,6 +63,7 @@ fn sigkill_under_pgbench_loses_no_entry_for_an_executed_statement() {
         password_env: None,
         groups: &["batch"],
         tls: "disable",
+        tls_ca: None,
     }]);
     let token = gw.token("pgbench", &["batch"]);
     let log_start = cluster.log().len();

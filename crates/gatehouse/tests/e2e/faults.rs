@@ -305,3 +305,63 @@ fn an_unwritable_audit_store_refuses_statements_and_runs_nothing() {
         "1"
     );
 }
+
+#[test]
+fn gssenc_is_declined_and_the_client_goes_on_in_the_clear_with_its_parameters() {
+    let gw = Gateway::start(&[Conn::local("app", "test")]);
+    let token = gw.token("job", &["batch"]);
+    // GSSENCRequest first, as libpq does when it has Kerberos: the gateway says 'N'.
+    let mut raw = Raw::connect(gw.port);
+    raw.send(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30]);
+    assert_eq!(raw.read_until(|b| !b.is_empty()), b"N");
+    // Startup parameters reach the server (the user and database are the connection's).
+    let dsn = format!(
+        "{} application_name=nightly-etl options='-c statement_timeout=1234'",
+        gw.dsn("app", &token)
+    );
+    let (ok, out, err) = psql(&dsn, &["-Atc", "SELECT current_setting('application_name'), current_setting('statement_timeout'), current_user, current_database()"], None);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "nightly-etl|1234ms|postgres|test");
+}
+
+#[test]
+fn audit_and_session_listings_filter_by_time_and_session() {
+    let gw = Gateway::start(&[Conn::local("app", "test")]);
+    let token = gw.token("lister", &["batch"]);
+    let (ok, _, err) = psql(&gw.dsn("app", &token), &["-c", "SELECT 'early'"], None);
+    assert!(ok, "{err}");
+    let rows = gw.audit_until(|rows| !with_statement(rows, "'early'").is_empty());
+    let session = rows[0]["session"].as_str().unwrap().to_owned();
+    std::thread::sleep(Duration::from_millis(1200));
+    let (ok, _, err) = psql(&gw.dsn("app", &token), &["-c", "SELECT 'late'"], None);
+    assert!(ok, "{err}");
+    gw.audit_until(|rows| !with_statement(rows, "'late'").is_empty());
+
+    let recent: Vec<serde_json::Value> =
+        serde_json::from_str(&gw.cli(&["audit", "list", "--since", "1s", "--json"])).unwrap();
+    assert_eq!(with_statement(&recent, "'late'").len(), 1);
+    assert!(
+        with_statement(&recent, "'early'").is_empty(),
+        "--since kept an older entry"
+    );
+    let one: Vec<serde_json::Value> =
+        serde_json::from_str(&gw.cli(&["audit", "list", "--session", &session[..10], "--json"]))
+            .unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0]["statement"], "SELECT 'early'");
+    let table = gw.cli(&["audit", "list"]);
+    assert!(table.lines().next().unwrap().starts_with("TIME"), "{table}");
+    assert!(
+        table.contains("SELECT 'late'") && table.contains("lister"),
+        "{table}"
+    );
+    let sessions = gw.cli(&["sessions", "list", "--since", "1s"]);
+    assert_eq!(
+        sessions.lines().count(),
+        2,
+        "header and the one recent session: {sessions}"
+    );
+    let bad = gw.cli_output(&["audit", "list", "--since", "last tuesday"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("RFC 3339"));
+}

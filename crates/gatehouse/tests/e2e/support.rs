@@ -32,6 +32,7 @@ pub struct Conn<'a> {
     pub password_env: Option<&'a str>,
     pub groups: &'a [&'a str],
     pub tls: &'a str,
+    pub tls_ca: Option<&'a str>,
 }
 
 impl<'a> Conn<'a> {
@@ -45,6 +46,7 @@ impl<'a> Conn<'a> {
             password_env: None,
             groups: &["batch", "dba"],
             tls: "prefer",
+            tls_ca: None,
         }
     }
 }
@@ -72,6 +74,9 @@ impl Gateway {
                  database = {:?}\nusername = {:?}\ntls = {:?}\ngroups = {:?}\n",
                 c.name, c.address, c.database, c.username, c.tls, c.groups
             ));
+            if let Some(ca) = c.tls_ca {
+                toml.push_str(&format!("tls_ca = {ca:?}\n"));
+            }
             if let Some(var) = c.password_env {
                 toml.push_str(&format!("password = {{ env = {var:?} }}\n"));
             }

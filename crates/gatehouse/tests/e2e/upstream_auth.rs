@@ -106,6 +106,7 @@ fn scram_md5_and_cleartext_upstream_logins_work_and_never_reach_the_client() {
         password_env: Some("UPSTREAM_PW"),
         groups: &["batch"],
         tls: "disable",
+        tls_ca: None,
     };
     let gw = Gateway::start_with_env(
         &[
@@ -179,6 +180,7 @@ fn an_upstream_refusing_the_gateway_or_down_gives_08006_with_the_reason() {
                 password_env: Some("UPSTREAM_PW"),
                 groups: &["batch"],
                 tls: "disable",
+                tls_ca: None,
             },
             Conn {
                 name: "down",
@@ -218,4 +220,139 @@ fn an_upstream_refusing_the_gateway_or_down_gives_08006_with_the_reason() {
     );
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "still here");
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, made with the openssl CLI.
+fn certificates(dir: &std::path::Path, name: &str) -> (String, String, String) {
+    let p = |f: &str| dir.join(format!("{name}-{f}")).to_str().unwrap().to_owned();
+    let (ca_key, ca, key, csr, cert, ext) = (
+        p("ca.key"),
+        p("ca.pem"),
+        p("server.key"),
+        p("server.csr"),
+        p("server.pem"),
+        p("ext.cnf"),
+    );
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    let steps: [Vec<&str>; 3] = [
+        vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca,
+            "-days",
+            "2",
+            "-subj",
+            "/CN=gatehouse test CA",
+        ],
+        vec![
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            "/CN=localhost",
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &cert,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ],
+    ];
+    for args in steps {
+        let out = run("openssl", &args, None, &[]);
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (ca, cert, key)
+}
+
+#[test]
+fn verify_full_checks_the_upstream_certificate_and_refuses_a_stranger() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(certs.path(), "real");
+    let (other_ca, _, _) = certificates(certs.path(), "other");
+    // The server reads its key as postgres, and insists on 0600.
+    for path in [&cert, &key] {
+        assert!(std::process::Command::new("chown")
+            .args(["postgres", path])
+            .status()
+            .unwrap()
+            .success());
+    }
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        certs.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let cluster = Cluster::start(
+        "hostssl all scram_user 127.0.0.1/32 scram-sha-256",
+        &format!("ssl = on\nssl_cert_file = '{cert}'\nssl_key_file = '{key}'"),
+    );
+    cluster.sql(&format!("CREATE ROLE scram_user LOGIN PASSWORD '{SECRET}'"));
+    let addr = cluster.address();
+    let conn = |name: &'static str, ca: &str| Conn {
+        name,
+        address: Box::leak(addr.clone().into_boxed_str()),
+        database: "postgres",
+        username: "scram_user",
+        password_env: Some("UPSTREAM_PW"),
+        groups: &["batch"],
+        tls: "verify-full",
+        tls_ca: Some(Box::leak(ca.to_owned().into_boxed_str())),
+    };
+    let gw = Gateway::start_with_env(
+        &[conn("trusted", &ca), conn("stranger", &other_ca)],
+        &[("UPSTREAM_PW", SECRET)],
+    );
+    let token = gw.token("svc", &["batch"]);
+    let (ok, out, err) = psql(
+        &gw.dsn("trusted", &token),
+        &[
+            "-Atc",
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        "t",
+        "the gateway's upstream connection is encrypted"
+    );
+    let (ok, _, err) = psql(&gw.dsn("stranger", &token), &["-c", "SELECT 1"], None);
+    assert!(!ok);
+    assert!(
+        err.contains("TLS with upstream") && err.contains("certificate"),
+        "{err}"
+    );
 }
