@@ -1,10 +1,7 @@
 //! `gatehouse audit list`.
 
-use std::time::SystemTime;
-
 use clap::Subcommand;
 use gatehouse_audit::AuditFilter;
-use gatehouse_core::time::parse_since;
 
 use super::open_store;
 use crate::config::Config;
@@ -41,12 +38,7 @@ pub fn run(config: &Config, command: AuditCmd) -> Result<(), CliError> {
             limit,
             json,
         } => {
-            let since = match since {
-                None => None,
-                Some(s) => Some(parse_since(&s, SystemTime::now()).ok_or_else(|| {
-                    CliError::Usage(format!("--since {s}: give RFC 3339 or a duration like 15m"))
-                })?),
-            };
+            let since = super::since(since.as_deref())?;
             let rows = store.list_audit(&AuditFilter {
                 since,
                 session,

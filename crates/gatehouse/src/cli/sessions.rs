@@ -1,9 +1,6 @@
 //! `gatehouse sessions list`.
 
-use std::time::SystemTime;
-
 use clap::Subcommand;
-use gatehouse_core::time::parse_since;
 
 use super::open_store;
 use crate::config::Config;
@@ -29,12 +26,7 @@ pub fn run(config: &Config, command: SessionsCmd) -> Result<(), CliError> {
     let store = open_store(config)?;
     match command {
         SessionsCmd::List { since, json } => {
-            let since = match since {
-                None => None,
-                Some(s) => Some(parse_since(&s, SystemTime::now()).ok_or_else(|| {
-                    CliError::Usage(format!("--since {s}: give RFC 3339 or a duration like 2h"))
-                })?),
-            };
+            let since = super::since(since.as_deref())?;
             let sessions = store.list_sessions(since)?;
             if json {
                 table::json(&sessions);

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{free_port, run};
+use crate::support::{free_port, run, superuser_sql};
 
 /// A running private cluster, stopped when dropped.
 pub struct Cluster {
@@ -130,33 +130,12 @@ impl Cluster {
 
     /// Runs SQL as the superuser over the socket directory.
     pub fn sql(&self, sql: &str) -> String {
-        let out = run(
-            "psql",
-            &[
-                "-X",
-                "-At",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                self.dir.path().to_str().unwrap(),
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-c",
-                sql,
-            ],
-            None,
-            &[],
-        );
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        superuser_sql(
+            self.dir.path().to_str().unwrap(),
+            self.port,
+            "postgres",
+            sql,
+        )
     }
 
     /// The server's log so far.

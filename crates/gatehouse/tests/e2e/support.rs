@@ -283,6 +283,12 @@ pub fn psql(dsn: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, Str
 
 /// psql straight to the local server as postgres (setup and checks, not through the gateway).
 pub fn admin_sql(database: &str, sql: &str) -> String {
+    superuser_sql("127.0.0.1", 5432, database, sql)
+}
+
+/// psql as the superuser at `host` (a name or a socket directory) and `port`.
+pub fn superuser_sql(host: &str, port: u16, database: &str, sql: &str) -> String {
+    let port = port.to_string();
     let out = run(
         "psql",
         &[
@@ -291,7 +297,9 @@ pub fn admin_sql(database: &str, sql: &str) -> String {
             "-v",
             "ON_ERROR_STOP=1",
             "-h",
-            "127.0.0.1",
+            host,
+            "-p",
+            &port,
             "-U",
             "postgres",
             "-d",
@@ -304,7 +312,7 @@ pub fn admin_sql(database: &str, sql: &str) -> String {
     );
     assert!(
         out.status.success(),
-        "admin sql {sql:?} failed: {}",
+        "sql {sql:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
