@@ -55,6 +55,8 @@ struct Inner {
     audit: Arc<dyn AuditSink>,
     recordings: Arc<dyn RecordingSink>,
     revocations: Revocations,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    live: Arc<()>,
 }
 
 impl Gateway {
@@ -74,6 +76,8 @@ impl Gateway {
                 audit: parts.audit,
                 recordings: parts.recordings,
                 revocations: Revocations::default(),
+                shutdown: tokio::sync::watch::Sender::new(false),
+                live: Arc::new(()),
             }),
         })
     }
@@ -150,6 +154,8 @@ impl Gateway {
             audit: self.inner.audit.clone(),
             recordings: self.inner.recordings.clone(),
             revoked: self.inner.revocations.subscribe(),
+            shutdown: self.inner.shutdown.subscribe(),
+            _live: self.inner.live.clone(),
             seq: AtomicU64::new(0),
         })
     }
@@ -180,6 +186,16 @@ impl Gateway {
         if let Err(e) = opened.await.and(closed.await) {
             tracing::error!(error = %e, "refused access attempt not recorded");
         }
+    }
+
+    /// Ends every live session (each wire tells its client why) and refuses new ones.
+    pub fn shut_down(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    /// Sessions open right now.
+    pub fn live_sessions(&self) -> usize {
+        Arc::strong_count(&self.inner.live) - 1
     }
 
     /// Ends the live sessions of these tokens.

@@ -36,6 +36,8 @@ pub enum EndReason {
     TokenRevoked,
     /// The token expired while the session ran.
     TokenExpired,
+    /// The gateway is shutting down.
+    Shutdown,
 }
 
 impl fmt::Display for EndReason {
@@ -43,6 +45,7 @@ impl fmt::Display for EndReason {
         f.write_str(match self {
             Self::TokenRevoked => "token revoked",
             Self::TokenExpired => "token expired",
+            Self::Shutdown => "gateway shutting down",
         })
     }
 }
@@ -55,6 +58,9 @@ pub struct Session {
     pub(crate) audit: Arc<dyn AuditSink>,
     pub(crate) recordings: Arc<dyn RecordingSink>,
     pub(crate) revoked: watch::Receiver<RevokedSet>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    /// Held while the session lives, so the gateway can count (and drain) live sessions.
+    pub(crate) _live: Arc<()>,
     pub(crate) seq: AtomicU64,
 }
 
@@ -222,10 +228,11 @@ impl Session {
         );
     }
 
-    /// Resolves when the gateway ends the session: its token was revoked or expired.
-    /// Cancel-safe: dropping the future loses nothing.
+    /// Resolves when the gateway ends the session: its token was revoked or expired, or the
+    /// gateway is shutting down. Cancel-safe: dropping the future loses nothing.
     pub async fn ended(&self) -> EndReason {
         let mut revoked = self.revoked.clone();
+        let mut shutdown = self.shutdown.clone();
         let token: &TokenId = &self.info.token_id;
         let expiry = self.token_expires.map(|t| {
             let left = t.duration_since(SystemTime::now()).unwrap_or_default();
@@ -234,6 +241,9 @@ impl Session {
         loop {
             if revoked.borrow_and_update().contains(token) {
                 return EndReason::TokenRevoked;
+            }
+            if *shutdown.borrow_and_update() {
+                return EndReason::Shutdown;
             }
             let expired = async {
                 match expiry {
@@ -244,8 +254,12 @@ impl Session {
             tokio::select! {
                 changed = revoked.changed() => {
                     if changed.is_err() {
-                        // The gateway is shutting down; its drain ends the session.
-                        std::future::pending::<()>().await;
+                        return EndReason::Shutdown;
+                    }
+                }
+                changed = shutdown.changed() => {
+                    if changed.is_err() {
+                        return EndReason::Shutdown;
                     }
                 }
                 () = expired => return EndReason::TokenExpired,

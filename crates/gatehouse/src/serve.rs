@@ -18,7 +18,7 @@ use crate::tls;
 /// How often the registry is polled for revocations (a revoked token's sessions end within it).
 const REVOCATION_POLL: Duration = Duration::from_millis(500);
 
-/// How long live sessions get to finish after a shutdown signal.
+/// How long live sessions get to say goodbye and record their end after a shutdown signal.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs the gateway.
@@ -96,10 +96,17 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     sessions.spawn(async move { watcher.watch_revocations(REVOCATION_POLL).await });
 
     shutdown_signal().await;
-    tracing::info!("shutting down: no new connections; draining live sessions");
+    tracing::info!(
+        live = gateway.live_sessions(),
+        "shutting down: no new connections; ending live sessions"
+    );
     tasks.abort_all();
     sessions.abort_all();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    gateway.shut_down();
+    let deadline = tokio::time::Instant::now() + DRAIN_GRACE;
+    while gateway.live_sessions() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let _ = tokio::time::timeout(DRAIN_GRACE, audit.flush()).await;
     recordings.flush();
     Ok(())

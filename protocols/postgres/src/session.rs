@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
-use gatehouse_core::{Gateway, OpenRequest, Protocol, Refusal, Session};
+use gatehouse_core::{EndReason, Gateway, OpenRequest, Protocol, Refusal, Session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
@@ -289,8 +289,11 @@ impl Ready {
             RelayEnd::ServerClosed => "server closed the connection".to_owned(),
             RelayEnd::Ended(why) => {
                 let msg = format!("terminating connection: {why}");
-                let frame =
-                    error_response(Severity::Fatal, "57P01", &msg, Some("ask for a new token"));
+                let hint = match why {
+                    EndReason::Shutdown => "reconnect when the gateway is back",
+                    _ => "ask for a new token",
+                };
+                let frame = error_response(Severity::Fatal, "57P01", &msg, Some(hint));
                 let _ = client_wr.write_all(&frame).await;
                 let _ = server_wr.write_all(&terminate()).await;
                 why.to_string()

@@ -365,3 +365,25 @@ fn audit_and_session_listings_filter_by_time_and_session() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("RFC 3339"));
 }
+
+#[test]
+fn sigterm_ends_live_sessions_with_a_reason_and_records_their_end() {
+    let mut gw = Gateway::start(&[Conn::local("app", "test")]);
+    let token = gw.token("job", &["batch"]);
+    let mut live = Raw::login(gw.port, "app", &token);
+    live.send(&query("SELECT 'before shutdown'"));
+    live.read_until(|b| b.ends_with(&[b'Z', 0, 0, 0, 5, b'I']));
+    assert!(
+        gw.terminate(),
+        "the gateway did not exit cleanly on SIGTERM"
+    );
+    let goodbye = live.read_to_close();
+    assert_eq!(error_code(&goodbye).as_deref(), Some("57P01"));
+    assert!(String::from_utf8_lossy(&goodbye).contains("gateway shutting down"));
+    let sessions = gw.sessions();
+    let ended: Vec<_> = sessions.iter().filter(|s| s["identity"] == "job").collect();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0]["end_reason"], "gateway shutting down");
+    let rows = gw.audit();
+    assert_eq!(with_statement(&rows, "before shutdown")[0]["status"], "ok");
+}

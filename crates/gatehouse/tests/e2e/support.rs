@@ -145,6 +145,25 @@ impl Gateway {
         self.child = Some(child);
     }
 
+    /// Sends SIGTERM and waits for the gateway to exit; returns whether it exited cleanly.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        false
+    }
+
     /// Kills the gateway with SIGKILL (no chance to flush anything).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
