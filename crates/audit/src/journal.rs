@@ -28,6 +28,7 @@ pub(crate) struct Journal {
     _lock: File,
     active: File,
     active_path: PathBuf,
+    active_len: u64,
     next: u64,
 }
 
@@ -141,6 +142,7 @@ impl Journal {
             _lock: lock,
             active,
             active_path,
+            active_len: 0,
             next: next + 1,
         })
     }
@@ -150,9 +152,21 @@ impl Journal {
         &self.active_path
     }
 
-    /// Appends lines with one write.
+    /// Appends lines with one write. A write that fails part-way is cut back off, so a torn
+    /// line can only ever be the last one of a segment.
     pub(crate) fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.active.write_all(bytes)
+        match self.active.write_all(bytes) {
+            Ok(()) => {
+                self.active_len += bytes.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                if let Err(cut) = self.active.set_len(self.active_len) {
+                    tracing::error!(error = %cut, "could not cut a torn journal write back off");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Seals the active segment and starts a new one; returns the sealed segment's path.
@@ -160,6 +174,7 @@ impl Journal {
         let (file, path) = create_segment(&self.dir, self.next)?;
         self.next += 1;
         self.active = file;
+        self.active_len = 0;
         Ok(std::mem::replace(&mut self.active_path, path))
     }
 }

@@ -165,7 +165,13 @@ impl Writer {
             };
             mem::swap(&mut *lock(&self.inner.queue), &mut batch);
             if batch.is_empty() {
-                return;
+                // A submitter may have queued after the swap and failed its try_lock while
+                // this thread held the journal: look once more after letting go.
+                drop(active);
+                if lock(&self.inner.queue).is_empty() {
+                    return;
+                }
+                continue;
             }
             let bytes: String = batch.iter().map(|q| q.line.as_str()).collect();
             let written = active.journal.append(bytes.as_bytes());
@@ -198,6 +204,9 @@ impl Writer {
 
     /// Seals the journal's new entries and applies every sealed segment to the database.
     fn ingest(&self) {
+        // The ingest lock is taken first and held across sealing, so segments reach the
+        // database in the order they were written (a Finish never precedes its Admit).
+        let mut ingest = lock(&self.inner.ingest);
         let fresh = {
             let mut active = lock(&self.inner.journal);
             if active.unsealed.is_empty() {
@@ -215,7 +224,6 @@ impl Writer {
         // A submitter that found the journal busy while it was being sealed left its entry
         // queued for the holder to append: this thread was the holder.
         self.drive();
-        let mut ingest = lock(&self.inner.ingest);
         ingest.sealed.extend(fresh);
         let Ingest { conn, sealed } = &mut *ingest;
         while let Some((path, entries)) = sealed.front() {

@@ -16,6 +16,9 @@ use crate::session::{Session, SessionId};
 use crate::store::{AuditSink, RecordingEvent, RecordingSink, TokenRegistry};
 use crate::time;
 
+/// How far back each revocation poll looks past the newest revocation already seen.
+const REVOCATION_OVERLAP: Duration = Duration::from_secs(10);
+
 /// What the gateway is built from: the configured connections and the store behind its traits.
 pub struct GatewayParts {
     /// Every `[[connection]]`.
@@ -213,7 +216,11 @@ impl Gateway {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match self.inner.tokens.revoked_since(since).await {
+            // Look back a little past the newest revocation seen: another writer (the CLI, an
+            // instance with a skewed clock) may commit one stamped slightly earlier. Repeats
+            // are harmless; the set ignores them.
+            let lookback = since.checked_sub(REVOCATION_OVERLAP).unwrap_or(since);
+            match self.inner.tokens.revoked_since(lookback).await {
                 Ok(revoked) => {
                     if let Some(latest) = revoked.iter().map(|(_, at)| *at).max() {
                         since = latest;

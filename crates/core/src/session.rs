@@ -122,6 +122,42 @@ fn store_refusal(e: &StoreError) -> Refused {
     }
 }
 
+/// Longest statement text kept whole in an entry; longer text is cut, with its full length
+/// noted, so one huge prepared statement executed many times cannot fill the store.
+pub const MAX_AUDITED_TEXT: usize = 1 << 20;
+
+/// Longest bind parameter kept whole in an entry.
+pub const MAX_AUDITED_PARAM: usize = 8 << 10;
+
+fn cut(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &text[..end], text.len())
+}
+
+fn bounded(command: Command) -> Command {
+    let oversized = command.text().len() > MAX_AUDITED_TEXT
+        || command
+            .params()
+            .iter()
+            .flatten()
+            .any(|p| p.len() > MAX_AUDITED_PARAM);
+    if !oversized {
+        return command;
+    }
+    let (text, params) = command.into_parts();
+    let params = params
+        .into_iter()
+        .map(|p| p.map(|v| cut(v, MAX_AUDITED_PARAM)))
+        .collect();
+    Command::with_params(cut(text, MAX_AUDITED_TEXT), params)
+}
+
 impl Session {
     /// The session's id.
     pub fn id(&self) -> &SessionId {
@@ -144,6 +180,7 @@ impl Session {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let started = Instant::now();
         let classes = classify(self.info.protocol, command.text());
+        let command = bounded(command);
         let verdict = Verdict::Allow;
         let at = SystemTime::now();
         self.recordings.append(
@@ -290,5 +327,33 @@ impl Session {
         if let Err(e) = receipt.await {
             tracing::error!(session = %self.info.id, error = %e, "session end not recorded");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversized_text_and_parameters_are_cut_with_their_length() {
+        let c = bounded(Command::with_params(
+            "é".repeat(MAX_AUDITED_TEXT),
+            vec![
+                Some("x".repeat(MAX_AUDITED_PARAM + 1)),
+                None,
+                Some("ok".into()),
+            ],
+        ));
+        assert!(c.text().len() < MAX_AUDITED_TEXT + 64);
+        assert!(c
+            .text()
+            .ends_with(&format!("({} bytes in all)", 2 * MAX_AUDITED_TEXT)));
+        assert!(c.params()[0]
+            .as_deref()
+            .is_some_and(|p| p.ends_with("(8193 bytes in all)")));
+        assert_eq!(c.params()[1], None);
+        assert_eq!(c.params()[2].as_deref(), Some("ok"));
+        let small = Command::new("SELECT 1");
+        assert_eq!(bounded(small.clone()), small);
     }
 }

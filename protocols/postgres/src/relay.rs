@@ -249,6 +249,7 @@ fn scan_client(
             }
             frontend::BIND => {
                 let b = Bind::decode(body)?;
+                reserved(b.portal)?;
                 let (text, types) = match lock(tracker).statement(b.statement) {
                     Some(s) => (s.text.clone(), s.param_types.clone()),
                     None => (
@@ -267,6 +268,7 @@ fn scan_client(
             }
             frontend::EXECUTE => {
                 let (portal, _) = decode_execute(body)?;
+                reserved(portal)?;
                 let command = match portals.get(portal) {
                     Some(p) => Command::with_params(&*p.text, p.params.clone()),
                     None => Command::new(format!("(execute of unbound portal {portal:?})")),
@@ -277,12 +279,12 @@ fn scan_client(
                     tag: None,
                 }
             }
-            frontend::DESCRIBE => match decode_target(body)? {
+            frontend::DESCRIBE => match decode_target(body).and_then(not_reserved)? {
                 (b'S', name) => Step::Push(Pending::Describe(name.to_owned())),
                 _ => Step::Forward,
             },
             frontend::CLOSE => {
-                match decode_target(body)? {
+                match decode_target(body).and_then(not_reserved)? {
                     (b'S', name) => lock(tracker).close_statement(name),
                     (_, name) => {
                         portals.remove(name);
@@ -558,6 +560,24 @@ fn scan_server(
         off += total;
     }
     Ok(off)
+}
+
+/// Refuses a client's use of the stand-in portal's name: bound by a client, it would turn a
+/// refused command into one that runs.
+fn reserved(portal: &str) -> Result<(), PgError> {
+    if portal == REFUSED_PORTAL {
+        return Err(PgError::Protocol(format!(
+            "portal name {REFUSED_PORTAL:?} is reserved by the gateway"
+        )));
+    }
+    Ok(())
+}
+
+fn not_reserved((kind, name): (u8, &str)) -> Result<(u8, &str), PgError> {
+    if kind == b'P' {
+        reserved(name)?;
+    }
+    Ok((kind, name))
 }
 
 /// The Execute (and, for a simple query, the Sync) sent upstream in place of a refused command.

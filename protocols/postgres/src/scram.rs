@@ -21,7 +21,12 @@ pub struct ScramClient {
     client_first_bare: String,
     client_nonce: String,
     server_signature: Option<Vec<u8>>,
+    verified: bool,
 }
+
+/// Most PBKDF2 iterations accepted from a server (PostgreSQL's default is 4096); a hostile
+/// server asking for billions would stall the gateway.
+const MAX_ITERATIONS: u32 = 1_000_000;
 
 fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
     hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data)
@@ -48,6 +53,7 @@ impl ScramClient {
             client_first_bare: format!("n=,r={client_nonce}"),
             client_nonce,
             server_signature: None,
+            verified: false,
         })
     }
 
@@ -72,6 +78,9 @@ impl ScramClient {
         let nonce = nonce.ok_or_else(|| fail("no nonce"))?;
         let salt = salt.ok_or_else(|| fail("no salt"))?;
         let iterations = iterations.ok_or_else(|| fail("no iteration count"))?;
+        if iterations.get() > MAX_ITERATIONS {
+            return Err(fail("the server asks for an unreasonable iteration count"));
+        }
         if !nonce.starts_with(&self.client_nonce) {
             return Err(fail("the server's nonce does not extend ours"));
         }
@@ -98,8 +107,13 @@ impl ScramClient {
         Ok(format!("{without_proof},p={}", B64.encode(proof)))
     }
 
+    /// Whether the server's final signature has been checked.
+    pub fn verified(&self) -> bool {
+        self.verified
+    }
+
     /// Checks the server-final message.
-    pub fn verify_server_final(&self, server_final: &str) -> Result<(), PgError> {
+    pub fn verify_server_final(&mut self, server_final: &str) -> Result<(), PgError> {
         let expected = self
             .server_signature
             .as_ref()
@@ -109,6 +123,7 @@ impl ScramClient {
             .and_then(|v| B64.decode(v.trim_end_matches('\0')).ok())
             .ok_or_else(|| fail("malformed server-final message"))?;
         if &got == expected {
+            self.verified = true;
             Ok(())
         } else {
             Err(fail("the server's signature is wrong"))
@@ -128,6 +143,7 @@ mod tests {
             client_first_bare: "n=user,r=rOprNGfwEbeRWgbNEkqO".into(),
             client_nonce: "rOprNGfwEbeRWgbNEkqO".into(),
             server_signature: None,
+            verified: false,
         };
         let fin = c
             .client_final(

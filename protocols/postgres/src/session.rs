@@ -24,6 +24,10 @@ use crate::startup::{self, negotiate_protocol_version, ClientStart};
 use crate::stream::PgStream;
 use crate::upstream::{self, Upstream};
 
+/// How long a client has for its startup packets and its password: idle half-open
+/// connections must not pile up before anyone has authenticated.
+const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How a PostgreSQL listener treats its clients.
 #[derive(Clone)]
 pub struct PgConfig {
@@ -62,7 +66,18 @@ impl PgService {
     }
 
     async fn handle_inner(&self, tcp: TcpStream, peer: SocketAddr) {
-        let start = startup::negotiate(tcp, self.config.tls.as_ref()).await;
+        let start = match tokio::time::timeout(
+            LOGIN_TIMEOUT,
+            startup::negotiate(tcp, self.config.tls.as_ref()),
+        )
+        .await
+        {
+            Ok(start) => start,
+            Err(_) => {
+                tracing::info!("no startup message in time; connection dropped");
+                return;
+            }
+        };
         let connected = match start {
             Ok(ClientStart::Cancel { pid, secret }) => {
                 self.cancels.cancel(pid, secret).await;
@@ -152,7 +167,7 @@ impl Connected {
             .to_owned();
         if self
             .param("replication")
-            .is_some_and(|r| r != "false" && r != "0")
+            .is_some_and(|r| !matches!(r, "false" | "0" | "off" | "no"))
         {
             fatal(
                 &mut self.stream,
@@ -172,7 +187,11 @@ impl Connected {
             tracing::info!(error = %e, "client went away before authenticating");
             return None;
         }
-        let token = match read_password(&mut self.stream, &mut self.leftover).await {
+        let password = read_password(&mut self.stream, &mut self.leftover);
+        let token = match tokio::time::timeout(LOGIN_TIMEOUT, password)
+            .await
+            .unwrap_or_else(|_| Err(PgError::Protocol("no password message in time".into())))
+        {
             Ok(t) => t,
             Err(e) => {
                 tracing::info!(error = %e, "no password message");

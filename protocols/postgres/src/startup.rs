@@ -160,6 +160,13 @@ fn read_params(r: &mut Reader<'_>) -> Result<Vec<(String, String)>, PgError> {
             return Ok(params);
         }
         let value = r.cstr()?;
+        // PostgreSQL takes the last of repeated keys; a check that read the first would be
+        // fooled (replication=false, replication=true). Repeats are refused outright.
+        if params.iter().any(|(k, _)| k == key) {
+            return Err(PgError::Protocol(format!(
+                "startup parameter {key:?} is given twice"
+            )));
+        }
         params.push((key.to_owned(), value.to_owned()));
     }
 }

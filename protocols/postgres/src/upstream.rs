@@ -81,7 +81,8 @@ async fn connect_inner(
         .cstr("database")
         .cstr(database);
     for (k, v) in client_params {
-        if k != "user" && k != "database" {
+        // The connection decides user and database; replication is never forwarded.
+        if k != "user" && k != "database" && k != "replication" {
             startup = startup.cstr(k).cstr(v);
         }
     }
@@ -98,6 +99,11 @@ async fn connect_inner(
             backend::AUTHENTICATION => {
                 let mut r = Reader::new(frame.body());
                 match r.i32()? {
+                    0 if scram.as_ref().is_some_and(|c| !c.verified()) => {
+                        return Err(PgError::Upstream(
+                            "upstream ended SCRAM without proving it knows the password".into(),
+                        ))
+                    }
                     0 => {}
                     3 => send_password(&mut stream, password(spec)?).await?,
                     5 => {
@@ -143,7 +149,7 @@ async fn connect_inner(
                     }
                     12 => {
                         let client = scram
-                            .as_ref()
+                            .as_mut()
                             .ok_or_else(|| PgError::Upstream("unexpected SASL final".into()))?;
                         client.verify_server_final(&String::from_utf8_lossy(
                             r.take(r.remaining())?,
