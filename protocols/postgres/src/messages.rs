@@ -69,6 +69,14 @@ pub mod backend {
     pub const COPY_DATA: u8 = b'd';
     /// Negotiate protocol version.
     pub const NEGOTIATE_PROTOCOL_VERSION: u8 = b'v';
+    /// Parse complete.
+    pub const PARSE_COMPLETE: u8 = b'1';
+    /// Bind complete.
+    pub const BIND_COMPLETE: u8 = b'2';
+    /// Close complete.
+    pub const CLOSE_COMPLETE: u8 = b'3';
+    /// Copy-in response (the server waits for CopyData).
+    pub const COPY_IN_RESPONSE: u8 = b'G';
 }
 
 /// Startup-phase request codes (in place of the protocol version).

@@ -8,12 +8,11 @@
 //!
 //! Every command is admitted — its audit entry durable — before its bytes are written upstream.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
-use gatehouse_core::{Admission, Command, EndReason, Param, Session};
+use gatehouse_core::{Admission, Command, EndReason, Session};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use crate::error::PgError;
@@ -23,7 +22,7 @@ use crate::messages::{
     FunctionCall, Parse, Reader, ServerNotice,
 };
 use crate::params::render;
-use crate::tracker::{Pending, Running, Statement, Tracker};
+use crate::tracker::{Pending, Portal, Running, Statement, Tracker};
 
 /// A portal name no client can have bound: executing it makes the server answer with an
 /// error in exactly the place the refused command's answer belongs.
@@ -72,13 +71,6 @@ pub struct Traffic {
     pub from_client: AtomicU64,
     /// From the server.
     pub from_server: AtomicU64,
-}
-
-/// A bound portal: the statement text and the rendered parameters.
-#[derive(Debug)]
-struct Portal {
-    text: Arc<str>,
-    params: Vec<Param>,
 }
 
 enum Step {
@@ -148,23 +140,15 @@ async fn client_to_server<C: AsyncRead, U: AsyncWrite>(
     limits: RelayLimits,
     traffic: &Traffic,
 ) -> RelayEnd {
-    let mut portals: HashMap<String, Portal> = HashMap::new();
     let mut passthrough = 0usize;
     let mut steps: Vec<(usize, usize, Step)> = Vec::new();
     loop {
         if !buf.is_empty() {
-            let scanned = match scan_client(
-                session,
-                tracker,
-                &mut portals,
-                &buf,
-                &mut passthrough,
-                &mut steps,
-                limits,
-            ) {
-                Ok(s) => s,
-                Err(e) => return RelayEnd::Failed(e),
-            };
+            let scanned =
+                match scan_client(session, tracker, &buf, &mut passthrough, &mut steps, limits) {
+                    Ok(s) => s,
+                    Err(e) => return RelayEnd::Failed(e),
+                };
             let terminate = scanned.terminate;
             if scanned.len > 0 {
                 let chunk = buf.split_to(scanned.len).freeze();
@@ -195,7 +179,6 @@ struct Scanned {
 fn scan_client(
     session: &Session,
     tracker: &Mutex<Tracker>,
-    portals: &mut HashMap<String, Portal>,
     buf: &[u8],
     passthrough: &mut usize,
     steps: &mut Vec<(usize, usize, Step)>,
@@ -244,13 +227,13 @@ fn scan_client(
                     text: Arc::from(p.query),
                     param_types: p.param_types,
                 };
-                lock(tracker).prepare(p.statement, statement);
-                Step::Forward
+                Step::Push(lock(tracker).parse(p.statement, statement))
             }
             frontend::BIND => {
                 let b = Bind::decode(body)?;
                 reserved(b.portal)?;
-                let (text, types) = match lock(tracker).statement(b.statement) {
+                let mut t = lock(tracker);
+                let (text, types) = match t.statement(b.statement) {
                     Some(s) => (s.text.clone(), s.param_types.clone()),
                     None => (
                         Arc::from(format!("(unknown prepared statement {:?})", b.statement)),
@@ -263,13 +246,12 @@ fn scan_client(
                     .enumerate()
                     .map(|(i, v)| render(*v, b.format_of(i), types.get(i).copied().unwrap_or(0)))
                     .collect();
-                portals.insert(b.portal.to_owned(), Portal { text, params });
-                Step::Forward
+                Step::Push(t.bind(b.portal, Portal { text, params }))
             }
             frontend::EXECUTE => {
                 let (portal, _) = decode_execute(body)?;
                 reserved(portal)?;
-                let command = match portals.get(portal) {
+                let command = match lock(tracker).portal(portal) {
                     Some(p) => Command::with_params(&*p.text, p.params.clone()),
                     None => Command::new(format!("(execute of unbound portal {portal:?})")),
                 };
@@ -284,15 +266,10 @@ fn scan_client(
                 _ => Step::Forward,
             },
             frontend::CLOSE => {
-                match decode_target(body).and_then(not_reserved)? {
-                    (b'S', name) => lock(tracker).close_statement(name),
-                    (_, name) => {
-                        portals.remove(name);
-                    }
-                }
-                Step::Forward
+                let (kind, name) = decode_target(body).and_then(not_reserved)?;
+                Step::Push(lock(tracker).close(kind == b'S', name))
             }
-            frontend::SYNC => Step::Push(Pending::Sync),
+            frontend::SYNC => Step::Push(lock(tracker).sync()),
             frontend::FUNCTION_CALL => {
                 let call = FunctionCall::decode(body)?;
                 let args = call
@@ -316,9 +293,8 @@ fn scan_client(
                     tag: Some("FUNCTION CALL".into()),
                 }
             }
-            frontend::FLUSH | frontend::COPY_DATA | frontend::COPY_DONE | frontend::COPY_FAIL => {
-                Step::Forward
-            }
+            frontend::FLUSH | frontend::COPY_DATA => Step::Forward,
+            frontend::COPY_DONE | frontend::COPY_FAIL => Step::Push(Pending::CopyEnd),
             frontend::TERMINATE => {
                 steps.push((off, off + total, Step::Forward));
                 return Ok(Scanned {
@@ -378,7 +354,8 @@ async fn forward_client_chunk<U: AsyncWrite>(
                 Decided::Run(running, simple) => {
                     t.push(Pending::Command(running));
                     if simple {
-                        t.push(Pending::Sync);
+                        let sync = t.sync();
+                        t.push(sync);
                     }
                 }
                 Decided::Refuse(refused, simple) => {
@@ -388,7 +365,8 @@ async fn forward_client_chunk<U: AsyncWrite>(
                         message: refused.message,
                     });
                     if simple {
-                        t.push(Pending::Sync);
+                        let sync = t.sync();
+                        t.push(sync);
                     }
                     segments.push(chunk.slice(at..start));
                     segments.extend(refused_stand_in(simple));
@@ -506,6 +484,10 @@ fn scan_server(
                 | backend::PARAMETER_DESCRIPTION
                 | backend::EMPTY_QUERY
                 | backend::PORTAL_SUSPENDED
+                | backend::PARSE_COMPLETE
+                | backend::BIND_COMPLETE
+                | backend::CLOSE_COMPLETE
+                | backend::COPY_IN_RESPONSE
         );
         if !inspect {
             if tag == backend::DATA_ROW || tag == backend::COPY_DATA {
@@ -554,7 +536,14 @@ fn scan_server(
                 }
                 lock(tracker).describe(types);
             }
-            backend::READY_FOR_QUERY => lock(tracker).ready(session),
+            backend::READY_FOR_QUERY => {
+                let status = body.first().copied().unwrap_or(b'I');
+                lock(tracker).ready(session, status)
+            }
+            backend::PARSE_COMPLETE => lock(tracker).parse_complete(),
+            backend::BIND_COMPLETE => lock(tracker).bind_complete(),
+            backend::CLOSE_COMPLETE => lock(tracker).close_complete(),
+            backend::COPY_IN_RESPONSE => lock(tracker).copy_in(),
             _ => {}
         }
         off += total;

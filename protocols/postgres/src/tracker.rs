@@ -1,15 +1,23 @@
 //! What the relay knows between a client's messages and the server's answers: the commands in
-//! flight (in order), the prepared statements, and how each server answer closes a command.
+//! flight (in order), the prepared statements and portals, and how each server answer closes a
+//! command.
 //!
 //! The client half pushes in message order before forwarding; the server half consumes in the
 //! same order as answers arrive. PostgreSQL answers strictly in order, so the first pending
-//! command is always the one an answer belongs to.
+//! item of a kind is always the one an answer belongs to.
+//!
+//! Statements and portals are updated when the client's Parse, Bind or Close is read (an
+//! Execute later in the same pipeline must see them), but each such change is a *draft* queued
+//! with what it replaced: ParseComplete, BindComplete and CloseComplete confirm it; a draft
+//! still unconfirmed at ReadyForQuery failed or was skipped by the server, and is undone. So the
+//! text audited for an Execute is the text the server will run, even if a client tries to
+//! re-Parse a name the server refuses to replace.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use gatehouse_core::{Admitted, Outcome, Session};
+use gatehouse_core::{Admitted, Outcome, Param, Session};
 
 use crate::messages::{error_response, tag_rows, ServerNotice, Severity};
 
@@ -20,6 +28,15 @@ pub struct Statement {
     pub text: Arc<str>,
     /// Parameter type OIDs, from Parse and then from the server's ParameterDescription.
     pub param_types: Vec<u32>,
+}
+
+/// A bound portal: the statement text and the rendered parameters.
+#[derive(Debug, Clone)]
+pub struct Portal {
+    /// The statement's text.
+    pub text: Arc<str>,
+    /// The parameters, rendered for the audit trail.
+    pub params: Vec<Param>,
 }
 
 /// A command admitted and forwarded, waiting for the server's answer.
@@ -49,6 +66,15 @@ impl Running {
     }
 }
 
+/// A change to the statements or portals, waiting for the server to confirm it.
+#[derive(Debug)]
+pub struct Draft<T> {
+    name: String,
+    serial: u64,
+    value: T,
+    previous: Option<(u64, T)>,
+}
+
 /// One thing the server will answer, in order.
 #[derive(Debug)]
 pub enum Pending {
@@ -62,50 +88,192 @@ pub enum Pending {
         /// Message for the client.
         message: String,
     },
+    /// A Parse, answered by ParseComplete.
+    Parse(Draft<Statement>),
+    /// A Bind, answered by BindComplete.
+    Bind(Draft<Portal>),
+    /// A Close of a statement (`true`) or a portal, answered by CloseComplete.
+    Close {
+        /// Statement or portal.
+        statement: bool,
+        /// Its name.
+        name: String,
+        /// What it removed, restored if the Close never happened.
+        previous: Option<Removed>,
+    },
     /// A Describe of a statement, answered by ParameterDescription.
     Describe(String),
-    /// A Sync (or the end of a simple query), answered by ReadyForQuery.
-    Sync,
+    /// The client ended a COPY FROM STDIN (CopyDone or CopyFail): the bound of the Syncs the
+    /// server ignores while it is copying in.
+    CopyEnd,
+    /// A Sync (or the end of a simple query), answered by ReadyForQuery. Portals bound up to
+    /// `serial` end with the transaction if the server is then idle.
+    Sync {
+        /// The draft serial when the Sync was sent.
+        serial: u64,
+    },
+}
+
+/// What a Close removed.
+#[derive(Debug)]
+pub enum Removed {
+    /// A statement.
+    Statement(u64, Statement),
+    /// A portal.
+    Portal(u64, Portal),
 }
 
 /// The state both halves share (behind one mutex, never held across an await).
 #[derive(Debug, Default)]
 pub struct Tracker {
     queue: VecDeque<Pending>,
-    statements: HashMap<String, Statement>,
+    statements: HashMap<String, (u64, Statement)>,
+    portals: HashMap<String, (u64, Portal)>,
+    serial: u64,
+    /// An extended-protocol COPY FROM STDIN is running: Syncs the client sends before its
+    /// CopyDone are ignored by the server, so they must not wait for a ReadyForQuery.
+    copying_in: bool,
 }
 
 impl Tracker {
     /// Queues what the server will answer next.
     pub fn push(&mut self, pending: Pending) {
+        if self.copying_in {
+            match pending {
+                Pending::Sync { .. } => return,
+                Pending::CopyEnd => {
+                    self.copying_in = false;
+                    return;
+                }
+                _ => {}
+            }
+        }
         self.queue.push_back(pending);
     }
 
-    /// Remembers a Parse.
-    pub fn prepare(&mut self, name: &str, statement: Statement) {
-        self.statements.insert(name.to_owned(), statement);
+    /// CopyInResponse: if an extended Execute started it, the Syncs sent between it and the
+    /// client's CopyDone are ignored by the server; drop them (and watch for more).
+    pub fn copy_in(&mut self) {
+        let Some(i) = self.first(|p| matches!(p, Pending::Command(_))) else {
+            return;
+        };
+        if matches!(self.queue.get(i), Some(Pending::Command(run)) if run.simple) {
+            return;
+        }
+        let mut j = i + 1;
+        while let Some(p) = self.queue.get(j) {
+            match p {
+                Pending::Sync { .. } => {
+                    self.queue.remove(j);
+                }
+                Pending::CopyEnd => {
+                    self.queue.remove(j);
+                    return;
+                }
+                _ => j += 1,
+            }
+        }
+        self.copying_in = true;
+    }
+
+    /// A Sync marker for the queue.
+    pub fn sync(&self) -> Pending {
+        Pending::Sync {
+            serial: self.serial,
+        }
+    }
+
+    /// Records a Parse (as a draft) and returns the queue item that confirms or undoes it.
+    pub fn parse(&mut self, name: &str, value: Statement) -> Pending {
+        self.serial += 1;
+        let previous = self
+            .statements
+            .insert(name.to_owned(), (self.serial, value.clone()));
+        Pending::Parse(Draft {
+            name: name.to_owned(),
+            serial: self.serial,
+            value,
+            previous,
+        })
+    }
+
+    /// Records a Bind (as a draft) and returns its queue item.
+    pub fn bind(&mut self, name: &str, value: Portal) -> Pending {
+        self.serial += 1;
+        let previous = self
+            .portals
+            .insert(name.to_owned(), (self.serial, value.clone()));
+        Pending::Bind(Draft {
+            name: name.to_owned(),
+            serial: self.serial,
+            value,
+            previous,
+        })
+    }
+
+    /// Records a Close and returns its queue item.
+    pub fn close(&mut self, statement: bool, name: &str) -> Pending {
+        let previous = if statement {
+            self.statements
+                .remove(name)
+                .map(|(s, v)| Removed::Statement(s, v))
+        } else {
+            self.portals
+                .remove(name)
+                .map(|(s, v)| Removed::Portal(s, v))
+        };
+        Pending::Close {
+            statement,
+            name: name.to_owned(),
+            previous,
+        }
     }
 
     /// A prepared statement by name.
     pub fn statement(&self, name: &str) -> Option<&Statement> {
-        self.statements.get(name)
+        self.statements.get(name).map(|(_, s)| s)
     }
 
-    /// Forgets a closed statement.
-    pub fn close_statement(&mut self, name: &str) {
-        self.statements.remove(name);
+    /// A portal by name.
+    pub fn portal(&self, name: &str) -> Option<&Portal> {
+        self.portals.get(name).map(|(_, p)| p)
     }
 
-    fn head(&self) -> Option<usize> {
-        self.queue
-            .iter()
-            .position(|p| !matches!(p, Pending::Describe(_)))
-            .filter(|&i| !matches!(self.queue.get(i), Some(Pending::Sync)))
+    /// The first queued item an answer of this kind can belong to.
+    fn first(&self, matches: impl Fn(&Pending) -> bool) -> Option<usize> {
+        self.queue.iter().position(matches)
+    }
+
+    /// ParseComplete: the first Parse draft is confirmed.
+    pub fn parse_complete(&mut self) {
+        if let Some(i) = self.first(|p| matches!(p, Pending::Parse(_))) {
+            if let Some(Pending::Parse(d)) = self.queue.remove(i) {
+                confirm(&mut self.statements, d);
+            }
+        }
+    }
+
+    /// BindComplete: the first Bind draft is confirmed.
+    pub fn bind_complete(&mut self) {
+        if let Some(i) = self.first(|p| matches!(p, Pending::Bind(_))) {
+            if let Some(Pending::Bind(d)) = self.queue.remove(i) {
+                confirm(&mut self.portals, d);
+            }
+        }
+    }
+
+    /// CloseComplete: the first Close is confirmed.
+    pub fn close_complete(&mut self) {
+        if let Some(i) = self.first(|p| matches!(p, Pending::Close { .. })) {
+            self.queue.remove(i);
+        }
     }
 
     /// CommandComplete (or EmptyQueryResponse / PortalSuspended with a made-up tag).
     pub fn complete(&mut self, session: &Session, tag: &str, rows: u64) {
-        let Some(i) = self.head() else { return };
+        let Some(i) = self.first(|p| matches!(p, Pending::Command(_))) else {
+            return;
+        };
         let simple = match self.queue.get_mut(i) {
             Some(Pending::Command(run)) if run.simple => {
                 run.rows += rows;
@@ -115,8 +283,7 @@ impl Tracker {
                 run.tag = Some(tag.to_owned());
                 true
             }
-            Some(Pending::Command(_)) => false,
-            _ => return,
+            _ => false,
         };
         if !simple {
             if let Some(Pending::Command(run)) = self.queue.remove(i) {
@@ -128,10 +295,11 @@ impl Tracker {
         }
     }
 
-    /// ErrorResponse: closes the current command as failed, or answers with the gateway's own
-    /// error if the current command was refused (the returned frame replaces the server's).
+    /// ErrorResponse: it belongs to the first unanswered message — a command (closed as
+    /// failed), a refused command (answered with the gateway's own error, returned to replace
+    /// the server's), or a Parse/Bind/Close/Describe (noted; undone at ReadyForQuery).
     pub fn error(&mut self, session: &Session, notice: ServerNotice, rows: u64) -> Option<Bytes> {
-        let Some(i) = self.head() else {
+        let Some(i) = self.first(|p| !matches!(p, Pending::Sync { .. } | Pending::CopyEnd)) else {
             session.note(format!(
                 "server {} {}: {}",
                 notice.severity, notice.code, notice.message
@@ -160,21 +328,31 @@ impl Tracker {
                 }
                 None
             }
-            _ => None,
+            Some(other) => {
+                let what = match other {
+                    Pending::Parse(d) => format!("Parse of statement {:?}", d.name),
+                    Pending::Bind(d) => format!("Bind of portal {:?}", d.name),
+                    Pending::Close { name, .. } => format!("Close of {name:?}"),
+                    Pending::Describe(name) => format!("Describe of statement {name:?}"),
+                    _ => "a message".to_owned(),
+                };
+                session.note(format!(
+                    "{what} failed: {} {}: {}",
+                    notice.severity, notice.code, notice.message
+                ));
+                None
+            }
+            None => None,
         }
     }
 
     /// ParameterDescription: the parameter types of the statement described.
     pub fn describe(&mut self, types: Vec<u32>) {
-        let Some(i) = self
-            .queue
-            .iter()
-            .position(|p| matches!(p, Pending::Describe(_)))
-        else {
+        let Some(i) = self.first(|p| matches!(p, Pending::Describe(_))) else {
             return;
         };
         if let Some(Pending::Describe(name)) = self.queue.remove(i) {
-            if let Some(statement) = self.statements.get_mut(&name) {
+            if let Some((_, statement)) = self.statements.get_mut(&name) {
                 statement.param_types = types;
             }
         }
@@ -182,14 +360,20 @@ impl Tracker {
 
     /// ReadyForQuery: everything up to the matching Sync is answered. Simple queries close
     /// with what they gathered; extended executes still open never ran (an earlier message of
-    /// their pipeline failed, and the server skipped to the Sync).
-    pub fn ready(&mut self, session: &Session) {
-        if !self.queue.iter().any(|p| matches!(p, Pending::Sync)) {
+    /// their pipeline failed, and the server skipped to the Sync); drafts still unconfirmed
+    /// are undone. With the server idle (`I`), the transaction's portals are gone.
+    pub fn ready(&mut self, session: &Session, status: u8) {
+        if !self.queue.iter().any(|p| matches!(p, Pending::Sync { .. })) {
             return;
         }
+        let mut undo = Vec::new();
+        let mut upto = None;
         while let Some(p) = self.queue.pop_front() {
             match p {
-                Pending::Sync => return,
+                Pending::Sync { serial } => {
+                    upto = Some(serial);
+                    break;
+                }
                 Pending::Command(run) if run.simple => {
                     let outcome = match run.error {
                         Some((code, message)) => Outcome::Failed { code, message },
@@ -206,8 +390,30 @@ impl Tracker {
                     };
                     session.finish(run.admitted, outcome, 0, None);
                 }
-                Pending::Refused { .. } | Pending::Describe(_) => {}
+                draft @ (Pending::Parse(_) | Pending::Bind(_) | Pending::Close { .. }) => {
+                    undo.push(draft)
+                }
+                Pending::Refused { .. } | Pending::Describe(_) | Pending::CopyEnd => {}
             }
+        }
+        for draft in undo.into_iter().rev() {
+            match draft {
+                Pending::Parse(d) => revert(&mut self.statements, d),
+                Pending::Bind(d) => revert(&mut self.portals, d),
+                Pending::Close { name, previous, .. } => match previous {
+                    Some(Removed::Statement(s, v)) => {
+                        self.statements.entry(name).or_insert((s, v));
+                    }
+                    Some(Removed::Portal(s, v)) => {
+                        self.portals.entry(name).or_insert((s, v));
+                    }
+                    None => {}
+                },
+                _ => {}
+            }
+        }
+        if let (b'I', Some(upto)) = (status, upto) {
+            self.portals.retain(|_, (serial, _)| *serial > upto);
         }
     }
 
@@ -223,6 +429,33 @@ impl Tracker {
             session.note(format!(
                 "session ended with {open} command(s) unanswered; their outcome is unknown"
             ));
+        }
+    }
+}
+
+/// A confirmed draft is the truth, unless a later draft of the same name already replaced it.
+fn confirm<T>(map: &mut HashMap<String, (u64, T)>, d: Draft<T>) {
+    match map.get(&d.name) {
+        Some((serial, _)) if *serial > d.serial => {}
+        _ => {
+            map.insert(d.name, (d.serial, d.value));
+        }
+    }
+}
+
+/// An unconfirmed draft is undone, unless a later draft of the same name replaced it since.
+fn revert<T>(map: &mut HashMap<String, (u64, T)>, d: Draft<T>) {
+    if map
+        .get(&d.name)
+        .is_some_and(|(serial, _)| *serial == d.serial)
+    {
+        match d.previous {
+            Some(previous) => {
+                map.insert(d.name, previous);
+            }
+            None => {
+                map.remove(&d.name);
+            }
         }
     }
 }

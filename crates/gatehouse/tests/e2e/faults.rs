@@ -9,12 +9,12 @@ use crate::support::*;
 use crate::upstream_auth::{error_code, message_types};
 
 /// A hand-driven protocol client on the loopback listener (no TLS).
-struct Raw {
+pub struct Raw {
     stream: TcpStream,
 }
 
 impl Raw {
-    fn connect(port: u16) -> Self {
+    pub fn connect(port: u16) -> Self {
         let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -22,7 +22,7 @@ impl Raw {
         Self { stream }
     }
 
-    fn login(port: u16, connection: &str, token: &str) -> Self {
+    pub fn login(port: u16, connection: &str, token: &str) -> Self {
         let mut raw = Self::connect(port);
         let mut body = 196_608i32.to_be_bytes().to_vec();
         for s in ["user", "raw", "database", connection, ""] {
@@ -48,11 +48,11 @@ impl Raw {
         raw
     }
 
-    fn send(&mut self, bytes: &[u8]) {
+    pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();
     }
 
-    fn read_until(&mut self, done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    pub fn read_until(&mut self, done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
         let mut got = Vec::new();
         let mut buf = [0u8; 4096];
         while !done(&got) {
@@ -65,12 +65,12 @@ impl Raw {
     }
 
     /// Everything until the gateway closes the connection.
-    fn read_to_close(&mut self) -> Vec<u8> {
+    pub fn read_to_close(&mut self) -> Vec<u8> {
         self.read_until(|_| false)
     }
 }
 
-fn query(text: &str) -> Vec<u8> {
+pub fn query(text: &str) -> Vec<u8> {
     let mut q = vec![b'Q'];
     q.extend_from_slice(&((text.len() + 5) as i32).to_be_bytes());
     q.extend_from_slice(text.as_bytes());

@@ -9,5 +9,6 @@ mod drivers;
 mod durability;
 mod faults;
 mod pgbench;
+mod pipelines;
 mod psql;
 mod upstream_auth;
