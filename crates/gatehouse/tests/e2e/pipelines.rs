@@ -164,6 +164,10 @@ async fn copy_in_through_the_extended_protocol_keeps_later_answers_in_step() {
         .await
         .unwrap();
     assert_eq!(found.len(), 5);
+    // A simple query closes at its own ReadyForQuery: a stale Sync from the COPY would make
+    // it wait for the next one, which never comes.
+    client.simple_query("SELECT 'last word'").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
     drop(client);
     tokio::time::sleep(Duration::from_millis(100)).await;
 
@@ -182,6 +186,12 @@ async fn copy_in_through_the_extended_protocol_keeps_later_answers_in_step() {
         vec!["SELECT 1"; 3],
         "answers out of step after COPY: {counts:#?}"
     );
+    let rows = gw.audit_until(|rows| {
+        with_statement(rows, "last word").first().is_some_and(|r| r["status"].is_string())
+    });
+    let word = with_statement(&rows, "last word");
+    assert_eq!(word[0]["status"], "ok", "{word:#?}");
+    assert_eq!(word[0]["tag"], "SELECT 1");
     let last = with_statement(&rows, "WHERE n <");
     assert_eq!(last[0]["rows_returned"], 5);
     assert_eq!(last[0]["params"], serde_json::json!(["5"]));
