@@ -297,7 +297,8 @@ impl Tracker {
 
     /// ErrorResponse: it belongs to the first unanswered message — a command (closed as
     /// failed), a refused command (answered with the gateway's own error, returned to replace
-    /// the server's), or a Parse/Bind/Close/Describe (noted; undone at ReadyForQuery).
+    /// the server's), or a Parse/Bind/Close/Describe (noted, undone at ReadyForQuery, and the
+    /// Execute after it in the pipeline closed as failed with the same error).
     pub fn error(&mut self, session: &Session, notice: ServerNotice, rows: u64) -> Option<Bytes> {
         let Some(i) = self.first(|p| !matches!(p, Pending::Sync { .. } | Pending::CopyEnd)) else {
             session.note(format!(
@@ -340,6 +341,25 @@ impl Tracker {
                     "{what} failed: {} {}: {}",
                     notice.severity, notice.code, notice.message
                 ));
+                // The Execute that needed it (the next one before the Sync) failed with it:
+                // a syntax error surfaces at Parse, a constant folded with its parameters
+                // (1 / $1 with 0) at Bind.
+                let next = self
+                    .queue
+                    .iter()
+                    .skip(i + 1)
+                    .position(|p| matches!(p, Pending::Command(_) | Pending::Sync { .. }));
+                if let Some(j) = next.map(|j| j + i + 1) {
+                    if matches!(self.queue.get(j), Some(Pending::Command(_))) {
+                        if let Some(Pending::Command(run)) = self.queue.remove(j) {
+                            let outcome = Outcome::Failed {
+                                code: notice.code,
+                                message: notice.message,
+                            };
+                            session.finish(run.admitted, outcome, rows, None);
+                        }
+                    }
+                }
                 None
             }
             None => None,

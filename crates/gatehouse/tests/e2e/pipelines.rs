@@ -78,7 +78,7 @@ fn a_refused_reparse_cannot_make_the_audit_lie_about_what_runs() {
         .any(|(t, b)| *t == b'C' && b.starts_with(b"DELETE 2")));
     assert_eq!(admin_sql("gh_reparse", "SELECT count(*) FROM victims"), "0");
 
-    // A pipeline whose Parse fails: its Execute never runs and is recorded as not run.
+    // A pipeline whose Parse fails: its Execute fails with the Parse's error.
     raw.send(
         &[
             parse("", "SELEKT nonsense"),
@@ -99,7 +99,8 @@ fn a_refused_reparse_cannot_make_the_audit_lie_about_what_runs() {
     assert_eq!(executes[0]["class"], "delete-without-where");
     assert_eq!(executes[0]["tag"], "DELETE 2");
     assert_eq!(executes[1]["statement"], "SELEKT nonsense");
-    assert_eq!(executes[1]["status"], "not-run");
+    assert_eq!(executes[1]["status"], "error");
+    assert_eq!(executes[1]["sqlstate"], "42601");
     let session = executes[0]["session"].as_str().unwrap();
     let replay = gw.cli(&["replay", session]);
     assert!(
@@ -187,7 +188,9 @@ async fn copy_in_through_the_extended_protocol_keeps_later_answers_in_step() {
         "answers out of step after COPY: {counts:#?}"
     );
     let rows = gw.audit_until(|rows| {
-        with_statement(rows, "last word").first().is_some_and(|r| r["status"].is_string())
+        with_statement(rows, "last word")
+            .first()
+            .is_some_and(|r| r["status"].is_string())
     });
     let word = with_statement(&rows, "last word");
     assert_eq!(word[0]["status"], "ok", "{word:#?}");
