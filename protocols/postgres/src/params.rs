@@ -87,14 +87,9 @@ fn humantime_rfc3339(t: std::time::SystemTime) -> String {
     gatehouse_core::time::display(t)
 }
 
+/// Bytes shown as PostgreSQL shows bytea: `\x` and hex.
 fn hex(v: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(2 + v.len() * 2);
-    s.push_str("\\x");
-    for b in v {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    format!("\\x{}", gatehouse_core::identity::hex(v))
 }
 
 #[cfg(test)]

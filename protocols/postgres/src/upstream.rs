@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use gatehouse_core::identity::hex;
 use gatehouse_core::{ConnectionSpec, UpstreamTls};
 use md5::{Digest, Md5};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -219,15 +220,6 @@ fn md5_password(password: &str, user: &str, salt: &[u8]) -> String {
     ));
     let outer = hex(&Md5::digest([inner.as_bytes(), salt].concat()));
     format!("md5{outer}")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }
 
 async fn read_frame(stream: &mut PgStream, buf: &mut BytesMut) -> Result<Frame, PgError> {
