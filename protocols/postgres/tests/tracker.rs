@@ -1,0 +1,241 @@
+//! The tracker on its own: sequences of client messages and server answers in, audit outcomes
+//! out. The store behind the session is an in-memory double of the core's traits (the store is
+//! not what this crate proxies; PostgreSQL itself is exercised end to end in crates/gatehouse).
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use gatehouse_core::store::{AuditSink, Receipt, RecordingEvent, RecordingSink, TokenRegistry};
+use gatehouse_core::{
+    Command, CommandCompletion, CommandRecord, ConnectionSpec, Gateway, GatewayParts, Identity,
+    OpenRequest, Outcome, Protocol, Session, SessionEnd, SessionId, SessionInfo, StoreError,
+    TokenHash, TokenId, TokenRecord, UpstreamTls,
+};
+use gatehouse_postgres::messages::ServerNotice;
+use gatehouse_postgres::tracker::{Pending, Portal, Running, Statement, Tracker};
+
+#[derive(Default)]
+struct Memory {
+    admitted: Mutex<Vec<CommandRecord>>,
+    finished: Mutex<Vec<CommandCompletion>>,
+    notes: Mutex<Vec<String>>,
+}
+
+fn done() -> Receipt {
+    let (tx, rx) = Receipt::channel();
+    let _ = tx.send(Ok(()));
+    rx
+}
+
+impl AuditSink for Memory {
+    fn session_opened(&self, _: &SessionInfo) -> Receipt {
+        done()
+    }
+    fn command_admitted(&self, record: CommandRecord) -> Receipt {
+        self.admitted.lock().unwrap().push(record);
+        done()
+    }
+    fn command_finished(&self, completion: CommandCompletion) {
+        self.finished.lock().unwrap().push(completion);
+    }
+    fn session_closed(&self, _: &SessionEnd) -> Receipt {
+        done()
+    }
+}
+
+impl RecordingSink for Memory {
+    fn append(&self, _: &SessionId, event: RecordingEvent) {
+        if let RecordingEvent::Notice { text, .. } = event {
+            self.notes.lock().unwrap().push(text);
+        }
+    }
+    fn close(&self, _: &SessionId) {}
+}
+
+#[async_trait]
+impl TokenRegistry for Memory {
+    async fn find_by_hash(&self, _: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(Some(TokenRecord {
+            id: TokenId("tok_test".into()),
+            identity: Identity {
+                name: "t".into(),
+                groups: vec!["g".into()],
+            },
+            connections: vec![],
+            created_at: SystemTime::now(),
+            expires_at: None,
+            revoked_at: None,
+            created_by: "test".into(),
+        }))
+    }
+    async fn revoked_since(&self, _: SystemTime) -> Result<Vec<(TokenId, SystemTime)>, StoreError> {
+        Ok(vec![])
+    }
+}
+
+async fn session() -> (Session, Arc<Memory>) {
+    let memory = Arc::new(Memory::default());
+    let gateway = Gateway::new(GatewayParts {
+        connections: vec![ConnectionSpec {
+            name: "db".into(),
+            protocol: Protocol::Postgres,
+            address: "127.0.0.1:1".into(),
+            database: None,
+            username: "u".into(),
+            password: None,
+            groups: vec!["g".into()],
+            tls: UpstreamTls::Disable,
+            tls_ca: None,
+        }],
+        tokens: memory.clone(),
+        audit: memory.clone(),
+        recordings: memory.clone(),
+    })
+    .unwrap();
+    let session = gateway
+        .open(OpenRequest {
+            connection: "db",
+            token: "gh_x",
+            claimed_user: "u",
+            client_addr: "127.0.0.1:9".parse().unwrap(),
+            protocol: Protocol::Postgres,
+        })
+        .await
+        .unwrap();
+    (session, memory)
+}
+
+async fn running(session: &Session, text: &str, simple: bool) -> Pending {
+    let admitted = session.admit(Command::new(text)).wait().await.unwrap();
+    Pending::Command(Running::new(admitted, simple, None))
+}
+
+fn notice(code: &str) -> ServerNotice {
+    ServerNotice {
+        severity: "ERROR".into(),
+        code: code.into(),
+        message: format!("failed {code}"),
+    }
+}
+
+fn statement(text: &str) -> Statement {
+    Statement {
+        text: Arc::from(text),
+        param_types: vec![],
+    }
+}
+
+#[tokio::test]
+async fn a_refused_reparse_is_undone_and_the_old_statement_stays() {
+    let (s, _) = session().await;
+    let mut t = Tracker::default();
+    let p = t.parse("s1", statement("DELETE FROM t"));
+    t.push(p);
+    let sync = t.sync();
+    t.push(sync);
+    t.parse_complete();
+    t.ready(&s, b'I');
+    let p = t.parse("s1", statement("SELECT 1"));
+    t.push(p);
+    let sync = t.sync();
+    t.push(sync);
+    assert_eq!(
+        &*t.statement("s1").unwrap().text,
+        "SELECT 1",
+        "optimistic within the pipeline"
+    );
+    assert!(t.error(&s, notice("42P05"), 0).is_none());
+    t.ready(&s, b'I');
+    assert_eq!(
+        &*t.statement("s1").unwrap().text,
+        "DELETE FROM t",
+        "undone at ReadyForQuery"
+    );
+}
+
+#[tokio::test]
+async fn pipelined_executes_get_their_own_answers_and_skipped_ones_are_not_run() {
+    let (s, memory) = session().await;
+    let mut t = Tracker::default();
+    for text in ["SELECT 1", "SELECT 2", "SELECT 3"] {
+        let b = t.bind(
+            "",
+            Portal {
+                text: Arc::from(text),
+                params: vec![],
+            },
+        );
+        t.push(b);
+        let c = running(&s, text, false).await;
+        t.push(c);
+    }
+    let sync = t.sync();
+    t.push(sync);
+    t.bind_complete();
+    t.complete(&s, "SELECT 1", 1);
+    t.bind_complete();
+    assert!(t.error(&s, notice("22012"), 0).is_none());
+    t.ready(&s, b'I');
+    let finished = memory.finished.lock().unwrap();
+    let outcomes: Vec<&Outcome> = finished.iter().map(|c| &c.outcome).collect();
+    assert_eq!(outcomes.len(), 3);
+    assert!(matches!(outcomes[0], Outcome::Completed { tag } if tag == "SELECT 1"));
+    assert!(matches!(outcomes[1], Outcome::Failed { code, .. } if code == "22012"));
+    assert!(matches!(outcomes[2], Outcome::NotExecuted { .. }));
+    assert!(t.portal("").is_none(), "portals end with the transaction");
+}
+
+#[tokio::test]
+async fn a_failed_bind_fails_the_execute_that_needed_it() {
+    let (s, memory) = session().await;
+    let mut t = Tracker::default();
+    let b = t.bind(
+        "",
+        Portal {
+            text: Arc::from("SELECT 1 / $1"),
+            params: vec![Some("0".into())],
+        },
+    );
+    t.push(b);
+    let c = running(&s, "SELECT 1 / $1", false).await;
+    t.push(c);
+    let sync = t.sync();
+    t.push(sync);
+    assert!(t.error(&s, notice("22012"), 0).is_none());
+    t.ready(&s, b'I');
+    let finished = memory.finished.lock().unwrap();
+    assert!(matches!(&finished[0].outcome, Outcome::Failed { code, .. } if code == "22012"));
+    assert!(memory.notes.lock().unwrap()[0].contains("Bind of portal \"\" failed"));
+}
+
+#[tokio::test]
+async fn syncs_sent_during_an_extended_copy_in_are_not_waited_for() {
+    let (s, memory) = session().await;
+    let mut t = Tracker::default();
+    let c = running(&s, "COPY t FROM STDIN", false).await;
+    t.push(c);
+    let sync = t.sync();
+    t.push(sync); // sent with the Execute, ignored by the server in copy-in mode
+    t.copy_in();
+    t.push(Pending::CopyEnd);
+    let sync = t.sync();
+    t.push(sync);
+    t.complete(&s, "COPY 3", 0);
+    t.ready(&s, b'I');
+    let q = running(&s, "SELECT 'next'", true).await;
+    t.push(q);
+    let sync = t.sync();
+    t.push(sync);
+    t.complete(&s, "SELECT 1", 1);
+    t.ready(&s, b'I');
+    let finished = memory.finished.lock().unwrap();
+    assert_eq!(
+        finished.len(),
+        2,
+        "the simple query closed at its own ReadyForQuery"
+    );
+    assert_eq!(finished[0].rows_affected, Some(3));
+    assert!(matches!(&finished[1].outcome, Outcome::Completed { tag } if tag == "SELECT 1"));
+}
