@@ -160,6 +160,7 @@ impl Gateway {
             shutdown: self.inner.shutdown.subscribe(),
             _live: self.inner.live.clone(),
             seq: AtomicU64::new(0),
+            classified: std::sync::Mutex::new(HashMap::new()),
         })
     }
 

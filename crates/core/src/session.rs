@@ -1,6 +1,7 @@
 //! A session: one client connection admitted to one upstream, and the permits that prove each
 //! command was judged and recorded before it ran.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use tokio::sync::watch;
 
-use crate::classify::classify;
+use crate::classify::{classify, Classification};
 use crate::command::Command;
 use crate::connection::ConnectionSpec;
 use crate::error::StoreError;
@@ -62,7 +63,16 @@ pub struct Session {
     /// Held while the session lives, so the gateway can count (and drain) live sessions.
     pub(crate) _live: Arc<()>,
     pub(crate) seq: AtomicU64,
+    /// Classes of texts this session ran recently: a prepared statement executed a thousand
+    /// times is parsed once.
+    pub(crate) classified: std::sync::Mutex<HashMap<Arc<str>, Classification>>,
 }
+
+/// Texts remembered per session for classification; the cache starts over when full.
+const CLASSIFIED_CAPACITY: usize = 256;
+
+/// Longer texts are classified every time rather than kept.
+const CLASSIFIED_MAX_TEXT: usize = 4096;
 
 /// A command on its way through admission: its entry is being written.
 #[derive(Debug)]
@@ -159,6 +169,25 @@ fn bounded(command: Command) -> Command {
 }
 
 impl Session {
+    fn classify(&self, text: &str) -> Classification {
+        let mut cache = self
+            .classified
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(classes) = cache.get(text) {
+            return classes.clone();
+        }
+        let classes = classify(self.info.protocol, text);
+        if text.len() > CLASSIFIED_MAX_TEXT {
+            return classes;
+        }
+        if cache.len() >= CLASSIFIED_CAPACITY {
+            cache.clear();
+        }
+        cache.insert(Arc::from(text), classes.clone());
+        classes
+    }
+
     /// The session's id.
     pub fn id(&self) -> &SessionId {
         &self.info.id
@@ -179,7 +208,7 @@ impl Session {
     pub fn admit(&self, command: Command) -> Admission {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let started = Instant::now();
-        let classes = classify(self.info.protocol, command.text());
+        let classes = self.classify(command.text());
         let command = bounded(command);
         let verdict = Verdict::Allow;
         let at = SystemTime::now();
