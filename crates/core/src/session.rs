@@ -74,6 +74,33 @@ const CLASSIFIED_CAPACITY: usize = 256;
 /// Longer texts are classified every time rather than kept.
 const CLASSIFIED_MAX_TEXT: usize = 4096;
 
+/// The cache key of a text for its *classes* (nothing else may use it): numbers do not change
+/// what kind of statement a text is, so `... WHERE aid = 17` and `... WHERE aid = 42` share a
+/// key. Only texts without quotes, dollar quotes, comments or escapes are folded, so no lexing
+/// subtlety can make two different statements share a key; others are keyed as they are.
+fn class_key(text: &str) -> Option<String> {
+    if text.len() > CLASSIFIED_MAX_TEXT {
+        return None;
+    }
+    if text.contains(['\'', '"', '$', '-', '/', '\\']) {
+        return Some(text.to_owned());
+    }
+    let mut key = String::with_capacity(text.len());
+    let mut in_number = false;
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            if !in_number {
+                key.push('0');
+                in_number = true;
+            }
+        } else {
+            in_number = false;
+            key.push(c);
+        }
+    }
+    Some(key)
+}
+
 /// A command on its way through admission: its entry is being written.
 #[derive(Debug)]
 #[must_use = "an admission must be waited for before the command is forwarded"]
@@ -174,17 +201,17 @@ impl Session {
             .classified
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(classes) = cache.get(text) {
+        let Some(key) = class_key(text) else {
+            return classify(self.info.protocol, text);
+        };
+        if let Some(classes) = cache.get(key.as_str()) {
             return classes.clone();
         }
         let classes = classify(self.info.protocol, text);
-        if text.len() > CLASSIFIED_MAX_TEXT {
-            return classes;
-        }
         if cache.len() >= CLASSIFIED_CAPACITY {
             cache.clear();
         }
-        cache.insert(Arc::from(text), classes.clone());
+        cache.insert(Arc::from(key), classes.clone());
         classes
     }
 
@@ -362,6 +389,18 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn class_keys_fold_numbers_only_in_plain_text() {
+        let a = class_key("SELECT abalance FROM pgbench_accounts WHERE aid = 17;");
+        let b = class_key("SELECT abalance FROM pgbench_accounts WHERE aid = 4242;");
+        assert_eq!(a, b);
+        assert_ne!(class_key("SELECT 1"), class_key("DELETE FROM t"));
+        // Anything quoted or commented is keyed exactly as written.
+        assert_ne!(class_key("SELECT '1'"), class_key("SELECT '2'"));
+        assert_eq!(class_key("SELECT 1 -- 2").as_deref(), Some("SELECT 1 -- 2"));
+        assert_eq!(class_key(&"x".repeat(CLASSIFIED_MAX_TEXT + 1)), None);
+    }
 
     #[test]
     fn oversized_text_and_parameters_are_cut_with_their_length() {
