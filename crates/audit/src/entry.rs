@@ -129,6 +129,81 @@ impl Entry {
         }
     }
 
+    /// Applies an admission and its outcome as one row. If the row is already there (a journal
+    /// replayed after a crash), the outcome is applied to it instead.
+    pub(crate) fn apply_with_outcome(
+        &self,
+        conn: &Connection,
+        outcome: &Entry,
+    ) -> rusqlite::Result<()> {
+        let (
+            Self::Admit {
+                session,
+                seq,
+                at,
+                identity,
+                groups,
+                connection,
+                protocol,
+                client,
+                statement,
+                params,
+                class,
+                verdict,
+            },
+            Self::Finish {
+                status,
+                tag,
+                sqlstate,
+                error,
+                rows_returned,
+                rows_affected,
+                duration_us,
+                finished_at,
+                ..
+            },
+        ) = (self, outcome)
+        else {
+            self.apply(conn)?;
+            return outcome.apply(conn);
+        };
+        let inserted = conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO audit_entries (session_id, seq, at, identity, groups_json,
+                    connection, protocol, client_addr, statement, params_json, class, verdict,
+                    status, tag, sqlstate, error, rows_returned, rows_affected, duration_us,
+                    finished_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                    ?17, ?18, ?19, ?20)",
+            )?
+            .execute(params![
+                session,
+                *seq as i64,
+                at,
+                identity,
+                json(groups),
+                connection,
+                protocol,
+                client,
+                statement,
+                json(params),
+                class,
+                verdict,
+                status,
+                tag,
+                sqlstate,
+                error,
+                *rows_returned as i64,
+                rows_affected.map(|n| n as i64),
+                i64::try_from(*duration_us).unwrap_or(i64::MAX),
+                finished_at
+            ])?;
+        if inserted == 0 {
+            outcome.apply(conn)?;
+        }
+        Ok(())
+    }
+
     /// Applies the write. Idempotent, so a journal replayed after a crash that happened
     /// between the database commit and the journal's removal changes nothing twice.
     pub(crate) fn apply(&self, conn: &Connection) -> rusqlite::Result<()> {
