@@ -68,7 +68,8 @@ impl Entry {
         matches!(self, Self::Admit { .. } | Self::Open { .. })
     }
 
-    pub(crate) fn admit(r: &CommandRecord) -> Self {
+    /// Takes the record by value: its text and parameters move into the entry uncopied.
+    pub(crate) fn admit(r: CommandRecord) -> Self {
         Self::Admit {
             session: r.session.0.to_string(),
             seq: r.seq,
@@ -78,8 +79,8 @@ impl Entry {
             connection: r.connection.to_string(),
             protocol: r.protocol.as_str().to_owned(),
             client: r.client_addr.to_string(),
-            statement: r.text.clone(),
-            params: r.params.clone(),
+            statement: r.text,
+            params: r.params,
             class: r.classes.to_string(),
             verdict: r.verdict.as_str().to_owned(),
         }

@@ -129,7 +129,7 @@ impl AuditSink for AuditWriter {
     }
 
     fn command_admitted(&self, record: CommandRecord) -> Receipt {
-        self.writer.submit(Entry::admit(&record))
+        self.writer.submit(Entry::admit(record))
     }
 
     fn command_finished(&self, completion: CommandCompletion) {
