@@ -3,7 +3,7 @@
 //! journal holds is exactly what the database will hold.
 
 use gatehouse_core::time::to_micros;
-use gatehouse_core::{CommandCompletion, CommandRecord, Outcome, SessionEnd, SessionInfo};
+use gatehouse_core::{CommandCompletion, CommandRecord, MaskLog, Outcome, SessionEnd, SessionInfo};
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +25,12 @@ pub(crate) enum Entry {
         params: Vec<Option<String>>,
         class: String,
         verdict: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rule: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        approval: Option<String>,
+        #[serde(default, skip_serializing_if = "MaskLog::is_empty")]
+        masked: MaskLog,
     },
     /// A command's outcome.
     Finish {
@@ -38,6 +44,8 @@ pub(crate) enum Entry {
         rows_affected: Option<u64>,
         duration_us: u64,
         finished_at: i64,
+        #[serde(default, skip_serializing_if = "MaskLog::is_empty")]
+        masked: MaskLog,
     },
     /// A session opened (or a refused attempt).
     Open {
@@ -83,6 +91,9 @@ impl Entry {
             params: r.params,
             class: r.classes.to_string(),
             verdict: r.verdict.as_str().to_owned(),
+            rule: r.rule,
+            approval: r.approval,
+            masked: r.masked,
         }
     }
 
@@ -103,6 +114,7 @@ impl Entry {
             rows_affected: c.rows_affected,
             duration_us: u64::try_from(c.duration.as_micros()).unwrap_or(u64::MAX),
             finished_at: to_micros(c.finished_at),
+            masked: c.masked.clone(),
         }
     }
 
@@ -151,6 +163,9 @@ impl Entry {
                 params,
                 class,
                 verdict,
+                rule,
+                approval,
+                masked: masked_in,
             },
             Self::Finish {
                 status,
@@ -161,6 +176,7 @@ impl Entry {
                 rows_affected,
                 duration_us,
                 finished_at,
+                masked: masked_out,
                 ..
             },
         ) = (self, outcome)
@@ -173,9 +189,9 @@ impl Entry {
                 "INSERT OR IGNORE INTO audit_entries (session_id, seq, at, identity, groups_json,
                     connection, protocol, client_addr, statement, params_json, class, verdict,
                     status, tag, sqlstate, error, rows_returned, rows_affected, duration_us,
-                    finished_at)
+                    finished_at, rule, approval_id, masked_json)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17, ?18, ?19, ?20)",
+                    ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
             )?
             .execute(params![
                 session,
@@ -197,7 +213,10 @@ impl Entry {
                 *rows_returned as i64,
                 rows_affected.map(|n| n as i64),
                 i64::try_from(*duration_us).unwrap_or(i64::MAX),
-                finished_at
+                finished_at,
+                rule,
+                approval,
+                masked_json(&merged(masked_in, masked_out))
             ])?;
         if inserted == 0 {
             outcome.apply(conn)?;
@@ -222,12 +241,15 @@ impl Entry {
                 params,
                 class,
                 verdict,
+                rule,
+                approval,
+                masked,
             } => {
                 conn.prepare_cached(
                     "INSERT OR IGNORE INTO audit_entries (session_id, seq, at, identity,
                         groups_json, connection, protocol, client_addr, statement, params_json,
-                        class, verdict)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                        class, verdict, rule, approval_id, masked_json)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 )?
                 .execute(params![
                     session,
@@ -241,7 +263,10 @@ impl Entry {
                     statement,
                     json(params),
                     class,
-                    verdict
+                    verdict,
+                    rule,
+                    approval,
+                    masked_json(masked)
                 ])?;
             }
             Self::Finish {
@@ -255,11 +280,16 @@ impl Entry {
                 rows_affected,
                 duration_us,
                 finished_at,
+                masked,
             } => {
+                // The result's masking log joins the one taken at admission (statement and
+                // parameters); their keys differ (places vs columns).
                 conn.prepare_cached(
                     "UPDATE audit_entries SET status = ?3, tag = ?4, sqlstate = ?5, error = ?6,
                         rows_returned = ?7, rows_affected = ?8, duration_us = ?9,
-                        finished_at = ?10
+                        finished_at = ?10,
+                        masked_json = CASE WHEN ?11 IS NULL THEN masked_json
+                            ELSE json_patch(COALESCE(masked_json, '{}'), ?11) END
                      WHERE session_id = ?1 AND seq = ?2",
                 )?
                 .execute(params![
@@ -272,7 +302,8 @@ impl Entry {
                     *rows_returned as i64,
                     rows_affected.map(|n| n as i64),
                     i64::try_from(*duration_us).unwrap_or(i64::MAX),
-                    finished_at
+                    finished_at,
+                    masked_json(masked)
                 ])?;
             }
             Self::Open {
@@ -326,6 +357,19 @@ impl Entry {
         }
         Ok(())
     }
+}
+
+/// The masking log as stored: `NULL` when nothing was masked.
+fn masked_json(log: &MaskLog) -> Option<String> {
+    (!log.is_empty()).then(|| json(log))
+}
+
+fn merged(a: &MaskLog, b: &MaskLog) -> MaskLog {
+    let mut out = a.clone();
+    for (k, v) in b {
+        *out.entry(k.clone()).or_default() += v;
+    }
+    out
 }
 
 /// JSON text of a list column.

@@ -9,12 +9,14 @@
 //! - `journal` and `writer`: the write path — an append-only journal written before a command
 //!   runs (group commit led by the caller), applied to SQLite in batches by a ticker thread.
 //! - [`sqlite`]: [`SqliteStore`] (reads, tokens) and [`AuditWriter`] (the core's audit sink).
+//! - [`approvals`]: the approvals desk (held commands, decisions).
 //! - [`tokens`]: issuing, listing and revoking service tokens (CLI and bootstrap).
 //! - [`queries`]: listings of sessions and audit entries.
 //! - [`recording`]: JSON Lines recordings, appended as sessions run.
 
 #![forbid(unsafe_code)]
 
+pub mod approvals;
 mod entry;
 pub mod error;
 mod journal;
@@ -25,6 +27,7 @@ pub mod sqlite;
 pub mod tokens;
 mod writer;
 
+pub use approvals::{ApprovalRow, SqliteApprovals};
 pub use error::AuditError;
 pub use queries::{AuditFilter, AuditRow, SessionRow};
 pub use recording::{read_recording, FileRecordings};

@@ -63,6 +63,12 @@ pub struct AuditRow {
     pub rows_affected: Option<i64>,
     /// Duration in microseconds.
     pub duration_us: Option<i64>,
+    /// The rule that decided it, if one matched.
+    pub rule: Option<String>,
+    /// The approval request it went through, if it was held.
+    pub approval: Option<String>,
+    /// The masking log: values masked per column or place.
+    pub masked: std::collections::BTreeMap<String, u64>,
 }
 
 /// One session as listed.
@@ -116,7 +122,8 @@ impl SqliteStore {
                 "SELECT * FROM (
                     SELECT id, at, session_id, seq, identity, groups_json, connection, protocol,
                         client_addr, statement, params_json, class, verdict, status, tag,
-                        sqlstate, error, rows_returned, rows_affected, duration_us
+                        sqlstate, error, rows_returned, rows_affected, duration_us, rule,
+                        approval_id, masked_json
                     FROM audit_entries WHERE at >= ?1 AND session_id LIKE ?2
                     ORDER BY id DESC LIMIT ?3)
                  ORDER BY id",
@@ -187,6 +194,12 @@ fn audit_row(row: &Row<'_>) -> rusqlite::Result<AuditRow> {
         rows_returned: row.get(17)?,
         rows_affected: row.get(18)?,
         duration_us: row.get(19)?,
+        rule: row.get(20)?,
+        approval: row.get(21)?,
+        masked: row
+            .get::<_, Option<String>>(22)?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default(),
     })
 }
 

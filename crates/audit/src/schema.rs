@@ -58,10 +58,46 @@ CREATE TABLE IF NOT EXISTS audit_entries (
     rows_affected INTEGER,
     duration_us   INTEGER,
     finished_at   INTEGER,
+    rule          TEXT,
+    approval_id   TEXT,
+    masked_json   TEXT,
     UNIQUE (session_id, seq)
 );
 CREATE INDEX IF NOT EXISTS audit_entries_at ON audit_entries(at);
+
+CREATE TABLE IF NOT EXISTS approvals (
+    id               TEXT PRIMARY KEY,
+    session_id       TEXT NOT NULL,
+    identity         TEXT NOT NULL,
+    groups_json      TEXT NOT NULL,
+    connection       TEXT NOT NULL,
+    protocol         TEXT NOT NULL,
+    statement        TEXT NOT NULL,
+    params_json      TEXT NOT NULL,
+    class            TEXT NOT NULL,
+    rule             TEXT NOT NULL,
+    approvers_json   TEXT NOT NULL,
+    fingerprint      TEXT NOT NULL,
+    requested_at     INTEGER NOT NULL,
+    expires_at       INTEGER NOT NULL,
+    state            TEXT NOT NULL,       -- pending | approved | denied | expired
+    decided_by       TEXT,
+    decided_at       INTEGER,
+    reason           TEXT,
+    executed_at      INTEGER,
+    executed_session TEXT,
+    executed_seq     INTEGER
+);
+CREATE INDEX IF NOT EXISTS approvals_state ON approvals(state, requested_at);
+CREATE INDEX IF NOT EXISTS approvals_grace ON approvals(identity, connection, fingerprint);
 "#;
+
+/// Columns added after the first release, for stores created before them.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("audit_entries", "rule", "TEXT"),
+    ("audit_entries", "approval_id", "TEXT"),
+    ("audit_entries", "masked_json", "TEXT"),
+];
 
 /// Opens (creating if needed) the database with the settings every connection uses:
 /// WAL so readers never block the writer, and `synchronous = NORMAL`, under which a committed
@@ -79,5 +115,15 @@ pub fn open(path: &std::path::Path) -> Result<Connection, AuditError> {
 /// Creates the tables if they do not exist.
 pub fn migrate(conn: &Connection) -> Result<(), AuditError> {
     conn.execute_batch(SCHEMA)?;
+    for (table, column, kind) in ADDED_COLUMNS {
+        let present: bool = conn.query_row(
+            &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
+            [column],
+            |row| row.get(0),
+        )?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+        }
+    }
     Ok(())
 }

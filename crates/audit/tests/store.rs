@@ -40,6 +40,9 @@ fn command(session: &str, seq: u64, text: &str) -> CommandRecord {
         params: vec![Some("1".into()), None],
         classes: Classification::of(&[StatementClass::Select]),
         verdict: Verdict::Allow,
+        rule: None,
+        approval: None,
+        masked: Default::default(),
     }
 }
 
@@ -73,6 +76,7 @@ async fn concurrent_admissions_are_all_durable_and_outcomes_land() {
                     rows_affected: Some(1),
                     duration: Duration::from_micros(10),
                     finished_at: SystemTime::now(),
+                    masked: Default::default(),
                 });
             }
         }));

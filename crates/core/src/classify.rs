@@ -46,6 +46,29 @@ pub enum StatementClass {
 }
 
 impl StatementClass {
+    /// Every class, in the order rules and documentation list them.
+    pub const ALL: [Self; 14] = [
+        Self::Select,
+        Self::Insert,
+        Self::Update,
+        Self::UpdateWithoutWhere,
+        Self::Delete,
+        Self::DeleteWithoutWhere,
+        Self::Truncate,
+        Self::Drop,
+        Self::Ddl,
+        Self::Dcl,
+        Self::Copy,
+        Self::Transaction,
+        Self::Other,
+        Self::Unknown,
+    ];
+
+    /// The class of a configuration name (`delete-without-where`), if there is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
     /// The stable name used in configuration (`when = { class = [...] }`) and the audit store.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -134,6 +157,68 @@ pub fn classify(protocol: Protocol, sql: &str) -> Classification {
             }
         }
         Err(_) => out.push(StatementClass::Unknown),
+    }
+    out
+}
+
+/// The parser's canonical rendering of SQL text: comments gone, keywords upper case, one space
+/// between tokens, statements joined by `; `. Text the parser cannot read is returned with its
+/// comments stripped, so a pattern still sees through them.
+pub fn canonical(protocol: Protocol, sql: &str) -> String {
+    let dialect: &dyn Dialect = match protocol {
+        Protocol::Mysql => &MySqlDialect {},
+        _ => &PostgreSqlDialect {},
+    };
+    match Parser::parse_sql(dialect, sql) {
+        Ok(statements) => statements
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(_) => strip_comments(sql),
+    }
+}
+
+/// Removes `--` line comments and `/* */` block comments outside quotes.
+fn strip_comments(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        if let Some(q) = quote {
+            out.push(c);
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match (c, chars.peek()) {
+            ('\'', _) | ('"', _) | ('`', _) => {
+                quote = Some(c);
+                out.push(c);
+            }
+            ('-', Some('-')) => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        out.push('\n');
+                        break;
+                    }
+                }
+            }
+            ('/', Some('*')) => {
+                chars.next();
+                // A comment separates tokens, as in SQL itself.
+                out.push(' ');
+                let mut prev = ' ';
+                for c in chars.by_ref() {
+                    if prev == '*' && c == '/' {
+                        break;
+                    }
+                    prev = c;
+                }
+            }
+            _ => out.push(c),
+        }
     }
     out
 }
@@ -270,6 +355,20 @@ mod tests {
         for (sql, want) in table {
             assert_eq!(pg(sql), want, "{sql}");
         }
+    }
+
+    #[test]
+    fn canonical_text_drops_comments() {
+        assert_eq!(
+            canonical(Protocol::Postgres, "/* x */ grant/**/select on t to bob"),
+            "GRANT SELECT ON t TO bob"
+        );
+        assert_eq!(
+            canonical(Protocol::Postgres, "not sql -- x\n/* y */ 'a -- b'"),
+            "not sql \n  'a -- b'"
+        );
+        assert_eq!(StatementClass::parse("drop"), Some(StatementClass::Drop));
+        assert_eq!(StatementClass::parse("nope"), None);
     }
 
     #[test]

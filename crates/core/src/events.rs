@@ -1,6 +1,7 @@
 //! The typed events the core hands to the store: sessions opened and closed, commands admitted
 //! and finished. The audit trail is made of these, never of log lines.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -11,6 +12,10 @@ use crate::connection::Protocol;
 use crate::identity::TokenId;
 use crate::policy::Verdict;
 use crate::session::SessionId;
+
+/// The masking log of one command: values masked, per column (`table.column`) or per place in
+/// the command (`statement`, `param $2`, `error`).
+pub type MaskLog = BTreeMap<String, u64>;
 
 /// A session as opened: who, what, from where, when.
 #[derive(Debug, Clone)]
@@ -77,6 +82,12 @@ pub struct CommandRecord {
     pub classes: Classification,
     /// The verdict it was given.
     pub verdict: Verdict,
+    /// The rule that decided it, if one matched.
+    pub rule: Option<String>,
+    /// The approval request it went through, if it was held.
+    pub approval: Option<String>,
+    /// What was masked in its text and parameters before they were stored.
+    pub masked: MaskLog,
 }
 
 /// What became of a command.
@@ -129,4 +140,6 @@ pub struct CommandCompletion {
     pub duration: Duration,
     /// When it completed.
     pub finished_at: SystemTime,
+    /// What was masked in its result (rows, notices, errors).
+    pub masked: MaskLog,
 }

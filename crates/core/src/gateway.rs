@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::access::may_open;
+use crate::approval::ApprovalDesk;
 use crate::connection::{ConnectionSpec, Protocol};
 use crate::error::{CoreError, Refusal};
 use crate::events::SessionInfo;
-use crate::identity::{random_hex, TokenHash, TokenId};
+use crate::identity::{random_hex, TokenHash, TokenId, TokenRecord};
 use crate::revocation::Revocations;
+use crate::rules::Rules;
 use crate::session::{Session, SessionId};
 use crate::store::{AuditSink, RecordingEvent, RecordingSink, TokenRegistry};
 use crate::time;
@@ -29,6 +31,10 @@ pub struct GatewayParts {
     pub audit: Arc<dyn AuditSink>,
     /// Session recordings.
     pub recordings: Arc<dyn RecordingSink>,
+    /// The `[[rule]]`s.
+    pub rules: Rules,
+    /// Where held commands' approval requests go.
+    pub approvals: Arc<dyn ApprovalDesk>,
 }
 
 /// What a wire read from the client when it asks to open a session.
@@ -57,6 +63,8 @@ struct Inner {
     tokens: Arc<dyn TokenRegistry>,
     audit: Arc<dyn AuditSink>,
     recordings: Arc<dyn RecordingSink>,
+    rules: Arc<Rules>,
+    approvals: Arc<dyn ApprovalDesk>,
     revocations: Revocations,
     shutdown: tokio::sync::watch::Sender<bool>,
     live: Arc<()>,
@@ -78,6 +86,8 @@ impl Gateway {
                 tokens: parts.tokens,
                 audit: parts.audit,
                 recordings: parts.recordings,
+                rules: Arc::new(parts.rules),
+                approvals: parts.approvals,
                 revocations: Revocations::default(),
                 shutdown: tokio::sync::watch::Sender::new(false),
                 live: Arc::new(()),
@@ -91,33 +101,26 @@ impl Gateway {
     /// access attempts are evidence.
     pub async fn open(&self, req: OpenRequest<'_>) -> Result<Session, Refusal> {
         let now = SystemTime::now();
-        let token = self
-            .inner
-            .tokens
-            .find_by_hash(&TokenHash::of(req.token))
-            .await
-            .map_err(Refusal::StoreUnavailable)?;
+        let token = match self.identify(req.token, now).await {
+            Ok(t) => t,
+            Err(Unauthenticated::Store(e)) => return Err(Refusal::StoreUnavailable(e)),
+            Err(Unauthenticated::Invalid(why)) => {
+                self.record_refusal(&req, None, &format!("refused: {why}"))
+                    .await;
+                return Err(Refusal::BadToken);
+            }
+        };
         let connection = self
             .inner
             .connections
             .get(req.connection)
             .filter(|c| c.protocol == req.protocol);
-        let (token, connection) = match (token, connection) {
-            (Some(t), _) if !t.is_valid_at(now) => {
-                self.record_refusal(&req, None, "refused: token expired or revoked")
-                    .await;
-                return Err(Refusal::BadToken);
-            }
-            (None, _) => {
-                self.record_refusal(&req, None, "refused: unknown token")
-                    .await;
-                return Err(Refusal::BadToken);
-            }
-            (Some(t), Some(c)) if may_open(&t, c) => (t, c.clone()),
-            (Some(t), _) => {
+        let connection = match connection {
+            Some(c) if may_open(&token, c) => c.clone(),
+            _ => {
                 self.record_refusal(
                     &req,
-                    Some(&t.identity.name),
+                    Some(&token.identity.name),
                     "refused: connection not allowed",
                 )
                 .await;
@@ -156,12 +159,41 @@ impl Gateway {
             token_expires: token.expires_at,
             audit: self.inner.audit.clone(),
             recordings: self.inner.recordings.clone(),
+            rules: self.inner.rules.clone(),
+            approvals: self.inner.approvals.clone(),
             revoked: self.inner.revocations.subscribe(),
             shutdown: self.inner.shutdown.subscribe(),
             _live: self.inner.live.clone(),
             seq: AtomicU64::new(0),
             classified: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Who a token names, if it is valid now: for the admin API's bearer tokens. The client
+    /// learns nothing about why a token is refused; the log does.
+    pub async fn authenticate(&self, token: &str) -> Result<TokenRecord, Refusal> {
+        match self.identify(token, SystemTime::now()).await {
+            Ok(t) => Ok(t),
+            Err(Unauthenticated::Store(e)) => Err(Refusal::StoreUnavailable(e)),
+            Err(Unauthenticated::Invalid(why)) => {
+                tracing::info!(why = %why, "token refused");
+                Err(Refusal::BadToken)
+            }
+        }
+    }
+
+    async fn identify(&self, token: &str, now: SystemTime) -> Result<TokenRecord, Unauthenticated> {
+        let found = self
+            .inner
+            .tokens
+            .find_by_hash(&TokenHash::of(token))
+            .await
+            .map_err(Unauthenticated::Store)?;
+        match found {
+            Some(t) if t.is_valid_at(now) => Ok(t),
+            Some(_) => Err(Unauthenticated::Invalid("token expired or revoked".into())),
+            None => Err(Unauthenticated::Invalid("unknown token".into())),
+        }
     }
 
     async fn record_refusal(&self, req: &OpenRequest<'_>, identity: Option<&str>, why: &str) {
@@ -232,6 +264,14 @@ impl Gateway {
             }
         }
     }
+}
+
+/// Why a token did not authenticate.
+enum Unauthenticated {
+    /// The store could not be asked.
+    Store(crate::error::StoreError),
+    /// The token is not valid; the reason is for the log and the refused-session row only.
+    Invalid(String),
 }
 
 fn new_session_id() -> Result<SessionId, crate::error::StoreError> {

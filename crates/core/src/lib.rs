@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod approval;
 pub mod classify;
 pub mod command;
 pub mod connection;
@@ -23,17 +24,22 @@ pub mod events;
 pub mod gateway;
 pub mod identity;
 pub mod policy;
+pub mod review;
 pub mod revocation;
+pub mod rules;
 pub mod session;
 pub mod store;
 pub mod time;
 
+pub use approval::{ApprovalDesk, ApprovalId, ApprovalRequest, DecideError, Decision};
 pub use classify::{classify, Classification, StatementClass};
 pub use command::{Command, Param};
 pub use connection::{ConnectionSpec, Protocol, Secret, UpstreamTls};
 pub use error::{CoreError, Refusal, StoreError};
-pub use events::{CommandCompletion, CommandRecord, Outcome, SessionEnd, SessionInfo};
+pub use events::{CommandCompletion, CommandRecord, MaskLog, Outcome, SessionEnd, SessionInfo};
 pub use gateway::{Gateway, GatewayParts, OpenRequest};
 pub use identity::{Identity, TokenHash, TokenId, TokenRecord};
 pub use policy::Verdict;
+pub use review::HoldNotice;
+pub use rules::{RuleError, RuleSpec, Rules};
 pub use session::{Admission, Admitted, EndReason, Refused, Session, SessionId};

@@ -1,17 +1,25 @@
-//! The verdict a command gets. Rules, reviews and masking plug in here (the policy issue);
-//! until they land every admitted command is allowed, and the only refusals are fail-closed ones
-//! (the audit store could not take the entry).
+//! The verdict a command gets, as the audit trail records it. The rules that produce it live in
+//! [`crate::rules`]; approvals in [`crate::approval`].
 
 /// The decision on one command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// The command may run.
+    /// The command may run (no rule, or an allow rule).
     Allow,
-    /// The command may not run; the client sees the reason.
+    /// A deny rule refused it.
     Deny {
-        /// The rule that denied it.
-        rule: String,
-        /// What the client is told.
+        /// What the client was told.
+        reason: String,
+    },
+    /// A review rule held it and an approver approved it (or an earlier approval's grace
+    /// covered it).
+    Approved {
+        /// Who approved it (`grace of apr_...` for a covered re-run).
+        by: String,
+    },
+    /// A review rule held it and it was denied, timed out, or could not be held.
+    Rejected {
+        /// What the client was told.
         reason: String,
     },
 }
@@ -22,6 +30,13 @@ impl Verdict {
         match self {
             Self::Allow => "allow",
             Self::Deny { .. } => "deny",
+            Self::Approved { .. } => "approved",
+            Self::Rejected { .. } => "rejected",
         }
+    }
+
+    /// Whether the command may run.
+    pub fn runs(&self) -> bool {
+        matches!(self, Self::Allow | Self::Approved { .. })
     }
 }

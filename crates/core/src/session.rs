@@ -9,14 +9,17 @@ use std::time::{Instant, SystemTime};
 
 use tokio::sync::watch;
 
+use crate::approval::ApprovalDesk;
 use crate::classify::{classify, Classification};
 use crate::command::Command;
 use crate::connection::ConnectionSpec;
 use crate::error::StoreError;
-use crate::events::{CommandCompletion, CommandRecord, Outcome, SessionEnd, SessionInfo};
+use crate::events::{CommandCompletion, CommandRecord, MaskLog, Outcome, SessionEnd, SessionInfo};
 use crate::identity::TokenId;
 use crate::policy::Verdict;
+use crate::review::{Held, HoldNotice};
 use crate::revocation::RevokedSet;
+use crate::rules::{Judgement, Rules, Subject};
 use crate::store::{AuditSink, Receipt, RecordingEvent, RecordingSink};
 use crate::time;
 
@@ -58,6 +61,8 @@ pub struct Session {
     pub(crate) token_expires: Option<SystemTime>,
     pub(crate) audit: Arc<dyn AuditSink>,
     pub(crate) recordings: Arc<dyn RecordingSink>,
+    pub(crate) rules: Arc<Rules>,
+    pub(crate) approvals: Arc<dyn ApprovalDesk>,
     pub(crate) revoked: watch::Receiver<RevokedSet>,
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Held while the session lives, so the gateway can count (and drain) live sessions.
@@ -101,13 +106,21 @@ fn class_key(text: &str) -> Option<String> {
     Some(key)
 }
 
-/// A command on its way through admission: its entry is being written.
+/// A command on its way through admission: its entry is being written, or it is held for an
+/// approver, or it was refused by a rule.
 #[derive(Debug)]
 #[must_use = "an admission must be waited for before the command is forwarded"]
 pub struct Admission {
     seq: u64,
     started: Instant,
-    receipt: Receipt,
+    state: AdmissionState,
+}
+
+#[derive(Debug)]
+enum AdmissionState {
+    Writing(Receipt),
+    Refused(Refused),
+    Held(Box<Held>),
 }
 
 /// The permit to forward one command: its entry is durable and its verdict allowed it.
@@ -137,9 +150,26 @@ pub struct Refused {
 
 impl Admission {
     /// Waits until the entry is durable. Fails closed: if the store cannot write it, the
-    /// command is refused.
+    /// command is refused. A held command waits for its decision without telling the client;
+    /// wires that can tell it use [`Admission::wait_with`].
     pub async fn wait(self) -> Result<Admitted, Refused> {
-        match self.receipt.await {
+        self.wait_with(|_| {}).await
+    }
+
+    /// Whether a review rule holds the command (the wait may be long).
+    pub fn is_held(&self) -> bool {
+        matches!(self.state, AdmissionState::Held(_))
+    }
+
+    /// Like [`Admission::wait`]; if the command is held for approval, `on_hold` is called once
+    /// the request is stored, with what the client should be told at once.
+    pub async fn wait_with(self, on_hold: impl FnOnce(&HoldNotice)) -> Result<Admitted, Refused> {
+        let receipt = match self.state {
+            AdmissionState::Writing(receipt) => receipt,
+            AdmissionState::Refused(refused) => return Err(refused),
+            AdmissionState::Held(held) => held.decide(self.started, on_hold).await?,
+        };
+        match receipt.await {
             Ok(()) => Ok(Admitted {
                 seq: self.seq,
                 started: self.started,
@@ -149,7 +179,7 @@ impl Admission {
     }
 }
 
-fn store_refusal(e: &StoreError) -> Refused {
+pub(crate) fn store_refusal(e: &StoreError) -> Refused {
     Refused {
         message: format!(
             "the gateway could not record this command, so it was not run ({e}); \
@@ -236,8 +266,14 @@ impl Session {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let started = Instant::now();
         let classes = self.classify(command.text());
+        let judgement = self.rules.judge(&Subject {
+            protocol: self.info.protocol,
+            connection: &self.info.connection,
+            groups: &self.info.groups,
+            text: command.text(),
+            classes: &classes,
+        });
         let command = bounded(command);
-        let verdict = Verdict::Allow;
         let at = SystemTime::now();
         self.recordings.append(
             &self.info.id,
@@ -250,7 +286,7 @@ impl Session {
             },
         );
         let (text, params) = command.into_parts();
-        let record = CommandRecord {
+        let mut record = CommandRecord {
             session: self.info.id.clone(),
             seq,
             at,
@@ -262,23 +298,60 @@ impl Session {
             text,
             params,
             classes,
-            verdict,
+            verdict: Verdict::Allow,
+            rule: None,
+            approval: None,
+            masked: MaskLog::new(),
         };
-        let receipt = self.audit.command_admitted(record);
+        let state = match judgement {
+            Judgement::Allow { rule } => {
+                record.rule = rule;
+                AdmissionState::Writing(self.audit.command_admitted(record))
+            }
+            Judgement::Deny { rule, reason } => {
+                record.rule = Some(rule);
+                record.verdict = Verdict::Deny {
+                    reason: reason.clone(),
+                };
+                not_run(
+                    &*self.audit,
+                    &*self.recordings,
+                    record,
+                    started,
+                    reason.clone(),
+                );
+                AdmissionState::Refused(Refused {
+                    message: reason,
+                    by_policy: true,
+                })
+            }
+            Judgement::Review(review) => {
+                record.rule = Some(review.rule.clone());
+                AdmissionState::Held(Box::new(Held {
+                    record,
+                    review,
+                    audit: self.audit.clone(),
+                    recordings: self.recordings.clone(),
+                    desk: self.approvals.clone(),
+                }))
+            }
+        };
         Admission {
             seq,
             started,
-            receipt,
+            state,
         }
     }
 
-    /// Closes a command with its outcome: the audit entry and the recording get it.
+    /// Closes a command with its outcome: the audit entry and the recording get it, with what
+    /// was masked in its result.
     pub fn finish(
         &self,
         admitted: Admitted,
         outcome: Outcome,
         rows_returned: u64,
         rows_affected: Option<u64>,
+        masked: MaskLog,
     ) {
         let finished_at = SystemTime::now();
         let duration = admitted.started.elapsed();
@@ -306,6 +379,7 @@ impl Session {
             rows_affected,
             duration,
             finished_at,
+            masked,
         });
     }
 
@@ -384,6 +458,43 @@ impl Session {
             tracing::error!(session = %self.info.id, error = %e, "session end not recorded");
         }
     }
+}
+
+/// Writes the entry of a command that will not run, with its outcome, at once.
+pub(crate) fn not_run(
+    audit: &dyn AuditSink,
+    recordings: &dyn RecordingSink,
+    record: CommandRecord,
+    started: Instant,
+    reason: String,
+) {
+    let session = record.session.clone();
+    let seq = record.seq;
+    // Not awaited: the command does not run, so nothing waits on this evidence, and a store
+    // that fails here already refuses everything else.
+    drop(audit.command_admitted(record));
+    let finished_at = SystemTime::now();
+    recordings.append(
+        &session,
+        RecordingEvent::Result {
+            at: time::display(finished_at),
+            seq,
+            status: "not-run".into(),
+            detail: reason.clone(),
+            rows: 0,
+            duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        },
+    );
+    audit.command_finished(CommandCompletion {
+        session,
+        seq,
+        outcome: Outcome::NotExecuted { reason },
+        rows_returned: 0,
+        rows_affected: None,
+        duration: started.elapsed(),
+        finished_at,
+        masked: MaskLog::new(),
+    });
 }
 
 #[cfg(test)]

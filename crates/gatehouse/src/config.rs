@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gatehouse_core::{ConnectionSpec, Protocol, Secret, UpstreamTls};
+use gatehouse_core::{ConnectionSpec, Protocol, RuleSpec, Rules, Secret, UpstreamTls};
 use serde::Deserialize;
 
 use crate::error::CliError;
@@ -28,9 +28,12 @@ pub struct Config {
     /// `[[oidc]]` — not in this build yet; refused rather than ignored.
     #[serde(default)]
     pub oidc: Vec<toml::Value>,
-    /// `[[rule]]` — not in this build yet; refused rather than ignored.
+    /// `[[rule]]`: guardrails, first match wins.
     #[serde(default)]
-    pub rule: Vec<toml::Value>,
+    pub rule: Vec<RuleSpec>,
+    /// `[admin]`: who may use the admin API.
+    #[serde(default)]
+    pub admin: AdminSection,
     /// `[[mask]]` — not in this build yet; refused rather than ignored.
     #[serde(default)]
     pub mask: Vec<toml::Value>,
@@ -88,6 +91,28 @@ pub struct ListenSection {
     pub ssh: Option<String>,
     /// Admin HTTP API (not in this build yet).
     pub admin: Option<String>,
+}
+
+/// `[admin]`: the admin API's access.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// Groups whose members may use every admin endpoint (tokens, sessions, audit, approvals).
+    /// Approvers of a review rule may always list and decide approvals.
+    #[serde(default = "default_admin_groups")]
+    pub groups: Vec<String>,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        Self {
+            groups: default_admin_groups(),
+        }
+    }
+}
+
+fn default_admin_groups() -> Vec<String> {
+    vec!["admin".into()]
 }
 
 /// `[tls]`: the client-facing certificate.
@@ -163,7 +188,6 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from("."));
         for (section, present) in [
             ("[[oidc]]", !config.oidc.is_empty()),
-            ("[[rule]]", !config.rule.is_empty()),
             ("[[mask]]", !config.mask.is_empty()),
         ] {
             if present {
@@ -172,6 +196,7 @@ impl Config {
                 )));
             }
         }
+        config.rules()?;
         Ok(config)
     }
 
@@ -199,6 +224,23 @@ impl Config {
     /// The recordings directory.
     pub fn recordings_dir(&self) -> PathBuf {
         self.resolve(&self.gateway.recordings)
+    }
+
+    /// The compiled `[[rule]]`s.
+    pub fn rules(&self) -> Result<Rules, CliError> {
+        Rules::new(self.rule.clone()).map_err(|e| CliError::Config(e.to_string()))
+    }
+
+    /// Every group named as an approver by some review rule.
+    pub fn approver_groups(&self) -> Vec<String> {
+        let mut groups: Vec<String> = self
+            .rule
+            .iter()
+            .flat_map(|r| r.approvers.iter().cloned())
+            .collect();
+        groups.sort();
+        groups.dedup();
+        groups
     }
 
     /// The connections, resolved (secrets read now, so a missing one fails at start).

@@ -25,6 +25,9 @@ pub enum CliError {
     /// TLS material could not be loaded or made.
     #[error("tls: {0}")]
     Tls(String),
+    /// The admin API refused or could not be reached.
+    #[error("{0}")]
+    Remote(String),
     /// A command-line value is wrong.
     #[error("{0}")]
     Usage(String),

@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admin;
 mod cli;
 mod config;
 mod error;
@@ -30,6 +31,10 @@ struct Cli {
         default_value = "gatehouse.toml"
     )]
     config: PathBuf,
+    /// The admin API of the running gateway, for online commands (default: `http://` +
+    /// `[listen] admin` of the configuration).
+    #[arg(long, global = true, env = "GATEHOUSE_SERVER")]
+    server: Option<String>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -55,6 +60,15 @@ enum Cmd {
         #[command(subcommand)]
         command: cli::audit::AuditCmd,
     },
+    /// List approval requests (online: needs GATEHOUSE_TOKEN).
+    Approvals {
+        #[command(subcommand)]
+        command: cli::approvals::ApprovalsCmd,
+    },
+    /// Approve a held command (online: needs GATEHOUSE_TOKEN of an approver).
+    Approve(cli::approvals::DecideArgs),
+    /// Deny a held command (online: needs GATEHOUSE_TOKEN of an approver).
+    Deny(cli::approvals::DecideArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +85,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), CliError> {
     let config = Config::load(&cli.config)?;
+    let server = cli.server.as_deref();
     match cli.command {
         Cmd::Serve => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -79,10 +94,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 .map_err(|e| CliError::Usage(format!("cannot start the runtime: {e}")))?;
             runtime.block_on(serve::run(config))
         }
-        Cmd::Token { command } => cli::token::run(&config, command),
+        Cmd::Token { command } => cli::token::run(&config, server, command),
         Cmd::Sessions { command } => cli::sessions::run(&config, command),
         Cmd::Replay(args) => cli::replay::run(&config, &args),
         Cmd::Audit { command } => cli::audit::run(&config, command),
+        Cmd::Approvals { command } => cli::approvals::list(&config, server, command),
+        Cmd::Approve(args) => cli::approvals::decide(&config, server, &args, true),
+        Cmd::Deny(args) => cli::approvals::decide(&config, server, &args, false),
     }
 }
 

@@ -5,12 +5,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse_audit::{FileRecordings, NewToken, SqliteStore};
+use gatehouse_audit::{FileRecordings, NewToken, SqliteApprovals, SqliteStore};
 use gatehouse_core::{Gateway, GatewayParts, TokenId};
 use gatehouse_postgres::{PgConfig, PgService, RelayLimits};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::error::CliError;
 use crate::tls;
@@ -35,6 +36,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     let connections = config.connections()?;
     let first_admin = bootstrap_admin(&store)?;
 
+    let approvals = SqliteApprovals::open(&db_path)?;
     let audit = Arc::new(store.start_writer()?);
     let store = Arc::new(store);
     let gateway = Gateway::new(GatewayParts {
@@ -42,6 +44,8 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         tokens: store.clone(),
         audit: audit.clone(),
         recordings: recordings.clone(),
+        rules: config.rules()?,
+        approvals: Arc::new(approvals.clone()),
     })?;
 
     let mut pg_local = None;
@@ -72,11 +76,31 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         pg_local = Some(local);
         tasks.spawn(accept_loop(listener, service, local));
     }
-    for (wire, addr) in [
-        ("mysql", &config.listen.mysql),
-        ("ssh", &config.listen.ssh),
-        ("admin", &config.listen.admin),
-    ] {
+    if let Some(addr) = &config.listen.admin {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| CliError::Listen {
+                addr: addr.clone(),
+                source,
+            })?;
+        let local = listener.local_addr().map_err(|source| CliError::Listen {
+            addr: addr.clone(),
+            source,
+        })?;
+        if !local.ip().is_loopback() {
+            tracing::warn!(%local, "the admin API speaks plain HTTP: keep it on loopback or behind TLS");
+        }
+        eprintln!("gatehouse: admin listening on {local}");
+        let state = AdminState {
+            gateway: gateway.clone(),
+            store: store.clone(),
+            approvals,
+            admin_groups: Arc::from(config.admin.groups.clone()),
+            approver_groups: Arc::from(config.approver_groups()),
+        };
+        tasks.spawn(admin::serve(listener, state));
+    }
+    for (wire, addr) in [("mysql", &config.listen.mysql), ("ssh", &config.listen.ssh)] {
         if addr.is_some() {
             tracing::warn!(
                 wire,

@@ -18,8 +18,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use crate::error::PgError;
 use crate::frame::peek_header;
 use crate::messages::{
-    backend, decode_execute, decode_query, decode_target, execute, frontend, sync, Bind,
-    FunctionCall, Parse, Reader, ServerNotice,
+    backend, decode_execute, decode_query, decode_target, error_response, execute, frontend, sync,
+    Bind, FunctionCall, Parse, Reader, ServerNotice, Severity,
 };
 use crate::params::render;
 use crate::tracker::{Pending, Portal, Running, Statement, Tracker};
@@ -30,6 +30,9 @@ const REFUSED_PORTAL: &str = "gatehouse: refused command";
 
 /// How long answers are still relayed after a client's Terminate.
 const TERMINATE_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Messages the client half asks the server half to write to the client.
+type Notices = tokio::sync::mpsc::UnboundedSender<Bytes>;
 
 /// Size limits of the relay.
 #[derive(Debug, Clone, Copy)]
@@ -97,14 +100,17 @@ where
     U: AsyncRead + AsyncWrite,
 {
     let tracker = Mutex::new(Tracker::default());
+    // What the client half needs said to the client while it waits (a held command's request
+    // id); the server half writes it between whole messages.
+    let (notices, notices_rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
     let (client_rd, client_wr, client_buf) = client;
     let (server_rd, server_wr, server_buf) = upstream;
     let end = {
         let c2s = client_to_server(
-            session, &tracker, client_rd, server_wr, client_buf, limits, traffic,
+            session, &tracker, client_rd, server_wr, client_buf, limits, traffic, notices,
         );
         let s2c = server_to_client(
-            session, &tracker, server_rd, client_wr, server_buf, limits, traffic,
+            session, &tracker, server_rd, client_wr, server_buf, limits, traffic, notices_rx,
         );
         tokio::pin!(c2s, s2c);
         let end = tokio::select! {
@@ -131,6 +137,7 @@ fn lock(tracker: &Mutex<Tracker>) -> MutexGuard<'_, Tracker> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn client_to_server<C: AsyncRead, U: AsyncWrite>(
     session: &Session,
     tracker: &Mutex<Tracker>,
@@ -139,6 +146,7 @@ async fn client_to_server<C: AsyncRead, U: AsyncWrite>(
     mut buf: BytesMut,
     limits: RelayLimits,
     traffic: &Traffic,
+    notices: Notices,
 ) -> RelayEnd {
     let mut passthrough = 0usize;
     let mut steps: Vec<(usize, usize, Step)> = Vec::new();
@@ -152,7 +160,8 @@ async fn client_to_server<C: AsyncRead, U: AsyncWrite>(
             let terminate = scanned.terminate;
             if scanned.len > 0 {
                 let chunk = buf.split_to(scanned.len).freeze();
-                if let Err(e) = forward_client_chunk(tracker, wr, chunk, &mut steps).await {
+                if let Err(e) = forward_client_chunk(tracker, wr, chunk, &mut steps, &notices).await
+                {
                     return RelayEnd::Failed(e);
                 }
             }
@@ -325,6 +334,7 @@ async fn forward_client_chunk<U: AsyncWrite>(
     wr: &mut WriteHalf<U>,
     chunk: Bytes,
     steps: &mut Vec<(usize, usize, Step)>,
+    notices: &Notices,
 ) -> Result<(), PgError> {
     // Nothing of the chunk goes upstream before every entry in it is durable.
     let mut decided = Vec::with_capacity(steps.len());
@@ -336,7 +346,18 @@ async fn forward_client_chunk<U: AsyncWrite>(
                 admission,
                 simple,
                 tag,
-            } => match admission.wait().await {
+            } => match admission
+                .wait_with(|hold| {
+                    // The client hears the request id at once, while its command waits.
+                    let _ = notices.send(error_response(
+                        Severity::Notice,
+                        "01000",
+                        &hold.message(),
+                        None,
+                    ));
+                })
+                .await
+            {
                 Ok(admitted) => Decided::Run(Running::new(admitted, simple, tag), simple),
                 Err(refused) => Decided::Refuse(refused, simple),
             },
@@ -394,6 +415,7 @@ enum Decided {
     Refuse(gatehouse_core::Refused, bool),
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn server_to_client<U: AsyncRead, C: AsyncWrite>(
     session: &Session,
     tracker: &Mutex<Tracker>,
@@ -402,6 +424,7 @@ async fn server_to_client<U: AsyncRead, C: AsyncWrite>(
     mut buf: BytesMut,
     limits: RelayLimits,
     traffic: &Traffic,
+    mut notices: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
 ) -> RelayEnd {
     let mut passthrough = 0usize;
     let mut rows = 0u64;
@@ -434,7 +457,18 @@ async fn server_to_client<U: AsyncRead, C: AsyncWrite>(
                 }
             }
         }
-        match rd.read_buf(&mut buf).await {
+        // A gateway notice goes out only between whole messages: never inside a row that is
+        // still streaming through. `read_buf` is cancel-safe, so losing the race loses nothing.
+        let read = tokio::select! {
+            read = rd.read_buf(&mut buf) => read,
+            Some(notice) = notices.recv(), if passthrough == 0 => {
+                if let Err(e) = write_parts(wr, &[notice]).await {
+                    return RelayEnd::Failed(e);
+                }
+                continue;
+            }
+        };
+        match read {
             Ok(0) => return RelayEnd::ServerClosed,
             Ok(n) => {
                 traffic.from_server.fetch_add(n as u64, Ordering::Relaxed);

@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use gatehouse_core::{Admitted, Outcome, Param, Session};
+use gatehouse_core::{Admitted, MaskLog, Outcome, Param, Session};
 
 use crate::messages::{error_response, tag_rows, ServerNotice, Severity};
 
@@ -50,6 +50,8 @@ pub struct Running {
     affected: Option<u64>,
     tag: Option<String>,
     error: Option<(String, String)>,
+    /// Values masked in its answer so far (the masking log of its audit entry).
+    pub masked: MaskLog,
 }
 
 impl Running {
@@ -62,6 +64,7 @@ impl Running {
             affected: None,
             tag,
             error: None,
+            masked: MaskLog::new(),
         }
     }
 }
@@ -290,7 +293,7 @@ impl Tracker {
                 let outcome = Outcome::Completed {
                     tag: tag.to_owned(),
                 };
-                session.finish(run.admitted, outcome, rows, tag_rows(tag));
+                session.finish(run.admitted, outcome, rows, tag_rows(tag), run.masked);
             }
         }
     }
@@ -325,7 +328,7 @@ impl Tracker {
                         code: notice.code,
                         message: notice.message,
                     };
-                    session.finish(run.admitted, outcome, rows, None);
+                    session.finish(run.admitted, outcome, rows, None, run.masked);
                 }
                 None
             }
@@ -356,7 +359,7 @@ impl Tracker {
                                 code: notice.code,
                                 message: notice.message,
                             };
-                            session.finish(run.admitted, outcome, rows, None);
+                            session.finish(run.admitted, outcome, rows, None, run.masked);
                         }
                     }
                 }
@@ -401,14 +404,14 @@ impl Tracker {
                             tag: run.tag.unwrap_or_default(),
                         },
                     };
-                    session.finish(run.admitted, outcome, run.rows, run.affected);
+                    session.finish(run.admitted, outcome, run.rows, run.affected, run.masked);
                 }
                 Pending::Command(run) => {
                     let outcome = Outcome::NotExecuted {
                         reason: "skipped by the server after an earlier error in the same pipeline"
                             .into(),
                     };
-                    session.finish(run.admitted, outcome, 0, None);
+                    session.finish(run.admitted, outcome, 0, None, run.masked);
                 }
                 draft @ (Pending::Parse(_) | Pending::Bind(_) | Pending::Close { .. }) => {
                     undo.push(draft)

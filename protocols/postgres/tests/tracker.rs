@@ -92,6 +92,8 @@ async fn session() -> (Session, Arc<Memory>) {
         tokens: memory.clone(),
         audit: memory.clone(),
         recordings: memory.clone(),
+        rules: gatehouse_core::Rules::default(),
+        approvals: std::sync::Arc::new(gatehouse_core::approval::NoApprovals),
     })
     .unwrap();
     let session = gateway

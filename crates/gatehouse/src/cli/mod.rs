@@ -1,6 +1,10 @@
-//! The offline commands: each opens the store named by the configuration.
+//! The commands besides `serve`. Offline ones open the store named by the configuration;
+//! online ones (approvals, approve, deny, and revoke with `GATEHOUSE_TOKEN`) go through the
+//! running gateway's admin API ([`remote`]).
 
+pub mod approvals;
 pub mod audit;
+pub mod remote;
 pub mod replay;
 pub mod sessions;
 pub mod token;

@@ -3,10 +3,11 @@
 use std::time::SystemTime;
 
 use clap::Subcommand;
-use gatehouse_audit::NewToken;
+use gatehouse_audit::{NewToken, TokenRow};
 use gatehouse_core::time::display;
 
 use super::open_store;
+use super::remote::Remote;
 use crate::config::Config;
 use crate::error::CliError;
 use crate::table;
@@ -43,7 +44,7 @@ pub enum TokenCmd {
 }
 
 /// Runs a token subcommand.
-pub fn run(config: &Config, command: TokenCmd) -> Result<(), CliError> {
+pub fn run(config: &Config, server: Option<&str>, command: TokenCmd) -> Result<(), CliError> {
     let store = open_store(config)?;
     match command {
         TokenCmd::Create {
@@ -75,21 +76,7 @@ pub fn run(config: &Config, command: TokenCmd) -> Result<(), CliError> {
         TokenCmd::List { json } => {
             let tokens = store.list_tokens()?;
             if json {
-                let rows: Vec<serde_json::Value> = tokens
-                    .iter()
-                    .map(|t| {
-                        serde_json::json!({
-                            "id": t.id.0,
-                            "identity": t.identity.name,
-                            "groups": t.identity.groups,
-                            "connections": t.connections,
-                            "created_at": display(t.created_at),
-                            "created_by": t.created_by,
-                            "expires_at": t.expires_at.map(display),
-                            "revoked_at": t.revoked_at.map(display),
-                        })
-                    })
-                    .collect();
+                let rows: Vec<serde_json::Value> = tokens.iter().map(token_json).collect();
                 table::json(&rows);
                 return Ok(());
             }
@@ -133,10 +120,30 @@ pub fn run(config: &Config, command: TokenCmd) -> Result<(), CliError> {
             );
         }
         TokenCmd::Revoke { id } => {
-            let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
-            store.revoke_token(&id, &format!("cli:{by}"))?;
+            if let Some(api) = Remote::from_env(config, server)? {
+                // Through the running gateway: its sessions end at once.
+                api.post(&format!("/v1/tokens/{id}/revoke"), &serde_json::json!({}))?;
+            } else {
+                // No token for the API: write the store; the gateway sees it at its next poll.
+                let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+                store.revoke_token(&id, &format!("cli:{by}"))?;
+            }
             println!("revoked {id}");
         }
     }
     Ok(())
+}
+
+/// A token as the listings show it in JSON (never the secret).
+pub fn token_json(t: &TokenRow) -> serde_json::Value {
+    serde_json::json!({
+        "id": t.id.0,
+        "identity": t.identity.name,
+        "groups": t.identity.groups,
+        "connections": t.connections,
+        "created_at": display(t.created_at),
+        "created_by": t.created_by,
+        "expires_at": t.expires_at.map(display),
+        "revoked_at": t.revoked_at.map(display),
+    })
 }

@@ -1,0 +1,366 @@
+//! The SQLite approvals desk: requests held commands wait on, decided through the admin API.
+//!
+//! Requests are few and each is written at once on its own connection (not through the audit
+//! journal), so a held command's request is durable before the client is told its id. A
+//! decision wakes the waiting command in-process; waiters also re-read the row every
+//! [`POLL`], so a decision written by another process sharing the file still arrives.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use gatehouse_core::approval::check_approver;
+use gatehouse_core::identity::Identity;
+use gatehouse_core::time::{display, from_micros, to_micros};
+use gatehouse_core::{
+    ApprovalDesk, ApprovalId, ApprovalRequest, DecideError, Decision, SessionId, StoreError,
+};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::error::AuditError;
+use crate::schema;
+
+/// How often a waiting command re-reads its request.
+const POLL: Duration = Duration::from_millis(500);
+
+/// One approval request as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalRow {
+    /// Request id.
+    pub id: String,
+    /// `pending`, `approved`, `denied` or `expired`.
+    pub state: String,
+    /// Who asked.
+    pub identity: String,
+    /// Their groups.
+    pub groups: Vec<String>,
+    /// Connection.
+    pub connection: String,
+    /// Protocol.
+    pub protocol: String,
+    /// The held command (masked as the audit trail keeps it).
+    pub statement: String,
+    /// Its parameters.
+    pub params: Vec<Option<String>>,
+    /// Statement classes.
+    pub class: String,
+    /// The review rule.
+    pub rule: String,
+    /// Groups that may decide.
+    pub approvers: Vec<String>,
+    /// The session holding it.
+    pub session: String,
+    /// When it was asked (RFC 3339).
+    pub requested_at: String,
+    /// When the command stops waiting.
+    pub expires_at: String,
+    /// Who decided.
+    pub decided_by: Option<String>,
+    /// When.
+    pub decided_at: Option<String>,
+    /// Why.
+    pub reason: Option<String>,
+    /// When the approved command ran.
+    pub executed_at: Option<String>,
+}
+
+/// The desk over the store's file.
+#[derive(Clone)]
+pub struct SqliteApprovals {
+    conn: Arc<Mutex<Connection>>,
+    decided: Arc<Notify>,
+}
+
+impl SqliteApprovals {
+    /// Opens the desk on the store's database file.
+    pub fn open(path: &Path) -> Result<Self, AuditError> {
+        let conn = schema::open(path)?;
+        schema::migrate(&conn)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            decided: Arc::new(Notify::new()),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, AuditError>,
+    ) -> Result<T, AuditError> {
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| AuditError::Corrupt("approvals connection poisoned".into()))?;
+        f(&conn)
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, AuditError> + Send + 'static,
+    ) -> Result<T, AuditError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.with(f))
+            .await
+            .map_err(|e| AuditError::Corrupt(format!("approvals task failed: {e}")))?
+    }
+
+    /// Lists requests, newest first (only pending ones if asked).
+    pub fn list(&self, pending_only: bool) -> Result<Vec<ApprovalRow>, AuditError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, state, identity, groups_json, connection, protocol, statement,
+                        params_json, class, rule, approvers_json, session_id, requested_at,
+                        expires_at, decided_by, decided_at, reason, executed_at
+                 FROM approvals WHERE (?1 = 0 OR state = 'pending')
+                 ORDER BY requested_at DESC LIMIT 1000",
+            )?;
+            let rows = stmt.query_map([i64::from(pending_only)], row_to_approval)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn decision_of(conn: &Connection, id: &str) -> Result<Option<Decision>, AuditError> {
+        Ok(conn
+            .query_row(
+                "SELECT state, decided_by, reason, decided_at FROM approvals WHERE id = ?1",
+                [id],
+                |row| {
+                    let state: String = row.get(0)?;
+                    let by: Option<String> = row.get(1)?;
+                    Ok(match (state.as_str(), by) {
+                        ("approved" | "denied", Some(by)) => Some(Decision {
+                            approved: state == "approved",
+                            by,
+                            reason: row.get(2)?,
+                            at: from_micros(row.get::<_, Option<i64>>(3)?.unwrap_or(0)),
+                        }),
+                        _ => None,
+                    })
+                },
+            )
+            .optional()?
+            .flatten())
+    }
+}
+
+fn row_to_approval(row: &Row<'_>) -> rusqlite::Result<ApprovalRow> {
+    let list = |i: usize| -> rusqlite::Result<Vec<String>> {
+        Ok(serde_json::from_str(&row.get::<_, String>(i)?).unwrap_or_default())
+    };
+    let time = |i: usize| -> rusqlite::Result<Option<String>> {
+        Ok(row
+            .get::<_, Option<i64>>(i)?
+            .map(|us| display(from_micros(us))))
+    };
+    Ok(ApprovalRow {
+        id: row.get(0)?,
+        state: row.get(1)?,
+        identity: row.get(2)?,
+        groups: list(3)?,
+        connection: row.get(4)?,
+        protocol: row.get(5)?,
+        statement: row.get(6)?,
+        params: serde_json::from_str(&row.get::<_, String>(7)?).unwrap_or_default(),
+        class: row.get(8)?,
+        rule: row.get(9)?,
+        approvers: list(10)?,
+        session: row.get(11)?,
+        requested_at: time(12)?.unwrap_or_default(),
+        expires_at: time(13)?.unwrap_or_default(),
+        decided_by: row.get(14)?,
+        decided_at: time(15)?,
+        reason: row.get(16)?,
+        executed_at: time(17)?,
+    })
+}
+
+#[async_trait]
+impl ApprovalDesk for SqliteApprovals {
+    async fn request(&self, r: &ApprovalRequest) -> Result<(), StoreError> {
+        let r = r.clone();
+        self.blocking(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO approvals (id, session_id, identity, groups_json, connection,
+                    protocol, statement, params_json, class, rule, approvers_json, fingerprint,
+                    requested_at, expires_at, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending')",
+            )?
+            .execute(params![
+                r.id.0,
+                r.session.0.to_string(),
+                r.identity,
+                serde_json::to_string(&r.groups).unwrap_or_default(),
+                r.connection,
+                r.protocol,
+                r.text,
+                serde_json::to_string(&r.params).unwrap_or_default(),
+                r.class,
+                r.rule,
+                serde_json::to_string(&r.approvers).unwrap_or_default(),
+                r.fingerprint,
+                to_micros(r.requested_at),
+                to_micros(r.expires_at),
+            ])?;
+            Ok(())
+        })
+        .await
+        .map_err(StoreError::from)
+    }
+
+    async fn wait_decision(
+        &self,
+        id: &ApprovalId,
+        timeout: Duration,
+    ) -> Result<Option<Decision>, StoreError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Registered before the read, so a decision made between the read and the wait
+            // still wakes us.
+            let woken = self.decided.notified();
+            let key = id.0.clone();
+            let found = self
+                .blocking(move |conn| Self::decision_of(conn, &key))
+                .await
+                .map_err(StoreError::from)?;
+            if found.is_some() {
+                return Ok(found);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let nap = (deadline - now).min(POLL);
+            let _ = tokio::time::timeout(nap, woken).await;
+        }
+    }
+
+    async fn expire(&self, id: &ApprovalId) -> Result<Option<Decision>, StoreError> {
+        let key = id.0.clone();
+        self.blocking(move |conn| {
+            conn.execute(
+                "UPDATE approvals SET state = 'expired' WHERE id = ?1 AND state = 'pending'",
+                [&key],
+            )?;
+            Self::decision_of(conn, &key)
+        })
+        .await
+        .map_err(StoreError::from)
+    }
+
+    async fn executed(
+        &self,
+        id: &ApprovalId,
+        session: &SessionId,
+        seq: u64,
+    ) -> Result<(), StoreError> {
+        let (key, session) = (id.0.clone(), session.0.to_string());
+        self.blocking(move |conn| {
+            // A grace re-run runs the approved command again: the first execution is kept.
+            conn.execute(
+                "UPDATE approvals SET executed_at = ?2, executed_session = ?3, executed_seq = ?4
+                 WHERE id = ?1 AND executed_at IS NULL",
+                params![key, to_micros(SystemTime::now()), session, seq as i64],
+            )?;
+            Ok(())
+        })
+        .await
+        .map_err(StoreError::from)
+    }
+
+    async fn recent_approval(
+        &self,
+        identity: &str,
+        connection: &str,
+        fingerprint: &str,
+        since: SystemTime,
+    ) -> Result<Option<ApprovalId>, StoreError> {
+        let args = (
+            identity.to_owned(),
+            connection.to_owned(),
+            fingerprint.to_owned(),
+            to_micros(since),
+        );
+        self.blocking(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT id FROM approvals
+                     WHERE identity = ?1 AND connection = ?2 AND fingerprint = ?3
+                       AND state = 'approved' AND decided_at >= ?4
+                     ORDER BY decided_at DESC LIMIT 1",
+                    params![args.0, args.1, args.2, args.3],
+                    |row| row.get::<_, String>(0),
+                )
+                .optional()?
+                .map(ApprovalId))
+        })
+        .await
+        .map_err(StoreError::from)
+    }
+
+    async fn decide(
+        &self,
+        id: &str,
+        who: &Identity,
+        approve: bool,
+        reason: Option<String>,
+    ) -> Result<Decision, DecideError> {
+        let (key, who) = (id.to_owned(), who.clone());
+        let decision = self
+            .blocking(move |conn| {
+                let found = conn
+                    .query_row(
+                        "SELECT identity, approvers_json, state FROM approvals WHERE id = ?1",
+                        [&key],
+                        |row| {
+                            Ok((
+                                row.get::<_, String>(0)?,
+                                row.get::<_, String>(1)?,
+                                row.get::<_, String>(2)?,
+                            ))
+                        },
+                    )
+                    .optional()?;
+                let Some((requester, approvers, state)) = found else {
+                    return Ok(Err(DecideError::NotFound(key)));
+                };
+                let approvers: Vec<String> = serde_json::from_str(&approvers).unwrap_or_default();
+                if let Err(e) = check_approver(&key, &requester, &approvers, &who) {
+                    return Ok(Err(e));
+                }
+                if state != "pending" {
+                    return Ok(Err(DecideError::NotPending { id: key, state }));
+                }
+                let at = SystemTime::now();
+                let changed = conn.execute(
+                    "UPDATE approvals SET state = ?2, decided_by = ?3, decided_at = ?4,
+                        reason = ?5
+                     WHERE id = ?1 AND state = 'pending'",
+                    params![
+                        key,
+                        if approve { "approved" } else { "denied" },
+                        who.name,
+                        to_micros(at),
+                        reason
+                    ],
+                )?;
+                if changed == 0 {
+                    return Ok(Err(DecideError::NotPending {
+                        id: key,
+                        state: "decided meanwhile".into(),
+                    }));
+                }
+                Ok(Ok(Decision {
+                    approved: approve,
+                    by: who.name,
+                    reason,
+                    at,
+                }))
+            })
+            .await
+            .map_err(|e| DecideError::Store(e.into()))??;
+        self.decided.notify_waiters();
+        Ok(decision)
+    }
+}

@@ -1,0 +1,54 @@
+//! `GET /v1/sessions[?since=T]` and `GET /v1/audit[?since=T&session=S&limit=N]`.
+
+use axum::extract::{Query, State};
+use axum::Json;
+use gatehouse_audit::{AuditFilter, AuditRow, SessionRow};
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::{blocking, AdminState, ApiError};
+
+/// Filters of the listings.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    /// RFC 3339 or a duration ago (`15m`).
+    since: Option<String>,
+    /// Audit: a session id (prefix).
+    session: Option<String>,
+    /// Audit: at most this many, the newest.
+    limit: Option<u64>,
+}
+
+fn since(q: &ListQuery) -> Result<Option<std::time::SystemTime>, ApiError> {
+    crate::cli::since(q.since.as_deref()).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+pub(super) async fn sessions(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<SessionRow>>, ApiError> {
+    caller.require_admin(&state)?;
+    let since = since(&q)?;
+    let store = state.store.clone();
+    Ok(Json(
+        blocking(move || Ok(store.list_sessions(since)?)).await?,
+    ))
+}
+
+pub(super) async fn audit(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<AuditRow>>, ApiError> {
+    caller.require_admin(&state)?;
+    let filter = AuditFilter {
+        since: since(&q)?,
+        session: q.session.clone(),
+        limit: Some(q.limit.unwrap_or(1000).min(100_000)),
+    };
+    let store = state.store.clone();
+    Ok(Json(
+        blocking(move || Ok(store.list_audit(&filter)?)).await?,
+    ))
+}

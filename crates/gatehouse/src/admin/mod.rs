@@ -1,0 +1,66 @@
+//! The admin HTTP API on `[listen] admin`: approvals (list, approve, deny), tokens (create,
+//! list, revoke), sessions and audit (list). Every request carries `Authorization: Bearer
+//! TOKEN` (a service token or a JWT, as on the wires); the caller's groups decide what it may
+//! do (see [`auth`]). Answers are JSON; errors are `{"error": "..."}` with a status that says
+//! what kind of problem it is.
+
+mod approvals;
+mod auth;
+mod error;
+mod listings;
+mod tokens;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use gatehouse_audit::{SqliteApprovals, SqliteStore};
+use gatehouse_core::Gateway;
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The core (authentication, revocation).
+    pub gateway: Gateway,
+    /// The store (listings, tokens).
+    pub store: Arc<SqliteStore>,
+    /// The approvals desk.
+    pub approvals: SqliteApprovals,
+    /// Groups that may use every endpoint.
+    pub admin_groups: Arc<[String]>,
+    /// Groups named as approvers by some rule (may list and decide approvals).
+    pub approver_groups: Arc<[String]>,
+}
+
+/// The API's routes.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/v1/approvals", get(approvals::list))
+        .route("/v1/approvals/{id}/approve", post(approvals::approve))
+        .route("/v1/approvals/{id}/deny", post(approvals::deny))
+        .route("/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/v1/tokens/{id}/revoke", post(tokens::revoke))
+        .route("/v1/sessions", get(listings::sessions))
+        .route("/v1/audit", get(listings::audit))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(state)
+}
+
+/// Serves the API until the future is dropped.
+pub async fn serve(listener: TcpListener, state: AdminState) {
+    if let Err(e) = axum::serve(listener, router(state)).await {
+        tracing::error!(error = %e, "admin API stopped");
+    }
+}
+
+/// Runs blocking store work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?
+}
