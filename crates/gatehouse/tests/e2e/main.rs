@@ -5,6 +5,7 @@
 mod cluster;
 mod support;
 
+mod approvals;
 mod drivers;
 mod durability;
 mod faults;

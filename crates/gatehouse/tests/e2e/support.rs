@@ -18,6 +18,8 @@ pub struct Gateway {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub port: u16,
+    /// The admin API's port.
+    pub admin_port: u16,
     child: Option<Child>,
     pub log: Arc<Mutex<Vec<String>>>,
     pub stdout: Arc<Mutex<Vec<String>>>,
@@ -63,10 +65,15 @@ impl Gateway {
 
     /// Same, with extra environment variables (for `password = { env = ... }`).
     pub fn start_with_env(connections: &[Conn<'_>], env: &[(&str, &str)]) -> Self {
+        Self::start_with_policy(connections, "", env)
+    }
+
+    /// Same, with more configuration (`[[rule]]`, `[[mask]]`, `[[oidc]]` sections) appended.
+    pub fn start_with_policy(connections: &[Conn<'_>], policy: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut toml = String::from(
             "[gateway]\nstate = \"sqlite:var/gatehouse.db\"\nrecordings = \"var/recordings\"\n\n\
-             [listen]\npostgres = \"127.0.0.1:0\"\n\n",
+             [listen]\npostgres = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\n",
         );
         for c in connections {
             toml.push_str(&format!(
@@ -82,12 +89,14 @@ impl Gateway {
             }
             toml.push('\n');
         }
+        toml.push_str(policy);
         let config = dir.path().join("gatehouse.toml");
         std::fs::write(&config, toml).expect("write config");
         let mut gw = Self {
             dir,
             config,
             port: 0,
+            admin_port: 0,
             child: None,
             log: Arc::new(Mutex::new(Vec::new())),
             stdout: Arc::new(Mutex::new(Vec::new())),
@@ -127,21 +136,33 @@ impl Gateway {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(addr) = line.strip_prefix("gatehouse: postgres listening on ") {
-                    let _ = tx.send(addr.to_owned());
+                    let _ = tx.send(("pg", addr.to_owned()));
+                }
+                if let Some(addr) = line.strip_prefix("gatehouse: admin listening on ") {
+                    let _ = tx.send(("admin", addr.to_owned()));
                 }
                 log.lock().expect("log").push(line);
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                panic!("gateway did not start: {:?}", self.log.lock().expect("log"))
-            });
-        self.port = addr
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("port");
+        let port_of = |addr: &str| -> u16 {
+            addr.rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("port")
+        };
+        self.port = 0;
+        self.admin_port = 0;
+        while self.port == 0 || self.admin_port == 0 {
+            let (which, addr) = rx
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| {
+                    panic!("gateway did not start: {:?}", self.log.lock().expect("log"))
+                });
+            match which {
+                "pg" => self.port = port_of(&addr),
+                _ => self.admin_port = port_of(&addr),
+            }
+        }
         self.child = Some(child);
     }
 
@@ -191,6 +212,46 @@ impl Gateway {
             .args(args)
             .output()
             .expect("run gatehouse cli")
+    }
+
+    /// Runs an online CLI command (through the admin API) as the holder of `token`.
+    pub fn cli_as(&self, token: &str, args: &[&str]) -> Output {
+        Command::new(bin())
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--server")
+            .arg(format!("http://127.0.0.1:{}", self.admin_port))
+            .args(args)
+            .env("GATEHOUSE_TOKEN", token)
+            .output()
+            .expect("run gatehouse cli")
+    }
+
+    /// The pending approval requests, as an approver holding `token` sees them.
+    pub fn pending_approvals(&self, token: &str) -> Vec<Value> {
+        let out = self.cli_as(token, &["approvals", "list", "--pending", "--json"]);
+        assert!(
+            out.status.success(),
+            "approvals list: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("approvals json")
+    }
+
+    /// Waits until a request is pending and returns its id.
+    pub fn wait_for_request(&self, token: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(id) = self
+                .pending_approvals(token)
+                .first()
+                .and_then(|r| r["id"].as_str())
+            {
+                return id.to_owned();
+            }
+            assert!(Instant::now() < deadline, "no approval request appeared");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Issues a token for `identity` in `groups`.
