@@ -101,7 +101,7 @@ pub enum OidcError {
         count: usize,
     },
     /// The key the token names cannot be used with the token's algorithm.
-    #[error("key {kid:?} of issuer {issuer:?} is {key} and cannot verify a {alg} signature")]
+    #[error("key {kid:?} of issuer {issuer:?} is {key} and cannot verify {alg} signatures")]
     KeyMismatch {
         /// The issuer.
         issuer: String,

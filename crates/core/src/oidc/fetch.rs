@@ -101,9 +101,10 @@ impl FetchTarget {
     /// GETs the document; the error says what went wrong, for the log.
     pub(crate) async fn get(&self) -> Result<Vec<u8>, String> {
         match tokio::time::timeout(FETCH_TIMEOUT, self.exchange()).await {
-            Ok(result) => result,
+            Ok(Ok(body)) => Ok(body),
+            Ok(Err(why)) => Err(format!("GET {}: {why}", self.url)),
             Err(_) => Err(format!(
-                "GET {} timed out after {} s",
+                "GET {}: no complete answer within {} s",
                 self.url,
                 FETCH_TIMEOUT.as_secs()
             )),
@@ -131,7 +132,6 @@ impl FetchTarget {
                 request_response(tls, request.as_bytes()).await
             }
         }
-        .map_err(|e| format!("GET {}: {e}", self.url))
     }
 }
 
