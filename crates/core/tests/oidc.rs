@@ -524,6 +524,9 @@ async fn unusable_jwks_entries_are_skipped() {
         {"kty": "OKP", "crv": "Ed25519", "kid": "short", "x": "AAAA"},
         {"kty": "EC", "crv": "P-256", "kid": "nox"},
         {"kid": "nokty"},
+        {"kty": "OKP", "crv": "Ed25519", "kid": "good", "key_ops": ["encrypt"], "x": "AAAA"},
+        {"kty": "OKP", "crv": "Ed25519", "kid": "good", "use": 5, "x": "AAAA"},
+        {"kty": "OKP", "crv": "X25519", "kid": "good", "x": "AAAA"},
         ed,
     ]});
     std::fs::write(dir.join("jwks.json"), doc.to_string()).unwrap();

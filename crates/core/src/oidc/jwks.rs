@@ -175,9 +175,24 @@ fn parse_jwk(entry: &Value) -> Result<Jwk, Skip> {
     if entry.get("kid").is_some_and(|kid| !kid.is_string()) {
         return Err(Skip::Malformed("\"kid\" is not a string".to_owned()));
     }
-    match field("use") {
-        None | Some("sig") => {}
-        Some(other) => return Err(Skip::NotForUs(format!("use {:?}", clip(other)))),
+    match entry.get("use") {
+        None => {}
+        Some(Value::String(u)) if u == "sig" => {}
+        Some(other) => return Err(Skip::NotForUs(format!("use {}", clip(&other.to_string())))),
+    }
+    if let Some(ops) = entry.get("key_ops") {
+        let verifies = ops
+            .as_array()
+            .is_some_and(|ops| ops.iter().any(|op| op == "verify"));
+        if !verifies {
+            return Err(Skip::NotForUs(format!(
+                "key_ops {} lacks \"verify\"",
+                clip(&ops.to_string())
+            )));
+        }
+    }
+    if entry.get("alg").is_some_and(|alg| !alg.is_string()) {
+        return Err(Skip::Malformed("\"alg\" is not a string".to_owned()));
     }
     let kty = field("kty").ok_or_else(|| Skip::Malformed("no \"kty\" member".to_owned()))?;
     let (kind, key) = match kty {
@@ -368,11 +383,15 @@ impl KeyCache {
     pub(crate) async fn keys(&self) -> Result<Arc<KeySet>, OidcError> {
         match self.snapshot() {
             Some(loaded) if loaded.at.elapsed() < MAX_AGE => Ok(loaded.keys),
-            Some(loaded) => Ok(self
-                .reload(Some(&loaded.keys))
-                .await
-                .0
-                .unwrap_or(loaded.keys)),
+            // Stale: one caller reloads, the others go on with the keys they have.
+            Some(loaded) => match self.reload.try_lock() {
+                Ok(state) => Ok(self
+                    .reload_locked(state, Some(&loaded.keys))
+                    .await
+                    .0
+                    .unwrap_or(loaded.keys)),
+                Err(_) => Ok(loaded.keys),
+            },
             None => match self.reload(None).await {
                 (Some(keys), _) => Ok(keys),
                 (None, outcome) => Err(OidcError::JwksUnavailable {
@@ -390,7 +409,15 @@ impl KeyCache {
     /// the last counted attempt was less than [`REFETCH_INTERVAL`] ago. Returns the keys to
     /// look in now (new or current) and what happened.
     pub(crate) async fn reload(&self, seen: Option<&Arc<KeySet>>) -> (Option<Arc<KeySet>>, Reload) {
-        let mut state = self.reload.lock().await;
+        let state = self.reload.lock().await;
+        self.reload_locked(state, seen).await
+    }
+
+    async fn reload_locked(
+        &self,
+        mut state: tokio::sync::MutexGuard<'_, ReloadState>,
+        seen: Option<&Arc<KeySet>>,
+    ) -> (Option<Arc<KeySet>>, Reload) {
         let current = self.snapshot().map(|l| l.keys);
         let changed = match (&current, seen) {
             (Some(now), Some(seen)) => !Arc::ptr_eq(now, seen),

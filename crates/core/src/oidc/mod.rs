@@ -10,7 +10,9 @@
 //!   `x5u`, `x5c` are ignored);
 //! - the signature verifies with the JWKS key the `kid` names, of the type the algorithm needs
 //!   (RSA, EC P-256, Ed25519) and, if the key names an `alg`, for that algorithm; a token
-//!   without `kid` uses the one key of the right type, if there is exactly one;
+//!   without `kid` uses the one key of the right type, if there is exactly one. JWKS entries
+//!   not for signatures (`use`, `key_ops`), of other types or curves, or malformed are skipped
+//!   and logged;
 //! - `iss` is the issuer, `aud` is (or lists) the audience, `exp` is present and in the future
 //!   (no leeway), `nbf`, if present, is at most 30 s ahead (clock skew), `sub` is a non-empty
 //!   string;
