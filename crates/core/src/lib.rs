@@ -23,6 +23,7 @@ pub mod error;
 pub mod events;
 pub mod gateway;
 pub mod identity;
+pub mod oidc;
 pub mod policy;
 pub mod review;
 pub mod revocation;
