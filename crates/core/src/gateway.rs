@@ -11,7 +11,8 @@ use crate::approval::ApprovalDesk;
 use crate::connection::{ConnectionSpec, Protocol};
 use crate::error::{CoreError, Refusal};
 use crate::events::SessionInfo;
-use crate::identity::{random_hex, TokenHash, TokenId, TokenRecord};
+use crate::identity::{random_hex, Identity, TokenHash, TokenId, TokenRecord};
+use crate::oidc::OidcVerifier;
 use crate::revocation::Revocations;
 use crate::rules::Rules;
 use crate::session::{Session, SessionId};
@@ -35,6 +36,8 @@ pub struct GatewayParts {
     pub rules: Rules,
     /// Where held commands' approval requests go.
     pub approvals: Arc<dyn ApprovalDesk>,
+    /// The `[[oidc]]` issuers whose JWTs are taken as tokens.
+    pub oidc: OidcVerifier,
 }
 
 /// What a wire read from the client when it asks to open a session.
@@ -65,6 +68,7 @@ struct Inner {
     recordings: Arc<dyn RecordingSink>,
     rules: Arc<Rules>,
     approvals: Arc<dyn ApprovalDesk>,
+    oidc: OidcVerifier,
     revocations: Revocations,
     shutdown: tokio::sync::watch::Sender<bool>,
     live: Arc<()>,
@@ -88,6 +92,7 @@ impl Gateway {
                 recordings: parts.recordings,
                 rules: Arc::new(parts.rules),
                 approvals: parts.approvals,
+                oidc: parts.oidc,
                 revocations: Revocations::default(),
                 shutdown: tokio::sync::watch::Sender::new(false),
                 live: Arc::new(()),
@@ -183,6 +188,25 @@ impl Gateway {
     }
 
     async fn identify(&self, token: &str, now: SystemTime) -> Result<TokenRecord, Unauthenticated> {
+        if !self.inner.oidc.is_empty() && OidcVerifier::looks_like_jwt(token) {
+            return match self.inner.oidc.verify(token).await {
+                // A JWT is as good as a service token for its lifetime: same identity shape,
+                // its own non-secret id for the audit trail, no connection scope of its own.
+                Ok(jwt) => Ok(TokenRecord {
+                    id: TokenId(jwt.token_id),
+                    identity: Identity {
+                        name: jwt.subject,
+                        groups: jwt.groups,
+                    },
+                    connections: Vec::new(),
+                    created_at: now,
+                    expires_at: jwt.expires_at,
+                    revoked_at: None,
+                    created_by: jwt.issuer,
+                }),
+                Err(e) => Err(Unauthenticated::Invalid(format!("JWT refused: {e}"))),
+            };
+        }
         let found = self
             .inner
             .tokens
@@ -222,6 +246,11 @@ impl Gateway {
         if let Err(e) = opened.await.and(closed.await) {
             tracing::error!(error = %e, "refused access attempt not recorded");
         }
+    }
+
+    /// Fetches the keys of issuers configured by URL now, so the first JWT does not wait.
+    pub async fn warm_up(&self) {
+        self.inner.oidc.warm_up().await;
     }
 
     /// Ends every live session (each wire tells its client why) and refuses new ones.

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use gatehouse_core::oidc::{OidcSpec, OidcVerifier};
 use gatehouse_core::{ConnectionSpec, Protocol, RuleSpec, Rules, Secret, UpstreamTls};
 use serde::Deserialize;
 
@@ -25,9 +26,9 @@ pub struct Config {
     /// `[[connection]]`.
     #[serde(default)]
     pub connection: Vec<ConnectionSection>,
-    /// `[[oidc]]` — not in this build yet; refused rather than ignored.
+    /// `[[oidc]]`: issuers whose JWTs are taken as tokens.
     #[serde(default)]
-    pub oidc: Vec<toml::Value>,
+    pub oidc: Vec<OidcSpec>,
     /// `[[rule]]`: guardrails, first match wins.
     #[serde(default)]
     pub rule: Vec<RuleSpec>,
@@ -186,10 +187,7 @@ impl Config {
             .filter(|p| !p.as_os_str().is_empty())
             .map(Path::to_owned)
             .unwrap_or_else(|| PathBuf::from("."));
-        for (section, present) in [
-            ("[[oidc]]", !config.oidc.is_empty()),
-            ("[[mask]]", !config.mask.is_empty()),
-        ] {
+        for (section, present) in [("[[mask]]", !config.mask.is_empty())] {
             if present {
                 return Err(CliError::Config(format!(
                     "{section} is not supported by this build yet; remove it rather than run without it"
@@ -229,6 +227,12 @@ impl Config {
     /// The compiled `[[rule]]`s.
     pub fn rules(&self) -> Result<Rules, CliError> {
         Rules::new(self.rule.clone()).map_err(|e| CliError::Config(e.to_string()))
+    }
+
+    /// The `[[oidc]]` issuers (JWKS files read now, so a bad one fails at start).
+    pub fn oidc(&self) -> Result<OidcVerifier, CliError> {
+        OidcVerifier::new(self.oidc.clone(), &self.base)
+            .map_err(|e| CliError::Config(e.to_string()))
     }
 
     /// Every group named as an approver by some review rule.

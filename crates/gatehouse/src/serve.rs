@@ -46,7 +46,10 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         recordings: recordings.clone(),
         rules: config.rules()?,
         approvals: Arc::new(approvals.clone()),
+        oidc: config.oidc()?,
     })?;
+    let warm = gateway.clone();
+    tokio::spawn(async move { warm.warm_up().await });
 
     let mut pg_local = None;
     let mut tasks = JoinSet::new();

@@ -218,7 +218,7 @@ impl Connected {
                 let (code, hint) = match &refusal {
                     Refusal::BadToken => (
                         "28P01",
-                        Some("use a token from `gatehouse token create` as the password"),
+                        Some("use a token from `gatehouse token create`, or a JWT from your identity provider, as the password"),
                     ),
                     Refusal::Forbidden(_) => (
                         "28000",

@@ -94,6 +94,7 @@ async fn session() -> (Session, Arc<Memory>) {
         recordings: memory.clone(),
         rules: gatehouse_core::Rules::default(),
         approvals: std::sync::Arc::new(gatehouse_core::approval::NoApprovals),
+        oidc: Default::default(),
     })
     .unwrap();
     let session = gateway

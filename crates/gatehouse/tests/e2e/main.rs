@@ -9,6 +9,7 @@ mod approvals;
 mod drivers;
 mod durability;
 mod faults;
+mod oidc;
 mod pgbench;
 mod pipelines;
 mod psql;
