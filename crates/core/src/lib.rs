@@ -22,6 +22,7 @@ pub mod error;
 pub mod events;
 pub mod gateway;
 pub mod identity;
+pub mod mask;
 pub mod policy;
 pub mod revocation;
 pub mod session;
