@@ -24,6 +24,7 @@ pub mod events;
 pub mod gateway;
 pub mod identity;
 pub mod oidc;
+pub mod mask;
 pub mod policy;
 pub mod review;
 pub mod revocation;

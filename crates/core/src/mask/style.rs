@@ -1,0 +1,302 @@
+//! Styles: what a masked value or match is replaced with.
+//!
+//! - `redact`: the marker [`REDACTED`] (`[redacted]`).
+//! - `keep-last-4`: for a detector's match, every letter or digit but the last four becomes `*`
+//!   and separators stay (`**** **** **** 1111`); for a whole column value every character but
+//!   the last four becomes `*`. Fewer than eight characters to hide behind: all are masked, so a
+//!   short value (a CVV, a PIN) is never mostly shown.
+//! - `hash`: `h:` and the first 16 hex digits of HMAC-SHA256 under the gateway's key. Equal
+//!   values give equal outputs (joins and group-bys still line up), across restarts while the key
+//!   stays the same; without the key the value cannot be guessed back.
+//!
+//! Every output is ASCII; a masked character that was several UTF-8 bytes becomes one `*`.
+
+use std::fmt;
+
+use aws_lc_rs::hmac;
+
+use super::detect::Normalize;
+
+/// The marker `redact` writes.
+pub(crate) const REDACTED: &[u8] = b"[redacted]";
+/// How many characters `keep-last-4` keeps.
+const KEEP: usize = 4;
+/// Below this many characters `keep-last-4` keeps none.
+const KEEP_MIN: usize = 8;
+/// Hex digits of the HMAC `hash` shows.
+const HASH_HEX: usize = 16;
+
+/// How a rule masks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MaskStyle {
+    /// Replace with [`REDACTED`].
+    Redact,
+    /// Keep the last four characters.
+    KeepLast4,
+    /// Keyed hash.
+    Hash,
+}
+
+/// The keyed hash of the `hash` style.
+pub(crate) struct Hasher {
+    key: hmac::Key,
+}
+
+impl fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Hasher(HMAC-SHA256, key hidden)")
+    }
+}
+
+impl Hasher {
+    /// A hasher under `key` (the gateway's secret).
+    pub(crate) fn new(key: &[u8]) -> Self {
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, key),
+        }
+    }
+
+    /// Appends `h:` and 16 hex digits of the HMAC of `value` (normalised) to `out`.
+    fn write(&self, normalize: Normalize, value: &[u8], out: &mut Vec<u8>) {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        match normalize {
+            Normalize::Raw => ctx.update(value),
+            Normalize::Digits | Normalize::Lowercase => {
+                let mut chunk = [0u8; 64];
+                let mut n = 0;
+                for &b in value {
+                    let b = match normalize {
+                        Normalize::Digits if !b.is_ascii_digit() => continue,
+                        _ => b.to_ascii_lowercase(),
+                    };
+                    if let Some(slot) = chunk.get_mut(n) {
+                        *slot = b;
+                        n += 1;
+                    }
+                    if n == chunk.len() {
+                        ctx.update(&chunk);
+                        n = 0;
+                    }
+                }
+                ctx.update(chunk.get(..n).unwrap_or_default());
+            }
+        }
+        let tag = ctx.sign();
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        out.extend_from_slice(b"h:");
+        for &b in tag.as_ref().iter().take(HASH_HEX / 2) {
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0x0f)]);
+        }
+    }
+}
+
+impl MaskStyle {
+    /// Parses the configured name.
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        match name {
+            "redact" => Some(Self::Redact),
+            "keep-last-4" => Some(Self::KeepLast4),
+            "hash" => Some(Self::Hash),
+            _ => None,
+        }
+    }
+
+    /// Appends the replacement of a detector's match to `out`.
+    pub(crate) fn write_match(
+        self,
+        hasher: &Hasher,
+        normalize: Normalize,
+        found: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        match self {
+            Self::Redact => out.extend_from_slice(REDACTED),
+            Self::KeepLast4 => keep_last(found, true, out),
+            Self::Hash => hasher.write(normalize, found, out),
+        }
+    }
+
+    /// Appends the replacement of a whole column value to `out`.
+    pub(crate) fn write_whole(self, hasher: &Hasher, value: &[u8], out: &mut Vec<u8>) {
+        match self {
+            Self::Redact => out.extend_from_slice(REDACTED),
+            Self::KeepLast4 => keep_last(value, false, out),
+            Self::Hash => hasher.write(Normalize::Raw, value, out),
+        }
+    }
+}
+
+/// What one byte is to `keep-last-4`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Byte {
+    /// Starts a character that may be masked.
+    Char,
+    /// Continues a multi-byte character.
+    Continuation,
+    /// A separator kept as is.
+    Separator,
+}
+
+#[inline]
+fn byte_kind(b: u8, keep_separators: bool) -> Byte {
+    match b {
+        0x80..=0xbf => Byte::Continuation,
+        0xc0..=0xff => Byte::Char,
+        _ if keep_separators && !b.is_ascii_alphanumeric() => Byte::Separator,
+        _ => Byte::Char,
+    }
+}
+
+/// `keep-last-4`: masks every character but the last four (none if fewer than eight).
+fn keep_last(value: &[u8], keep_separators: bool, out: &mut Vec<u8>) {
+    let chars = value
+        .iter()
+        .filter(|&&b| byte_kind(b, keep_separators) == Byte::Char)
+        .count();
+    let keep = if chars >= KEEP_MIN { KEEP } else { 0 };
+    let hide = chars - keep;
+    let (mut seen, mut showing) = (0usize, false);
+    for &b in value {
+        match byte_kind(b, keep_separators) {
+            Byte::Char => {
+                showing = seen >= hide;
+                seen += 1;
+                out.push(if showing { b } else { b'*' });
+            }
+            Byte::Continuation if showing => out.push(b),
+            Byte::Continuation => {}
+            Byte::Separator => out.push(b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn whole(style: MaskStyle, v: &str) -> String {
+        let mut out = Vec::new();
+        style.write_whole(&Hasher::new(b"0123456789abcdef"), v.as_bytes(), &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn matched(style: MaskStyle, n: Normalize, v: &str, key: &[u8]) -> String {
+        let mut out = Vec::new();
+        style.write_match(&Hasher::new(key), n, v.as_bytes(), &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    const KEY: &[u8] = b"0123456789abcdef";
+
+    #[test]
+    fn redact() {
+        assert_eq!(whole(MaskStyle::Redact, "anything"), "[redacted]");
+        assert_eq!(
+            matched(MaskStyle::Redact, Normalize::Raw, "x", KEY),
+            "[redacted]"
+        );
+    }
+
+    #[test]
+    fn keep_last_4() {
+        let k = MaskStyle::KeepLast4;
+        assert_eq!(
+            matched(k, Normalize::Digits, "4111 1111 1111 1111", KEY),
+            "**** **** **** 1111"
+        );
+        assert_eq!(
+            matched(k, Normalize::Digits, "3782-822463-10005", KEY),
+            "****-******-*0005"
+        );
+        assert_eq!(
+            matched(k, Normalize::Raw, "bob@example.com", KEY),
+            "***@******e.com"
+        );
+        assert_eq!(whole(k, "4111 1111 1111 1111"), "***************1111");
+        assert_eq!(whole(k, "Zoë Washington"), "**********gton");
+        assert_eq!(whole(k, "abcdefgé"), "****efgé");
+        // Short values are masked entirely.
+        assert_eq!(whole(k, "123"), "***");
+        assert_eq!(whole(k, "1234567"), "*******");
+        assert_eq!(whole(k, "12345678"), "****5678");
+        assert_eq!(whole(k, "é"), "*");
+        assert_eq!(whole(k, ""), "");
+    }
+
+    #[test]
+    fn hash_is_stable_and_keyed() {
+        let h = matched(
+            MaskStyle::Hash,
+            Normalize::Digits,
+            "4111 1111 1111 1111",
+            KEY,
+        );
+        assert!(h.starts_with("h:") && h.len() == 18, "{h}");
+        assert!(h[2..].bytes().all(|b| b.is_ascii_hexdigit()));
+        // Same value, same key: same output; formatting of a PAN does not matter.
+        assert_eq!(
+            h,
+            matched(MaskStyle::Hash, Normalize::Digits, "4111111111111111", KEY)
+        );
+        assert_eq!(
+            h,
+            matched(
+                MaskStyle::Hash,
+                Normalize::Digits,
+                "4111-1111-1111-1111",
+                KEY
+            )
+        );
+        // Another key, another output; another value, another output.
+        assert_ne!(
+            h,
+            matched(
+                MaskStyle::Hash,
+                Normalize::Digits,
+                "4111111111111111",
+                b"another key, 16+"
+            )
+        );
+        assert_ne!(
+            h,
+            matched(MaskStyle::Hash, Normalize::Digits, "5555555555554444", KEY)
+        );
+        // E-mails are case-folded; raw values are not.
+        assert_eq!(
+            matched(
+                MaskStyle::Hash,
+                Normalize::Lowercase,
+                "Bob@Example.COM",
+                KEY
+            ),
+            matched(
+                MaskStyle::Hash,
+                Normalize::Lowercase,
+                "bob@example.com",
+                KEY
+            )
+        );
+        assert_ne!(whole(MaskStyle::Hash, "Bob"), whole(MaskStyle::Hash, "bob"));
+        // A whole value hashes like the same bytes found by a raw detector.
+        assert_eq!(
+            whole(MaskStyle::Hash, "x"),
+            matched(MaskStyle::Hash, Normalize::Raw, "x", KEY)
+        );
+        // Long normalised inputs go through in chunks.
+        let long = "A".repeat(200);
+        assert_eq!(
+            matched(MaskStyle::Hash, Normalize::Lowercase, &long, KEY),
+            matched(MaskStyle::Hash, Normalize::Raw, &long.to_lowercase(), KEY)
+        );
+    }
+
+    #[test]
+    fn hash_matches_a_reference_hmac() {
+        // python3: hmac.new(b"0123456789abcdef", b"4111111111111111", sha256).hexdigest()[:16]
+        assert_eq!(
+            whole(MaskStyle::Hash, "4111111111111111"),
+            "h:6ab68ca2a9a5093a"
+        );
+    }
+}
