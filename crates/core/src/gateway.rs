@@ -12,6 +12,7 @@ use crate::connection::{ConnectionSpec, Protocol};
 use crate::error::{CoreError, Refusal};
 use crate::events::SessionInfo;
 use crate::identity::{random_hex, Identity, TokenHash, TokenId, TokenRecord};
+use crate::mask::MaskPolicy;
 use crate::oidc::OidcVerifier;
 use crate::revocation::Revocations;
 use crate::rules::Rules;
@@ -38,6 +39,8 @@ pub struct GatewayParts {
     pub approvals: Arc<dyn ApprovalDesk>,
     /// The `[[oidc]]` issuers whose JWTs are taken as tokens.
     pub oidc: OidcVerifier,
+    /// The `[[mask]]`s.
+    pub masks: MaskPolicy,
 }
 
 /// What a wire read from the client when it asks to open a session.
@@ -69,6 +72,7 @@ struct Inner {
     rules: Arc<Rules>,
     approvals: Arc<dyn ApprovalDesk>,
     oidc: OidcVerifier,
+    masks: MaskPolicy,
     revocations: Revocations,
     shutdown: tokio::sync::watch::Sender<bool>,
     live: Arc<()>,
@@ -93,6 +97,7 @@ impl Gateway {
                 rules: Arc::new(parts.rules),
                 approvals: parts.approvals,
                 oidc: parts.oidc,
+                masks: parts.masks,
                 revocations: Revocations::default(),
                 shutdown: tokio::sync::watch::Sender::new(false),
                 live: Arc::new(()),
@@ -165,6 +170,7 @@ impl Gateway {
             audit: self.inner.audit.clone(),
             recordings: self.inner.recordings.clone(),
             rules: self.inner.rules.clone(),
+            masker: self.inner.masks.for_groups(&token.identity.groups),
             approvals: self.inner.approvals.clone(),
             revoked: self.inner.revocations.subscribe(),
             shutdown: self.inner.shutdown.subscribe(),

@@ -16,6 +16,7 @@ use crate::connection::ConnectionSpec;
 use crate::error::StoreError;
 use crate::events::{CommandCompletion, CommandRecord, MaskLog, Outcome, SessionEnd, SessionInfo};
 use crate::identity::TokenId;
+use crate::mask::{MaskCounts, Masker};
 use crate::policy::Verdict;
 use crate::review::{Held, HoldNotice};
 use crate::revocation::RevokedSet;
@@ -62,6 +63,7 @@ pub struct Session {
     pub(crate) audit: Arc<dyn AuditSink>,
     pub(crate) recordings: Arc<dyn RecordingSink>,
     pub(crate) rules: Arc<Rules>,
+    pub(crate) masker: Masker,
     pub(crate) approvals: Arc<dyn ApprovalDesk>,
     pub(crate) revoked: watch::Receiver<RevokedSet>,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -255,6 +257,12 @@ impl Session {
         &self.info
     }
 
+    /// What this session's identity may not see: the wire applies it to results and server
+    /// messages (empty for exempt identities, and when no `[[mask]]` is configured).
+    pub fn masker(&self) -> &Masker {
+        &self.masker
+    }
+
     /// The upstream this session was admitted to, with the gateway-held credentials.
     pub fn connection(&self) -> &ConnectionSpec {
         &self.connection
@@ -273,7 +281,10 @@ impl Session {
             text: command.text(),
             classes: &classes,
         });
-        let command = bounded(command);
+        // Judged on what the server would run; stored only as masked (a card number typed in
+        // a WHERE clause never reaches the store or the recording in clear).
+        let mut masked = MaskCounts::new();
+        let command = bounded(mask_command(&self.masker, command, &mut masked));
         let at = SystemTime::now();
         self.recordings.append(
             &self.info.id,
@@ -301,7 +312,7 @@ impl Session {
             verdict: Verdict::Allow,
             rule: None,
             approval: None,
-            masked: MaskLog::new(),
+            masked: masked.to_log(),
         };
         let state = match judgement {
             Judgement::Allow { rule } => {
@@ -458,6 +469,35 @@ impl Session {
             tracing::error!(session = %self.info.id, error = %e, "session end not recorded");
         }
     }
+}
+
+/// The command with its text and parameters masked by the detector rules.
+fn mask_command(masker: &Masker, command: Command, counts: &mut MaskCounts) -> Command {
+    use std::borrow::Cow;
+    if !masker.has_detectors() {
+        return command;
+    }
+    let rebuilt = {
+        let text = masker.mask_text(command.text(), counts, "statement");
+        let params: Vec<Option<Cow<'_, str>>> = command
+            .params()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                p.as_deref()
+                    .map(|v| masker.mask_text(v, counts, &format!("param ${}", i + 1)))
+            })
+            .collect();
+        let changed = matches!(text, Cow::Owned(_))
+            || params.iter().flatten().any(|p| matches!(p, Cow::Owned(_)));
+        changed.then(|| {
+            Command::with_params(
+                text.into_owned(),
+                params.into_iter().map(|p| p.map(Cow::into_owned)).collect(),
+            )
+        })
+    };
+    rebuilt.unwrap_or(command)
 }
 
 /// Writes the entry of a command that will not run, with its outcome, at once.

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use gatehouse_core::mask::{MaskPolicy, MaskSpec};
 use gatehouse_core::oidc::{OidcSpec, OidcVerifier};
 use gatehouse_core::{ConnectionSpec, Protocol, RuleSpec, Rules, Secret, UpstreamTls};
 use serde::Deserialize;
@@ -35,9 +36,9 @@ pub struct Config {
     /// `[admin]`: who may use the admin API.
     #[serde(default)]
     pub admin: AdminSection,
-    /// `[[mask]]` — not in this build yet; refused rather than ignored.
+    /// `[[mask]]`: what identities may not see.
     #[serde(default)]
-    pub mask: Vec<toml::Value>,
+    pub mask: Vec<MaskSpec>,
     /// The directory relative paths are resolved against.
     #[serde(skip)]
     pub base: PathBuf,
@@ -187,13 +188,8 @@ impl Config {
             .filter(|p| !p.as_os_str().is_empty())
             .map(Path::to_owned)
             .unwrap_or_else(|| PathBuf::from("."));
-        for (section, present) in [("[[mask]]", !config.mask.is_empty())] {
-            if present {
-                return Err(CliError::Config(format!(
-                    "{section} is not supported by this build yet; remove it rather than run without it"
-                )));
-            }
-        }
+        // Checked now (with a throwaway key) so every command refuses a bad file alike.
+        config.masks(vec![0; 32])?;
         config.rules()?;
         Ok(config)
     }
@@ -233,6 +229,11 @@ impl Config {
     pub fn oidc(&self) -> Result<OidcVerifier, CliError> {
         OidcVerifier::new(self.oidc.clone(), &self.base)
             .map_err(|e| CliError::Config(e.to_string()))
+    }
+
+    /// The compiled `[[mask]]`s, hashing with `hash_key`.
+    pub fn masks(&self, hash_key: Vec<u8>) -> Result<MaskPolicy, CliError> {
+        MaskPolicy::new(self.mask.clone(), hash_key).map_err(|e| CliError::Config(e.to_string()))
     }
 
     /// Every group named as an approver by some review rule.

@@ -37,6 +37,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     let first_admin = bootstrap_admin(&store)?;
 
     let approvals = SqliteApprovals::open(&db_path)?;
+    let state_dir = db_path.parent().map(|p| p.to_owned()).unwrap_or_default();
     let audit = Arc::new(store.start_writer()?);
     let store = Arc::new(store);
     let gateway = Gateway::new(GatewayParts {
@@ -47,6 +48,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         rules: config.rules()?,
         approvals: Arc::new(approvals.clone()),
         oidc: config.oidc()?,
+        masks: config.masks(mask_key(&state_dir)?)?,
     })?;
     let warm = gateway.clone();
     tokio::spawn(async move { warm.warm_up().await });
@@ -65,7 +67,6 @@ pub async fn run(config: Config) -> Result<(), CliError> {
             addr: addr.clone(),
             source,
         })?;
-        let state_dir = db_path.parent().map(|p| p.to_owned()).unwrap_or_default();
         let service = PgService::new(
             gateway.clone(),
             PgConfig {
@@ -174,6 +175,46 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// The secret key of the `hash` mask style: made once and kept in the state directory, so a
+/// value hashes the same across restarts (joins on masked values line up) but cannot be
+/// recomputed by anyone who only has the audit store.
+fn mask_key(state_dir: &std::path::Path) -> Result<Vec<u8>, CliError> {
+    let path = state_dir.join("mask-hash.key");
+    match std::fs::read(&path) {
+        Ok(key) if key.len() >= 32 => return Ok(key),
+        Ok(_) => return Err(CliError::Config(format!(
+            "{} is shorter than 32 bytes; remove it to make a new one (hashed values will change)",
+            path.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(CliError::Config(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )))
+        }
+    }
+    let key = gatehouse_core::identity::random_hex(32)
+        .map_err(|e| CliError::Config(e.to_string()))?
+        .into_bytes();
+    std::fs::create_dir_all(state_dir)
+        .and_then(|()| write_private(&path, &key))
+        .map_err(|e| CliError::Config(format!("cannot write {}: {e}", path.display())))?;
+    Ok(key)
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(bytes)
 }
 
 /// On an empty store, issues the first admin token (identity `admin`, group `admin`).

@@ -9,6 +9,7 @@
 //! - [`startup`]: SSLRequest, GSSENCRequest, CancelRequest, StartupMessage.
 //! - [`session`]: the phases of a client session, entry point [`PgService::handle`].
 //! - [`upstream`]: the gateway's own login to the server (SCRAM, md5, cleartext; TLS).
+//! - [`masking`]: result metadata for the mask plan; rows, COPY data and errors rewritten.
 //! - [`relay`] and [`tracker`]: the relay and the commands in flight.
 //! - [`cancel`]: the gateway's cancel keys mapped to the server's.
 //! - [`stream`], [`scram`], [`error`].
@@ -18,9 +19,11 @@
 pub mod cancel;
 pub mod error;
 pub mod frame;
+pub mod masking;
 pub mod messages;
 pub mod params;
 pub mod relay;
+pub mod result_mask;
 pub mod scram;
 pub mod session;
 pub mod startup;

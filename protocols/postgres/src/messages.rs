@@ -77,6 +77,12 @@ pub mod backend {
     pub const CLOSE_COMPLETE: u8 = b'3';
     /// Copy-in response (the server waits for CopyData).
     pub const COPY_IN_RESPONSE: u8 = b'G';
+    /// Copy-out response (CopyData follows).
+    pub const COPY_OUT_RESPONSE: u8 = b'H';
+    /// Copy done (end of a COPY TO's data).
+    pub const COPY_DONE: u8 = b'c';
+    /// No data (a Describe of something that returns no rows).
+    pub const NO_DATA: u8 = b'n';
 }
 
 /// Startup-phase request codes (in place of the protocol version).
@@ -209,10 +215,12 @@ pub struct Bind<'a> {
     pub formats: Vec<i16>,
     /// Parameter values (`None`: NULL).
     pub values: Vec<Option<&'a [u8]>>,
+    /// Result column format codes (none: all text; one: all alike; else per column).
+    pub result_formats: Vec<i16>,
 }
 
 impl<'a> Bind<'a> {
-    /// Decodes a Bind body (result formats are not needed and not decoded).
+    /// Decodes a Bind body.
     pub fn decode(body: &'a [u8]) -> Result<Self, PgError> {
         let mut r = Reader::new(body);
         let portal = r.cstr()?;
@@ -227,11 +235,17 @@ impl<'a> Bind<'a> {
         for _ in 0..nv {
             values.push(r.value()?);
         }
+        let nr = r.count16()?;
+        let mut result_formats = Vec::with_capacity(nr.min(r.remaining() / 2));
+        for _ in 0..nr {
+            result_formats.push(r.i16()?);
+        }
         Ok(Self {
             portal,
             statement,
             formats,
             values,
+            result_formats,
         })
     }
 

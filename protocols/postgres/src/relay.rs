@@ -17,12 +17,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 
 use crate::error::PgError;
 use crate::frame::peek_header;
+use crate::masking::{with_formats, Catalog};
 use crate::messages::{
     backend, decode_execute, decode_query, decode_target, error_response, execute, frontend, sync,
     Bind, FunctionCall, Parse, Reader, ServerNotice, Severity,
 };
 use crate::params::render;
-use crate::tracker::{Pending, Portal, Running, Statement, Tracker};
+use crate::result_mask::{Action, ResultMasker, REFUSED_RESULT};
+use crate::tracker::{Pending, Portal, Running, Shape, Statement, Tracker};
 
 /// A portal name no client can have bound: executing it makes the server answer with an
 /// error in exactly the place the refused command's answer belongs.
@@ -83,6 +85,7 @@ enum Step {
         admission: Admission,
         simple: bool,
         tag: Option<String>,
+        shape: Shape,
     },
 }
 
@@ -99,6 +102,26 @@ where
     C: AsyncRead + AsyncWrite,
     U: AsyncRead + AsyncWrite,
 {
+    let masker = session.masker().clone();
+    let masking = if masker.is_empty() {
+        None
+    } else {
+        // Column rules need source table and column names; without the catalog they cannot
+        // be applied, so the session does not go on (fail closed).
+        let catalog = if masker.has_column_rules() {
+            match Catalog::load(session.connection()).await {
+                Ok(c) => Some(Arc::new(c)),
+                Err(e) => {
+                    return RelayEnd::Failed(PgError::Upstream(format!(
+                        "masking needs the upstream catalog and it could not be read: {e}"
+                    )))
+                }
+            }
+        } else {
+            None
+        };
+        Some(ResultMasker::new(masker, catalog))
+    };
     let tracker = Mutex::new(Tracker::default());
     // What the client half needs said to the client while it waits (a held command's request
     // id); the server half writes it between whole messages.
@@ -111,6 +134,7 @@ where
         );
         let s2c = server_to_client(
             session, &tracker, server_rd, client_wr, server_buf, limits, traffic, notices_rx,
+            masking,
         );
         tokio::pin!(c2s, s2c);
         let end = tokio::select! {
@@ -228,6 +252,7 @@ fn scan_client(
                     admission: session.admit(Command::new(text)),
                     simple: true,
                     tag: None,
+                    shape: Shape::default(),
                 }
             }
             frontend::PARSE => {
@@ -235,6 +260,7 @@ fn scan_client(
                 let statement = Statement {
                     text: Arc::from(p.query),
                     param_types: p.param_types,
+                    fields: None,
                 };
                 Step::Push(lock(tracker).parse(p.statement, statement))
             }
@@ -242,12 +268,17 @@ fn scan_client(
                 let b = Bind::decode(body)?;
                 reserved(b.portal)?;
                 let mut t = lock(tracker);
-                let (text, types) = match t.statement(b.statement) {
-                    Some(s) => (s.text.clone(), s.param_types.clone()),
+                let (text, types, fields) = match t.statement(b.statement) {
+                    Some(s) => (s.text.clone(), s.param_types.clone(), s.fields.clone()),
                     None => (
                         Arc::from(format!("(unknown prepared statement {:?})", b.statement)),
                         Vec::new(),
+                        None,
                     ),
+                };
+                let shape = Shape {
+                    fields: fields.map(|f| Arc::from(with_formats(&f, &b.result_formats))),
+                    any_binary: b.result_formats.contains(&1),
                 };
                 let params = b
                     .values
@@ -255,19 +286,33 @@ fn scan_client(
                     .enumerate()
                     .map(|(i, v)| render(*v, b.format_of(i), types.get(i).copied().unwrap_or(0)))
                     .collect();
-                Step::Push(t.bind(b.portal, Portal { text, params }))
+                Step::Push(t.bind(
+                    b.portal,
+                    Portal {
+                        text,
+                        params,
+                        shape,
+                    },
+                ))
             }
             frontend::EXECUTE => {
                 let (portal, _) = decode_execute(body)?;
                 reserved(portal)?;
-                let command = match lock(tracker).portal(portal) {
-                    Some(p) => Command::with_params(&*p.text, p.params.clone()),
-                    None => Command::new(format!("(execute of unbound portal {portal:?})")),
+                let (command, shape) = match lock(tracker).portal(portal) {
+                    Some(p) => (
+                        Command::with_params(&*p.text, p.params.clone()),
+                        p.shape.clone(),
+                    ),
+                    None => (
+                        Command::new(format!("(execute of unbound portal {portal:?})")),
+                        Shape::default(),
+                    ),
                 };
                 Step::Admit {
                     admission: session.admit(command),
                     simple: false,
                     tag: None,
+                    shape,
                 }
             }
             frontend::DESCRIBE => match decode_target(body).and_then(not_reserved)? {
@@ -300,6 +345,7 @@ fn scan_client(
                     admission: session.admit(command),
                     simple: true,
                     tag: Some("FUNCTION CALL".into()),
+                    shape: Shape::default(),
                 }
             }
             frontend::FLUSH | frontend::COPY_DATA => Step::Forward,
@@ -346,6 +392,7 @@ async fn forward_client_chunk<U: AsyncWrite>(
                 admission,
                 simple,
                 tag,
+                shape,
             } => match admission
                 .wait_with(|hold| {
                     // The client hears the request id at once, while its command waits.
@@ -358,7 +405,10 @@ async fn forward_client_chunk<U: AsyncWrite>(
                 })
                 .await
             {
-                Ok(admitted) => Decided::Run(Running::new(admitted, simple, tag), simple),
+                Ok(admitted) => Decided::Run(
+                    Running::new(admitted, simple, tag).with_shape(shape),
+                    simple,
+                ),
                 Err(refused) => Decided::Refuse(refused, simple),
             },
         };
@@ -425,10 +475,12 @@ async fn server_to_client<U: AsyncRead, C: AsyncWrite>(
     limits: RelayLimits,
     traffic: &Traffic,
     mut notices: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
+    masking: Option<ResultMasker>,
 ) -> RelayEnd {
     let mut passthrough = 0usize;
     let mut rows = 0u64;
     let mut replacements: Vec<(usize, usize, Bytes)> = Vec::new();
+    let mut mask = masking;
     loop {
         if !buf.is_empty() {
             let len = match scan_server(
@@ -439,6 +491,7 @@ async fn server_to_client<U: AsyncRead, C: AsyncWrite>(
                 &mut rows,
                 &mut replacements,
                 limits,
+                mask.as_mut(),
             ) {
                 Ok(n) => n,
                 Err(e) => return RelayEnd::Failed(e),
@@ -490,6 +543,7 @@ async fn write_parts<W: AsyncWrite>(wr: &mut WriteHalf<W>, parts: &[Bytes]) -> R
 
 /// Finds the complete (or streamable) frames at the front of the server's buffer, closing
 /// commands as their answers pass. Returns how many bytes may be forwarded.
+#[allow(clippy::too_many_arguments)]
 fn scan_server(
     session: &Session,
     tracker: &Mutex<Tracker>,
@@ -498,6 +552,7 @@ fn scan_server(
     rows: &mut u64,
     replacements: &mut Vec<(usize, usize, Bytes)>,
     limits: RelayLimits,
+    mut mask: Option<&mut ResultMasker>,
 ) -> Result<usize, PgError> {
     let mut off = 0;
     if *passthrough > 0 {
@@ -522,7 +577,17 @@ fn scan_server(
                 | backend::BIND_COMPLETE
                 | backend::CLOSE_COMPLETE
                 | backend::COPY_IN_RESPONSE
-        );
+        ) || (mask.is_some()
+            && matches!(
+                tag,
+                backend::ROW_DESCRIPTION
+                    | backend::DATA_ROW
+                    | backend::NOTICE_RESPONSE
+                    | backend::COPY_OUT_RESPONSE
+                    | backend::COPY_DATA
+                    | backend::COPY_DONE
+                    | backend::NO_DATA
+            ));
         if !inspect {
             if tag == backend::DATA_ROW || tag == backend::COPY_DATA {
                 *rows += 1;
@@ -544,24 +609,83 @@ fn scan_server(
         let Some(body) = rest.get(5..total) else {
             break;
         };
-        match tag {
-            backend::COMMAND_COMPLETE => {
-                let text = Reader::new(body).cstr()?;
-                lock(tracker).complete(session, text, std::mem::take(rows));
+        let mut replace = |action: Action| match action {
+            Action::Forward => {}
+            Action::Replace(bytes) => replacements.push((off, off + total, bytes)),
+            Action::Drop => replacements.push((off, off + total, Bytes::new())),
+        };
+        match (tag, mask.as_deref_mut()) {
+            (backend::ROW_DESCRIPTION, Some(m)) => m.row_description(&mut lock(tracker), body)?,
+            (backend::NO_DATA, _) => lock(tracker).no_data(),
+            (backend::DATA_ROW, Some(m)) => {
+                *rows += 1;
+                replace(m.data_row(&lock(tracker), body)?);
             }
-            backend::EMPTY_QUERY => lock(tracker).complete(session, "EMPTY", std::mem::take(rows)),
-            backend::PORTAL_SUSPENDED => {
-                lock(tracker).complete(session, "SUSPENDED", std::mem::take(rows))
+            (backend::COPY_DATA, Some(m)) => {
+                *rows += 1;
+                replace(m.copy_data(body));
             }
-            backend::ERROR_RESPONSE => {
-                let notice = ServerNotice::decode(body)?;
-                if let Some(replacement) =
-                    lock(tracker).error(session, notice, std::mem::take(rows))
-                {
+            (backend::COPY_OUT_RESPONSE, Some(m)) => replace(m.copy_out(body)),
+            (backend::COPY_DONE, Some(m)) => replace(m.copy_done()),
+            (backend::NOTICE_RESPONSE, Some(m)) => replace(m.notice(tag, body)?),
+            (backend::COMMAND_COMPLETE, m) => {
+                let mut t = lock(tracker);
+                let refused = m.and_then(|m| {
+                    t.add_masked(&std::mem::take(&mut m.counts));
+                    m.end_result()
+                });
+                match refused {
+                    // The client has the gateway's error instead of this result: the command
+                    // failed with it.
+                    Some(message) => {
+                        replace(Action::Drop);
+                        t.error(session, refusal_notice(message), std::mem::take(rows));
+                    }
+                    None => {
+                        let text = Reader::new(body).cstr()?;
+                        t.complete(session, text, std::mem::take(rows));
+                    }
+                }
+            }
+            (backend::EMPTY_QUERY, _) => {
+                lock(tracker).complete(session, "EMPTY", std::mem::take(rows))
+            }
+            (backend::PORTAL_SUSPENDED, m) => {
+                let mut t = lock(tracker);
+                if let Some(m) = m {
+                    t.add_masked(&std::mem::take(&mut m.counts));
+                }
+                t.complete(session, "SUSPENDED", std::mem::take(rows))
+            }
+            (backend::ERROR_RESPONSE, m) => {
+                let mut t = lock(tracker);
+                let (notice, refused) = match m {
+                    Some(m) => {
+                        let action = m.notice(tag, body)?;
+                        let notice = match &action {
+                            Action::Replace(masked) => {
+                                ServerNotice::decode(masked.get(5..).unwrap_or_default())?
+                            }
+                            _ => ServerNotice::decode(body)?,
+                        };
+                        t.add_masked(&std::mem::take(&mut m.counts));
+                        let refused = m.end_result();
+                        // After a refused result the client already has the gateway's error.
+                        replace(if refused.is_some() {
+                            Action::Drop
+                        } else {
+                            action
+                        });
+                        (notice, refused)
+                    }
+                    None => (ServerNotice::decode(body)?, None),
+                };
+                let notice = refused.map(refusal_notice).unwrap_or(notice);
+                if let Some(replacement) = t.error(session, notice, std::mem::take(rows)) {
                     replacements.push((off, off + total, replacement));
                 }
             }
-            backend::PARAMETER_DESCRIPTION => {
+            (backend::PARAMETER_DESCRIPTION, _) => {
                 let mut r = Reader::new(body);
                 let n = r.count16()?;
                 let mut types = Vec::with_capacity(n.min(body.len() / 4));
@@ -570,19 +694,33 @@ fn scan_server(
                 }
                 lock(tracker).describe(types);
             }
-            backend::READY_FOR_QUERY => {
+            (backend::READY_FOR_QUERY, m) => {
+                let mut t = lock(tracker);
+                if let Some(m) = m {
+                    t.add_masked(&std::mem::take(&mut m.counts));
+                    m.end_result();
+                }
                 let status = body.first().copied().unwrap_or(b'I');
-                lock(tracker).ready(session, status)
+                t.ready(session, status)
             }
-            backend::PARSE_COMPLETE => lock(tracker).parse_complete(),
-            backend::BIND_COMPLETE => lock(tracker).bind_complete(),
-            backend::CLOSE_COMPLETE => lock(tracker).close_complete(),
-            backend::COPY_IN_RESPONSE => lock(tracker).copy_in(),
+            (backend::PARSE_COMPLETE, _) => lock(tracker).parse_complete(),
+            (backend::BIND_COMPLETE, _) => lock(tracker).bind_complete(),
+            (backend::CLOSE_COMPLETE, _) => lock(tracker).close_complete(),
+            (backend::COPY_IN_RESPONSE, _) => lock(tracker).copy_in(),
             _ => {}
         }
         off += total;
     }
     Ok(off)
+}
+
+/// The error a refused result closes its command with.
+fn refusal_notice(message: String) -> ServerNotice {
+    ServerNotice {
+        severity: "ERROR".into(),
+        code: REFUSED_RESULT.into(),
+        message,
+    }
 }
 
 /// Refuses a client's use of the stand-in portal's name: bound by a client, it would turn a

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use gatehouse_core::{Admitted, MaskLog, Outcome, Param, Session};
 
+use crate::masking::Field;
 use crate::messages::{error_response, tag_rows, ServerNotice, Severity};
 
 /// A prepared statement as the gateway remembers it.
@@ -28,6 +29,9 @@ pub struct Statement {
     pub text: Arc<str>,
     /// Parameter type OIDs, from Parse and then from the server's ParameterDescription.
     pub param_types: Vec<u32>,
+    /// Its result columns, once a Describe of it was answered (for masking results that
+    /// arrive without a RowDescription).
+    pub fields: Option<Arc<[Field]>>,
 }
 
 /// A bound portal: the statement text and the rendered parameters.
@@ -37,6 +41,17 @@ pub struct Portal {
     pub text: Arc<str>,
     /// The parameters, rendered for the audit trail.
     pub params: Vec<Param>,
+    /// What its rows will look like.
+    pub shape: Shape,
+}
+
+/// What a command's rows will look like, as far as the gateway knows before they arrive.
+#[derive(Debug, Clone, Default)]
+pub struct Shape {
+    /// The columns with their bound formats, if the statement was described.
+    pub fields: Option<Arc<[Field]>>,
+    /// Whether any result column was bound in binary format.
+    pub any_binary: bool,
 }
 
 /// A command admitted and forwarded, waiting for the server's answer.
@@ -52,6 +67,8 @@ pub struct Running {
     error: Option<(String, String)>,
     /// Values masked in its answer so far (the masking log of its audit entry).
     pub masked: MaskLog,
+    /// What its rows will look like.
+    pub shape: Shape,
 }
 
 impl Running {
@@ -65,7 +82,14 @@ impl Running {
             tag,
             error: None,
             masked: MaskLog::new(),
+            shape: Shape::default(),
         }
+    }
+
+    /// The same, with the shape of its rows.
+    pub fn with_shape(mut self, shape: Shape) -> Self {
+        self.shape = shape;
+        self
     }
 }
 
@@ -136,6 +160,9 @@ pub struct Tracker {
     /// An extended-protocol COPY FROM STDIN is running: Syncs the client sends before its
     /// CopyDone are ignored by the server, so they must not wait for a ReadyForQuery.
     copying_in: bool,
+    /// The statement whose ParameterDescription just arrived: the RowDescription (or NoData)
+    /// that follows describes its result columns.
+    described: Option<String>,
 }
 
 impl Tracker {
@@ -377,6 +404,48 @@ impl Tracker {
         if let Some(Pending::Describe(name)) = self.queue.remove(i) {
             if let Some((_, statement)) = self.statements.get_mut(&name) {
                 statement.param_types = types;
+            }
+            self.described = Some(name);
+        }
+    }
+
+    /// RowDescription: if it answers a Describe of a statement, the statement's columns are
+    /// kept and `true` is returned; otherwise it starts a result.
+    pub fn row_description(&mut self, fields: &[Field]) -> bool {
+        let Some(name) = self.described.take() else {
+            return false;
+        };
+        if let Some((_, statement)) = self.statements.get_mut(&name) {
+            statement.fields = Some(Arc::from(fields));
+        }
+        true
+    }
+
+    /// NoData: the described statement returns no rows.
+    pub fn no_data(&mut self) {
+        self.described = None;
+    }
+
+    /// The shape of the rows of the first command waiting for its answer.
+    pub fn running_shape(&self) -> Option<&Shape> {
+        self.queue.iter().find_map(|p| match p {
+            Pending::Command(run) => Some(&run.shape),
+            _ => None,
+        })
+    }
+
+    /// Adds what was masked to the first command waiting for its answer.
+    pub fn add_masked(&mut self, counts: &gatehouse_core::mask::MaskCounts) {
+        if counts.is_empty() {
+            return;
+        }
+        let run = self.queue.iter_mut().find_map(|p| match p {
+            Pending::Command(run) => Some(run),
+            _ => None,
+        });
+        if let Some(run) = run {
+            for (label, n) in counts.iter() {
+                *run.masked.entry(label.to_owned()).or_default() += n;
             }
         }
     }

@@ -95,6 +95,7 @@ async fn session() -> (Session, Arc<Memory>) {
         rules: gatehouse_core::Rules::default(),
         approvals: std::sync::Arc::new(gatehouse_core::approval::NoApprovals),
         oidc: Default::default(),
+        masks: Default::default(),
     })
     .unwrap();
     let session = gateway
@@ -127,6 +128,7 @@ fn statement(text: &str) -> Statement {
     Statement {
         text: Arc::from(text),
         param_types: vec![],
+        fields: None,
     }
 }
 
@@ -168,6 +170,7 @@ async fn pipelined_executes_get_their_own_answers_and_skipped_ones_are_not_run()
             Portal {
                 text: Arc::from(text),
                 params: vec![],
+                shape: Default::default(),
             },
         );
         t.push(b);
@@ -199,6 +202,7 @@ async fn a_failed_bind_fails_the_execute_that_needed_it() {
         Portal {
             text: Arc::from("SELECT 1 / $1"),
             params: vec![Some("0".into())],
+            shape: Default::default(),
         },
     );
     t.push(b);

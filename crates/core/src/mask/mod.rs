@@ -261,5 +261,35 @@ impl Masker {
     }
 }
 
+impl Default for MaskPolicy {
+    /// No rules: nothing is ever masked.
+    fn default() -> Self {
+        Self {
+            rules: Arc::new(Rules::new(Vec::new(), Arc::new(Hasher::new(&[])))),
+        }
+    }
+}
+
+impl Masker {
+    /// Whether some rule names columns (a wire must then know every result's columns, and
+    /// refuses results whose columns it cannot know, such as COPY's).
+    pub fn has_column_rules(&self) -> bool {
+        !self.rules.columns.is_empty()
+    }
+
+    /// Whether some rule names columns and has no detector: output without column names
+    /// (COPY) cannot be masked for it. A rule with both is applied there by its detector.
+    pub fn has_column_only_rules(&self) -> bool {
+        self.rules.columns.iter().any(|r| r.detector.is_none())
+    }
+}
+
+impl MaskCounts {
+    /// The counts as the audit entry's masking log.
+    pub fn to_log(&self) -> crate::events::MaskLog {
+        self.iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests;

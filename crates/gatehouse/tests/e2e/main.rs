@@ -9,6 +9,7 @@ mod approvals;
 mod drivers;
 mod durability;
 mod faults;
+mod masking;
 mod oidc;
 mod pgbench;
 mod pipelines;
