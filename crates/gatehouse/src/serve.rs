@@ -184,10 +184,12 @@ fn mask_key(state_dir: &std::path::Path) -> Result<Vec<u8>, CliError> {
     let path = state_dir.join("mask-hash.key");
     match std::fs::read(&path) {
         Ok(key) if key.len() >= 32 => return Ok(key),
-        Ok(_) => return Err(CliError::Config(format!(
+        Ok(_) => {
+            return Err(CliError::Config(format!(
             "{} is shorter than 32 bytes; remove it to make a new one (hashed values will change)",
             path.display()
-        ))),
+        )))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => {
             return Err(CliError::Config(format!(

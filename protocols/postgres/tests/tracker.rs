@@ -76,6 +76,10 @@ impl TokenRegistry for Memory {
 }
 
 async fn session() -> (Session, Arc<Memory>) {
+    session_with_rules(gatehouse_core::Rules::default()).await
+}
+
+async fn session_with_rules(rules: gatehouse_core::Rules) -> (Session, Arc<Memory>) {
     let memory = Arc::new(Memory::default());
     let gateway = Gateway::new(GatewayParts {
         connections: vec![ConnectionSpec {
@@ -92,7 +96,7 @@ async fn session() -> (Session, Arc<Memory>) {
         tokens: memory.clone(),
         audit: memory.clone(),
         recordings: memory.clone(),
-        rules: gatehouse_core::Rules::default(),
+        rules,
         approvals: std::sync::Arc::new(gatehouse_core::approval::NoApprovals),
         oidc: Default::default(),
         masks: Default::default(),
@@ -245,4 +249,36 @@ async fn syncs_sent_during_an_extended_copy_in_are_not_waited_for() {
     );
     assert_eq!(finished[0].rows_affected, Some(3));
     assert!(matches!(&finished[1].outcome, Outcome::Completed { tag } if tag == "SELECT 1"));
+}
+
+#[tokio::test]
+async fn a_review_whose_request_cannot_be_stored_refuses_the_command() {
+    let rule: gatehouse_core::RuleSpec = toml::from_str(
+        "name = \"wipes\"\nwhen = { class = [\"delete-without-where\"] }\n\
+         action = \"review\"\napprovers = [\"dba\"]",
+    )
+    .unwrap();
+    let (s, _) = session_with_rules(gatehouse_core::Rules::new(vec![rule]).unwrap()).await;
+    // The desk of this gateway cannot store anything (NoApprovals): fail closed.
+    let mut told = false;
+    let refused = s
+        .admit(gatehouse_core::Command::new("DELETE FROM t"))
+        .wait_with(|_| told = true)
+        .await
+        .unwrap_err();
+    assert!(
+        !told,
+        "the client is told a request id only once it is stored"
+    );
+    assert!(refused.by_policy);
+    assert!(
+        refused.message.contains("could not be stored"),
+        "{}",
+        refused.message
+    );
+    assert!(s
+        .admit(gatehouse_core::Command::new("DELETE FROM t WHERE id = 1"))
+        .wait()
+        .await
+        .is_ok());
 }

@@ -5,6 +5,7 @@
 mod cluster;
 mod support;
 
+mod admin_api;
 mod approvals;
 mod drivers;
 mod durability;
