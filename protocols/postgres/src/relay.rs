@@ -618,12 +618,13 @@ fn scan_server(
             (backend::ROW_DESCRIPTION, Some(m)) => m.row_description(&mut lock(tracker), body)?,
             (backend::NO_DATA, _) => lock(tracker).no_data(),
             (backend::DATA_ROW, Some(m)) => {
-                *rows += 1;
                 replace(m.data_row(&lock(tracker), body)?);
+                // A withheld result's rows never reach the client.
+                *rows += u64::from(!m.is_refusing());
             }
             (backend::COPY_DATA, Some(m)) => {
-                *rows += 1;
                 replace(m.copy_data(body));
+                *rows += u64::from(!m.is_refusing());
             }
             (backend::COPY_OUT_RESPONSE, Some(m)) => replace(m.copy_out(body)),
             (backend::COPY_DONE, Some(m)) => replace(m.copy_done()),

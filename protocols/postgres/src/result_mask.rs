@@ -81,6 +81,11 @@ impl ResultMasker {
         Action::Replace(error)
     }
 
+    /// Whether the current result is being withheld.
+    pub fn is_refusing(&self) -> bool {
+        self.refusing.is_some()
+    }
+
     /// A RowDescription: either a described statement's columns (kept by the tracker) or the
     /// start of a result.
     pub fn row_description(&mut self, tracker: &mut Tracker, body: &[u8]) -> Result<(), PgError> {

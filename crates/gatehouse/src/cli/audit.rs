@@ -73,12 +73,19 @@ pub fn run(config: &Config, command: AuditCmd) -> Result<(), CliError> {
                         r.identity.clone(),
                         r.connection.clone(),
                         r.class.clone(),
-                        r.verdict.clone(),
+                        match &r.rule {
+                            Some(rule) => format!("{} ({rule})", r.verdict),
+                            None => r.verdict.clone(),
+                        },
                         outcome,
                         r.rows_returned.map(|n| n.to_string()).unwrap_or_default(),
                         r.duration_us
                             .map(|us| format!("{:.1}", us as f64 / 1000.0))
                             .unwrap_or_default(),
+                        match r.masked.values().sum::<u64>() {
+                            0 => String::new(),
+                            n => n.to_string(),
+                        },
                         table::clip(&format!("{}{params}", r.statement), 80),
                     ]
                 })
@@ -94,6 +101,7 @@ pub fn run(config: &Config, command: AuditCmd) -> Result<(), CliError> {
                     "OUTCOME",
                     "ROWS",
                     "MS",
+                    "MASKED",
                     "STATEMENT",
                 ],
                 &cells,
