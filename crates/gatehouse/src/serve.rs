@@ -104,6 +104,12 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         };
         tasks.spawn(admin::serve(listener, state));
     }
+    if config.listen.admin.is_none() && !config.approver_groups().is_empty() {
+        tracing::warn!(
+            "review rules are configured but [listen] admin is not: nobody can approve, so held \
+             commands will only time out"
+        );
+    }
     for (wire, addr) in [("mysql", &config.listen.mysql), ("ssh", &config.listen.ssh)] {
         if addr.is_some() {
             tracing::warn!(
