@@ -61,6 +61,15 @@ impl Detector {
         }
     }
 
+    /// The shortest text this detector can match in: shorter values need no scan.
+    pub(crate) fn min_len(&self) -> usize {
+        match self {
+            Self::Pan => pan::MIN_LEN,
+            Self::Email => email::MIN_LEN,
+            Self::Regex(_) => 1,
+        }
+    }
+
     /// Calls `found(start, end)` for every match in `hay`, left to right, until it breaks.
     #[inline]
     pub(crate) fn find_each(

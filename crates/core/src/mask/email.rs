@@ -17,6 +17,9 @@ fn is_domain(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'.'
 }
 
+/// The shortest text that can hold an address (`a@b.cd`).
+pub(crate) const MIN_LEN: usize = 6;
+
 /// Calls `found(start, end)` for every address in `hay`, left to right, until it breaks.
 pub(crate) fn find_each(hay: &[u8], mut found: impl FnMut(usize, usize) -> ControlFlow<()>) {
     let mut pos = 0usize;

@@ -45,8 +45,18 @@ fn digit_at(hay: &[u8], i: usize) -> bool {
     hay.get(i).is_some_and(|&b| is_digit(b))
 }
 
+/// The shortest text that can hold a PAN.
+pub(crate) const MIN_LEN: usize = MIN_DIGITS;
+
 /// Calls `found(start, end)` for every PAN in `hay`, left to right, until it breaks.
-pub(crate) fn find_each(hay: &[u8], mut found: impl FnMut(usize, usize) -> ControlFlow<()>) {
+#[inline]
+pub(crate) fn find_each(hay: &[u8], found: impl FnMut(usize, usize) -> ControlFlow<()>) {
+    if hay.len() >= MIN_LEN {
+        scan(hay, found);
+    }
+}
+
+fn scan(hay: &[u8], mut found: impl FnMut(usize, usize) -> ControlFlow<()>) {
     // Every PAN starts at or after `from`; the shortest one starting there covers `from + 12`.
     let mut from = 0usize;
     loop {
@@ -117,40 +127,38 @@ impl Run {
     /// The run containing the digit at `at`.
     #[inline]
     fn around(hay: &[u8], at: usize) -> Self {
-        let (mut start, mut end) = (at, at + 1);
-        let (mut digits, mut groups) = (1usize, 1usize);
-        while start > 0 {
-            match hay.get(start - 1) {
-                Some(&b) if is_digit(b) => {
-                    start -= 1;
-                    digits += 1;
-                }
-                Some(&b) if is_sep(b) && start >= 2 && digit_at(hay, start - 2) => {
-                    start -= 2;
-                    digits += 1;
-                    groups += 1;
-                }
-                _ => break,
+        let mut start = at;
+        let mut groups = 1usize;
+        loop {
+            while start > 0 && digit_at(hay, start - 1) {
+                start -= 1;
+            }
+            if start >= 2
+                && hay.get(start - 1).is_some_and(|&b| is_sep(b))
+                && digit_at(hay, start - 2)
+            {
+                start -= 2;
+                groups += 1;
+            } else {
+                break;
             }
         }
+        let mut end = at + 1;
         loop {
-            match hay.get(end) {
-                Some(&b) if is_digit(b) => {
-                    end += 1;
-                    digits += 1;
-                }
-                Some(&b) if is_sep(b) && digit_at(hay, end + 1) => {
-                    end += 2;
-                    digits += 1;
-                    groups += 1;
-                }
-                _ => break,
+            while digit_at(hay, end) {
+                end += 1;
+            }
+            if hay.get(end).is_some_and(|&b| is_sep(b)) && digit_at(hay, end + 1) {
+                end += 2;
+                groups += 1;
+            } else {
+                break;
             }
         }
         Self {
             start,
             end,
-            digits,
+            digits: end - start - (groups - 1),
             groups,
         }
     }
@@ -326,6 +334,87 @@ mod tests {
                 assert_eq!(pans(&text), [pan.as_str()], "{text:?}");
             }
         }
+    }
+
+    #[test]
+    fn probing_never_skips_a_pan() {
+        // Digit-heavy neighbours around PANs of every layout, at every offset near the window.
+        let fillers = [
+            "2024-05-01 12:34:56",
+            "+1 415-555-0123",
+            "12 34 56",
+            "-- 1 -",
+            "x",
+        ];
+        let layouts = [
+            "4111111111111111",
+            "4111 1111 1111 1111",
+            "3782-822463-10005",
+            "4222222222222",
+        ];
+        for filler in fillers {
+            for pan in layouts {
+                for pad in 0..34 {
+                    let text = format!(
+                        "{}{}:{pan}:{filler}",
+                        filler.repeat(pad / 8),
+                        &"abcdefgh"[..pad % 8]
+                    );
+                    assert_eq!(pans(&text), [pan], "{text:?}");
+                }
+            }
+        }
+    }
+
+    /// The PANs of `hay` found the slow way: every run, no probing, no fast path.
+    fn reference(hay: &[u8]) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < hay.len() {
+            if is_digit(hay[i]) {
+                let run = Run::around(hay, i);
+                if run.digits >= MIN_DIGITS {
+                    let _ = run.scan(hay, &mut |s, e| {
+                        out.push((s, e));
+                        ControlFlow::Continue(())
+                    });
+                }
+                i = run.end + 1;
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn probing_agrees_with_the_slow_way() {
+        let alphabet = b"0123456789012345678901234567890123456789  --a:\xc3";
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut found = 0;
+        for _ in 0..50_000 {
+            let len = next(90);
+            let text: Vec<u8> = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+            let mut fast = Vec::new();
+            find_each(&text, |s, e| {
+                fast.push((s, e));
+                ControlFlow::Continue(())
+            });
+            assert_eq!(
+                fast,
+                reference(&text),
+                "{:?}",
+                String::from_utf8_lossy(&text)
+            );
+            found += fast.len();
+        }
+        assert!(found > 100, "the generator should make some PANs ({found})");
     }
 
     #[test]

@@ -87,11 +87,13 @@ impl MaskPlan {
     }
 
     /// Whether no column needs touching: the wire forwards rows byte for byte.
+    #[inline]
     pub fn is_noop(&self) -> bool {
         self.columns.is_empty()
     }
 
     /// Whether values of column `column` (0-based) must go through [`apply`](Self::apply).
+    #[inline]
     pub fn touches(&self, column: usize) -> bool {
         self.columns
             .get(column)
@@ -104,6 +106,7 @@ impl MaskPlan {
     ///
     /// A column index beyond the planned result (a row longer than its description) is not
     /// trusted: unless the plan is a no-op its values become NULL.
+    #[inline]
     pub fn apply(&self, column: usize, value: Option<&[u8]>, counts: &mut MaskCounts) -> Masked {
         let Some(value) = value else {
             return Masked::Unchanged;
@@ -119,9 +122,13 @@ impl MaskPlan {
             Action::Keep => return Masked::Unchanged,
             Action::Null => Masked::Null,
             Action::Whole { rule, kind } => self.whole(rule, kind, value),
+            // Too short for any detector: the common case of ids, names and amounts.
+            Action::Scan(kind) if kind.raw() && value.len() < self.rules.min_scan_len => {
+                return Masked::Unchanged
+            }
             Action::Scan(kind) => self.scan(kind, value),
         };
-        if masked != Masked::Unchanged {
+        if !matches!(masked, Masked::Unchanged) {
             if let Some(label) = &col.label {
                 counts.add_shared(label, 1);
             }

@@ -1,41 +1,44 @@
 //! Rewriting text with detector rules: every match replaced by its rule's style.
 
 use std::ops::ControlFlow;
-use std::sync::Arc;
 
 use super::detect::Detector;
 use super::json;
-use super::spec::Rule;
 use super::style::{Hasher, MaskStyle};
 
-/// Applies each detector rule in turn (a later rule sees the earlier rules' output).
+/// A detector with the style its rule masks matches with.
+#[derive(Debug, Clone)]
+pub(crate) struct Scanner {
+    /// What to find.
+    pub(crate) detector: Detector,
+    /// How to mask it.
+    pub(crate) style: MaskStyle,
+}
+
+/// Applies each scanner in turn (a later one sees the earlier ones' output).
 /// `None` when nothing matched: the caller keeps its bytes, and nothing was allocated.
 /// With `json`, matches outside JSON strings are written as JSON strings.
+#[inline]
 pub(crate) fn rewrite(
-    rules: &[Arc<Rule>],
+    scanners: &[Scanner],
     hasher: &Hasher,
     input: &[u8],
     json: bool,
 ) -> Option<Vec<u8>> {
     let mut current: Option<Vec<u8>> = None;
-    for rule in rules {
-        let Some(detector) = &rule.detector else {
-            continue;
-        };
+    for scanner in scanners {
         let hay: &[u8] = current.as_deref().unwrap_or(input);
-        if let Some(out) = rewrite_one(detector, rule.style, hasher, hay, json) {
+        if let Some(out) = rewrite_one(&scanner.detector, scanner.style, hasher, hay, json) {
             current = Some(out);
         }
     }
     current
 }
 
-/// Whether any detector rule matches `hay`.
-pub(crate) fn any_match(rules: &[Arc<Rule>], hay: &[u8]) -> bool {
-    rules
-        .iter()
-        .filter_map(|r| r.detector.as_ref())
-        .any(|d| d.is_match(hay))
+/// Whether any scanner matches `hay`.
+#[inline]
+pub(crate) fn any_match(scanners: &[Scanner], hay: &[u8]) -> bool {
+    scanners.iter().any(|s| s.detector.is_match(hay))
 }
 
 fn rewrite_one(

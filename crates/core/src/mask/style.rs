@@ -127,7 +127,48 @@ impl MaskStyle {
     }
 }
 
-/// What one byte is to `keep-last-4`.
+/// `keep-last-4`: masks every character but the last four (none if fewer than eight).
+fn keep_last(value: &[u8], keep_separators: bool, out: &mut Vec<u8>) {
+    if value.is_ascii() {
+        keep_last_ascii(value, keep_separators, out);
+    } else {
+        keep_last_utf8(value, keep_separators, out);
+    }
+}
+
+/// [`keep_last`] for ASCII (every card number, most of everything else): copy, then overwrite.
+fn keep_last_ascii(value: &[u8], keep_separators: bool, out: &mut Vec<u8>) {
+    let masks = |b: u8| !keep_separators || b.is_ascii_alphanumeric();
+    // `value[split..]` holds the last KEEP maskable characters.
+    let (mut split, mut kept) = (value.len(), 0usize);
+    for (i, &b) in value.iter().enumerate().rev() {
+        if kept == KEEP {
+            break;
+        }
+        if masks(b) {
+            split = i;
+            kept += 1;
+        }
+    }
+    let base = out.len();
+    out.extend_from_slice(value);
+    let Some(copy) = out.get_mut(base..) else {
+        return;
+    };
+    let (head, tail) = copy.split_at_mut(split.min(copy.len()));
+    let mut hidden = 0usize;
+    for b in head.iter_mut().filter(|b| masks(**b)) {
+        *b = b'*';
+        hidden += 1;
+    }
+    if hidden + kept < KEEP_MIN {
+        tail.iter_mut()
+            .filter(|b| masks(**b))
+            .for_each(|b| *b = b'*');
+    }
+}
+
+/// What one byte is to `keep-last-4` outside ASCII.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Byte {
     /// Starts a character that may be masked.
@@ -148,8 +189,8 @@ fn byte_kind(b: u8, keep_separators: bool) -> Byte {
     }
 }
 
-/// `keep-last-4`: masks every character but the last four (none if fewer than eight).
-fn keep_last(value: &[u8], keep_separators: bool, out: &mut Vec<u8>) {
+/// [`keep_last`] counting UTF-8 characters: a masked character becomes one `*`.
+fn keep_last_utf8(value: &[u8], keep_separators: bool, out: &mut Vec<u8>) {
     let chars = value
         .iter()
         .filter(|&&b| byte_kind(b, keep_separators) == Byte::Char)
@@ -157,6 +198,7 @@ fn keep_last(value: &[u8], keep_separators: bool, out: &mut Vec<u8>) {
     let keep = if chars >= KEEP_MIN { KEEP } else { 0 };
     let hide = chars - keep;
     let (mut seen, mut showing) = (0usize, false);
+    out.reserve(value.len());
     for &b in value {
         match byte_kind(b, keep_separators) {
             Byte::Char => {
@@ -222,6 +264,32 @@ mod tests {
         assert_eq!(whole(k, "12345678"), "****5678");
         assert_eq!(whole(k, "é"), "*");
         assert_eq!(whole(k, ""), "");
+    }
+
+    #[test]
+    fn ascii_fast_path_agrees_with_the_general_one() {
+        let samples = [
+            "",
+            "a",
+            "1234",
+            "1234567",
+            "12345678",
+            "4111 1111 1111 1111",
+            "--12-34--56-78--",
+            "a b c d e f g h i",
+            "bob@example.com",
+            "  x  ",
+            "12 34 56 7",
+            "h:0123456789abcdef",
+        ];
+        for s in samples {
+            for keep_separators in [true, false] {
+                let (mut fast, mut general) = (b"prefix".to_vec(), b"prefix".to_vec());
+                keep_last_ascii(s.as_bytes(), keep_separators, &mut fast);
+                keep_last_utf8(s.as_bytes(), keep_separators, &mut general);
+                assert_eq!(fast, general, "{s:?} keep_separators={keep_separators}");
+            }
+        }
     }
 
     #[test]
