@@ -8,9 +8,9 @@
 //!   digits in all (the printed layouts: 4-4-4-4, 4-6-5, 4-4-4-4-3),
 //!
 //! whose digits pass the Luhn check, and which does not touch an ASCII letter at the run's ends
-//! (`id4111111111111111` is an identifier, not a card). A group is never split: a 20-digit run
-//! holds no PAN, nor does the middle of a longer one. The leftmost candidate wins, then the
-//! longest.
+//! (`id4111111111111111` is an identifier, not a card). A group is never split: 20 or more
+//! digits in a row hold no PAN, wherever one would start. A PAN may sit among other groups of its
+//! run (`order 2024 4111 1111 1111 1111`); the leftmost candidate wins, then the longest.
 //!
 //! Speed: a PAN is at least 13 bytes long, so the scanner probes one byte in 13 and only looks
 //! around a probe that lands on a digit (or on a separator before a digit). Text without long
