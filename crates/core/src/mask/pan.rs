@@ -49,16 +49,38 @@ fn digit_at(hay: &[u8], i: usize) -> bool {
 pub(crate) const MIN_LEN: usize = MIN_DIGITS;
 
 /// Calls `found(start, end)` for every PAN in `hay`, left to right, until it breaks.
-#[inline]
+#[cfg(test)]
 pub(crate) fn find_each(hay: &[u8], found: impl FnMut(usize, usize) -> ControlFlow<()>) {
-    if hay.len() >= MIN_LEN {
-        scan(hay, found);
+    find_from(hay, 0, found);
+}
+
+/// Calls `found(start, end)` for every PAN at or after `from` — 0, or the end of a PAN found
+/// before: the bytes before `from` are not looked at again — until it breaks.
+#[inline]
+pub(crate) fn find_from(
+    hay: &[u8],
+    from: usize,
+    found: impl FnMut(usize, usize) -> ControlFlow<()>,
+) {
+    if hay.len() >= from.saturating_add(MIN_LEN) {
+        scan(hay, from, found);
     }
 }
 
-fn scan(hay: &[u8], mut found: impl FnMut(usize, usize) -> ControlFlow<()>) {
+/// The first PAN in `hay`.
+#[inline]
+pub(crate) fn first(hay: &[u8]) -> Option<(usize, usize)> {
+    let mut first = None;
+    find_from(hay, 0, |start, end| {
+        first = Some((start, end));
+        ControlFlow::Break(())
+    });
+    first
+}
+
+fn scan(hay: &[u8], floor: usize, mut found: impl FnMut(usize, usize) -> ControlFlow<()>) {
     // Every PAN starts at or after `from`; the shortest one starting there covers `from + 12`.
-    let mut from = 0usize;
+    let mut from = floor;
     loop {
         let probe = from + MIN_DIGITS - 1;
         let Some(&b) = hay.get(probe) else { return };
@@ -71,23 +93,13 @@ fn scan(hay: &[u8], mut found: impl FnMut(usize, usize) -> ControlFlow<()>) {
             from = probe + 1;
             continue;
         };
-        let run = Run::around(hay, at);
+        let run = Run::around(hay, at, floor);
         if run.digits >= MIN_DIGITS && run.scan(hay, &mut found).is_break() {
             return;
         }
         // The byte at `run.end` belongs to no run, so no PAN starts there.
         from = run.end + 1;
     }
-}
-
-/// Whether `hay` holds a PAN.
-pub(crate) fn contains(hay: &[u8]) -> bool {
-    let mut any = false;
-    find_each(hay, |_, _| {
-        any = true;
-        ControlFlow::Break(())
-    });
-    any
 }
 
 /// The Luhn check over the digits of `bytes` (anything else is skipped).
@@ -124,16 +136,16 @@ struct Run {
 }
 
 impl Run {
-    /// The run containing the digit at `at`.
+    /// The run containing the digit at `at`, not reaching back before `floor`.
     #[inline]
-    fn around(hay: &[u8], at: usize) -> Self {
+    fn around(hay: &[u8], at: usize, floor: usize) -> Self {
         let mut start = at;
         let mut groups = 1usize;
         loop {
-            while start > 0 && digit_at(hay, start - 1) {
+            while start > floor && digit_at(hay, start - 1) {
                 start -= 1;
             }
-            if start >= 2
+            if start >= floor + 2
                 && hay.get(start - 1).is_some_and(|&b| is_sep(b))
                 && digit_at(hay, start - 2)
             {
@@ -372,7 +384,7 @@ mod tests {
         let mut i = 0;
         while i < hay.len() {
             if is_digit(hay[i]) {
-                let run = Run::around(hay, i);
+                let run = Run::around(hay, i, 0);
                 if run.digits >= MIN_DIGITS {
                     let _ = run.scan(hay, &mut |s, e| {
                         out.push((s, e));
@@ -421,8 +433,8 @@ mod tests {
     fn odd_bytes_never_panic() {
         let bytes: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
         find_each(&bytes, |_, _| ControlFlow::Continue(()));
-        assert!(!contains(b""));
-        assert!(!contains(b"-"));
-        assert!(contains(b"\xff4111111111111111\xfe"));
+        assert_eq!(first(b""), None);
+        assert_eq!(first(b"-"), None);
+        assert_eq!(first(b"\xff4111111111111111\xfe"), Some((1, 17)));
     }
 }

@@ -28,13 +28,11 @@ pub(crate) fn rewrite(
     let mut current: Option<Vec<u8>> = None;
     for scanner in scanners {
         let hay: &[u8] = current.as_deref().unwrap_or(input);
-        // The common case, nothing to mask, costs a bare scan; matches are then found again.
-        if !scanner.detector.is_match(hay) {
+        // The common case, nothing to mask, costs a bare scan for the first match.
+        let Some(first) = scanner.detector.first(hay) else {
             continue;
-        }
-        if let Some(out) = rewrite_one(&scanner.detector, scanner.style, hasher, hay, json) {
-            current = Some(out);
-        }
+        };
+        current = Some(rewrite_from(scanner, hasher, hay, json, first));
     }
     current
 }
@@ -42,38 +40,43 @@ pub(crate) fn rewrite(
 /// Whether any scanner matches `hay`.
 #[inline]
 pub(crate) fn any_match(scanners: &[Scanner], hay: &[u8]) -> bool {
-    scanners.iter().any(|s| s.detector.is_match(hay))
+    scanners.iter().any(|s| s.detector.first(hay).is_some())
 }
 
-fn rewrite_one(
-    detector: &Detector,
-    style: MaskStyle,
+/// Rewrites `hay` whose first match is `first`: replaces it, then every later match.
+fn rewrite_from(
+    scanner: &Scanner,
     hasher: &Hasher,
     hay: &[u8],
     json: bool,
-) -> Option<Vec<u8>> {
-    let normalize = detector.normalize();
-    let mut out: Option<Vec<u8>> = None;
+    first: (usize, usize),
+) -> Vec<u8> {
+    let normalize = scanner.detector.normalize();
+    let mut out = Vec::with_capacity(hay.len() + 16);
     let mut last = 0usize;
     let mut cursor = json::Cursor::default();
-    detector.find_each(hay, |start, end| {
-        let o = out.get_or_insert_with(|| Vec::with_capacity(hay.len() + 16));
-        o.extend_from_slice(hay.get(last..start).unwrap_or_default());
+    let mut replace = |out: &mut Vec<u8>, start: usize, end: usize| {
+        out.extend_from_slice(hay.get(last..start).unwrap_or_default());
         let found = hay.get(start..end).unwrap_or_default();
         if json && !cursor.inside_string_at(hay, start) {
             let mut styled = Vec::with_capacity(24);
-            style.write_match(hasher, normalize, found, &mut styled);
-            json::write_string(&styled, o);
+            scanner
+                .style
+                .write_match(hasher, normalize, found, &mut styled);
+            json::write_string(&styled, out);
         } else {
-            style.write_match(hasher, normalize, found, o);
+            scanner.style.write_match(hasher, normalize, found, out);
         }
         if json {
             cursor.inside_string_at(hay, end);
         }
         last = end;
+    };
+    replace(&mut out, first.0, first.1);
+    scanner.detector.find_from(hay, first.1, |start, end| {
+        replace(&mut out, start, end);
         ControlFlow::Continue(())
     });
-    let mut o = out?;
-    o.extend_from_slice(hay.get(last..).unwrap_or_default());
-    Some(o)
+    out.extend_from_slice(hay.get(last..).unwrap_or_default());
+    out
 }
