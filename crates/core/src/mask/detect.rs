@@ -61,37 +61,61 @@ impl Detector {
         }
     }
 
+    /// The shortest text this detector can match in: shorter values need no scan.
+    pub(crate) fn min_len(&self) -> usize {
+        match self {
+            Self::Pan => pan::MIN_LEN,
+            Self::Email => email::MIN_LEN,
+            Self::Regex(_) => 1,
+        }
+    }
+
     /// Calls `found(start, end)` for every match in `hay`, left to right, until it breaks.
+    #[cfg(test)]
+    pub(crate) fn find_each(&self, hay: &[u8], found: impl FnMut(usize, usize) -> ControlFlow<()>) {
+        self.find_from(hay, 0, found);
+    }
+
+    /// Calls `found(start, end)` for every match from `from` on — 0, or the end of a match found
+    /// before — left to right, until it breaks.
     #[inline]
-    pub(crate) fn find_each(
+    pub(crate) fn find_from(
         &self,
         hay: &[u8],
+        from: usize,
         mut found: impl FnMut(usize, usize) -> ControlFlow<()>,
     ) {
         match self {
-            Self::Pan => pan::find_each(hay, found),
-            Self::Email => email::find_each(hay, found),
+            Self::Pan => pan::find_from(hay, from, found),
+            Self::Email => email::find_from(hay, from, found),
             Self::Regex(re) => {
-                for m in re.find_iter(hay) {
-                    if !m.is_empty() && found(m.start(), m.end()).is_break() {
+                let mut pos = from;
+                while let Some(m) = hay.get(pos..).and_then(|_| re.find_at(hay, pos)) {
+                    if m.is_empty() {
+                        pos = m.end() + 1;
+                        continue;
+                    }
+                    if found(m.start(), m.end()).is_break() {
                         return;
                     }
+                    pos = m.end();
                 }
             }
         }
     }
 
-    /// Whether `hay` holds at least one match.
-    pub(crate) fn is_match(&self, hay: &[u8]) -> bool {
+    /// The first match in `hay`.
+    #[inline]
+    pub(crate) fn first(&self, hay: &[u8]) -> Option<(usize, usize)> {
         match self {
-            Self::Pan => pan::contains(hay),
+            Self::Pan => pan::first(hay),
             _ => {
-                let mut any = false;
-                self.find_each(hay, |_, _| {
-                    any = true;
+                let mut first = None;
+                self.find_from(hay, 0, |start, end| {
+                    first = Some((start, end));
                     ControlFlow::Break(())
                 });
-                any
+                first
             }
         }
     }
@@ -110,8 +134,16 @@ mod tests {
             ControlFlow::Continue(())
         });
         assert_eq!(found, [(4, 15), (22, 33)]);
-        assert!(ssn.is_match(b"x 123-45-6789"));
-        assert!(!ssn.is_match(b"x 123-45-678"));
+        assert_eq!(ssn.first(b"x 123-45-6789"), Some((2, 13)));
+        assert_eq!(ssn.first(b"x 123-45-678"), None);
+        // Empty matches are passed over, context before `from` still counts for `\b`.
+        let word = Detector::regex(r"\bab|\b").unwrap();
+        let mut found = Vec::new();
+        word.find_from(b"xab ab", 1, |s, e| {
+            found.push((s, e));
+            ControlFlow::Continue(())
+        });
+        assert_eq!(found, [(4, 6)]);
         assert!(Detector::regex("a|").is_err());
         assert!(Detector::builtin("PAN").is_none());
     }

@@ -17,9 +17,17 @@ fn is_domain(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'.'
 }
 
-/// Calls `found(start, end)` for every address in `hay`, left to right, until it breaks.
-pub(crate) fn find_each(hay: &[u8], mut found: impl FnMut(usize, usize) -> ControlFlow<()>) {
-    let mut pos = 0usize;
+/// The shortest text that can hold an address (`a@b.cd`).
+pub(crate) const MIN_LEN: usize = 6;
+
+/// Calls `found(start, end)` for every address in `hay` whose `@` is at or after `from`, left to
+/// right, until it breaks.
+pub(crate) fn find_from(
+    hay: &[u8],
+    from: usize,
+    mut found: impl FnMut(usize, usize) -> ControlFlow<()>,
+) {
+    let mut pos = from;
     while let Some(i) = hay.get(pos..).and_then(|rest| memchr::memchr(b'@', rest)) {
         let at = pos + i;
         match address_around(hay, at) {
@@ -77,7 +85,7 @@ mod tests {
 
     fn emails(text: &str) -> Vec<&str> {
         let mut out = Vec::new();
-        find_each(text.as_bytes(), |s, e| {
+        find_from(text.as_bytes(), 0, |s, e| {
             out.push(&text[s..e]);
             ControlFlow::Continue(())
         });

@@ -101,6 +101,7 @@ pub use counts::MaskCounts;
 pub use plan::{ColumnMeta, MaskPlan, Masked};
 pub use spec::{MaskError, MaskSpec};
 
+use rewrite::Scanner;
 use spec::Rule;
 use style::Hasher;
 
@@ -126,8 +127,10 @@ pub(crate) struct Rules {
     all: Vec<Arc<Rule>>,
     /// Rules with `columns`, in configuration order.
     columns: Vec<Arc<Rule>>,
-    /// Rules with a detector, in configuration order.
-    detectors: Vec<Arc<Rule>>,
+    /// The detectors of rules that have one, in configuration order.
+    detectors: Vec<Scanner>,
+    /// The shortest value any of them can match in (`usize::MAX` with none).
+    min_scan_len: usize,
     /// The `hash` style's keyed hash.
     hasher: Arc<Hasher>,
 }
@@ -139,15 +142,25 @@ impl Rules {
             .filter(|r| !r.columns.is_empty())
             .cloned()
             .collect();
-        let detectors = all
+        let detectors: Vec<Scanner> = all
             .iter()
-            .filter(|r| r.detector.is_some())
-            .cloned()
+            .filter_map(|r| {
+                r.detector.clone().map(|detector| Scanner {
+                    detector,
+                    style: r.style,
+                })
+            })
             .collect();
+        let min_scan_len = detectors
+            .iter()
+            .map(|s| s.detector.min_len())
+            .min()
+            .unwrap_or(usize::MAX);
         Self {
             all,
             columns,
             detectors,
+            min_scan_len,
             hasher,
         }
     }

@@ -56,6 +56,12 @@ impl Kind {
         }
     }
 
+    /// Whether detectors see the value's own bytes (not a decimal rendering of them), so a value
+    /// shorter than any match can be passed over.
+    pub(crate) fn raw(self) -> bool {
+        !matches!(self, Self::Int(_) | Self::Numeric)
+    }
+
     /// Whether a whole-value mask can be written into a value of this kind.
     pub(crate) fn writable(self) -> bool {
         matches!(self, Self::Text | Self::Json | Self::Jsonb)

@@ -45,9 +45,22 @@ pub struct MaskPlan {
 
 #[derive(Debug, Clone)]
 struct Column {
+    /// Values shorter than this are left alone without looking at the action: `usize::MAX` to
+    /// keep, the shortest detector match to scan bytes, 0 otherwise.
+    skip_below: usize,
     action: Action,
     /// The counts label; set for touched columns only.
     label: Option<Arc<str>>,
+}
+
+impl Column {
+    fn keep() -> Self {
+        Self {
+            skip_below: usize::MAX,
+            action: Action::Keep,
+            label: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,14 +83,22 @@ impl MaskPlan {
             let action = decide(rules, meta);
             if action != Action::Keep && planned.is_empty() {
                 planned.reserve_exact(columns.len());
-                planned.extend((0..i).map(|_| Column {
-                    action: Action::Keep,
-                    label: None,
-                }));
+                planned.extend((0..i).map(|_| Column::keep()));
             }
             if !planned.is_empty() || action != Action::Keep {
-                let label = (action != Action::Keep).then(|| label_of(meta));
-                planned.push(Column { action, label });
+                planned.push(match action {
+                    Action::Keep => Column::keep(),
+                    Action::Scan(kind) if kind.raw() => Column {
+                        skip_below: rules.min_scan_len,
+                        action,
+                        label: Some(label_of(meta)),
+                    },
+                    _ => Column {
+                        skip_below: 0,
+                        action,
+                        label: Some(label_of(meta)),
+                    },
+                });
             }
         }
         Self {
@@ -87,11 +108,13 @@ impl MaskPlan {
     }
 
     /// Whether no column needs touching: the wire forwards rows byte for byte.
+    #[inline]
     pub fn is_noop(&self) -> bool {
         self.columns.is_empty()
     }
 
     /// Whether values of column `column` (0-based) must go through [`apply`](Self::apply).
+    #[inline]
     pub fn touches(&self, column: usize) -> bool {
         self.columns
             .get(column)
@@ -104,6 +127,7 @@ impl MaskPlan {
     ///
     /// A column index beyond the planned result (a row longer than its description) is not
     /// trusted: unless the plan is a no-op its values become NULL.
+    #[inline]
     pub fn apply(&self, column: usize, value: Option<&[u8]>, counts: &mut MaskCounts) -> Masked {
         let Some(value) = value else {
             return Masked::Unchanged;
@@ -115,13 +139,17 @@ impl MaskPlan {
                 Masked::Null
             };
         };
+        // Kept columns, and values too short for any detector (ids, names, amounts).
+        if value.len() < col.skip_below {
+            return Masked::Unchanged;
+        }
         let masked = match col.action {
             Action::Keep => return Masked::Unchanged,
             Action::Null => Masked::Null,
             Action::Whole { rule, kind } => self.whole(rule, kind, value),
             Action::Scan(kind) => self.scan(kind, value),
         };
-        if masked != Masked::Unchanged {
+        if !matches!(masked, Masked::Unchanged) {
             if let Some(label) = &col.label {
                 counts.add_shared(label, 1);
             }
