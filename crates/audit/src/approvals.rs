@@ -31,7 +31,7 @@ const POLL: Duration = Duration::from_millis(500);
 pub struct ApprovalRow {
     /// Request id.
     pub id: String,
-    /// `pending`, `approved`, `denied` or `expired`.
+    /// `pending`, `approved`, `denied`, `expired` or `withdrawn`.
     pub state: String,
     /// Who asked.
     pub identity: String,
@@ -244,6 +244,20 @@ impl ApprovalDesk for SqliteApprovals {
                 [&key],
             )?;
             Self::decision_of(conn, &key)
+        })
+        .await
+        .map_err(StoreError::from)
+    }
+
+    async fn withdraw(&self, id: &ApprovalId, why: &str) -> Result<(), StoreError> {
+        let (key, why) = (id.0.clone(), why.to_owned());
+        self.blocking(move |conn| {
+            conn.execute(
+                "UPDATE approvals SET state = 'withdrawn', reason = ?2, decided_at = ?3
+                 WHERE id = ?1 AND state = 'pending'",
+                params![key, why, to_micros(SystemTime::now())],
+            )?;
+            Ok(())
         })
         .await
         .map_err(StoreError::from)

@@ -80,7 +80,7 @@ CREATE TABLE IF NOT EXISTS approvals (
     fingerprint      TEXT NOT NULL,
     requested_at     INTEGER NOT NULL,
     expires_at       INTEGER NOT NULL,
-    state            TEXT NOT NULL,       -- pending | approved | denied | expired
+    state            TEXT NOT NULL,       -- pending | approved | denied | expired | withdrawn
     decided_by       TEXT,
     decided_at       INTEGER,
     reason           TEXT,

@@ -145,6 +145,10 @@ pub trait ApprovalDesk: Send + Sync {
     /// before, that decision is returned instead (and stands).
     async fn expire(&self, id: &ApprovalId) -> Result<Option<Decision>, StoreError>;
 
+    /// Withdraws a pending request whose command stopped waiting (the client cancelled or
+    /// left); a decision taken meanwhile stands.
+    async fn withdraw(&self, id: &ApprovalId, why: &str) -> Result<(), StoreError>;
+
     /// Records that the approved command ran as entry `seq` of `session`.
     async fn executed(
         &self,
@@ -197,6 +201,10 @@ impl ApprovalDesk for NoApprovals {
     }
 
     async fn executed(&self, _: &ApprovalId, _: &SessionId, _: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn withdraw(&self, _: &ApprovalId, _: &str) -> Result<(), StoreError> {
         Ok(())
     }
 

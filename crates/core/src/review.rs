@@ -187,21 +187,38 @@ impl Held {
         };
         self.note(notice.message());
         on_hold(&notice);
+        // From here the wait may be abandoned (the client cancels or goes away, the session is
+        // ended): the guard then records the command as not run and withdraws the request.
+        let mut guard = Abandoned {
+            held: Some(self),
+            id: id.clone(),
+            started,
+        };
         let decision = match desk.wait_decision(&id, review.timeout).await {
-            Ok(Some(d)) => Some(d),
-            Ok(None) => match desk.expire(&id).await {
-                Ok(d) => d,
-                Err(e) => return Err(store_refusal(&e)),
-            },
-            Err(e) => return Err(store_refusal(&e)),
+            Ok(Some(d)) => Ok(Some(d)),
+            Ok(None) => desk.expire(&id).await,
+            Err(e) => Err(e),
+        };
+        let Some(held) = guard.held.take() else {
+            return Err(store_refusal(&crate::error::StoreError(
+                "held command lost".into(),
+            )));
+        };
+        let decision = match decision {
+            Ok(d) => d,
+            Err(e) => {
+                let refused = store_refusal(&e);
+                let _ = held.reject(started, Some(&id), refused.message.clone());
+                return Err(refused);
+            }
         };
         match decision {
             Some(Decision {
                 approved: true, by, ..
             }) => {
-                let seq = self.record.seq;
-                let session = self.record.session.clone();
-                let receipt = self.run(&id, by);
+                let seq = held.record.seq;
+                let session = held.record.session.clone();
+                let receipt = held.run(&id, by);
                 if let Err(e) = desk.executed(&id, &session, seq).await {
                     tracing::warn!(approval = %id, error = %e, "could not mark approval executed");
                 }
@@ -218,7 +235,7 @@ impl Held {
                     "request {id} was denied by {by}{why} (rule \"{}\"); the command was not run",
                     review.rule
                 );
-                Err(self.reject(started, Some(&id), reason))
+                Err(held.reject(started, Some(&id), reason))
             }
             None => {
                 let reason = format!(
@@ -227,8 +244,40 @@ impl Held {
                     humantime::format_duration(review.timeout),
                     review.rule
                 );
-                Err(self.reject(started, Some(&id), reason))
+                Err(held.reject(started, Some(&id), reason))
             }
+        }
+    }
+}
+
+/// A held command whose wait may be abandoned. Dropped while still holding it, it records the
+/// command as not run and withdraws the request, so neither the audit trail nor the approvals
+/// list is left with a command that seems to wait for nobody.
+struct Abandoned {
+    held: Option<Held>,
+    id: ApprovalId,
+    started: Instant,
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        let Some(held) = self.held.take() else {
+            return;
+        };
+        let why = format!(
+            "request {} withdrawn: the client stopped waiting (cancelled, disconnected or its \
+             session ended) before a decision; the command was not run",
+            self.id
+        );
+        let desk = held.desk.clone();
+        let _ = held.reject(self.started, Some(&self.id), why.clone());
+        let id = self.id.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = desk.withdraw(&id, &why).await {
+                    tracing::warn!(approval = %id, error = %e, "could not withdraw the request");
+                }
+            });
         }
     }
 }

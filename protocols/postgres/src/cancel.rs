@@ -8,6 +8,7 @@ use std::time::Duration;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 use crate::messages::{request_code, MessageBuilder};
 
@@ -17,6 +18,8 @@ struct UpstreamKey {
     address: String,
     pid: i32,
     secret: i32,
+    /// Wakes a command of the session held for approval: a cancel ends its wait.
+    held: Arc<Notify>,
 }
 
 /// The gateway's cancel keys, shared by all PostgreSQL sessions of a listener.
@@ -30,12 +33,18 @@ pub struct CancelRegistry {
 pub struct CancelKeyGuard {
     registry: CancelRegistry,
     key: (i32, i32),
+    held: Arc<Notify>,
 }
 
 impl CancelKeyGuard {
     /// The gateway's key as given to the client: (process id, secret).
     pub fn key(&self) -> (i32, i32) {
         self.key
+    }
+
+    /// Notified when the client cancels: a command held for approval stops waiting.
+    pub fn held_cancel(&self) -> Arc<Notify> {
+        self.held.clone()
     }
 }
 
@@ -59,14 +68,17 @@ impl CancelRegistry {
             let gw_secret = i32::from_be_bytes([raw[4], raw[5], raw[6], raw[7]]);
             let key = (gw_pid, gw_secret);
             if let std::collections::hash_map::Entry::Vacant(slot) = keys.entry(key) {
+                let held = Arc::new(Notify::new());
                 slot.insert(UpstreamKey {
                     address: address.to_owned(),
                     pid,
                     secret,
+                    held: held.clone(),
                 });
                 return Some(CancelKeyGuard {
                     registry: self.clone(),
                     key,
+                    held,
                 });
             }
         }
@@ -85,6 +97,8 @@ impl CancelRegistry {
             tracing::debug!("cancel request with an unknown key ignored");
             return;
         };
+        // A command held for approval is not on the server yet: its wait ends here.
+        target.held.notify_waiters();
         let request = MessageBuilder::untagged()
             .i32(request_code::CANCEL)
             .i32(target.pid)

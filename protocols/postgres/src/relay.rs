@@ -97,6 +97,7 @@ pub async fn run<C, U>(
     upstream: (ReadHalf<U>, &mut WriteHalf<U>, BytesMut),
     limits: RelayLimits,
     traffic: &Traffic,
+    cancelled: &tokio::sync::Notify,
 ) -> RelayEnd
 where
     C: AsyncRead + AsyncWrite,
@@ -130,7 +131,14 @@ where
     let (server_rd, server_wr, server_buf) = upstream;
     let end = {
         let c2s = client_to_server(
-            session, &tracker, client_rd, server_wr, client_buf, limits, traffic, notices,
+            session,
+            &tracker,
+            client_rd,
+            server_wr,
+            client_buf,
+            limits,
+            traffic,
+            (notices, cancelled),
         );
         let s2c = server_to_client(
             session, &tracker, server_rd, client_wr, server_buf, limits, traffic, notices_rx,
@@ -170,7 +178,7 @@ async fn client_to_server<C: AsyncRead, U: AsyncWrite>(
     mut buf: BytesMut,
     limits: RelayLimits,
     traffic: &Traffic,
-    notices: Notices,
+    (notices, cancelled): (Notices, &tokio::sync::Notify),
 ) -> RelayEnd {
     let mut passthrough = 0usize;
     let mut steps: Vec<(usize, usize, Step)> = Vec::new();
@@ -184,7 +192,8 @@ async fn client_to_server<C: AsyncRead, U: AsyncWrite>(
             let terminate = scanned.terminate;
             if scanned.len > 0 {
                 let chunk = buf.split_to(scanned.len).freeze();
-                if let Err(e) = forward_client_chunk(tracker, wr, chunk, &mut steps, &notices).await
+                if let Err(e) =
+                    forward_client_chunk(tracker, wr, chunk, &mut steps, &notices, cancelled).await
                 {
                     return RelayEnd::Failed(e);
                 }
@@ -381,6 +390,7 @@ async fn forward_client_chunk<U: AsyncWrite>(
     chunk: Bytes,
     steps: &mut Vec<(usize, usize, Step)>,
     notices: &Notices,
+    cancelled: &tokio::sync::Notify,
 ) -> Result<(), PgError> {
     // Nothing of the chunk goes upstream before every entry in it is durable.
     let mut decided = Vec::with_capacity(steps.len());
@@ -393,8 +403,9 @@ async fn forward_client_chunk<U: AsyncWrite>(
                 simple,
                 tag,
                 shape,
-            } => match admission
-                .wait_with(|hold| {
+            } => {
+                let held = admission.is_held();
+                let wait = admission.wait_with(|hold| {
                     // The client hears the request id at once, while its command waits.
                     let _ = notices.send(error_response(
                         Severity::Notice,
@@ -402,15 +413,30 @@ async fn forward_client_chunk<U: AsyncWrite>(
                         &hold.message(),
                         None,
                     ));
-                })
-                .await
-            {
-                Ok(admitted) => Decided::Run(
-                    Running::new(admitted, simple, tag).with_shape(shape),
-                    simple,
-                ),
-                Err(refused) => Decided::Refuse(refused, simple),
-            },
+                });
+                let decided = if held {
+                    // A held command is not on the server: the client's cancel ends its wait
+                    // (and the core records it as not run and withdraws the request).
+                    tokio::select! {
+                        decided = wait => decided.map_err(|r| (refusal_code(&r), r.message)),
+                        () = cancelled.notified() => Err((
+                            "57014",
+                            "canceling statement due to user request: it was waiting for \
+                             approval and was not run"
+                                .to_owned(),
+                        )),
+                    }
+                } else {
+                    wait.await.map_err(|r| (refusal_code(&r), r.message))
+                };
+                match decided {
+                    Ok(admitted) => Decided::Run(
+                        Running::new(admitted, simple, tag).with_shape(shape),
+                        simple,
+                    ),
+                    Err((code, message)) => Decided::Refuse(code, message, simple),
+                }
+            }
         };
         decided.push((start, end, decision));
     }
@@ -429,12 +455,8 @@ async fn forward_client_chunk<U: AsyncWrite>(
                         t.push(sync);
                     }
                 }
-                Decided::Refuse(refused, simple) => {
-                    let code = if refused.by_policy { "42501" } else { "58000" };
-                    t.push(Pending::Refused {
-                        code,
-                        message: refused.message,
-                    });
+                Decided::Refuse(code, message, simple) => {
+                    t.push(Pending::Refused { code, message });
                     if simple {
                         let sync = t.sync();
                         t.push(sync);
@@ -462,7 +484,16 @@ enum Decided {
     Forward,
     Push(Pending),
     Run(Running, bool),
-    Refuse(gatehouse_core::Refused, bool),
+    Refuse(&'static str, String, bool),
+}
+
+/// The SQLSTATE of a refusal: by policy (42501) or because the store failed (58000).
+fn refusal_code(refused: &gatehouse_core::Refused) -> &'static str {
+    if refused.by_policy {
+        "42501"
+    } else {
+        "58000"
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

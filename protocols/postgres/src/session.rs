@@ -291,12 +291,18 @@ impl Ready {
         let traffic = Traffic::default();
         let (client_rd, mut client_wr) = tokio::io::split(self.client);
         let (server_rd, mut server_wr) = tokio::io::split(self.upstream.stream);
+        let cancelled = self
+            ._cancel_key
+            .as_ref()
+            .map(|k| k.held_cancel())
+            .unwrap_or_default();
         let end = relay::run(
             &self.session,
             (client_rd, &mut client_wr, self.client_buf),
             (server_rd, &mut server_wr, self.upstream.leftover),
             limits,
             &traffic,
+            &cancelled,
         )
         .await;
         let reason = match &end {

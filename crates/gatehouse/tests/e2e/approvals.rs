@@ -282,3 +282,62 @@ print("notices", len(notices), notices[0] if notices else "")
         "{stdout}"
     );
 }
+
+#[test]
+fn cancelling_a_held_command_withdraws_its_request() {
+    let gw = start("gh_review_cancel");
+    let alice = gw.token("alice", &["dev"]);
+    let bob = gw.token("bob", &["dba"]);
+    let held = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-v",
+            "VERBOSITY=verbose",
+            "-d",
+            &gw.dsn("app", &alice),
+        ])
+        .args(["-c", "DROP TABLE t"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = gw.wait_for_request(&bob);
+    // Ctrl-C: psql sends a CancelRequest with the gateway's key.
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &held.id().to_string()])
+        .status();
+    let out = held.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("57014") && err.contains("waiting for approval"),
+        "{err}"
+    );
+    assert_eq!(
+        admin_sql("gh_review_cancel", "SELECT count(*) FROM t").trim(),
+        "3"
+    );
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let state = loop {
+        let all = gw.cli_as(&bob, &["approvals", "list", "--json"]);
+        let all: Vec<serde_json::Value> = serde_json::from_slice(&all.stdout).unwrap();
+        let state = all[0]["state"].as_str().unwrap_or_default().to_owned();
+        if state != "pending" || std::time::Instant::now() > deadline {
+            break state;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(state, "withdrawn");
+    let late = gw.cli_as(&bob, &["approve", &id]);
+    assert!(
+        stderr(&late).contains("already withdrawn"),
+        "{}",
+        stderr(&late)
+    );
+    let rows = gw.audit_until(|rows| with_statement(rows, "DROP TABLE t").len() == 1);
+    let drop = with_statement(&rows, "DROP TABLE t")[0];
+    assert_eq!(drop["verdict"], "rejected");
+    assert_eq!(drop["status"], "not-run");
+    assert_eq!(drop["approval"], id.as_str());
+}
