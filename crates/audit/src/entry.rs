@@ -4,7 +4,7 @@
 
 use gatehouse_core::time::to_micros;
 use gatehouse_core::{CommandCompletion, CommandRecord, MaskLog, Outcome, SessionEnd, SessionInfo};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 /// A journaled write.
@@ -66,10 +66,155 @@ pub(crate) enum Entry {
         reason: String,
         bytes_from_client: u64,
         bytes_from_server: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recording_sha256: Option<String>,
     },
 }
 
 impl Entry {
+    /// What this write's chain link says about it.
+    pub(crate) fn link_key(&self) -> crate::chain::LinkKey {
+        use crate::chain::LinkKey;
+        match self {
+            Self::Admit {
+                session, seq, at, ..
+            } => LinkKey {
+                kind: "admit",
+                session: session.clone(),
+                entry_seq: *seq as i64,
+                at: *at,
+            },
+            Self::Finish {
+                session,
+                seq,
+                finished_at,
+                ..
+            } => LinkKey {
+                kind: "finish",
+                session: session.clone(),
+                entry_seq: *seq as i64,
+                at: *finished_at,
+            },
+            Self::Open { id, started_at, .. } => LinkKey {
+                kind: "open",
+                session: id.clone(),
+                entry_seq: 0,
+                at: *started_at,
+            },
+            Self::Close { id, ended_at, .. } => LinkKey {
+                kind: "close",
+                session: id.clone(),
+                entry_seq: 0,
+                at: *ended_at,
+            },
+        }
+    }
+
+    /// Re-reads a chained write from the tables as it stands now (`None` if its row is gone).
+    pub(crate) fn load(
+        conn: &Connection,
+        kind: &str,
+        session: &str,
+        entry_seq: i64,
+    ) -> rusqlite::Result<Option<Self>> {
+        let list = |text: String| serde_json::from_str::<Vec<String>>(&text).unwrap_or_default();
+        let log = |text: Option<String>| crate::queries::mask_log(text);
+        match kind {
+            "admit" => conn
+                .query_row(
+                    "SELECT at, identity, groups_json, connection, protocol, client_addr,
+                        statement, params_json, class, verdict, rule, approval_id, masked_json
+                     FROM audit_entries WHERE session_id = ?1 AND seq = ?2",
+                    params![session, entry_seq],
+                    |r| {
+                        Ok(Self::Admit {
+                            session: session.to_owned(),
+                            seq: entry_seq as u64,
+                            at: r.get(0)?,
+                            identity: r.get(1)?,
+                            groups: list(r.get(2)?),
+                            connection: r.get(3)?,
+                            protocol: r.get(4)?,
+                            client: r.get(5)?,
+                            statement: r.get(6)?,
+                            params: serde_json::from_str(&r.get::<_, String>(7)?)
+                                .unwrap_or_default(),
+                            class: r.get(8)?,
+                            verdict: r.get(9)?,
+                            rule: r.get(10)?,
+                            approval: r.get(11)?,
+                            masked: log(r.get(12)?),
+                        })
+                    },
+                )
+                .optional(),
+            "finish" => conn
+                .query_row(
+                    "SELECT status, tag, sqlstate, error, rows_returned, rows_affected,
+                        duration_us, finished_at, result_masked_json
+                     FROM audit_entries WHERE session_id = ?1 AND seq = ?2
+                       AND status IS NOT NULL",
+                    params![session, entry_seq],
+                    |r| {
+                        Ok(Self::Finish {
+                            session: session.to_owned(),
+                            seq: entry_seq as u64,
+                            status: r.get(0)?,
+                            tag: r.get(1)?,
+                            sqlstate: r.get(2)?,
+                            error: r.get(3)?,
+                            rows_returned: r.get::<_, i64>(4)? as u64,
+                            rows_affected: r.get::<_, Option<i64>>(5)?.map(|n| n as u64),
+                            duration_us: r.get::<_, i64>(6)? as u64,
+                            finished_at: r.get(7)?,
+                            masked: log(r.get(8)?),
+                        })
+                    },
+                )
+                .optional(),
+            "open" => conn
+                .query_row(
+                    "SELECT identity, groups_json, token_id, connection, protocol, client_addr,
+                        claimed_user, started_at
+                     FROM sessions WHERE id = ?1",
+                    [session],
+                    |r| {
+                        Ok(Self::Open {
+                            id: session.to_owned(),
+                            identity: r.get(0)?,
+                            groups: list(r.get(1)?),
+                            token_id: r.get(2)?,
+                            connection: r.get(3)?,
+                            protocol: r.get(4)?,
+                            client: r.get(5)?,
+                            claimed_user: r.get(6)?,
+                            started_at: r.get(7)?,
+                        })
+                    },
+                )
+                .optional(),
+            "close" => conn
+                .query_row(
+                    "SELECT ended_at, end_reason, bytes_from_client, bytes_from_server,
+                        recording_sha256
+                     FROM sessions WHERE id = ?1 AND ended_at IS NOT NULL",
+                    [session],
+                    |r| {
+                        Ok(Self::Close {
+                            id: session.to_owned(),
+                            ended_at: r.get(0)?,
+                            reason: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                            bytes_from_client: r.get::<_, Option<i64>>(2)?.unwrap_or(0) as u64,
+                            bytes_from_server: r.get::<_, Option<i64>>(3)?.unwrap_or(0) as u64,
+                            recording_sha256: r.get(4)?,
+                        })
+                    },
+                )
+                .optional(),
+            _ => Ok(None),
+        }
+    }
+
     /// Whether new work depends on this write (admissions and openings are refused while the
     /// store is failing; outcomes and ends are always taken, they complete evidence).
     pub(crate) fn starts_something(&self) -> bool {
@@ -139,6 +284,7 @@ impl Entry {
             reason: e.reason.clone(),
             bytes_from_client: e.bytes_from_client,
             bytes_from_server: e.bytes_from_server,
+            recording_sha256: e.recording_sha256.clone(),
         }
     }
 
@@ -189,9 +335,9 @@ impl Entry {
                 "INSERT OR IGNORE INTO audit_entries (session_id, seq, at, identity, groups_json,
                     connection, protocol, client_addr, statement, params_json, class, verdict,
                     status, tag, sqlstate, error, rows_returned, rows_affected, duration_us,
-                    finished_at, rule, approval_id, masked_json)
+                    finished_at, rule, approval_id, masked_json, result_masked_json)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+                    ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
             )?
             .execute(params![
                 session,
@@ -216,7 +362,8 @@ impl Entry {
                 finished_at,
                 rule,
                 approval,
-                masked_json(&merged(masked_in, masked_out))
+                masked_json(masked_in),
+                masked_json(masked_out)
             ])?;
         if inserted == 0 {
             outcome.apply(conn)?;
@@ -282,14 +429,12 @@ impl Entry {
                 finished_at,
                 masked,
             } => {
-                // The result's masking log joins the one taken at admission (statement and
-                // parameters); their keys differ (places vs columns).
+                // The result's masking log is kept apart from the admission's (statement and
+                // parameters), so each write can be re-read exactly as it was chained.
                 conn.prepare_cached(
                     "UPDATE audit_entries SET status = ?3, tag = ?4, sqlstate = ?5, error = ?6,
                         rows_returned = ?7, rows_affected = ?8, duration_us = ?9,
-                        finished_at = ?10,
-                        masked_json = CASE WHEN ?11 IS NULL THEN masked_json
-                            ELSE json_patch(COALESCE(masked_json, '{}'), ?11) END
+                        finished_at = ?10, result_masked_json = ?11
                      WHERE session_id = ?1 AND seq = ?2",
                 )?
                 .execute(params![
@@ -340,10 +485,11 @@ impl Entry {
                 reason,
                 bytes_from_client,
                 bytes_from_server,
+                recording_sha256,
             } => {
                 conn.prepare_cached(
                     "UPDATE sessions SET ended_at = ?2, end_reason = ?3, bytes_from_client = ?4,
-                        bytes_from_server = ?5
+                        bytes_from_server = ?5, recording_sha256 = ?6
                      WHERE id = ?1",
                 )?
                 .execute(params![
@@ -351,7 +497,8 @@ impl Entry {
                     ended_at,
                     reason,
                     *bytes_from_client as i64,
-                    *bytes_from_server as i64
+                    *bytes_from_server as i64,
+                    recording_sha256
                 ])?;
             }
         }
@@ -362,14 +509,6 @@ impl Entry {
 /// The masking log as stored: `NULL` when nothing was masked.
 fn masked_json(log: &MaskLog) -> Option<String> {
     (!log.is_empty()).then(|| json(log))
-}
-
-fn merged(a: &MaskLog, b: &MaskLog) -> MaskLog {
-    let mut out = a.clone();
-    for (k, v) in b {
-        *out.entry(k.clone()).or_default() += v;
-    }
-    out
 }
 
 /// JSON text of a list column.

@@ -10,6 +10,7 @@
 //!   runs (group commit led by the caller), applied to SQLite in batches by a ticker thread.
 //! - [`sqlite`]: [`SqliteStore`] (reads, tokens) and [`AuditWriter`] (the core's audit sink).
 //! - [`approvals`]: the approvals desk (held commands, decisions).
+//! - [`chain`] and [`verify`]: the tamper-evident hash chain and its verification.
 //! - [`tokens`]: issuing, listing and revoking service tokens (CLI and bootstrap).
 //! - [`queries`]: listings of sessions and audit entries.
 //! - [`recording`]: JSON Lines recordings, appended as sessions run.
@@ -17,19 +18,24 @@
 #![forbid(unsafe_code)]
 
 pub mod approvals;
+pub mod chain;
 mod entry;
 pub mod error;
 mod journal;
 pub mod queries;
 pub mod recording;
+pub mod retention;
 pub mod schema;
 pub mod sqlite;
 pub mod tokens;
+pub mod verify;
 mod writer;
 
 pub use approvals::{ApprovalRow, SqliteApprovals};
 pub use error::AuditError;
 pub use queries::{AuditFilter, AuditRow, SessionRow};
 pub use recording::{read_recording, FileRecordings};
+pub use retention::PurgeReport;
 pub use sqlite::{AuditWriter, SqliteStore};
 pub use tokens::{NewToken, TokenRow};
+pub use verify::{verify, VerifyReport};

@@ -123,7 +123,7 @@ impl SqliteStore {
                     SELECT id, at, session_id, seq, identity, groups_json, connection, protocol,
                         client_addr, statement, params_json, class, verdict, status, tag,
                         sqlstate, error, rows_returned, rows_affected, duration_us, rule,
-                        approval_id, masked_json
+                        approval_id, masked_json, result_masked_json
                     FROM audit_entries WHERE at >= ?1 AND session_id LIKE ?2
                     ORDER BY id DESC LIMIT ?3)
                  ORDER BY id",
@@ -168,6 +168,12 @@ impl SqliteStore {
     }
 }
 
+/// A stored masking log (`NULL` when nothing was masked).
+pub(crate) fn mask_log(json: Option<String>) -> std::collections::BTreeMap<String, u64> {
+    json.and_then(|j| serde_json::from_str(&j).ok())
+        .unwrap_or_default()
+}
+
 fn list(text: String) -> Vec<String> {
     serde_json::from_str(&text).unwrap_or_default()
 }
@@ -196,10 +202,13 @@ fn audit_row(row: &Row<'_>) -> rusqlite::Result<AuditRow> {
         duration_us: row.get(19)?,
         rule: row.get(20)?,
         approval: row.get(21)?,
-        masked: row
-            .get::<_, Option<String>>(22)?
-            .and_then(|j| serde_json::from_str(&j).ok())
-            .unwrap_or_default(),
+        masked: {
+            let mut log = mask_log(row.get(22)?);
+            for (k, v) in mask_log(row.get(23)?) {
+                *log.entry(k).or_default() += v;
+            }
+            log
+        },
     })
 }
 

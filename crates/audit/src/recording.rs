@@ -159,6 +159,22 @@ impl FileRecordings {
     }
 }
 
+/// SHA-256 (hex) of a file's contents, read in blocks.
+pub fn file_sha256(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut block = vec![0u8; 64 << 10];
+    loop {
+        let n = file.read(&mut block)?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&block[..n]);
+    }
+    Ok(gatehouse_core::identity::hex(ctx.finish().as_ref()))
+}
+
 /// The file a session's recording lives in.
 pub fn recording_path(dir: &Path, session: &str) -> PathBuf {
     dir.join(format!("{session}.jsonl"))
@@ -173,6 +189,24 @@ impl RecordingSink for FileRecordings {
             }
             Err(e) => {
                 tracing::error!(session = %session, error = %e, "recording event not encodable")
+            }
+        }
+    }
+
+    fn seal(&self, session: &SessionId) -> Option<String> {
+        // Wait for any write in progress, then write out what is still queued: after the
+        // session's Close, its file is complete.
+        {
+            let mut files = self.inner.files.lock().unwrap_or_else(|p| p.into_inner());
+            let mut batch = mem::take(&mut *self.queue());
+            self.write_batch(&mut files, &mut batch);
+        }
+        let path = recording_path(&self.inner.dir, &session.0);
+        match file_sha256(&path) {
+            Ok(hash) => Some(hash),
+            Err(e) => {
+                tracing::error!(session = %session, error = %e, "recording could not be sealed");
+                None
             }
         }
     }

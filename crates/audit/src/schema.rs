@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     ended_at          INTEGER,
     end_reason        TEXT,
     bytes_from_client INTEGER,
-    bytes_from_server INTEGER
+    bytes_from_server INTEGER,
+    recording_sha256  TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_started_at ON sessions(started_at);
 
@@ -61,6 +62,7 @@ CREATE TABLE IF NOT EXISTS audit_entries (
     rule          TEXT,
     approval_id   TEXT,
     masked_json   TEXT,
+    result_masked_json TEXT,
     UNIQUE (session_id, seq)
 );
 CREATE INDEX IF NOT EXISTS audit_entries_at ON audit_entries(at);
@@ -90,6 +92,30 @@ CREATE TABLE IF NOT EXISTS approvals (
 );
 CREATE INDEX IF NOT EXISTS approvals_state ON approvals(state, requested_at);
 CREATE INDEX IF NOT EXISTS approvals_grace ON approvals(identity, connection, fingerprint);
+
+-- The tamper-evident chain: one link per write (an admission, an outcome, a session's
+-- opening or end, a purge), each hashing the one before it. See chain.rs.
+CREATE TABLE IF NOT EXISTS audit_chain (
+    seq            INTEGER PRIMARY KEY,
+    kind           TEXT NOT NULL,        -- admit | finish | open | close | purge
+    session_id     TEXT NOT NULL,        -- '' for a purge
+    entry_seq      INTEGER NOT NULL,     -- 0 for session events and purges
+    at             INTEGER NOT NULL,
+    content_sha256 TEXT NOT NULL,
+    prev_sha256    TEXT NOT NULL,
+    sha256         TEXT NOT NULL,
+    purged_by      INTEGER,              -- the purge link that removed its row
+    content        TEXT,                 -- a purge's own record
+    UNIQUE (kind, session_id, entry_seq)
+);
+CREATE INDEX IF NOT EXISTS audit_chain_session ON audit_chain(session_id);
+
+-- Where the chain starts after a purge removed its oldest links.
+CREATE TABLE IF NOT EXISTS chain_anchor (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    seq    INTEGER NOT NULL,
+    sha256 TEXT NOT NULL
+);
 "#;
 
 /// Columns added after the first release, for stores created before them.
@@ -97,6 +123,8 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("audit_entries", "rule", "TEXT"),
     ("audit_entries", "approval_id", "TEXT"),
     ("audit_entries", "masked_json", "TEXT"),
+    ("audit_entries", "result_masked_json", "TEXT"),
+    ("sessions", "recording_sha256", "TEXT"),
 ];
 
 /// Opens (creating if needed) the database with the settings every connection uses:

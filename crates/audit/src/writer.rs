@@ -270,7 +270,9 @@ pub(crate) fn apply(conn: &mut Connection, entries: &[Entry]) -> Result<(), Audi
         }
     }
     let mut merged = vec![false; entries.len()];
-    let tx = conn.transaction()?;
+    // Immediate: the chain's head is read and extended in one step, even with a purge or
+    // another process writing the same file.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     for (i, entry) in entries.iter().enumerate() {
         if merged.get(i).copied().unwrap_or(false) {
             continue;
@@ -293,6 +295,7 @@ pub(crate) fn apply(conn: &mut Connection, entries: &[Entry]) -> Result<(), Audi
             None => entry.apply(&tx)?,
         }
     }
+    crate::chain::append(&tx, entries)?;
     tx.commit()?;
     Ok(())
 }

@@ -53,6 +53,8 @@ pub struct SessionEnd {
     pub bytes_from_client: u64,
     /// Bytes received from the server.
     pub bytes_from_server: u64,
+    /// SHA-256 of the session's recording as sealed at its end (`None` if there is none).
+    pub recording_sha256: Option<String>,
 }
 
 /// A command at admission: written durably before it reaches the server.

@@ -246,6 +246,7 @@ impl Gateway {
             reason: why.to_owned(),
             bytes_from_client: 0,
             bytes_from_server: 0,
+            recording_sha256: None,
         };
         let opened = self.inner.audit.session_opened(&info);
         let closed = self.inner.audit.session_closed(&end);

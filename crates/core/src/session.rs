@@ -458,12 +458,19 @@ impl Session {
             },
         );
         self.recordings.close(&self.info.id);
+        // The recording is complete now: its hash goes into the session's (chained) end.
+        let recordings = self.recordings.clone();
+        let id = self.info.id.clone();
+        let recording_sha256 = tokio::task::spawn_blocking(move || recordings.seal(&id))
+            .await
+            .unwrap_or_default();
         let receipt = self.audit.session_closed(&SessionEnd {
             id: self.info.id.clone(),
             ended_at,
             reason: reason.to_owned(),
             bytes_from_client,
             bytes_from_server,
+            recording_sha256,
         });
         if let Err(e) = receipt.await {
             tracing::error!(session = %self.info.id, error = %e, "session end not recorded");

@@ -136,6 +136,11 @@ pub trait RecordingSink: Send + Sync {
     fn append(&self, session: &SessionId, event: RecordingEvent);
     /// Closes the session's recording (after its `End` event).
     fn close(&self, session: &SessionId);
+    /// Writes out everything of a closed session's recording and returns the SHA-256 (hex) of
+    /// the file as it now stands, to be kept in the session's row (its seal). Blocking.
+    fn seal(&self, _session: &SessionId) -> Option<String> {
+        None
+    }
 }
 
 /// Looks tokens up. Issuing and listing are store operations of the CLI, not of the core.

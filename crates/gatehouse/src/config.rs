@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::error::CliError;
 
 /// The whole file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// `[gateway]`.
@@ -45,7 +45,7 @@ pub struct Config {
 }
 
 /// `[gateway]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewaySection {
     /// `sqlite:PATH` (or, later, `postgres://...`).
@@ -57,6 +57,9 @@ pub struct GatewaySection {
     /// How long evidence is kept.
     #[serde(default = "default_retention")]
     pub retention_days: u32,
+    /// Allows `retention_days` below PCI DSS's 365.
+    #[serde(default)]
+    pub retention_force: bool,
 }
 
 impl Default for GatewaySection {
@@ -65,6 +68,7 @@ impl Default for GatewaySection {
             state: default_state(),
             recordings: default_recordings(),
             retention_days: default_retention(),
+            retention_force: false,
         }
     }
 }
@@ -82,7 +86,7 @@ fn default_retention() -> u32 {
 }
 
 /// `[listen]`: one address per wire; absent wires are not served.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenSection {
     /// PostgreSQL listener.
@@ -96,7 +100,7 @@ pub struct ListenSection {
 }
 
 /// `[admin]`: the admin API's access.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSection {
     /// Groups whose members may use every admin endpoint (tokens, sessions, audit, approvals).
@@ -118,7 +122,7 @@ fn default_admin_groups() -> Vec<String> {
 }
 
 /// `[tls]`: the client-facing certificate.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSection {
     /// PEM certificate chain.
@@ -128,7 +132,7 @@ pub struct TlsSection {
 }
 
 /// Where a secret comes from.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged, deny_unknown_fields)]
 pub enum SecretRef {
     /// `{ env = "VAR" }`.
@@ -144,7 +148,7 @@ pub enum SecretRef {
 }
 
 /// `[[connection]]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionSection {
     /// Name clients ask for.
@@ -188,6 +192,19 @@ impl Config {
             .filter(|p| !p.as_os_str().is_empty())
             .map(Path::to_owned)
             .unwrap_or_else(|| PathBuf::from("."));
+        if config.gateway.retention_days < 365 && !config.gateway.retention_force {
+            return Err(CliError::Config(format!(
+                "[gateway] retention_days = {} is below PCI DSS 10.5.1's minimum of 365 days; \
+                 raise it, or add retention_force = true if you must keep less",
+                config.gateway.retention_days
+            )));
+        }
+        if config.gateway.retention_days == 0 {
+            return Err(CliError::Config(
+                "[gateway] retention_days = 0 would remove everything; give a number of days"
+                    .into(),
+            ));
+        }
         // Checked now (with a throwaway key) so every command refuses a bad file alike.
         config.masks(vec![0; 32])?;
         config.rules()?;

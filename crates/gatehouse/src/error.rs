@@ -28,6 +28,9 @@ pub enum CliError {
     /// The admin API refused or could not be reached.
     #[error("{0}")]
     Remote(String),
+    /// `audit verify` found problems (already printed).
+    #[error("audit verify found {0} problem(s): the evidence was altered, removed or inserted")]
+    Verify(usize),
     /// A command-line value is wrong.
     #[error("{0}")]
     Usage(String),

@@ -69,6 +69,17 @@ enum Cmd {
     Approve(cli::approvals::DecideArgs),
     /// Deny a held command (online: needs GATEHOUSE_TOKEN of an approver).
     Deny(cli::approvals::DecideArgs),
+    /// Retention of the evidence.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RetentionCmd {
+    /// Remove what is past `[gateway] retention_days` (serve does it every 6 hours).
+    Run(cli::retention::RetentionArgs),
 }
 
 fn main() -> ExitCode {
@@ -101,6 +112,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Cmd::Approvals { command } => cli::approvals::list(&config, server, command),
         Cmd::Approve(args) => cli::approvals::decide(&config, server, &args, true),
         Cmd::Deny(args) => cli::approvals::decide(&config, server, &args, false),
+        Cmd::Retention {
+            command: RetentionCmd::Run(args),
+        } => cli::retention::run(&config, &args),
     }
 }
 

@@ -19,6 +19,9 @@ use crate::tls;
 /// How often the registry is polled for revocations (a revoked token's sessions end within it).
 const REVOCATION_POLL: Duration = Duration::from_millis(500);
 
+/// How often `serve` enforces retention.
+const RETENTION_EVERY: Duration = Duration::from_secs(6 * 3600);
+
 /// How long live sessions get to say goodbye and record their end after a shutdown signal.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
@@ -27,7 +30,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     if config.gateway.retention_days < 365 {
         tracing::warn!(
             retention_days = config.gateway.retention_days,
-            "retention below PCI DSS 10.5.1's minimum of 12 months"
+            "retention below PCI DSS 10.5.1's minimum of 12 months (forced by retention_force)"
         );
     }
     let db_path = config.sqlite_path()?;
@@ -128,6 +131,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     }
     let watcher = gateway.clone();
     sessions.spawn(async move { watcher.watch_revocations(REVOCATION_POLL).await });
+    sessions.spawn(retention_schedule(config.clone(), store.clone()));
 
     shutdown_signal().await;
     tracing::info!(
@@ -144,6 +148,31 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     let _ = tokio::time::timeout(DRAIN_GRACE, audit.flush()).await;
     recordings.flush();
     Ok(())
+}
+
+/// Enforces retention at start and every [`RETENTION_EVERY`].
+async fn retention_schedule(config: Config, store: Arc<SqliteStore>) {
+    let config = Arc::new(config);
+    let mut tick = tokio::time::interval(RETENTION_EVERY);
+    loop {
+        tick.tick().await;
+        let (config, store) = (config.clone(), store.clone());
+        let run = tokio::task::spawn_blocking(move || {
+            crate::cli::retention::purge(&config, &store, std::time::SystemTime::now(), "serve")
+        })
+        .await;
+        match run {
+            Ok(Ok(report)) if report.entries + report.sessions > 0 => tracing::info!(
+                sessions = report.sessions,
+                entries = report.entries,
+                cutoff = %report.cutoff,
+                "retention purged evidence past its period"
+            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "retention run failed"),
+            Err(e) => tracing::error!(error = %e, "retention task failed"),
+        }
+    }
 }
 
 async fn accept_loop(listener: TcpListener, service: PgService, local: SocketAddr) {

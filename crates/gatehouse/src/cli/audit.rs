@@ -26,12 +26,20 @@ pub enum AuditCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Walk the tamper-evident chain and the recordings; exit non-zero if anything was
+    /// altered, removed or inserted.
+    Verify {
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs an audit subcommand.
 pub fn run(config: &Config, command: AuditCmd) -> Result<(), CliError> {
     let store = open_store(config)?;
     match command {
+        AuditCmd::Verify { json } => return super::verify::run(config, &store, json),
         AuditCmd::List {
             since,
             session,

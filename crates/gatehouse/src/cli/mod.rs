@@ -6,8 +6,10 @@ pub mod approvals;
 pub mod audit;
 pub mod remote;
 pub mod replay;
+pub mod retention;
 pub mod sessions;
 pub mod token;
+pub mod verify;
 
 use std::time::SystemTime;
 

@@ -1,0 +1,129 @@
+//! The tamper-evident chain (PCI DSS 10.3): every write to the audit store — an admission, an
+//! outcome, a session's opening or end, a purge — gets a link holding the SHA-256 of the write's
+//! canonical encoding (its journal JSON) and the SHA-256 of the link before it. The links are
+//! appended in the same transaction as the writes, so the database never holds one without the
+//! other.
+//!
+//! `verify` (in [`crate::verify`]) re-reads each write from the tables, re-encodes it, and
+//! walks the links: a changed byte changes a content hash, a removed row leaves a link without
+//! its row, an inserted row has no link, and a removed or forged link breaks the chain.
+//! Recordings are sealed at session end: their SHA-256 is part of the session's chained end.
+//!
+//! A purge (retention) removes rows and marks their links `purged_by` the purge's own link,
+//! which records what it removed and the cutoff; the oldest run of purged links is then
+//! deleted and the last one's hash kept as the anchor the chain starts from.
+
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use crate::entry::Entry;
+use crate::error::AuditError;
+
+/// The hash a chain starts from on a store that was never purged.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// SHA-256, hex.
+pub(crate) fn sha256(bytes: &[u8]) -> String {
+    gatehouse_core::identity::hex(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref(),
+    )
+}
+
+/// What a link says about its write, besides the write's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LinkKey {
+    pub kind: &'static str,
+    pub session: String,
+    pub entry_seq: i64,
+    pub at: i64,
+}
+
+/// The link hash: the previous link, what this link is about, and its content's hash.
+pub(crate) fn link_hash(prev: &str, key: &LinkKey, content_sha256: &str) -> String {
+    sha256(
+        format!(
+            "{prev}|{}|{}|{}|{}|{content_sha256}",
+            key.kind, key.session, key.entry_seq, key.at
+        )
+        .as_bytes(),
+    )
+}
+
+/// The canonical encoding of a write: its journal JSON.
+pub(crate) fn content_of(entry: &Entry) -> Result<Vec<u8>, AuditError> {
+    serde_json::to_vec(entry).map_err(|e| AuditError::Corrupt(format!("cannot encode: {e}")))
+}
+
+/// The hash the next link must carry as its previous one.
+pub(crate) fn head(tx: &Transaction<'_>) -> Result<String, AuditError> {
+    let last: Option<String> = tx
+        .query_row(
+            "SELECT sha256 FROM audit_chain ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(last) = last {
+        return Ok(last);
+    }
+    let anchor: Option<String> = tx
+        .query_row("SELECT sha256 FROM chain_anchor WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(anchor.unwrap_or_else(|| GENESIS.to_owned()))
+}
+
+/// Appends a link for each write, in order. A write already linked (a journal replayed after a
+/// crash) is skipped and does not move the head.
+pub(crate) fn append(tx: &Transaction<'_>, entries: &[Entry]) -> Result<(), AuditError> {
+    let mut prev = head(tx)?;
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO audit_chain
+            (kind, session_id, entry_seq, at, content_sha256, prev_sha256, sha256)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for entry in entries {
+        let key = entry.link_key();
+        let content = sha256(&content_of(entry)?);
+        let hash = link_hash(&prev, &key, &content);
+        let added = insert.execute(params![
+            key.kind,
+            key.session,
+            key.entry_seq,
+            key.at,
+            content,
+            prev,
+            hash
+        ])?;
+        if added == 1 {
+            prev = hash;
+        }
+    }
+    Ok(())
+}
+
+/// Appends a purge's own link, its record kept in the link; returns the link's sequence.
+pub(crate) fn append_purge(tx: &Transaction<'_>, record: &str, at: i64) -> Result<i64, AuditError> {
+    let prev = head(tx)?;
+    let next: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(seq), (SELECT seq FROM chain_anchor WHERE id = 1), 0) + 1
+         FROM audit_chain",
+        [],
+        |r| r.get(0),
+    )?;
+    let key = LinkKey {
+        kind: "purge",
+        session: String::new(),
+        entry_seq: next,
+        at,
+    };
+    let content = sha256(record.as_bytes());
+    let hash = link_hash(&prev, &key, &content);
+    tx.execute(
+        "INSERT INTO audit_chain
+            (seq, kind, session_id, entry_seq, at, content_sha256, prev_sha256, sha256, content)
+         VALUES (?1, 'purge', '', ?1, ?2, ?3, ?4, ?5, ?6)",
+        params![next, at, content, prev, hash, record],
+    )?;
+    Ok(next)
+}

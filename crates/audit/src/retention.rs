@@ -1,0 +1,208 @@
+//! Retention (PCI DSS 10.5.1): sessions that ended before the cutoff are removed with their
+//! audit entries and recordings, and approval requests asked before it, in one transaction
+//! that also chains a purge record (what, how many, the cutoff, by whom) and keeps the chain
+//! verifiable (see [`crate::chain`]). The purge is itself an audit entry, listed like any
+//! other under the pseudo-session `retention`.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use gatehouse_core::time::{display, to_micros};
+use rusqlite::params;
+use serde::Serialize;
+
+use crate::chain::{append, append_purge};
+use crate::entry::Entry;
+use crate::error::AuditError;
+use crate::recording::recording_path;
+use crate::sqlite::SqliteStore;
+
+/// What a purge removed.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct PurgeReport {
+    /// Everything that ended before this was removed (RFC 3339).
+    pub cutoff: String,
+    /// Sessions removed.
+    pub sessions: u64,
+    /// Audit entries removed.
+    pub entries: u64,
+    /// Approval requests removed.
+    pub approvals: u64,
+    /// Recording files removed.
+    pub recordings: u64,
+    /// The oldest record still held after the purge (RFC 3339), if any.
+    pub oldest_kept: Option<String>,
+}
+
+impl SqliteStore {
+    /// When the oldest session still held started (RFC 3339).
+    pub fn oldest_session(&self) -> Result<Option<String>, AuditError> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row("SELECT MIN(started_at) FROM sessions", [], |r| {
+                    r.get::<_, Option<i64>>(0)
+                })?
+                .map(|us| display(gatehouse_core::time::from_micros(us))))
+        })
+    }
+
+    /// Removes what ended before `cutoff`; `by` is recorded as who ran it, `now` as when.
+    pub fn purge(
+        &self,
+        cutoff: SystemTime,
+        now: SystemTime,
+        by: &str,
+        recordings: &Path,
+    ) -> Result<PurgeReport, AuditError> {
+        let cutoff_us = to_micros(cutoff);
+        let mut conn = crate::schema::open(self.path())?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // A session's time is its end; a session that never recorded one (the gateway died)
+        // ends with its last entry.
+        let doomed: Vec<String> = {
+            let mut stmt = tx.prepare(
+                "SELECT s.id FROM sessions s WHERE COALESCE(s.ended_at,
+                    (SELECT MAX(a.at) FROM audit_entries a WHERE a.session_id = s.id),
+                    s.started_at) < ?1 AND s.id <> 'retention'",
+            )?;
+            let ids = stmt.query_map([cutoff_us], |r| r.get(0))?;
+            ids.collect::<Result<_, _>>()?
+        };
+        tx.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY); DELETE FROM doomed;",
+        )?;
+        {
+            let mut add = tx.prepare("INSERT OR IGNORE INTO doomed (id) VALUES (?1)")?;
+            for id in &doomed {
+                add.execute([id])?;
+            }
+        }
+        let entries = tx.execute(
+            "DELETE FROM audit_entries WHERE session_id IN (SELECT id FROM doomed)
+                OR (session_id = 'retention' AND at < ?1)",
+            [cutoff_us],
+        )?;
+        let sessions = tx.execute(
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM doomed)",
+            [],
+        )?;
+        let approvals = tx.execute("DELETE FROM approvals WHERE requested_at < ?1", [cutoff_us])?;
+        let mut report = PurgeReport {
+            cutoff: display(cutoff),
+            sessions: sessions as u64,
+            entries: entries as u64,
+            approvals: approvals as u64,
+            ..PurgeReport::default()
+        };
+        if sessions + entries + approvals == 0 {
+            // Nothing past the period: no purge happened, so none is recorded.
+            drop(tx);
+            report.oldest_kept = self.oldest_session()?;
+            return Ok(report);
+        }
+        let now_us = to_micros(now);
+        let record = serde_json::json!({
+            "purge": "retention",
+            "cutoff_us": cutoff_us,
+            "cutoff": report.cutoff,
+            "at": display(now),
+            "by": by,
+            "sessions": report.sessions,
+            "entries": report.entries,
+            "approvals": report.approvals,
+        })
+        .to_string();
+        let purge = append_purge(&tx, &record, now_us)?;
+        tx.execute(
+            "UPDATE audit_chain SET purged_by = ?1 WHERE purged_by IS NULL AND kind <> 'purge'
+               AND (session_id IN (SELECT id FROM doomed)
+                    OR (session_id = 'retention' AND at < ?2))",
+            params![purge, cutoff_us],
+        )?;
+        // The oldest run of purged links goes; the chain then starts from an anchor.
+        let first_kept: Option<i64> = tx.query_row(
+            "SELECT MIN(seq) FROM audit_chain WHERE purged_by IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        if let Some(first) = first_kept {
+            let anchor: Option<(i64, String)> = tx
+                .query_row(
+                    "SELECT seq - 1, prev_sha256 FROM audit_chain WHERE seq = ?1",
+                    [first],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .ok();
+            if let Some((seq, hash)) = anchor.filter(|(seq, _)| *seq > 0) {
+                tx.execute("DELETE FROM audit_chain WHERE seq <= ?1", [seq])?;
+                tx.execute(
+                    "INSERT INTO chain_anchor (id, seq, sha256) VALUES (1, ?1, ?2)
+                     ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, sha256 = excluded.sha256",
+                    params![seq, hash],
+                )?;
+            }
+        }
+        // The purge as an audit entry, chained like any other.
+        let seq: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_entries WHERE session_id = 'retention'",
+            [],
+            |r| r.get(0),
+        )?;
+        let statement = format!(
+            "PURGE before {}: {} sessions, {} audit entries, {} approval requests (retention)",
+            report.cutoff, report.sessions, report.entries, report.approvals
+        );
+        let written = [
+            Entry::Admit {
+                session: "retention".into(),
+                seq: seq as u64,
+                at: now_us,
+                identity: by.to_owned(),
+                groups: Vec::new(),
+                connection: "-".into(),
+                protocol: "gatehouse".into(),
+                client: "-".into(),
+                statement,
+                params: Vec::new(),
+                class: "retention".into(),
+                verdict: "allow".into(),
+                rule: None,
+                approval: None,
+                masked: Default::default(),
+            },
+            Entry::Finish {
+                session: "retention".into(),
+                seq: seq as u64,
+                status: "ok".into(),
+                tag: Some(format!("PURGE {}", report.entries)),
+                sqlstate: None,
+                error: None,
+                rows_returned: 0,
+                rows_affected: Some(report.entries),
+                duration_us: 0,
+                finished_at: now_us,
+                masked: Default::default(),
+            },
+        ];
+        for entry in &written {
+            entry.apply(&tx)?;
+        }
+        append(&tx, &written)?;
+        report.oldest_kept = tx
+            .query_row(
+                "SELECT MIN(started_at) FROM sessions WHERE id <> 'retention'",
+                [],
+                |r| r.get::<_, Option<i64>>(0),
+            )?
+            .map(|us| display(gatehouse_core::time::from_micros(us)));
+        tx.commit()?;
+        for id in &doomed {
+            match std::fs::remove_file(recording_path(recordings, id)) {
+                Ok(()) => report.recordings += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(session = %id, error = %e, "recording not removed"),
+            }
+        }
+        Ok(report)
+    }
+}

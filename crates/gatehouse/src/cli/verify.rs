@@ -1,0 +1,41 @@
+//! `gatehouse audit verify`: the chain and the recordings checked, every problem named.
+
+use gatehouse_audit::SqliteStore;
+
+use crate::config::Config;
+use crate::error::CliError;
+
+/// Verifies; an error (non-zero exit) if anything does not hold.
+pub fn run(config: &Config, store: &SqliteStore, json: bool) -> Result<(), CliError> {
+    let conn = gatehouse_audit::schema::open(store.path())?;
+    let report = gatehouse_audit::verify(&conn, &config.recordings_dir())?;
+    if json {
+        crate::table::json(&report);
+    } else {
+        println!(
+            "checked {} chain links ({} writes re-read, {} purged, {} purges), {} sealed recordings",
+            report.links,
+            report.writes_checked,
+            report.purged_links,
+            report.purges,
+            report.recordings_checked
+        );
+        if report.anchor_seq > 0 {
+            println!(
+                "the chain starts after link {} (older links were purged by retention)",
+                report.anchor_seq
+            );
+        }
+        for problem in &report.problems {
+            println!("{problem}");
+        }
+    }
+    if report.ok() {
+        if !json {
+            println!("ok: nothing was altered, removed or inserted");
+        }
+        Ok(())
+    } else {
+        Err(CliError::Verify(report.problems.len()))
+    }
+}
