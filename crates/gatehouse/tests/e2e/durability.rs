@@ -131,4 +131,12 @@ fn sigkill_under_pgbench_loses_no_entry_for_an_executed_statement() {
         "statements the server executed without an audit entry: {missing:#?}"
     );
     eprintln!("{total} statements executed by the server, all audited");
+    // The journal a killed gateway left was replayed into the store with its chain links:
+    // the evidence still verifies.
+    let verified = gw.cli_output(&["audit", "verify"]);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
 }
