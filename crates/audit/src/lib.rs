@@ -20,6 +20,7 @@
 pub mod approvals;
 pub mod chain;
 mod entry;
+pub mod evidence;
 pub mod error;
 mod journal;
 pub mod queries;
@@ -33,6 +34,7 @@ mod writer;
 
 pub use approvals::{ApprovalRow, SqliteApprovals};
 pub use error::AuditError;
+pub use evidence::PeriodCounts;
 pub use queries::{AuditFilter, AuditRow, SessionRow};
 pub use recording::{read_recording, FileRecordings};
 pub use retention::PurgeReport;

@@ -102,6 +102,8 @@ pub struct SessionRow {
     pub bytes_from_server: Option<i64>,
     /// Commands audited in it.
     pub commands: i64,
+    /// SHA-256 of its recording, sealed at its end.
+    pub recording_sha256: Option<String>,
 }
 
 impl SqliteStore {
@@ -141,7 +143,8 @@ impl SqliteStore {
                 "SELECT s.id, s.identity, s.groups_json, s.token_id, s.connection, s.protocol,
                     s.client_addr, s.claimed_user, s.started_at, s.ended_at, s.end_reason,
                     s.bytes_from_client, s.bytes_from_server,
-                    (SELECT count(*) FROM audit_entries a WHERE a.session_id = s.id)
+                    (SELECT count(*) FROM audit_entries a WHERE a.session_id = s.id),
+                    s.recording_sha256
                  FROM sessions s WHERE s.started_at >= ?1 ORDER BY s.started_at",
             )?;
             let rows = stmt.query_map([since], session_row)?;
@@ -229,5 +232,6 @@ fn session_row(row: &Row<'_>) -> rusqlite::Result<SessionRow> {
         bytes_from_client: row.get(11)?,
         bytes_from_server: row.get(12)?,
         commands: row.get(13)?,
+        recording_sha256: row.get(14)?,
     })
 }

@@ -42,6 +42,9 @@ pub struct Config {
     /// The directory relative paths are resolved against.
     #[serde(skip)]
     pub base: PathBuf,
+    /// The file it was read from.
+    #[serde(skip)]
+    pub path: PathBuf,
 }
 
 /// `[gateway]`.
@@ -187,6 +190,7 @@ impl Config {
         })?;
         let mut config: Config = toml::from_str(&text)
             .map_err(|e| CliError::Config(format!("{}: {e}", path.display())))?;
+        config.path = path.to_owned();
         config.base = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())

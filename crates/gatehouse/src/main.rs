@@ -6,6 +6,7 @@ mod admin;
 mod cli;
 mod config;
 mod error;
+mod evidence;
 mod serve;
 mod table;
 mod tls;
@@ -69,6 +70,8 @@ enum Cmd {
     Approve(cli::approvals::DecideArgs),
     /// Deny a held command (online: needs GATEHOUSE_TOKEN of an approver).
     Deny(cli::approvals::DecideArgs),
+    /// Write the evidence package of a period for an auditor.
+    Evidence(evidence::EvidenceArgs),
     /// Retention of the evidence.
     Retention {
         #[command(subcommand)]
@@ -115,6 +118,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Cmd::Retention {
             command: RetentionCmd::Run(args),
         } => cli::retention::run(&config, &args),
+        Cmd::Evidence(args) => evidence::run(&config, &args),
     }
 }
 

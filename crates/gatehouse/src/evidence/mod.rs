@@ -1,0 +1,247 @@
+//! `gatehouse evidence --from T --to T --out DIR`: the package an auditor takes away.
+//!
+//! For the period: the audit log (JSON Lines and CSV), the sessions index with their
+//! recordings (copied, each with its hash and whether it matches its seal), the masking log,
+//! the approval trail, the identity and token register, the retention policy and the oldest
+//! record held, the result of `audit verify`, the active policy, and a report (HTML and
+//! Markdown) mapping PCI DSS controls to these files and their counts. `manifest.json` and
+//! `SHA256SUMS` hash every file.
+
+mod files;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use clap::Args;
+use gatehouse_audit::export::{ExportFilter, ExportFormat};
+use gatehouse_audit::recording::{file_sha256, recording_path};
+use gatehouse_core::time::display;
+use serde_json::{json, Value};
+
+use crate::cli::open_store;
+use crate::config::Config;
+use crate::error::CliError;
+use files::Written;
+use report::Report;
+
+/// `evidence` options.
+#[derive(Debug, Args)]
+pub struct EvidenceArgs {
+    /// Start of the period (RFC 3339, or a duration ago such as `90d`).
+    #[arg(long)]
+    pub from: String,
+    /// End of the period (RFC 3339 or a duration ago; default now).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Directory to write the package to (created; must be empty if it exists).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+fn when(text: &str, what: &str) -> Result<SystemTime, CliError> {
+    crate::cli::since(Some(text))?
+        .ok_or_else(|| CliError::Usage(format!("--{what} {text}: give RFC 3339 or a duration")))
+}
+
+/// Writes the package.
+pub fn run(config: &Config, args: &EvidenceArgs) -> Result<(), CliError> {
+    let from = when(&args.from, "from")?;
+    let to = match &args.to {
+        Some(t) => when(t, "to")?,
+        None => SystemTime::now(),
+    };
+    if to <= from {
+        return Err(CliError::Usage("--to must be after --from".into()));
+    }
+    let dir = &args.out;
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(CliError::Usage(format!(
+            "{} exists and is not empty; give a new directory",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::Usage(format!("cannot create {}: {e}", dir.display())))?;
+    let store = open_store(config)?;
+    let mut written = Written::default();
+
+    // The audit log, streamed.
+    let filter = ExportFilter {
+        from: Some(from),
+        to: Some(to),
+        ..ExportFilter::default()
+    };
+    for (name, format) in [("audit.jsonl", ExportFormat::Jsonl), ("audit.csv", ExportFormat::Csv)] {
+        written.file(dir, name, |out| {
+            store.export(&filter, format, out)?;
+            Ok(())
+        })?;
+    }
+
+    // Sessions, with their recordings.
+    let recordings_dir = config.recordings_dir();
+    let mut sessions = Vec::new();
+    let (mut included, mut matching) = (0u64, 0u64);
+    for s in store.list_sessions(Some(from))? {
+        let started = humantime::parse_rfc3339_weak(&s.started_at).unwrap_or(from);
+        if started >= to {
+            continue;
+        }
+        let source = recording_path(&recordings_dir, &s.id);
+        let mut row = serde_json::to_value(&s).unwrap_or(Value::Null);
+        let copied = copy_recording(&source, dir, &s.id, &mut written)?;
+        let (file, hash) = match &copied {
+            Some((file, hash)) => (Some(file.clone()), Some(hash.clone())),
+            None => (None, None),
+        };
+        let seal = match (&s.recording_sha256, &hash) {
+            (Some(sealed), Some(hash)) if sealed == hash => "matches its seal",
+            (Some(_), Some(_)) => "DOES NOT MATCH its seal",
+            (Some(_), None) => "sealed, but the file is missing",
+            (None, Some(_)) => "not sealed (session live, or the gateway stopped abruptly)",
+            (None, None) => "no recording",
+        };
+        if hash.is_some() {
+            included += 1;
+            if seal == "matches its seal" {
+                matching += 1;
+            }
+        }
+        if let Value::Object(map) = &mut row {
+            map.insert("recording_file".into(), json!(file));
+            map.insert("recording_file_sha256".into(), json!(hash));
+            map.insert("recording_seal".into(), json!(seal));
+        }
+        sessions.push(row);
+    }
+    written.rows(dir, "sessions", &sessions)?;
+    written.rows(dir, "masking", &store.masking_log(from, to)?)?;
+    written.rows(dir, "approvals", &store.approval_trail(from, to)?)?;
+    let tokens = store.token_register()?;
+    written.rows(dir, "tokens", &tokens)?;
+
+    let oldest = store.oldest_session()?;
+    let retention = json!({
+        "retention_days": config.gateway.retention_days,
+        "below_pci_minimum_forced": config.gateway.retention_force,
+        "pci_dss_minimum_days": 365,
+        "enforced": "by `gatehouse serve` every 6 hours and by `gatehouse retention run`",
+        "oldest_record_held": oldest,
+    });
+    written.file(dir, "retention.json", |out| json_to(out, &retention))?;
+
+    let conn = gatehouse_audit::schema::open(store.path())?;
+    let verify = gatehouse_audit::verify(&conn, &recordings_dir)?;
+    written.file(dir, "verify.json", |out| json_to(out, &verify))?;
+
+    let policy = policy_text(config);
+    written.file(dir, "policy.md", |out| {
+        use std::io::Write;
+        write!(out, "# Active policy\n\nQuoted from the configuration in force when this package was made (secrets are references, never values).\n\n```toml\n{policy}\n```\n")
+            .map_err(|e| CliError::Usage(e.to_string()))
+    })?;
+
+    let state = |s: &str| tokens.iter().filter(|t| t["state"] == s).count() as u64;
+    let report = Report {
+        from: display(from),
+        to: display(to),
+        generated: display(SystemTime::now()),
+        counts: store.period_counts(from, to)?,
+        tokens: (state("active"), state("expired"), state("revoked")),
+        connections: config
+            .connection
+            .iter()
+            .map(|c| (c.name.clone(), c.protocol.clone(), c.groups.clone()))
+            .collect(),
+        recordings: (included, matching),
+        verify,
+        retention: (config.gateway.retention_days, oldest),
+        policy,
+    };
+    let (md, html) = (report::markdown(&report), report::html(&report));
+    written.file(dir, "report.md", |out| text_to(out, &md))?;
+    written.file(dir, "report.html", |out| text_to(out, &html))?;
+    let n = written.manifest(dir)?;
+    eprintln!(
+        "wrote {} files to {} (manifest.json, SHA256SUMS); {} entries, {} sessions",
+        n,
+        dir.display(),
+        report.counts.entries,
+        report.counts.sessions
+    );
+    if !report.verify.ok() {
+        eprintln!(
+            "warning: audit verify found {} problem(s); they are listed in the report",
+            report.verify.problems.len()
+        );
+    }
+    Ok(())
+}
+
+fn copy_recording(
+    source: &Path,
+    dir: &Path,
+    session: &str,
+    written: &mut Written,
+) -> Result<Option<(String, String)>, CliError> {
+    if !source.exists() {
+        return Ok(None);
+    }
+    let name = format!("recordings/{session}.jsonl");
+    written.file(dir, &name, |out| {
+        let mut file = std::fs::File::open(source)
+            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", source.display())))?;
+        std::io::copy(&mut file, out).map_err(|e| CliError::Usage(e.to_string()))?;
+        Ok(())
+    })?;
+    let hash = file_sha256(&dir.join(&name)).map_err(|e| CliError::Usage(e.to_string()))?;
+    Ok(Some((name, hash)))
+}
+
+fn json_to(out: &mut impl std::io::Write, value: &impl serde::Serialize) -> Result<(), CliError> {
+    serde_json::to_writer_pretty(&mut *out, value).map_err(|e| CliError::Usage(e.to_string()))?;
+    writeln!(out).map_err(|e| CliError::Usage(e.to_string()))
+}
+
+fn text_to(out: &mut impl std::io::Write, text: &str) -> Result<(), CliError> {
+    out.write_all(text.as_bytes())
+        .map_err(|e| CliError::Usage(e.to_string()))
+}
+
+/// The `[[connection]]`, `[[rule]]`, `[[mask]]`, `[[oidc]]`, `[admin]` and `[gateway]` sections
+/// of the configuration file, as written.
+fn policy_text(config: &Config) -> String {
+    let Ok(text) = std::fs::read_to_string(&config.path) else {
+        return "(the configuration file could not be read)".into();
+    };
+    let mut out = String::new();
+    let mut keep = false;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            keep = [
+                "[[connection]]",
+                "[[rule]]",
+                "[[mask]]",
+                "[[oidc]]",
+                "[admin]",
+                "[gateway]",
+            ]
+            .iter()
+            .any(|h| trimmed.starts_with(h));
+            if keep && !out.is_empty() {
+                out.push('\n');
+            }
+        }
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.trim_end().to_owned()
+}
