@@ -12,6 +12,7 @@
 //! - [`approvals`]: the approvals desk (held commands, decisions).
 //! - [`tokens`]: issuing, listing and revoking service tokens (CLI and bootstrap).
 //! - [`queries`]: listings of sessions and audit entries.
+//! - [`export`]: audit entries streamed out as JSON Lines or CSV (`audit export`).
 //! - [`recording`]: JSON Lines recordings, appended as sessions run.
 
 #![forbid(unsafe_code)]
@@ -19,6 +20,7 @@
 pub mod approvals;
 mod entry;
 pub mod error;
+pub mod export;
 mod journal;
 pub mod queries;
 pub mod recording;
@@ -29,6 +31,7 @@ mod writer;
 
 pub use approvals::{ApprovalRow, SqliteApprovals};
 pub use error::AuditError;
+pub use export::{ExportFilter, ExportFormat};
 pub use queries::{AuditFilter, AuditRow, SessionRow};
 pub use recording::{read_recording, FileRecordings};
 pub use sqlite::{AuditWriter, SqliteStore};
