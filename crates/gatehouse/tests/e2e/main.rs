@@ -9,6 +9,7 @@ mod admin_api;
 mod approvals;
 mod drivers;
 mod durability;
+mod export;
 mod faults;
 mod masking;
 mod oidc;
