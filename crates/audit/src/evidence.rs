@@ -50,7 +50,11 @@ fn range(from: SystemTime, to: SystemTime) -> (i64, i64) {
 
 impl SqliteStore {
     /// The counts of `[from, to)`.
-    pub fn period_counts(&self, from: SystemTime, to: SystemTime) -> Result<PeriodCounts, AuditError> {
+    pub fn period_counts(
+        &self,
+        from: SystemTime,
+        to: SystemTime,
+    ) -> Result<PeriodCounts, AuditError> {
         let (from, to) = range(from, to);
         self.read(|conn| {
             let mut c = PeriodCounts::default();
@@ -58,7 +62,8 @@ impl SqliteStore {
                 Ok(conn.query_row(sql, [from, to], |r| r.get::<_, i64>(0))? as u64)
             };
             c.entries = one("SELECT count(*) FROM audit_entries WHERE at >= ?1 AND at < ?2")?;
-            c.sessions = one("SELECT count(*) FROM sessions WHERE started_at >= ?1 AND started_at < ?2")?;
+            c.sessions =
+                one("SELECT count(*) FROM sessions WHERE started_at >= ?1 AND started_at < ?2")?;
             c.refused_sessions = one(
                 "SELECT count(*) FROM sessions WHERE started_at >= ?1 AND started_at < ?2
                    AND end_reason LIKE 'refused:%'",
@@ -163,7 +168,11 @@ impl SqliteStore {
     }
 
     /// The approval trail of `[from, to)`: request, approvers, decision, who, why, execution.
-    pub fn approval_trail(&self, from: SystemTime, to: SystemTime) -> Result<Vec<Value>, AuditError> {
+    pub fn approval_trail(
+        &self,
+        from: SystemTime,
+        to: SystemTime,
+    ) -> Result<Vec<Value>, AuditError> {
         let (from, to) = range(from, to);
         let t = |us: Option<i64>| us.map(|us| display(from_micros(us)));
         self.read(|conn| {

@@ -13,6 +13,7 @@
 //! - [`chain`] and [`verify`]: the tamper-evident hash chain and its verification.
 //! - [`tokens`]: issuing, listing and revoking service tokens (CLI and bootstrap).
 //! - [`queries`]: listings of sessions and audit entries.
+//! - [`export`]: audit entries streamed out as JSON Lines or CSV (`audit export`).
 //! - [`recording`]: JSON Lines recordings, appended as sessions run.
 
 #![forbid(unsafe_code)]
@@ -20,8 +21,9 @@
 pub mod approvals;
 pub mod chain;
 mod entry;
-pub mod evidence;
 pub mod error;
+pub mod evidence;
+pub mod export;
 mod journal;
 pub mod queries;
 pub mod recording;
@@ -35,6 +37,7 @@ mod writer;
 pub use approvals::{ApprovalRow, SqliteApprovals};
 pub use error::AuditError;
 pub use evidence::PeriodCounts;
+pub use export::{ExportFilter, ExportFormat};
 pub use queries::{AuditFilter, AuditRow, SessionRow};
 pub use recording::{read_recording, FileRecordings};
 pub use retention::PurgeReport;

@@ -71,8 +71,11 @@ impl Written {
             "files": entries,
         });
         let path = dir.join("manifest.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&manifest).unwrap_or_default())
-            .map_err(|e| io(&path, e))?;
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&manifest).unwrap_or_default(),
+        )
+        .map_err(|e| io(&path, e))?;
         let path = dir.join("SHA256SUMS");
         std::fs::write(&path, sums).map_err(|e| io(&path, e))?;
         Ok(count)

@@ -76,7 +76,10 @@ pub fn run(config: &Config, args: &EvidenceArgs) -> Result<(), CliError> {
         to: Some(to),
         ..ExportFilter::default()
     };
-    for (name, format) in [("audit.jsonl", ExportFormat::Jsonl), ("audit.csv", ExportFormat::Csv)] {
+    for (name, format) in [
+        ("audit.jsonl", ExportFormat::Jsonl),
+        ("audit.csv", ExportFormat::Csv),
+    ] {
         written.file(dir, name, |out| {
             store.export(&filter, format, out)?;
             Ok(())

@@ -60,9 +60,18 @@ fn controls(r: &Report) -> Vec<Control> {
                 .into(),
             artifacts: "policy.md, sessions.csv (refused attempts), audit.csv (verdict, rule)",
             figures: vec![
-                ("connections configured".into(), r.connections.len().to_string()),
-                ("sessions refused at opening".into(), c.refused_sessions.to_string()),
-                ("commands denied or rejected by rules".into(), denied.to_string()),
+                (
+                    "connections configured".into(),
+                    r.connections.len().to_string(),
+                ),
+                (
+                    "sessions refused at opening".into(),
+                    c.refused_sessions.to_string(),
+                ),
+                (
+                    "commands denied or rejected by rules".into(),
+                    denied.to_string(),
+                ),
                 ("verdicts".into(), map(&c.verdicts)),
             ],
         },
@@ -75,7 +84,10 @@ fn controls(r: &Report) -> Vec<Control> {
                 .into(),
             artifacts: "tokens.csv (register), sessions.csv",
             figures: vec![
-                ("identities active in the period".into(), c.identities.to_string()),
+                (
+                    "identities active in the period".into(),
+                    c.identities.to_string(),
+                ),
                 ("of which by OIDC JWT".into(), c.jwt_identities.to_string()),
                 ("tokens active".into(), r.tokens.0.to_string()),
                 ("tokens expired".into(), r.tokens.1.to_string()),
@@ -106,8 +118,14 @@ fn controls(r: &Report) -> Vec<Control> {
             artifacts: "verify.json, sessions.csv (recording_sha256), manifest.json",
             figures: vec![
                 ("chain links verified".into(), r.verify.links.to_string()),
-                ("writes re-read and matched".into(), r.verify.writes_checked.to_string()),
-                ("sealed recordings verified".into(), r.verify.recordings_checked.to_string()),
+                (
+                    "writes re-read and matched".into(),
+                    r.verify.writes_checked.to_string(),
+                ),
+                (
+                    "sealed recordings verified".into(),
+                    r.verify.recordings_checked.to_string(),
+                ),
                 ("problems found".into(), r.verify.problems.len().to_string()),
                 (
                     "recordings in this package matching their seal".into(),
@@ -142,7 +160,10 @@ fn controls(r: &Report) -> Vec<Control> {
             figures: vec![
                 ("approval requests".into(), map(&c.approvals)),
                 ("values masked".into(), c.masked_values.to_string()),
-                ("commands with masked values".into(), c.masked_entries.to_string()),
+                (
+                    "commands with masked values".into(),
+                    c.masked_entries.to_string(),
+                ),
             ],
         },
     ]
@@ -175,9 +196,15 @@ pub fn markdown(r: &Report) -> String {
     }
     md.push_str("## Connections and who may open them\n\n| connection | protocol | groups |\n|---|---|---|\n");
     for (name, protocol, groups) in &r.connections {
-        md.push_str(&format!("| {name} | {protocol} | {} |\n", groups.join(", ")));
+        md.push_str(&format!(
+            "| {name} | {protocol} | {} |\n",
+            groups.join(", ")
+        ));
     }
-    md.push_str(&format!("\n## Active policy\n\n```toml\n{}\n```\n", r.policy));
+    md.push_str(&format!(
+        "\n## Active policy\n\n```toml\n{}\n```\n",
+        r.policy
+    ));
     md
 }
 

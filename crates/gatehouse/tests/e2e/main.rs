@@ -10,6 +10,7 @@ mod approvals;
 mod drivers;
 mod durability;
 mod evidence;
+mod export;
 mod faults;
 mod masking;
 mod oidc;
