@@ -10,6 +10,10 @@ command -v pgbench >/dev/null || need_apt+=(postgresql-contrib)
 command -v pgbouncer >/dev/null || need_apt+=(pgbouncer)
 command -v script >/dev/null || need_apt+=(bsdutils)
 command -v runuser >/dev/null || need_apt+=(util-linux)
+# The evidence report is rendered by a headless browser in the tests.
+command -v chromium >/dev/null || need_apt+=(chromium)
+# Peak memory of the export bench.
+[ -x /usr/bin/time ] || need_apt+=(time)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -188,3 +188,191 @@ fn retention_below_a_year_is_refused_unless_forced() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+const PACKAGE_POLICY: &str = r#"
+[[rule]]
+name = "wipes"
+when = { class = ["delete-without-where"] }
+action = "review"
+approvers = ["dba"]
+timeout = "30s"
+
+[[mask]]
+name = "pan"
+detect = "pan"
+style = "keep-last-4"
+"#;
+
+/// A realistic run, then the package: every file verifies, the report renders in a browser
+/// with the control mapping and non-zero counts.
+#[test]
+fn the_evidence_package_after_a_realistic_run() {
+    scratch_db("gh_package");
+    admin_sql(
+        "gh_package",
+        "CREATE TABLE cards (id int, pan text); INSERT INTO cards VALUES (1, '4111111111111111');
+         CREATE TABLE scratch (id int); INSERT INTO scratch VALUES (1), (2);",
+    );
+    let conn = Conn {
+        groups: &["batch", "dba"],
+        ..Conn::local("db", "gh_package")
+    };
+    let gw = Gateway::start_with_policy(&[conn], PACKAGE_POLICY, &[]);
+    let job = gw.token("nightly", &["batch"]);
+    let dba = gw.token("dana", &["dba"]);
+    let leaver = gw.token("leaver", &["batch"]);
+
+    // psql with masked results; pgbench; a Python driver; an approval; a revoked token.
+    let (ok, out, err) = psql(&gw.dsn("db", &job), &["-c", "SELECT * FROM cards"], None);
+    assert!(
+        ok && out.contains("1111") && !out.contains("4111111111111111"),
+        "{out} {err}"
+    );
+    let bench = run(
+        "pgbench",
+        &[
+            "-n",
+            "-t",
+            "20",
+            "-c",
+            "2",
+            "-f",
+            "/dev/stdin",
+            &gw.dsn("db", &job),
+        ],
+        Some("SELECT count(*) FROM scratch;\n"),
+        &[],
+    );
+    assert!(
+        bench.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+    let py = run(
+        "python3",
+        &[
+            "-c",
+            "import sys, psycopg\nwith psycopg.connect(sys.argv[1]) as c:\n    print(c.execute('SELECT id FROM scratch WHERE id = %s', (2,)).fetchone()[0])",
+            &gw.dsn("db", &job),
+        ],
+        None,
+        &[],
+    );
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let dsn = gw.dsn("db", &job);
+    let held = std::thread::spawn(move || psql(&dsn, &["-c", "DELETE FROM scratch"], None));
+    let id = gw.wait_for_request(&dba);
+    assert!(gw
+        .cli_as(&dba, &["approve", &id, "--reason", "cleanup"])
+        .status
+        .success());
+    assert!(held.join().unwrap().0);
+    let leaver_id = gw.cli(&["token", "list", "--json"]);
+    let leaver_id: Vec<serde_json::Value> = serde_json::from_str(&leaver_id).unwrap();
+    let leaver_id = leaver_id
+        .iter()
+        .find(|t| t["identity"] == "leaver")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    gw.cli(&["token", "revoke", &leaver_id]);
+    let (ok, _, _) = psql(&gw.dsn("db", &leaver), &["-c", "SELECT 1"], None);
+    assert!(!ok, "a revoked token is refused");
+    gw.audit_until(|rows| {
+        with_statement(rows, "DELETE FROM scratch")
+            .first()
+            .is_some_and(|r| r["status"] == "ok")
+    });
+    gw.sessions_until(|s| s.iter().all(|r| r["ended_at"].is_string()));
+
+    let out = gw.dir.path().join("package");
+    gw.cli(&["evidence", "--from", "1h", "--out", out.to_str().unwrap()]);
+    for file in [
+        "audit.jsonl",
+        "audit.csv",
+        "sessions.jsonl",
+        "sessions.csv",
+        "masking.csv",
+        "approvals.csv",
+        "tokens.csv",
+        "retention.json",
+        "verify.json",
+        "policy.md",
+        "report.md",
+        "report.html",
+        "manifest.json",
+        "SHA256SUMS",
+    ] {
+        assert!(out.join(file).exists(), "{file} missing");
+    }
+    // Every file in the manifest verifies.
+    let check = std::process::Command::new("sha256sum")
+        .args(["-c", "--quiet", "SHA256SUMS"])
+        .current_dir(&out)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert!(manifest["files"].as_array().unwrap().len() >= 14);
+    let masking = std::fs::read_to_string(out.join("masking.csv")).unwrap();
+    assert!(masking.contains(",pan,nightly,"), "{masking}");
+    let approvals = std::fs::read_to_string(out.join("approvals.csv")).unwrap();
+    assert!(
+        approvals.contains("dana") && approvals.contains("cleanup"),
+        "{approvals}"
+    );
+    let tokens = std::fs::read_to_string(out.join("tokens.csv")).unwrap();
+    assert!(
+        tokens.contains("revoked") && tokens.contains("cli:"),
+        "{tokens}"
+    );
+    let verify: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("verify.json")).unwrap()).unwrap();
+    assert_eq!(verify["problems"], serde_json::json!([]));
+    let sessions = std::fs::read_to_string(out.join("sessions.csv")).unwrap();
+    assert!(sessions.contains("matches its seal"), "{sessions}");
+
+    // The report, rendered by a real browser.
+    let page = std::process::Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .arg(format!("file://{}", out.join("report.html").display()))
+        .output()
+        .expect("chromium (scripts/setup.sh installs it)");
+    let dom = String::from_utf8_lossy(&page.stdout);
+    for control in ["7.1 / 7.2", "8.2 / 8.6", "10.2", "10.3", "10.5", "12.3"] {
+        assert!(dom.contains(control), "{control} not rendered:\n{dom}");
+    }
+    let figure = |label: &str| -> u64 {
+        let at = dom
+            .find(label)
+            .unwrap_or_else(|| panic!("{label} not rendered"));
+        let rest = &dom[at..];
+        let start = rest.find("class=\"figure\">").unwrap() + "class=\"figure\">".len();
+        rest[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect::<String>()
+            .parse()
+            .unwrap_or(0)
+    };
+    assert!(figure("audit entries") >= 40, "{dom}");
+    assert!(figure("chain links verified") > 0);
+    assert!(figure("values masked") >= 1);
+    assert!(figure("tokens revoked") >= 1);
+    assert!(figure("sessions refused at opening") >= 1);
+    assert!(dom.contains("approved: 1"), "{dom}");
+    assert!(
+        dom.contains("name = \"wipes\""),
+        "the active policy is quoted"
+    );
+}
