@@ -44,6 +44,9 @@ pub struct PeriodCounts {
     pub purges: u64,
 }
 
+/// One entry's identity and masking log.
+type IdentityMasks = (String, BTreeMap<String, u64>);
+
 fn range(from: SystemTime, to: SystemTime) -> (i64, i64) {
     (to_micros(from), to_micros(to))
 }
@@ -128,7 +131,7 @@ impl SqliteStore {
         conn: &rusqlite::Connection,
         from: i64,
         to: i64,
-    ) -> Result<Vec<(String, BTreeMap<String, u64>)>, AuditError> {
+    ) -> Result<Vec<IdentityMasks>, AuditError> {
         let mut stmt = conn.prepare(
             "SELECT identity, masked_json, result_masked_json FROM audit_entries
              WHERE at >= ?1 AND at < ?2
