@@ -114,8 +114,9 @@ impl Gateway {
         let token = match self.identify(req.token, now).await {
             Ok(t) => t,
             Err(Unauthenticated::Store(e)) => return Err(Refusal::StoreUnavailable(e)),
-            Err(Unauthenticated::Invalid(why)) => {
-                self.record_refusal(&req, None, &format!("refused: {why}"))
+            Err(Unauthenticated::Invalid(why, who)) => {
+                // A revoked or expired token still names who tried: that is evidence too.
+                self.record_refusal(&req, who.as_deref(), &format!("refused: {why}"))
                     .await;
                 return Err(Refusal::BadToken);
             }
@@ -186,7 +187,7 @@ impl Gateway {
         match self.identify(token, SystemTime::now()).await {
             Ok(t) => Ok(t),
             Err(Unauthenticated::Store(e)) => Err(Refusal::StoreUnavailable(e)),
-            Err(Unauthenticated::Invalid(why)) => {
+            Err(Unauthenticated::Invalid(why, _)) => {
                 tracing::info!(why = %why, "token refused");
                 Err(Refusal::BadToken)
             }
@@ -210,7 +211,7 @@ impl Gateway {
                     revoked_at: None,
                     created_by: jwt.issuer,
                 }),
-                Err(e) => Err(Unauthenticated::Invalid(format!("JWT refused: {e}"))),
+                Err(e) => Err(Unauthenticated::Invalid(format!("JWT refused: {e}"), None)),
             };
         }
         let found = self
@@ -221,8 +222,15 @@ impl Gateway {
             .map_err(Unauthenticated::Store)?;
         match found {
             Some(t) if t.is_valid_at(now) => Ok(t),
-            Some(_) => Err(Unauthenticated::Invalid("token expired or revoked".into())),
-            None => Err(Unauthenticated::Invalid("unknown token".into())),
+            Some(t) => Err(Unauthenticated::Invalid(
+                format!(
+                    "token {} {}",
+                    t.id,
+                    if t.revoked_at.is_some() { "revoked" } else { "expired" }
+                ),
+                Some(t.identity.name),
+            )),
+            None => Err(Unauthenticated::Invalid("unknown token".into(), None)),
         }
     }
 
@@ -306,8 +314,9 @@ impl Gateway {
 enum Unauthenticated {
     /// The store could not be asked.
     Store(crate::error::StoreError),
-    /// The token is not valid; the reason is for the log and the refused-session row only.
-    Invalid(String),
+    /// The token is not valid; the reason (and the identity, if the token names one) are for
+    /// the log and the refused-session row only.
+    Invalid(String, Option<String>),
 }
 
 fn new_session_id() -> Result<SessionId, crate::error::StoreError> {

@@ -15,6 +15,21 @@ pub enum SessionsCmd {
         /// Only sessions started since (RFC 3339, or a duration ago such as `2h`).
         #[arg(long)]
         since: Option<String>,
+        /// Only sessions of this identity.
+        #[arg(long)]
+        identity: Option<String>,
+        /// Only sessions on this connection.
+        #[arg(long)]
+        connection: Option<String>,
+        /// Only sessions of this protocol (`postgres`, `mysql`, `ssh`).
+        #[arg(long)]
+        protocol: Option<String>,
+        /// Only refused attempts (bad token, forbidden connection).
+        #[arg(long)]
+        refused: bool,
+        /// Only sessions still open (or whose end was never recorded).
+        #[arg(long)]
+        open: bool,
         /// JSON for scripts.
         #[arg(long)]
         json: bool,
@@ -25,9 +40,31 @@ pub enum SessionsCmd {
 pub fn run(config: &Config, command: SessionsCmd) -> Result<(), CliError> {
     let store = open_store(config)?;
     match command {
-        SessionsCmd::List { since, json } => {
+        SessionsCmd::List {
+            since,
+            identity,
+            connection,
+            protocol,
+            refused,
+            open,
+            json,
+        } => {
             let since = super::since(since.as_deref())?;
-            let sessions = store.list_sessions(since)?;
+            let is = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+            let sessions: Vec<_> = store
+                .list_sessions(since)?
+                .into_iter()
+                .filter(|s| {
+                    is(&identity, &s.identity)
+                        && is(&connection, &s.connection)
+                        && is(&protocol, &s.protocol)
+                        && (!refused
+                            || s.end_reason
+                                .as_deref()
+                                .is_some_and(|r| r.starts_with("refused:")))
+                        && (!open || s.ended_at.is_none())
+                })
+                .collect();
             if json {
                 table::json(&sessions);
                 return Ok(());
