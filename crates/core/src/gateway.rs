@@ -226,7 +226,11 @@ impl Gateway {
                 format!(
                     "token {} {}",
                     t.id,
-                    if t.revoked_at.is_some() { "revoked" } else { "expired" }
+                    if t.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "expired"
+                    }
                 ),
                 Some(t.identity.name),
             )),

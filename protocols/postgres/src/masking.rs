@@ -249,6 +249,50 @@ pub fn mask_copy_data(masker: &Masker, body: &[u8], counts: &mut MaskCounts) -> 
     }
 }
 
+/// A NotificationResponse (LISTEN/NOTIFY) with its payload masked by the detectors; `None`
+/// when nothing changed.
+pub fn mask_notification(
+    masker: &Masker,
+    body: &[u8],
+    counts: &mut MaskCounts,
+) -> Result<Option<Bytes>, PgError> {
+    let mut r = Reader::new(body);
+    let pid = r.i32()?;
+    let channel = r.cstr()?;
+    let payload = r.cstr()?;
+    match masker.mask_text(payload, counts, "notification") {
+        std::borrow::Cow::Borrowed(_) => Ok(None),
+        std::borrow::Cow::Owned(masked) => Ok(Some(
+            MessageBuilder::new(backend::NOTIFICATION_RESPONSE)
+                .i32(pid)
+                .cstr(channel)
+                .cstr(&masked)
+                .finish(),
+        )),
+    }
+}
+
+/// A FunctionCallResponse with its value masked by the detectors; `None` when nothing
+/// changed.
+pub fn mask_function_result(
+    masker: &Masker,
+    body: &[u8],
+    counts: &mut MaskCounts,
+) -> Result<Option<Bytes>, PgError> {
+    let Some(value) = Reader::new(body).value()? else {
+        return Ok(None);
+    };
+    match masker.mask_bytes(value, counts, "function result") {
+        std::borrow::Cow::Borrowed(_) => Ok(None),
+        std::borrow::Cow::Owned(masked) => Ok(Some(
+            MessageBuilder::new(backend::FUNCTION_CALL_RESPONSE)
+                .i32(masked.len() as i32)
+                .bytes(&masked)
+                .finish(),
+        )),
+    }
+}
+
 /// Catalog shared by a session's relay halves.
 pub type SharedCatalog = Option<Arc<Catalog>>;
 

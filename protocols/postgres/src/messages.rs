@@ -83,6 +83,10 @@ pub mod backend {
     pub const COPY_DONE: u8 = b'c';
     /// No data (a Describe of something that returns no rows).
     pub const NO_DATA: u8 = b'n';
+    /// A LISTEN/NOTIFY notification.
+    pub const NOTIFICATION_RESPONSE: u8 = b'A';
+    /// The result of a FunctionCall.
+    pub const FUNCTION_CALL_RESPONSE: u8 = b'V';
 }
 
 /// Startup-phase request codes (in place of the protocol version).

@@ -618,6 +618,8 @@ fn scan_server(
                     | backend::COPY_DATA
                     | backend::COPY_DONE
                     | backend::NO_DATA
+                    | backend::NOTIFICATION_RESPONSE
+                    | backend::FUNCTION_CALL_RESPONSE
             ));
         if !inspect {
             if tag == backend::DATA_ROW || tag == backend::COPY_DATA {
@@ -660,6 +662,8 @@ fn scan_server(
             (backend::COPY_OUT_RESPONSE, Some(m)) => replace(m.copy_out(body)),
             (backend::COPY_DONE, Some(m)) => replace(m.copy_done()),
             (backend::NOTICE_RESPONSE, Some(m)) => replace(m.notice(tag, body)?),
+            (backend::NOTIFICATION_RESPONSE, Some(m)) => replace(m.notification(body)?),
+            (backend::FUNCTION_CALL_RESPONSE, Some(m)) => replace(m.function_result(body)?),
             (backend::COMMAND_COMPLETE, m) => {
                 let mut t = lock(tracker);
                 let refused = m.and_then(|m| {

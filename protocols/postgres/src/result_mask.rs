@@ -20,7 +20,8 @@ use gatehouse_core::mask::{MaskCounts, MaskPlan, Masker};
 
 use crate::error::PgError;
 use crate::masking::{
-    decode_row_description, mask_copy_data, mask_data_row, mask_notice, plan, Catalog, Field,
+    decode_row_description, mask_copy_data, mask_data_row, mask_function_result, mask_notice,
+    mask_notification, plan, Catalog, Field,
 };
 use crate::messages::{error_response, Severity};
 use crate::tracker::Tracker;
@@ -187,6 +188,26 @@ impl ResultMasker {
     pub fn notice(&mut self, tag: u8, body: &[u8]) -> Result<Action, PgError> {
         Ok(
             match mask_notice(&self.masker, tag, body, &mut self.counts)? {
+                Some(masked) => Action::Replace(masked),
+                None => Action::Forward,
+            },
+        )
+    }
+
+    /// A NotificationResponse: its payload masked.
+    pub fn notification(&mut self, body: &[u8]) -> Result<Action, PgError> {
+        Ok(
+            match mask_notification(&self.masker, body, &mut self.counts)? {
+                Some(masked) => Action::Replace(masked),
+                None => Action::Forward,
+            },
+        )
+    }
+
+    /// A FunctionCallResponse: its value masked.
+    pub fn function_result(&mut self, body: &[u8]) -> Result<Action, PgError> {
+        Ok(
+            match mask_function_result(&self.masker, body, &mut self.counts)? {
                 Some(masked) => Action::Replace(masked),
                 None => Action::Forward,
             },

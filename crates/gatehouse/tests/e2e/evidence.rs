@@ -283,9 +283,20 @@ fn the_evidence_package_after_a_realistic_run() {
     gw.cli(&["token", "revoke", &leaver_id]);
     let (ok, _, _) = psql(&gw.dsn("db", &leaver), &["-c", "SELECT 1"], None);
     assert!(!ok, "a revoked token is refused");
-    let tried = gw.cli(&["sessions", "list", "--refused", "--identity", "leaver", "--json"]);
+    let tried = gw.cli(&[
+        "sessions",
+        "list",
+        "--refused",
+        "--identity",
+        "leaver",
+        "--json",
+    ]);
     let tried: Vec<serde_json::Value> = serde_json::from_str(&tried).unwrap();
-    assert_eq!(tried.len(), 1, "the revoked token's attempt names who tried");
+    assert_eq!(
+        tried.len(),
+        1,
+        "the revoked token's attempt names who tried"
+    );
     assert!(tried[0]["end_reason"].as_str().unwrap().contains("revoked"));
     gw.audit_until(|rows| {
         with_statement(rows, "DELETE FROM scratch")

@@ -77,6 +77,8 @@ fn card_numbers_never_show_in_full_to_identities_that_are_not_exempt() {
         "SELECT all_cards()",
         "SELECT card_big::text || '' AS sneaky FROM customers",
         "SELECT name FROM customers WHERE card_number = '4111111111111111'",
+        "LISTEN payments",
+        "NOTIFY payments, 'refund to 4111111111111111'",
     ];
     let mut args = Vec::new();
     for q in &queries {
@@ -95,6 +97,7 @@ fn card_numbers_never_show_in_full_to_identities_that_are_not_exempt() {
         "{out}"
     );
     assert!(out.contains("Ada"), "names are not masked: {out}");
+    assert!(out.contains("refund to ************1111"), "{out}");
 
     // A server error quoting a card number is masked too.
     let (_, _, err) = psql(
