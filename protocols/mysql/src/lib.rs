@@ -1,1 +1,12 @@
-//! placeholder
+//! Gatehouse's MySQL wire. So far: the packet layer both directions share — framing with
+//! sequence ids and 16 MiB continuations ([`frame`]) and the protocol's length-encoded
+//! integers and strings, with text-protocol rows ([`codec`]). The handshake, upstream login,
+//! relay and result tracking build on these (the MySQL issue).
+
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod error;
+pub mod frame;
+
+pub use error::MysqlError;
