@@ -57,7 +57,9 @@ impl<'a> Reader<'a> {
             0xFC => self.uint(2).map(Some),
             0xFD => self.uint(3).map(Some),
             0xFE => self.uint(8).map(Some),
-            _ => Err(MysqlError::Malformed("0xFF is not a length-encoded integer")),
+            _ => Err(MysqlError::Malformed(
+                "0xFF is not a length-encoded integer",
+            )),
         }
     }
 
@@ -66,7 +68,8 @@ impl<'a> Reader<'a> {
         match self.lenenc_int()? {
             None => Ok(None),
             Some(n) => {
-                let n = usize::try_from(n).map_err(|_| MysqlError::Malformed("length too large"))?;
+                let n =
+                    usize::try_from(n).map_err(|_| MysqlError::Malformed("length too large"))?;
                 self.take(n).map(Some)
             }
         }
@@ -147,7 +150,16 @@ mod tests {
 
     #[test]
     fn lenenc_round_trips_at_every_width() {
-        for n in [0, 250, 251, 0xFFFF, 0x1_0000, 0xFF_FFFF, 0x100_0000, u64::MAX] {
+        for n in [
+            0,
+            250,
+            251,
+            0xFFFF,
+            0x1_0000,
+            0xFF_FFFF,
+            0x100_0000,
+            u64::MAX,
+        ] {
             let mut out = Vec::new();
             put_lenenc_int(&mut out, n);
             let mut r = Reader::new(&out);

@@ -118,11 +118,17 @@ pub fn split_message(buf: &mut BytesMut, max: usize) -> Result<Option<Message>, 
 /// with an empty closing packet when the payload is an exact multiple of it). Returns the
 /// bytes and the next sequence id.
 pub fn encode_message(payload: &[u8], mut seq: u8) -> (BytesMut, u8) {
-    let mut out = BytesMut::with_capacity(payload.len() + HEADER * (payload.len() / MAX_PAYLOAD + 1));
+    let mut out =
+        BytesMut::with_capacity(payload.len() + HEADER * (payload.len() / MAX_PAYLOAD + 1));
     let mut rest = payload;
     loop {
         let n = rest.len().min(MAX_PAYLOAD);
-        out.extend_from_slice(&[(n & 0xFF) as u8, (n >> 8 & 0xFF) as u8, (n >> 16) as u8, seq]);
+        out.extend_from_slice(&[
+            (n & 0xFF) as u8,
+            (n >> 8 & 0xFF) as u8,
+            (n >> 16) as u8,
+            seq,
+        ]);
         out.extend_from_slice(&rest[..n]);
         seq = seq.wrapping_add(1);
         rest = &rest[n..];
@@ -150,7 +156,14 @@ mod tests {
 
     #[test]
     fn messages_of_16_mib_and_more_round_trip() {
-        for size in [0, 5, MAX_PAYLOAD - 1, MAX_PAYLOAD, MAX_PAYLOAD + 10, 2 * MAX_PAYLOAD] {
+        for size in [
+            0,
+            5,
+            MAX_PAYLOAD - 1,
+            MAX_PAYLOAD,
+            MAX_PAYLOAD + 10,
+            2 * MAX_PAYLOAD,
+        ] {
             let payload: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
             let (mut wire, next) = encode_message(&payload, 3);
             let packets = size / MAX_PAYLOAD + 1;

@@ -85,7 +85,7 @@ enum Step {
         admission: Admission,
         simple: bool,
         tag: Option<String>,
-        shape: Shape,
+        shape: (Shape, Option<(String, u64)>),
     },
 }
 
@@ -261,7 +261,7 @@ fn scan_client(
                     admission: session.admit(Command::new(text)),
                     simple: true,
                     tag: None,
-                    shape: Shape::default(),
+                    shape: (Shape::default(), None),
                 }
             }
             frontend::PARSE => {
@@ -307,7 +307,8 @@ fn scan_client(
             frontend::EXECUTE => {
                 let (portal, _) = decode_execute(body)?;
                 reserved(portal)?;
-                let (command, shape) = match lock(tracker).portal(portal) {
+                let t = lock(tracker);
+                let (command, shape) = match t.portal(portal) {
                     Some(p) => (
                         Command::with_params(&*p.text, p.params.clone()),
                         p.shape.clone(),
@@ -317,16 +318,21 @@ fn scan_client(
                         Shape::default(),
                     ),
                 };
+                let on = t.portal_serial(portal).map(|s| (portal.to_owned(), s));
+                drop(t);
                 Step::Admit {
                     admission: session.admit(command),
                     simple: false,
                     tag: None,
-                    shape,
+                    shape: (shape, on),
                 }
             }
             frontend::DESCRIBE => match decode_target(body).and_then(not_reserved)? {
                 (b'S', name) => Step::Push(Pending::Describe(name.to_owned())),
-                _ => Step::Forward,
+                (_, name) => {
+                    let serial = lock(tracker).portal_serial(name).unwrap_or(0);
+                    Step::Push(Pending::DescribePortal(name.to_owned(), serial))
+                }
             },
             frontend::CLOSE => {
                 let (kind, name) = decode_target(body).and_then(not_reserved)?;
@@ -354,7 +360,7 @@ fn scan_client(
                     admission: session.admit(command),
                     simple: true,
                     tag: Some("FUNCTION CALL".into()),
-                    shape: Shape::default(),
+                    shape: (Shape::default(), None),
                 }
             }
             frontend::FLUSH | frontend::COPY_DATA => Step::Forward,
@@ -431,7 +437,9 @@ async fn forward_client_chunk<U: AsyncWrite>(
                 };
                 match decided {
                     Ok(admitted) => Decided::Run(
-                        Running::new(admitted, simple, tag).with_shape(shape),
+                        Running::new(admitted, simple, tag)
+                            .with_shape(shape.0)
+                            .on_portal(shape.1),
                         simple,
                     ),
                     Err((code, message)) => Decided::Refuse(code, message, simple),
@@ -531,6 +539,13 @@ async fn server_to_client<U: AsyncRead, C: AsyncWrite>(
                 let chunk = buf.split_to(len).freeze();
                 let mut at = 0;
                 for (start, end, replacement) in replacements.drain(..) {
+                    // Replacements come in message order, one per message; anything else is a
+                    // bug, and ends the session rather than panicking.
+                    if start < at || end > chunk.len() {
+                        return RelayEnd::Failed(PgError::Protocol(
+                            "internal: overlapping rewrites of one server message".into(),
+                        ));
+                    }
                     if let Err(e) = write_parts(wr, &[chunk.slice(at..start), replacement]).await {
                         return RelayEnd::Failed(e);
                     }
@@ -683,19 +698,30 @@ fn scan_server(
                     }
                 }
             }
-            (backend::EMPTY_QUERY, _) => {
+            (backend::EMPTY_QUERY, m) => {
+                if let Some(m) = m {
+                    m.end_result();
+                }
                 lock(tracker).complete(session, "EMPTY", std::mem::take(rows))
             }
             (backend::PORTAL_SUSPENDED, m) => {
                 let mut t = lock(tracker);
-                if let Some(m) = m {
+                // The next Execute (of this portal or another) plans its own rows.
+                let refused = m.and_then(|m| {
                     t.add_masked(&std::mem::take(&mut m.counts));
+                    m.end_result()
+                });
+                match refused {
+                    Some(message) => {
+                        replace(Action::Drop);
+                        t.error(session, refusal_notice(message), std::mem::take(rows));
+                    }
+                    None => t.complete(session, "SUSPENDED", std::mem::take(rows)),
                 }
-                t.complete(session, "SUSPENDED", std::mem::take(rows))
             }
             (backend::ERROR_RESPONSE, m) => {
                 let mut t = lock(tracker);
-                let (notice, refused) = match m {
+                let (notice, refused, action) = match m {
                     Some(m) => {
                         let action = m.notice(tag, body)?;
                         let notice = match &action {
@@ -707,18 +733,21 @@ fn scan_server(
                         t.add_masked(&std::mem::take(&mut m.counts));
                         let refused = m.end_result();
                         // After a refused result the client already has the gateway's error.
-                        replace(if refused.is_some() {
+                        let action = if refused.is_some() {
                             Action::Drop
                         } else {
                             action
-                        });
-                        (notice, refused)
+                        };
+                        (notice, refused, action)
                     }
-                    None => (ServerNotice::decode(body)?, None),
+                    None => (ServerNotice::decode(body)?, None, Action::Forward),
                 };
                 let notice = refused.map(refusal_notice).unwrap_or(notice);
-                if let Some(replacement) = t.error(session, notice, std::mem::take(rows)) {
-                    replacements.push((off, off + total, replacement));
+                // One replacement per message: the gateway's own error for a command it
+                // refused wins over a masked copy of the server's.
+                match t.error(session, notice, std::mem::take(rows)) {
+                    Some(replacement) => replacements.push((off, off + total, replacement)),
+                    None => replace(action),
                 }
             }
             (backend::PARAMETER_DESCRIPTION, _) => {

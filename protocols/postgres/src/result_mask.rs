@@ -4,9 +4,11 @@
 //! Only sessions whose identity is subject to some `[[mask]]` have one; for everyone else the
 //! relay never decodes a row.
 //!
-//! Where the columns of a result come from, in order: the RowDescription just before its rows
-//! (simple queries, a Describe of a portal); else the described statement the executed portal
-//! was bound from, with the Bind's result formats. Rows of a result whose columns are unknown
+//! Where the columns of a result come from: for a simple query, the RowDescription just before
+//! its rows; for an extended Execute, the command's own shape — the Describe of that very
+//! portal (same Bind), else the described statement it was bound from with the Bind's result
+//! formats. A plan never outlives its command (CommandComplete, ErrorResponse,
+//! PortalSuspended, EmptyQueryResponse, ReadyForQuery end it). Rows of a result whose columns are unknown
 //! are scanned as text by the detectors when every column is text; when some column is binary,
 //! or a column rule applies to the identity, such a result is refused (fail closed). COPY TO
 //! output is scanned by the detectors in text and CSV format; it is refused in binary format,
@@ -24,7 +26,7 @@ use crate::masking::{
     mask_notification, plan, Catalog, Field,
 };
 use crate::messages::{error_response, Severity};
-use crate::tracker::Tracker;
+use crate::tracker::{Described, Tracker};
 
 /// What to do with a server message.
 #[derive(Debug)]
@@ -91,7 +93,7 @@ impl ResultMasker {
     /// start of a result.
     pub fn row_description(&mut self, tracker: &mut Tracker, body: &[u8]) -> Result<(), PgError> {
         let fields = decode_row_description(body)?;
-        if !tracker.row_description(&fields) {
+        if tracker.row_description(&fields) == Described::Result {
             self.plan = Some(plan(&self.masker, self.catalog.as_deref(), &fields));
         }
         Ok(())

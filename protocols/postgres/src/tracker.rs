@@ -69,6 +69,8 @@ pub struct Running {
     pub masked: MaskLog,
     /// What its rows will look like.
     pub shape: Shape,
+    /// The portal it executes and that portal's bind serial (extended protocol).
+    portal: Option<(String, u64)>,
 }
 
 impl Running {
@@ -83,7 +85,14 @@ impl Running {
             error: None,
             masked: MaskLog::new(),
             shape: Shape::default(),
+            portal: None,
         }
+    }
+
+    /// The same, executing this portal (name and bind serial).
+    pub fn on_portal(mut self, portal: Option<(String, u64)>) -> Self {
+        self.portal = portal;
+        self
     }
 
     /// The same, with the shape of its rows.
@@ -130,6 +139,9 @@ pub enum Pending {
     },
     /// A Describe of a statement, answered by ParameterDescription.
     Describe(String),
+    /// A Describe of a portal (its name and bind serial), answered by RowDescription or
+    /// NoData: the columns its Execute will return.
+    DescribePortal(String, u64),
     /// The client ended a COPY FROM STDIN (CopyDone or CopyFail): the bound of the Syncs the
     /// server ignores while it is copying in.
     CopyEnd,
@@ -148,6 +160,17 @@ pub enum Removed {
     Statement(u64, Statement),
     /// A portal.
     Portal(u64, Portal),
+}
+
+/// What a RowDescription described.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Described {
+    /// A prepared statement (answering Describe of a statement).
+    Statement,
+    /// A portal (answering Describe of a portal).
+    Portal,
+    /// The result now being answered (a simple query's).
+    Result,
 }
 
 /// The state both halves share (behind one mutex, never held across an await).
@@ -269,6 +292,11 @@ impl Tracker {
         self.portals.get(name).map(|(_, p)| p)
     }
 
+    /// A portal's bind serial (which Bind made it).
+    pub fn portal_serial(&self, name: &str) -> Option<u64> {
+        self.portals.get(name).map(|(serial, _)| *serial)
+    }
+
     /// The first queued item an answer of this kind can belong to.
     fn first(&self, matches: impl Fn(&Pending) -> bool) -> Option<usize> {
         self.queue.iter().position(matches)
@@ -365,6 +393,7 @@ impl Tracker {
                     Pending::Bind(d) => format!("Bind of portal {:?}", d.name),
                     Pending::Close { name, .. } => format!("Close of {name:?}"),
                     Pending::Describe(name) => format!("Describe of statement {name:?}"),
+                    Pending::DescribePortal(name, _) => format!("Describe of portal {name:?}"),
                     _ => "a message".to_owned(),
                 };
                 session.note(format!(
@@ -409,21 +438,67 @@ impl Tracker {
         }
     }
 
-    /// RowDescription: if it answers a Describe of a statement, the statement's columns are
-    /// kept and `true` is returned; otherwise it starts a result.
-    pub fn row_description(&mut self, fields: &[Field]) -> bool {
-        let Some(name) = self.described.take() else {
-            return false;
-        };
-        if let Some((_, statement)) = self.statements.get_mut(&name) {
-            statement.fields = Some(Arc::from(fields));
+    /// RowDescription: what it describes. A statement's columns are kept (unless it is a
+    /// utility statement such as FETCH or EXECUTE, whose columns can change under the same
+    /// text); a portal's are given to the executes of that very Bind; otherwise it starts the
+    /// result of the simple query being answered.
+    pub fn row_description(&mut self, fields: &[Field]) -> Described {
+        if let Some(name) = self.described.take() {
+            if let Some((_, statement)) = self.statements.get_mut(&name) {
+                let classes =
+                    gatehouse_core::classify(gatehouse_core::Protocol::Postgres, &statement.text);
+                let stable = !classes.classes().is_empty()
+                    && classes.classes().iter().all(|c| {
+                        !matches!(
+                            c,
+                            gatehouse_core::StatementClass::Other
+                                | gatehouse_core::StatementClass::Unknown
+                                | gatehouse_core::StatementClass::Transaction
+                        )
+                    });
+                statement.fields = stable.then(|| Arc::from(fields));
+            }
+            return Described::Statement;
         }
-        true
+        let first = self
+            .queue
+            .iter()
+            .position(|p| !matches!(p, Pending::Sync { .. }));
+        if let Some(Pending::DescribePortal(..)) = first.and_then(|i| self.queue.get(i)) {
+            if let Some(Pending::DescribePortal(name, serial)) =
+                first.and_then(|i| self.queue.remove(i))
+            {
+                let fields: Arc<[Field]> = Arc::from(fields);
+                if let Some((s, portal)) = self.portals.get_mut(&name) {
+                    if *s == serial {
+                        portal.shape.fields = Some(fields.clone());
+                    }
+                }
+                for p in self.queue.iter_mut() {
+                    if let Pending::Command(run) = p {
+                        if run
+                            .portal
+                            .as_ref()
+                            .is_some_and(|(n, s)| *n == name && *s == serial)
+                        {
+                            run.shape.fields = Some(fields.clone());
+                        }
+                    }
+                }
+            }
+            return Described::Portal;
+        }
+        Described::Result
     }
 
-    /// NoData: the described statement returns no rows.
+    /// NoData: the described statement or portal returns no rows.
     pub fn no_data(&mut self) {
-        self.described = None;
+        if self.described.take().is_some() {
+            return;
+        }
+        if let Some(i) = self.first(|p| matches!(p, Pending::DescribePortal(..))) {
+            self.queue.remove(i);
+        }
     }
 
     /// The shape of the rows of the first command waiting for its answer.
@@ -485,7 +560,10 @@ impl Tracker {
                 draft @ (Pending::Parse(_) | Pending::Bind(_) | Pending::Close { .. }) => {
                     undo.push(draft)
                 }
-                Pending::Refused { .. } | Pending::Describe(_) | Pending::CopyEnd => {}
+                Pending::Refused { .. }
+                | Pending::Describe(_)
+                | Pending::DescribePortal(..)
+                | Pending::CopyEnd => {}
             }
         }
         for draft in undo.into_iter().rev() {

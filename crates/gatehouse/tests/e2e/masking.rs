@@ -245,3 +245,88 @@ with psycopg.connect(sys.argv[1]) as conn:
     assert!(stdout.contains("None"), "{stdout}");
     assert_store_has_no_pan(&gw);
 }
+
+/// One frontend message: tag, length, body.
+fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![tag];
+    m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+fn cstrs(parts: &[&str]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for p in parts {
+        b.extend_from_slice(p.as_bytes());
+        b.push(0);
+    }
+    b
+}
+
+/// Parse + Bind (no parameters; result format `format` for all columns).
+fn parse_bind(statement: &str, portal: &str, sql: &str, format: i16) -> Vec<u8> {
+    let mut out = msg(b'P', &[cstrs(&[statement, sql]), vec![0, 0]].concat());
+    let mut bind = cstrs(&[portal, statement]);
+    bind.extend_from_slice(&[0, 0, 0, 0, 0, 1]);
+    bind.extend_from_slice(&format.to_be_bytes());
+    out.extend(msg(b'B', &bind));
+    out
+}
+
+#[test]
+fn a_plan_is_never_borrowed_from_another_portal_or_an_earlier_execute() {
+    let gw = setup("gh_mask_raw");
+    let analyst = gw.token("ana", &["analysts"]);
+    let mut raw = crate::faults::Raw::login(gw.port, "shop", &analyst);
+    let mut pipeline = Vec::new();
+    // Describe a harmless portal, then execute a different one: its rows must be planned on
+    // their own (here: refused, since nothing described them and they are binary).
+    pipeline.extend(parse_bind("s1", "p1", "SELECT true", 1));
+    pipeline.extend(parse_bind(
+        "s2",
+        "p2",
+        "SELECT card_number FROM customers",
+        1,
+    ));
+    pipeline.extend(msg(b'D', &[vec![b'P'], cstrs(&["p1"])].concat()));
+    pipeline.extend(msg(b'E', &[cstrs(&["p2"]), vec![0, 0, 0, 0]].concat()));
+    pipeline.extend(msg(b'S', &[]));
+    // A suspended portal's plan does not carry over to the next portal.
+    pipeline.extend(parse_bind("s3", "p3", "SELECT name FROM customers", 0));
+    pipeline.extend(parse_bind(
+        "s4",
+        "p4",
+        "SELECT card_number FROM customers",
+        0,
+    ));
+    pipeline.extend(msg(b'D', &[vec![b'P'], cstrs(&["p3"])].concat()));
+    pipeline.extend(msg(
+        b'E',
+        &[cstrs(&["p3"]), 1i32.to_be_bytes().to_vec()].concat(),
+    ));
+    pipeline.extend(msg(b'D', &[vec![b'P'], cstrs(&["p4"])].concat()));
+    pipeline.extend(msg(b'E', &[cstrs(&["p4"]), vec![0, 0, 0, 0]].concat()));
+    pipeline.extend(msg(b'S', &[]));
+    raw.send(&pipeline);
+    let mut got = Vec::new();
+    while got
+        .windows(6)
+        .filter(|w| *w == [b'Z', 0, 0, 0, 5, b'I'])
+        .count()
+        < 2
+    {
+        let more = raw.read_until(|b| !b.is_empty());
+        assert!(!more.is_empty(), "{}", String::from_utf8_lossy(&got));
+        got.extend(more);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert_no_pan("raw pipeline", &text);
+    assert!(
+        text.contains("withheld"),
+        "the first result is refused: {text}"
+    );
+    assert!(
+        text.contains("************1111"),
+        "the last one is masked: {text}"
+    );
+}
