@@ -79,6 +79,12 @@ impl SqliteApprovals {
     pub fn open(path: &Path) -> Result<Self, AuditError> {
         let conn = schema::open(path)?;
         schema::migrate(&conn)?;
+        // Requests left pending by a gateway that stopped have nobody waiting on them any more:
+        // approving one later must not open a grace for a command that never ran.
+        conn.execute(
+            "UPDATE approvals SET state = 'expired' WHERE state = 'pending'",
+            [],
+        )?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             decided: Arc::new(Notify::new()),
@@ -350,7 +356,7 @@ impl ApprovalDesk for SqliteApprovals {
                 let changed = conn.execute(
                     "UPDATE approvals SET state = ?2, decided_by = ?3, decided_at = ?4,
                         reason = ?5
-                     WHERE id = ?1 AND state = 'pending'",
+                     WHERE id = ?1 AND state = 'pending' AND expires_at > ?4",
                     params![
                         key,
                         if approve { "approved" } else { "denied" },
@@ -362,7 +368,7 @@ impl ApprovalDesk for SqliteApprovals {
                 if changed == 0 {
                     return Ok(Err(DecideError::NotPending {
                         id: key,
-                        state: "decided meanwhile".into(),
+                        state: "decided meanwhile, or past its waiting time".into(),
                     }));
                 }
                 Ok(Ok(Decision {

@@ -82,8 +82,23 @@ pub(crate) fn append(tx: &Transaction<'_>, entries: &[Entry]) -> Result<(), Audi
             (kind, session_id, entry_seq, at, content_sha256, prev_sha256, sha256)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
+    let mut has_outcome = tx.prepare_cached(
+        "SELECT 1 FROM audit_entries WHERE session_id = ?1 AND seq = ?2 AND status IS NOT NULL",
+    )?;
+    let mut has_end =
+        tx.prepare_cached("SELECT 1 FROM sessions WHERE id = ?1 AND ended_at IS NOT NULL")?;
     for entry in entries {
         let key = entry.link_key();
+        // An outcome or an end whose row is not there (its admission or opening was refused
+        // while the store failed) changed nothing, so nothing is sealed.
+        let landed = match key.kind {
+            "finish" => has_outcome.exists(params![key.session, key.entry_seq])?,
+            "close" => has_end.exists([&key.session])?,
+            _ => true,
+        };
+        if !landed {
+            continue;
+        }
         let content = sha256(&content_of(entry)?);
         let hash = link_hash(&prev, &key, &content);
         let added = insert.execute(params![

@@ -101,6 +101,43 @@ impl SqliteStore {
             return Ok(report);
         }
         let now_us = to_micros(now);
+        // The purge's link comes next; the links of what it removes are marked with it.
+        let purge: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(seq), (SELECT seq FROM chain_anchor WHERE id = 1), 0) + 1
+             FROM audit_chain",
+            [],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "UPDATE audit_chain SET purged_by = ?1 WHERE purged_by IS NULL AND kind <> 'purge'
+               AND (session_id IN (SELECT id FROM doomed)
+                    OR (session_id = 'retention' AND at < ?2))",
+            params![purge, cutoff_us],
+        )?;
+        // The oldest run of purged links goes; the chain then starts from an anchor, which the
+        // purge's own record names (so an anchor nobody purged to is caught).
+        let first_kept: Option<i64> = tx.query_row(
+            "SELECT MIN(seq) FROM audit_chain WHERE purged_by IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        let anchor: Option<(i64, String)> = match first_kept {
+            Some(first) => tx
+                .query_row(
+                    "SELECT seq - 1, prev_sha256 FROM audit_chain WHERE seq = ?1",
+                    [first],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .ok(),
+            None => tx
+                .query_row(
+                    "SELECT seq, sha256 FROM audit_chain ORDER BY seq DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .ok(),
+        }
+        .filter(|(seq, _)| *seq > 0);
         let record = serde_json::json!({
             "purge": "retention",
             "cutoff_us": cutoff_us,
@@ -110,41 +147,28 @@ impl SqliteStore {
             "sessions": report.sessions,
             "entries": report.entries,
             "approvals": report.approvals,
+            "anchor_seq": anchor.as_ref().map(|(s, _)| *s),
+            "anchor_sha256": anchor.as_ref().map(|(_, h)| h.clone()),
         })
         .to_string();
-        let purge = append_purge(&tx, &record, now_us)?;
-        tx.execute(
-            "UPDATE audit_chain SET purged_by = ?1 WHERE purged_by IS NULL AND kind <> 'purge'
-               AND (session_id IN (SELECT id FROM doomed)
-                    OR (session_id = 'retention' AND at < ?2))",
-            params![purge, cutoff_us],
-        )?;
-        // The oldest run of purged links goes; the chain then starts from an anchor.
-        let first_kept: Option<i64> = tx.query_row(
-            "SELECT MIN(seq) FROM audit_chain WHERE purged_by IS NULL",
-            [],
-            |r| r.get(0),
-        )?;
-        if let Some(first) = first_kept {
-            let anchor: Option<(i64, String)> = tx
-                .query_row(
-                    "SELECT seq - 1, prev_sha256 FROM audit_chain WHERE seq = ?1",
-                    [first],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .ok();
-            if let Some((seq, hash)) = anchor.filter(|(seq, _)| *seq > 0) {
-                tx.execute("DELETE FROM audit_chain WHERE seq <= ?1", [seq])?;
-                tx.execute(
-                    "INSERT INTO chain_anchor (id, seq, sha256) VALUES (1, ?1, ?2)
-                     ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, sha256 = excluded.sha256",
-                    params![seq, hash],
-                )?;
-            }
+        let appended = append_purge(&tx, &record, now_us)?;
+        if appended != purge {
+            return Err(AuditError::Corrupt(format!(
+                "the chain moved during a purge (link {appended}, expected {purge})"
+            )));
+        }
+        if let Some((seq, hash)) = &anchor {
+            tx.execute("DELETE FROM audit_chain WHERE seq <= ?1", [seq])?;
+            tx.execute(
+                "INSERT INTO chain_anchor (id, seq, sha256) VALUES (1, ?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, sha256 = excluded.sha256",
+                params![seq, hash],
+            )?;
         }
         // The purge as an audit entry, chained like any other.
+        // Numbered by the chain (never reused, even after older purge entries are purged).
         let seq: i64 = tx.query_row(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_entries WHERE session_id = 'retention'",
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_chain",
             [],
             |r| r.get(0),
         )?;

@@ -73,7 +73,7 @@ pub fn verify(conn: &Connection, recordings: &Path) -> Result<VerifyReport, Audi
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .ok();
-    let (mut expected_seq, mut prev) = match anchor {
+    let (mut expected_seq, mut prev) = match anchor.clone() {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS.to_owned()),
     };
@@ -153,6 +153,22 @@ pub fn verify(conn: &Connection, recordings: &Path) -> Result<VerifyReport, Audi
     }
     drop(rows);
     drop(stmt);
+    if let Some((seq, hash)) = &anchor {
+        // An anchor is only ever set by a purge, which names it in its record.
+        let named = conn
+            .prepare("SELECT content FROM audit_chain WHERE kind = 'purge'")?
+            .query_map([], |r| r.get::<_, Option<String>>(0))?
+            .filter_map(Result::ok)
+            .flatten()
+            .filter_map(|c| serde_json::from_str::<serde_json::Value>(&c).ok())
+            .any(|v| v["anchor_seq"].as_i64() == Some(*seq) && v["anchor_sha256"] == *hash);
+        if !named {
+            report.problems.push(format!(
+                "altered: the chain starts at an anchor (link {seq}) that no purge created — \
+                 older links were removed"
+            ));
+        }
+    }
     find_inserted(conn, &mut report)?;
     check_recordings(conn, recordings, &mut report)?;
     Ok(report)

@@ -172,6 +172,7 @@ impl Gateway {
             recordings: self.inner.recordings.clone(),
             rules: self.inner.rules.clone(),
             masker: self.inner.masks.for_groups(&token.identity.groups),
+            evidence_masker: self.inner.masks.for_groups(&[]),
             approvals: self.inner.approvals.clone(),
             revoked: self.inner.revocations.subscribe(),
             shutdown: self.inner.shutdown.subscribe(),

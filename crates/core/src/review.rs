@@ -8,8 +8,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_lc_rs::digest;
-
 use crate::approval::{ApprovalDesk, ApprovalId, ApprovalRequest, Decision};
 use crate::events::CommandRecord;
 use crate::identity::hex;
@@ -50,6 +48,8 @@ impl HoldNotice {
 /// A held command and what it needs to finish its admission.
 pub(crate) struct Held {
     pub(crate) record: CommandRecord,
+    /// The exact command's fingerprint (see [`fingerprint`]).
+    pub(crate) fingerprint: String,
     pub(crate) review: Arc<Review>,
     pub(crate) audit: Arc<dyn AuditSink>,
     pub(crate) recordings: Arc<dyn RecordingSink>,
@@ -65,11 +65,19 @@ impl std::fmt::Debug for Held {
     }
 }
 
-/// The fingerprint an approval's grace is matched on: the exact text and parameters.
-fn fingerprint(record: &CommandRecord) -> String {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    ctx.update(record.text.as_bytes());
-    for p in &record.params {
+/// The fingerprint an approval's grace is matched on: the exact text and parameters as the
+/// client sent them (before masking and cutting). Keyed with a secret of this process, so the
+/// stored fingerprint cannot be used to guess a card number in the text; a grace therefore
+/// does not outlive a restart.
+pub(crate) fn fingerprint(text: &str, params: &[crate::command::Param]) -> String {
+    static KEY: std::sync::OnceLock<aws_lc_rs::hmac::Key> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        let secret = crate::identity::random_hex(32).unwrap_or_default();
+        aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes())
+    });
+    let mut ctx = aws_lc_rs::hmac::Context::with_key(key);
+    ctx.update(text.as_bytes());
+    for p in params {
         match p {
             Some(v) => {
                 ctx.update(&[1]);
@@ -79,7 +87,7 @@ fn fingerprint(record: &CommandRecord) -> String {
             None => ctx.update(&[0]),
         }
     }
-    hex(ctx.finish().as_ref())
+    hex(ctx.sign().as_ref())
 }
 
 impl Held {
@@ -126,7 +134,7 @@ impl Held {
         started: Instant,
         on_hold: impl FnOnce(&HoldNotice),
     ) -> Result<Receipt, Refused> {
-        let print = fingerprint(&self.record);
+        let print = self.fingerprint.clone();
         let desk = self.desk.clone();
         let review = self.review.clone();
         let now = SystemTime::now();

@@ -64,6 +64,9 @@ pub struct Session {
     pub(crate) recordings: Arc<dyn RecordingSink>,
     pub(crate) rules: Arc<Rules>,
     pub(crate) masker: Masker,
+    /// What the evidence may not hold: every mask, exemptions ignored (an exempt identity
+    /// sees clear values; the store and recordings never keep them).
+    pub(crate) evidence_masker: Masker,
     pub(crate) approvals: Arc<dyn ApprovalDesk>,
     pub(crate) revoked: watch::Receiver<RevokedSet>,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -281,10 +284,36 @@ impl Session {
             text: command.text(),
             classes: &classes,
         });
+        // A review's grace matches the exact command, so it is fingerprinted before masking
+        // and cutting (the fingerprint is a hash; the clear text is never stored). A command
+        // too long to be shown whole to an approver is not reviewable.
+        let (fingerprint, too_long) = match &judgement {
+            Judgement::Review(_) => (
+                crate::review::fingerprint(command.text(), command.params()),
+                command.text().len() > MAX_AUDITED_TEXT
+                    || command
+                        .params()
+                        .iter()
+                        .flatten()
+                        .any(|p| p.len() > MAX_AUDITED_PARAM),
+            ),
+            _ => (String::new(), false),
+        };
+        let judgement = match judgement {
+            Judgement::Review(review) if too_long => Judgement::Deny {
+                rule: review.rule.clone(),
+                reason: format!(
+                    "rule \"{}\" needs an approval for this command, but it is too long to be \
+                     shown whole to an approver ({} bytes of text at most, {} per parameter)",
+                    review.rule, MAX_AUDITED_TEXT, MAX_AUDITED_PARAM
+                ),
+            },
+            other => other,
+        };
         // Judged on what the server would run; stored only as masked (a card number typed in
         // a WHERE clause never reaches the store or the recording in clear).
         let mut masked = MaskCounts::new();
-        let command = bounded(mask_command(&self.masker, command, &mut masked));
+        let command = bounded(mask_command(&self.evidence_masker, command, &mut masked));
         let at = SystemTime::now();
         self.recordings.append(
             &self.info.id,
@@ -340,6 +369,7 @@ impl Session {
                 record.rule = Some(review.rule.clone());
                 AdmissionState::Held(Box::new(Held {
                     record,
+                    fingerprint,
                     review,
                     audit: self.audit.clone(),
                     recordings: self.recordings.clone(),
@@ -366,6 +396,16 @@ impl Session {
     ) {
         let finished_at = SystemTime::now();
         let duration = admitted.started.elapsed();
+        let outcome = match outcome {
+            Outcome::Failed { code, message } => Outcome::Failed {
+                code,
+                message: self
+                    .evidence_masker
+                    .mask_text(&message, &mut MaskCounts::new(), "error")
+                    .into_owned(),
+            },
+            other => other,
+        };
         let detail = match &outcome {
             Outcome::Completed { tag } => tag.clone(),
             Outcome::Failed { code, message } => format!("{code} {message}"),
@@ -397,6 +437,10 @@ impl Session {
     /// Notes something the server said outside any command (e.g. an error to a Parse that was
     /// never executed) in the recording.
     pub fn note(&self, text: String) {
+        let text = self
+            .evidence_masker
+            .mask_text(&text, &mut MaskCounts::new(), "note")
+            .into_owned();
         self.recordings.append(
             &self.info.id,
             RecordingEvent::Notice {

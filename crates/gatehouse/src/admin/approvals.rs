@@ -33,7 +33,14 @@ pub(super) async fn list(
 ) -> Result<Json<Vec<ApprovalRow>>, ApiError> {
     caller.require_approver(&state)?;
     let desk = state.approvals.clone();
-    Ok(Json(blocking(move || Ok(desk.list(q.pending)?)).await?))
+    let rows = blocking(move || Ok(desk.list(q.pending)?)).await?;
+    // Administrators see every request; an approver only those their groups may decide.
+    let admin = caller.require_admin(&state).is_ok();
+    Ok(Json(
+        rows.into_iter()
+            .filter(|r| admin || r.approvers.iter().any(|g| caller.0.groups.contains(g)))
+            .collect(),
+    ))
 }
 
 pub(super) async fn approve(

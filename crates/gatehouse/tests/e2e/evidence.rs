@@ -283,6 +283,10 @@ fn the_evidence_package_after_a_realistic_run() {
     gw.cli(&["token", "revoke", &leaver_id]);
     let (ok, _, _) = psql(&gw.dsn("db", &leaver), &["-c", "SELECT 1"], None);
     assert!(!ok, "a revoked token is refused");
+    gw.sessions_until(|s| {
+        s.iter()
+            .any(|r| r["identity"] == "leaver" && r["end_reason"] != serde_json::Value::Null)
+    });
     let tried = gw.cli(&[
         "sessions",
         "list",
@@ -295,7 +299,8 @@ fn the_evidence_package_after_a_realistic_run() {
     assert_eq!(
         tried.len(),
         1,
-        "the revoked token's attempt names who tried"
+        "the revoked token's attempt names who tried: {:#?}",
+        gw.sessions()
     );
     assert!(tried[0]["end_reason"].as_str().unwrap().contains("revoked"));
     gw.audit_until(|rows| {
