@@ -161,6 +161,68 @@ pub fn classify(protocol: Protocol, sql: &str) -> Classification {
     out
 }
 
+/// What a text does with SQL-level prepared statements (`PREPARE`, `EXECUTE`, `DEALLOCATE`),
+/// so a session can judge an `EXECUTE name` by what `name` runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreparedUse {
+    /// `PREPARE name AS statement`, with the statement's classes.
+    Prepare(String, Classification),
+    /// `EXECUTE name`.
+    Execute(String),
+    /// `DEALLOCATE name` (`None`: `ALL`).
+    Deallocate(Option<String>),
+}
+
+/// The prepared-statement uses of a text, in order (empty for most texts, cheaply).
+pub fn prepared_uses(protocol: Protocol, sql: &str) -> Vec<PreparedUse> {
+    let lower = sql.to_ascii_lowercase();
+    if !(lower.contains("prepare") || lower.contains("execute") || lower.contains("deallocate")) {
+        return Vec::new();
+    }
+    let dialect: &dyn Dialect = match protocol {
+        Protocol::Mysql => &MySqlDialect {},
+        _ => &PostgreSqlDialect {},
+    };
+    let Ok(statements) = Parser::parse_sql(dialect, sql) else {
+        return Vec::new();
+    };
+    let mut uses = Vec::new();
+    for statement in &statements {
+        match statement {
+            Statement::Prepare {
+                name, statement, ..
+            } => {
+                let mut classes = Classification::default();
+                classify_statement(statement, &mut classes);
+                uses.push(PreparedUse::Prepare(
+                    name.value.to_ascii_lowercase(),
+                    classes,
+                ));
+            }
+            Statement::Execute {
+                name: Some(name), ..
+            } => {
+                uses.push(PreparedUse::Execute(name.to_string().to_ascii_lowercase()));
+            }
+            Statement::Deallocate { name, .. } => {
+                let name = name.value.to_ascii_lowercase();
+                uses.push(PreparedUse::Deallocate((name != "all").then_some(name)));
+            }
+            _ => {}
+        }
+    }
+    uses
+}
+
+impl Classification {
+    /// Adds another classification's classes.
+    pub fn extend(&mut self, other: &Classification) {
+        for class in &other.classes {
+            self.push(*class);
+        }
+    }
+}
+
 /// The parser's canonical rendering of SQL text: comments gone, keywords upper case, one space
 /// between tokens, statements joined by `; `. Text the parser cannot read is returned with its
 /// comments stripped, so a pattern still sees through them.
@@ -240,7 +302,14 @@ fn classify_statement(statement: &Statement, out: &mut Classification) {
         }),
         Statement::Merge(_) => out.push(C::Update),
         Statement::Truncate(_) => out.push(C::Truncate),
-        Statement::Copy { .. } | Statement::LoadData { .. } => out.push(C::Copy),
+        // COPY (query) TO runs its query, which may write (`COPY (DELETE ... RETURNING *)`).
+        Statement::Copy { source, .. } => {
+            out.push(C::Copy);
+            if let sqlparser::ast::CopySource::Query(query) = source {
+                classify_query(query, out);
+            }
+        }
+        Statement::LoadData { .. } => out.push(C::Copy),
         Statement::StartTransaction { .. }
         | Statement::Commit { .. }
         | Statement::Rollback { .. }
@@ -260,9 +329,20 @@ fn classify_statement(statement: &Statement, out: &mut Classification) {
         // executes its statement; plain EXPLAIN only plans it, which reads.
         Statement::Prepare { statement, .. } => classify_statement(statement, out),
         Statement::Explain {
-            statement, analyze, ..
+            statement,
+            analyze,
+            options,
+            ..
         } => {
-            if *analyze {
+            // `EXPLAIN (ANALYZE) ...` runs its statement as much as `EXPLAIN ANALYZE ...`.
+            let analyze_option = options.iter().flatten().any(|o| {
+                o.name.value.eq_ignore_ascii_case("analyze")
+                    && o.arg.as_ref().is_none_or(|arg| {
+                        let arg = arg.to_string().to_ascii_lowercase();
+                        !matches!(arg.as_str(), "false" | "off" | "0")
+                    })
+            });
+            if *analyze || analyze_option {
                 classify_statement(statement, out)
             } else {
                 out.push(C::Select)
@@ -349,6 +429,12 @@ mod tests {
             ("SET search_path = public", "other"),
             ("EXPLAIN ANALYZE DELETE FROM t", "delete-without-where"),
             ("EXPLAIN DELETE FROM t", "select"),
+            ("EXPLAIN (ANALYZE) DELETE FROM t", "delete-without-where"),
+            ("EXPLAIN (ANALYZE false) DELETE FROM t", "select"),
+            (
+                "COPY (DELETE FROM t RETURNING 1) TO STDOUT",
+                "copy,delete-without-where",
+            ),
             ("this is not sql", "unknown"),
             ("", ""),
         ];

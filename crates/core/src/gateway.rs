@@ -179,6 +179,7 @@ impl Gateway {
             _live: self.inner.live.clone(),
             seq: AtomicU64::new(0),
             classified: std::sync::Mutex::new(HashMap::new()),
+            prepared: std::sync::Mutex::new(HashMap::new()),
         })
     }
 

@@ -76,6 +76,9 @@ pub struct Session {
     /// Classes of texts this session ran recently: a prepared statement executed a thousand
     /// times is parsed once.
     pub(crate) classified: std::sync::Mutex<HashMap<Arc<str>, Classification>>,
+    /// SQL-level prepared statements of this session and what they run: `EXECUTE name` is
+    /// judged as the statement `name` was prepared from.
+    pub(crate) prepared: std::sync::Mutex<HashMap<String, Classification>>,
 }
 
 /// Texts remembered per session for classification; the cache starts over when full.
@@ -250,6 +253,36 @@ impl Session {
         classes
     }
 
+    /// Keeps track of `PREPARE`d statements and adds to an `EXECUTE`'s classes those of the
+    /// statement it runs (unknown if the gateway never saw it prepared).
+    fn follow_prepared(&self, text: &str, classes: &mut Classification) {
+        let uses = crate::classify::prepared_uses(self.info.protocol, text);
+        if uses.is_empty() {
+            return;
+        }
+        let mut prepared = self
+            .prepared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for u in uses {
+            match u {
+                crate::classify::PreparedUse::Prepare(name, of) => {
+                    prepared.insert(name, of);
+                }
+                crate::classify::PreparedUse::Execute(name) => match prepared.get(&name) {
+                    Some(of) => classes.extend(of),
+                    None => classes.extend(&Classification::of(&[
+                        crate::classify::StatementClass::Unknown,
+                    ])),
+                },
+                crate::classify::PreparedUse::Deallocate(Some(name)) => {
+                    prepared.remove(&name);
+                }
+                crate::classify::PreparedUse::Deallocate(None) => prepared.clear(),
+            }
+        }
+    }
+
     /// The session's id.
     pub fn id(&self) -> &SessionId {
         &self.info.id
@@ -276,7 +309,8 @@ impl Session {
     pub fn admit(&self, command: Command) -> Admission {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let started = Instant::now();
-        let classes = self.classify(command.text());
+        let mut classes = self.classify(command.text());
+        self.follow_prepared(command.text(), &mut classes);
         let judgement = self.rules.judge(&Subject {
             protocol: self.info.protocol,
             connection: &self.info.connection,

@@ -279,8 +279,14 @@ fn scan_client(
                 let mut t = lock(tracker);
                 let (text, types, fields) = match t.statement(b.statement) {
                     Some(s) => (s.text.clone(), s.param_types.clone(), s.fields.clone()),
+                    // Not prepared through the protocol: a statement PREPAREd in SQL shares the
+                    // namespace. Judged as an EXECUTE of it, so the core classes it as what
+                    // that PREPARE ran (or unknown).
                     None => (
-                        Arc::from(format!("(unknown prepared statement {:?})", b.statement)),
+                        Arc::from(format!(
+                            "EXECUTE \"{}\" /* bound by the extended protocol */",
+                            b.statement.replace('"', "\"\"")
+                        )),
                         Vec::new(),
                         None,
                     ),

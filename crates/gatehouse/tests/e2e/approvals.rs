@@ -135,7 +135,7 @@ fn denied_timed_out_and_hidden_commands_are_refused_and_the_session_goes_on() {
         thread::spawn(move || {
             let mut denied = 0;
             let deadline = std::time::Instant::now() + Duration::from_secs(60);
-            while denied < 5 && std::time::Instant::now() < deadline {
+            while denied < 8 && std::time::Instant::now() < deadline {
                 let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
                     .args(["--config", config.to_str().unwrap()])
                     .args(["--server", &format!("http://127.0.0.1:{port}")])
@@ -174,6 +174,9 @@ SELECT 'after timeout', count(*) FROM t;
 dElEtE FROM t;
 SELECT 1 AS one \\; TRUNCATE t \\; SELECT 2 AS two;
 PREPARE wipe AS DELETE FROM t;
+EXECUTE wipe;
+EXPLAIN (ANALYZE) DELETE FROM t;
+COPY (DELETE FROM t RETURNING id) TO STDOUT;
 UPDATE t SET id = 0;
 GRANT SELECT ON t TO PUBLIC;
 SELECT 'still here', count(*) FROM t;
@@ -196,7 +199,7 @@ SELECT 'still here', count(*) FROM t;
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
-    assert_eq!(approver.join().unwrap(), 5, "{err}");
+    assert_eq!(approver.join().unwrap(), 8, "{err}");
     assert!(stdout.contains("after denial|3"), "{stdout}");
     assert!(stdout.contains("after timeout|3"), "{stdout}");
     assert!(stdout.contains("still here|3"), "{stdout}");
@@ -205,7 +208,7 @@ SELECT 'still here', count(*) FROM t;
     assert!(err.contains("denied by bob: not now"), "{err}");
     assert!(err.contains("got no decision within 3s"), "{err}");
     assert!(err.contains("refused by rule \"no-grants\""), "{err}");
-    assert_eq!(err.matches("was denied by bob").count(), 5, "{err}");
+    assert_eq!(err.matches("was denied by bob").count(), 8, "{err}");
     assert_eq!(
         admin_sql("gh_review_no", "SELECT count(*) FROM t").trim(),
         "3"
@@ -226,7 +229,7 @@ SELECT 'still here', count(*) FROM t;
             .iter()
             .filter(|v| **v == ("rejected", "not-run"))
             .count(),
-        6,
+        9,
         "{rows:#?}"
     );
     let grant = with_statement(&rows, "GRANT");
