@@ -219,9 +219,14 @@ pub fn mask_notice(
             break;
         }
         let value = r.cstr()?;
+        // Every text a statement can put there (message, detail, hint, context, query, and
+        // the schema/table/column/constraint/type names a RAISE may set); not the severity,
+        // code, positions or the server's source location.
         let masked = match field {
-            b'M' | b'D' | b'H' | b'W' | b'q' => masker.mask_text(value, counts, "error"),
-            _ => std::borrow::Cow::Borrowed(value),
+            b'S' | b'V' | b'C' | b'P' | b'p' | b'F' | b'L' | b'R' => {
+                std::borrow::Cow::Borrowed(value)
+            }
+            _ => masker.mask_text(value, counts, "error"),
         };
         changed |= matches!(masked, std::borrow::Cow::Owned(_));
         fields.push((field, masked));
@@ -246,6 +251,27 @@ pub fn mask_copy_data(masker: &Masker, body: &[u8], counts: &mut MaskCounts) -> 
                 .bytes(&masked)
                 .finish(),
         ),
+    }
+}
+
+/// A ParameterStatus with its value masked by the detectors (a statement can set a reported
+/// setting, such as `application_name`, to a value it read); `None` when nothing changed.
+pub fn mask_parameter_status(
+    masker: &Masker,
+    body: &[u8],
+    counts: &mut MaskCounts,
+) -> Result<Option<Bytes>, PgError> {
+    let mut r = Reader::new(body);
+    let name = r.cstr()?;
+    let value = r.cstr()?;
+    match masker.mask_text(value, counts, "parameter status") {
+        std::borrow::Cow::Borrowed(_) => Ok(None),
+        std::borrow::Cow::Owned(masked) => Ok(Some(
+            MessageBuilder::new(backend::PARAMETER_STATUS)
+                .cstr(name)
+                .cstr(&masked)
+                .finish(),
+        )),
     }
 }
 

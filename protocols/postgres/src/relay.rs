@@ -257,11 +257,15 @@ fn scan_client(
         let step = match tag {
             frontend::QUERY => {
                 let text = decode_query(body)?;
+                let shape = Shape {
+                    copy_custom: Shape::custom_copy(text),
+                    ..Shape::default()
+                };
                 Step::Admit {
                     admission: session.admit(Command::new(text)),
                     simple: true,
                     tag: None,
-                    shape: (Shape::default(), None),
+                    shape: (shape, None),
                 }
             }
             frontend::PARSE => {
@@ -294,6 +298,7 @@ fn scan_client(
                 let shape = Shape {
                     fields: fields.map(|f| Arc::from(with_formats(&f, &b.result_formats))),
                     any_binary: b.result_formats.contains(&1),
+                    copy_custom: Shape::custom_copy(&text),
                 };
                 let params = b
                     .values
@@ -641,6 +646,7 @@ fn scan_server(
                     | backend::NO_DATA
                     | backend::NOTIFICATION_RESPONSE
                     | backend::FUNCTION_CALL_RESPONSE
+                    | backend::PARAMETER_STATUS
             ));
         if !inspect {
             if tag == backend::DATA_ROW || tag == backend::COPY_DATA {
@@ -680,10 +686,14 @@ fn scan_server(
                 replace(m.copy_data(body));
                 *rows += u64::from(!m.is_refusing());
             }
-            (backend::COPY_OUT_RESPONSE, Some(m)) => replace(m.copy_out(body)),
+            (backend::COPY_OUT_RESPONSE, Some(m)) => {
+                let custom = lock(tracker).running_shape().is_some_and(|s| s.copy_custom);
+                replace(m.copy_out(body, custom))
+            }
             (backend::COPY_DONE, Some(m)) => replace(m.copy_done()),
             (backend::NOTICE_RESPONSE, Some(m)) => replace(m.notice(tag, body)?),
             (backend::NOTIFICATION_RESPONSE, Some(m)) => replace(m.notification(body)?),
+            (backend::PARAMETER_STATUS, Some(m)) => replace(m.parameter_status(body)?),
             (backend::FUNCTION_CALL_RESPONSE, Some(m)) => replace(m.function_result(body)?),
             (backend::COMMAND_COMPLETE, m) => {
                 let mut t = lock(tracker);

@@ -23,7 +23,7 @@ use gatehouse_core::mask::{MaskCounts, MaskPlan, Masker};
 use crate::error::PgError;
 use crate::masking::{
     decode_row_description, mask_copy_data, mask_data_row, mask_function_result, mask_notice,
-    mask_notification, plan, Catalog, Field,
+    mask_notification, mask_parameter_status, plan, Catalog, Field,
 };
 use crate::messages::{error_response, Severity};
 use crate::tracker::{Described, Tracker};
@@ -156,9 +156,13 @@ impl ResultMasker {
     }
 
     /// A CopyOutResponse: COPY TO output is about to stream.
-    pub fn copy_out(&mut self, body: &[u8]) -> Action {
+    pub fn copy_out(&mut self, body: &[u8], custom_format: bool) -> Action {
         if body.first() == Some(&1) {
             return self.refuse("COPY in binary format cannot be scanned");
+        }
+        if custom_format {
+            return self
+                .refuse("COPY with its own DELIMITER, QUOTE or ESCAPE cannot be scanned reliably");
         }
         if self.masker.has_column_only_rules() {
             return self.refuse("COPY output carries no column names for the column rules");
@@ -190,6 +194,16 @@ impl ResultMasker {
     pub fn notice(&mut self, tag: u8, body: &[u8]) -> Result<Action, PgError> {
         Ok(
             match mask_notice(&self.masker, tag, body, &mut self.counts)? {
+                Some(masked) => Action::Replace(masked),
+                None => Action::Forward,
+            },
+        )
+    }
+
+    /// A ParameterStatus: its value masked.
+    pub fn parameter_status(&mut self, body: &[u8]) -> Result<Action, PgError> {
+        Ok(
+            match mask_parameter_status(&self.masker, body, &mut self.counts)? {
                 Some(masked) => Action::Replace(masked),
                 None => Action::Forward,
             },

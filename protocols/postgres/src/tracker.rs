@@ -52,6 +52,18 @@ pub struct Shape {
     pub fields: Option<Arc<[Field]>>,
     /// Whether any result column was bound in binary format.
     pub any_binary: bool,
+    /// A COPY with its own DELIMITER, QUOTE or ESCAPE: its rows' field boundaries are not
+    /// what the detectors expect (a letter as delimiter glues a card number to it).
+    pub copy_custom: bool,
+}
+
+impl Shape {
+    /// Whether `text` is a COPY that sets its own delimiter, quote or escape.
+    pub fn custom_copy(text: &str) -> bool {
+        let lower = text.to_ascii_lowercase();
+        lower.contains("copy")
+            && (lower.contains("delimiter") || lower.contains("quote") || lower.contains("escape"))
+    }
 }
 
 /// A command admitted and forwarded, waiting for the server's answer.

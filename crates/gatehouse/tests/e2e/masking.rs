@@ -133,6 +133,14 @@ fn card_numbers_never_show_in_full_to_identities_that_are_not_exempt() {
     assert!(ok, "{err}");
     assert_no_pan("copy", &out);
     assert!(out.contains("likes tea") && out.contains("1111"), "{out}");
+    // A letter as delimiter would glue a card number to it: such a COPY is withheld.
+    let (ok, out, err) = psql(
+        &gw.dsn("shop", &support),
+        &["-c", "\\copy (SELECT id, card_number FROM customers) TO STDOUT WITH (FORMAT csv, DELIMITER 'x')"],
+        None,
+    );
+    assert!(!ok && err.contains("withheld"), "{out} {err}");
+    assert_no_pan("copy with a letter delimiter", &out);
 
     // Exempt: clear values.
     let (ok, out, err) = psql(
