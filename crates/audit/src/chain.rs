@@ -37,15 +37,82 @@ pub(crate) struct LinkKey {
     pub at: i64,
 }
 
-/// The link hash: the previous link, what this link is about, and its content's hash.
-pub(crate) fn link_hash(prev: &str, key: &LinkKey, content_sha256: &str) -> String {
-    sha256(
+/// The secret the links are keyed with (HMAC-SHA256), kept beside the database in
+/// `chain.key`, never in it: someone who can write the database but not that file cannot
+/// recompute the chain after changing a row.
+#[derive(Clone)]
+pub struct ChainKey(aws_lc_rs::hmac::Key);
+
+impl std::fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChainKey(..)")
+    }
+}
+
+impl ChainKey {
+    /// The key of the store whose database is `db`: read from `chain.key` in its directory,
+    /// made (once, mode 0600) when `create` and there is none.
+    pub fn for_store(db: &std::path::Path, create: bool) -> Result<Self, AuditError> {
+        let path = db
+            .parent()
+            .map(|d| d.join("chain.key"))
+            .unwrap_or_else(|| std::path::PathBuf::from("chain.key"));
+        let io = |what: &str, source| AuditError::Io {
+            what: format!("{what} {}", path.display()),
+            source,
+        };
+        let secret = match std::fs::read(&path) {
+            Ok(secret) => secret,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+                let secret = gatehouse_core::identity::random_hex(32)
+                    .map_err(|e| AuditError::Corrupt(e.to_string()))?
+                    .into_bytes();
+                write_private(&path, &secret).map_err(|e| io("could not create", e))?;
+                secret
+            }
+            Err(e) => return Err(io("could not read the chain key", e)),
+        };
+        if secret.len() < 32 {
+            return Err(AuditError::Corrupt(format!(
+                "{} is too short to be a chain key",
+                path.display()
+            )));
+        }
+        Ok(Self(aws_lc_rs::hmac::Key::new(
+            aws_lc_rs::hmac::HMAC_SHA256,
+            &secret,
+        )))
+    }
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(bytes)
+}
+
+/// The link hash: the previous link, what this link is about, and its content's hash, keyed.
+pub(crate) fn link_hash(
+    chain: &ChainKey,
+    prev: &str,
+    key: &LinkKey,
+    content_sha256: &str,
+) -> String {
+    let tag = aws_lc_rs::hmac::sign(
+        &chain.0,
         format!(
             "{prev}|{}|{}|{}|{}|{content_sha256}",
             key.kind, key.session, key.entry_seq, key.at
         )
         .as_bytes(),
-    )
+    );
+    gatehouse_core::identity::hex(tag.as_ref())
 }
 
 /// The canonical encoding of a write: its journal JSON.
@@ -75,7 +142,11 @@ pub(crate) fn head(tx: &Transaction<'_>) -> Result<String, AuditError> {
 
 /// Appends a link for each write, in order. A write already linked (a journal replayed after a
 /// crash) is skipped and does not move the head.
-pub(crate) fn append(tx: &Transaction<'_>, entries: &[Entry]) -> Result<(), AuditError> {
+pub(crate) fn append(
+    tx: &Transaction<'_>,
+    chain: &ChainKey,
+    entries: &[Entry],
+) -> Result<(), AuditError> {
     let mut prev = head(tx)?;
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO audit_chain
@@ -100,7 +171,7 @@ pub(crate) fn append(tx: &Transaction<'_>, entries: &[Entry]) -> Result<(), Audi
             continue;
         }
         let content = sha256(&content_of(entry)?);
-        let hash = link_hash(&prev, &key, &content);
+        let hash = link_hash(chain, &prev, &key, &content);
         let added = insert.execute(params![
             key.kind,
             key.session,
@@ -118,7 +189,12 @@ pub(crate) fn append(tx: &Transaction<'_>, entries: &[Entry]) -> Result<(), Audi
 }
 
 /// Appends a purge's own link, its record kept in the link; returns the link's sequence.
-pub(crate) fn append_purge(tx: &Transaction<'_>, record: &str, at: i64) -> Result<i64, AuditError> {
+pub(crate) fn append_purge(
+    tx: &Transaction<'_>,
+    chain: &ChainKey,
+    record: &str,
+    at: i64,
+) -> Result<i64, AuditError> {
     let prev = head(tx)?;
     let next: i64 = tx.query_row(
         "SELECT COALESCE(MAX(seq), (SELECT seq FROM chain_anchor WHERE id = 1), 0) + 1
@@ -133,7 +209,7 @@ pub(crate) fn append_purge(tx: &Transaction<'_>, record: &str, at: i64) -> Resul
         at,
     };
     let content = sha256(record.as_bytes());
-    let hash = link_hash(&prev, &key, &content);
+    let hash = link_hash(chain, &prev, &key, &content);
     tx.execute(
         "INSERT INTO audit_chain
             (seq, kind, session_id, entry_seq, at, content_sha256, prev_sha256, sha256, content)

@@ -55,6 +55,7 @@ impl SqliteStore {
         recordings: &Path,
     ) -> Result<PurgeReport, AuditError> {
         let cutoff_us = to_micros(cutoff);
+        let chain = crate::chain::ChainKey::for_store(self.path(), true)?;
         let mut conn = crate::schema::open(self.path())?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // A session's time is its end; a session that never recorded one (the gateway died)
@@ -151,7 +152,7 @@ impl SqliteStore {
             "anchor_sha256": anchor.as_ref().map(|(_, h)| h.clone()),
         })
         .to_string();
-        let appended = append_purge(&tx, &record, now_us)?;
+        let appended = append_purge(&tx, &chain, &record, now_us)?;
         if appended != purge {
             return Err(AuditError::Corrupt(format!(
                 "the chain moved during a purge (link {appended}, expected {purge})"
@@ -211,7 +212,7 @@ impl SqliteStore {
         for entry in &written {
             entry.apply(&tx)?;
         }
-        append(&tx, &written)?;
+        append(&tx, &chain, &written)?;
         report.oldest_kept = tx
             .query_row(
                 "SELECT MIN(started_at) FROM sessions WHERE id <> 'retention'",

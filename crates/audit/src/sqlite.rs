@@ -95,9 +95,14 @@ fn recover_if_idle(path: &Path, conn: &mut Connection) -> Result<(), AuditError>
     let Some(_idle) = journal::try_idle(path)? else {
         return Ok(());
     };
-    for segment in journal::segments(path)? {
+    let segments = journal::segments(path)?;
+    if segments.is_empty() {
+        return Ok(());
+    }
+    let chain = crate::chain::ChainKey::for_store(path, true)?;
+    for segment in segments {
         let entries = journal::read_segment(&segment)?;
-        apply(conn, &entries)?;
+        apply(conn, &chain, &entries)?;
         std::fs::remove_file(&segment).map_err(|source| AuditError::Io {
             what: format!("could not remove replayed segment {}", segment.display()),
             source,

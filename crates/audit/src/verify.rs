@@ -64,7 +64,11 @@ fn describe(key: &LinkKey) -> String {
 }
 
 /// Verifies the chain of the database on `conn` and the recordings in `recordings`.
-pub fn verify(conn: &Connection, recordings: &Path) -> Result<VerifyReport, AuditError> {
+pub fn verify(
+    conn: &Connection,
+    chain: &crate::chain::ChainKey,
+    recordings: &Path,
+) -> Result<VerifyReport, AuditError> {
     let mut report = VerifyReport::default();
     let anchor: Option<(i64, String)> = conn
         .query_row(
@@ -140,7 +144,7 @@ pub fn verify(conn: &Connection, recordings: &Path) -> Result<VerifyReport, Audi
                 link.seq - 1
             ));
         }
-        if link_hash(&link.prev_sha256, &link.key, &link.content_sha256) != link.sha256 {
+        if link_hash(chain, &link.prev_sha256, &link.key, &link.content_sha256) != link.sha256 {
             report.problems.push(format!(
                 "altered: chain link {} ({}) does not hash to what it says",
                 link.seq,

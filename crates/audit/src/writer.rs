@@ -65,6 +65,7 @@ struct Active {
 
 struct Ingest {
     conn: Connection,
+    chain: crate::chain::ChainKey,
     sealed: VecDeque<(PathBuf, Vec<Entry>)>,
 }
 
@@ -97,7 +98,11 @@ impl Writer {
                     journal,
                     unsealed: Vec::new(),
                 }),
-                ingest: Mutex::new(Ingest { conn, sealed }),
+                ingest: Mutex::new(Ingest {
+                    conn,
+                    chain: crate::chain::ChainKey::for_store(db, true)?,
+                    sealed,
+                }),
                 failing: Mutex::new(None),
             }),
         };
@@ -225,9 +230,13 @@ impl Writer {
         // queued for the holder to append: this thread was the holder.
         self.drive();
         ingest.sealed.extend(fresh);
-        let Ingest { conn, sealed } = &mut *ingest;
+        let Ingest {
+            conn,
+            chain,
+            sealed,
+        } = &mut *ingest;
         while let Some((path, entries)) = sealed.front() {
-            match apply(conn, entries) {
+            match apply(conn, chain, entries) {
                 Ok(()) => {
                     if let Err(e) = std::fs::remove_file(path) {
                         tracing::warn!(segment = %path.display(), error = %e, "ingested journal segment not removed");
@@ -262,7 +271,11 @@ impl Writer {
 ///
 /// An admission whose outcome is in the same batch (the common case: a command takes less than
 /// a tick) is written with it in one INSERT instead of an INSERT and an UPDATE.
-pub(crate) fn apply(conn: &mut Connection, entries: &[Entry]) -> Result<(), AuditError> {
+pub(crate) fn apply(
+    conn: &mut Connection,
+    chain: &crate::chain::ChainKey,
+    entries: &[Entry],
+) -> Result<(), AuditError> {
     let mut outcomes: HashMap<(&str, u64), usize> = HashMap::new();
     for (i, entry) in entries.iter().enumerate() {
         if let Entry::Finish { session, seq, .. } = entry {
@@ -295,7 +308,7 @@ pub(crate) fn apply(conn: &mut Connection, entries: &[Entry]) -> Result<(), Audi
             None => entry.apply(&tx)?,
         }
     }
-    crate::chain::append(&tx, entries)?;
+    crate::chain::append(&tx, chain, entries)?;
     tx.commit()?;
     Ok(())
 }

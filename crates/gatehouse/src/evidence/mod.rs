@@ -139,7 +139,11 @@ pub fn run(config: &Config, args: &EvidenceArgs) -> Result<(), CliError> {
     written.file(dir, "retention.json", |out| json_to(out, &retention))?;
 
     let conn = gatehouse_audit::schema::open(store.path())?;
-    let verify = gatehouse_audit::verify(&conn, &recordings_dir)?;
+    let verify = gatehouse_audit::verify(
+        &conn,
+        &gatehouse_audit::chain::ChainKey::for_store(store.path(), false)?,
+        &recordings_dir,
+    )?;
     written.file(dir, "verify.json", |out| json_to(out, &verify))?;
 
     let policy = policy_text(config);
