@@ -17,6 +17,9 @@ use crate::error::AuditError;
 use crate::recording::recording_path;
 use crate::sqlite::SqliteStore;
 
+/// Sessions removed per transaction.
+pub const PURGE_BATCH: usize = 500;
+
 /// What a purge removed.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct PurgeReport {
@@ -47,6 +50,10 @@ impl SqliteStore {
     }
 
     /// Removes what ended before `cutoff`; `by` is recorded as who ran it, `now` as when.
+    ///
+    /// Works in batches of [`PURGE_BATCH`] sessions, each its own transaction (and its own
+    /// chained purge record), so a large first purge never holds the store's write lock long
+    /// enough to stall the gateway's audit writes.
     pub fn purge(
         &self,
         cutoff: SystemTime,
@@ -54,9 +61,36 @@ impl SqliteStore {
         by: &str,
         recordings: &Path,
     ) -> Result<PurgeReport, AuditError> {
-        let cutoff_us = to_micros(cutoff);
         let chain = crate::chain::ChainKey::for_store(self.path(), true)?;
         let mut conn = crate::schema::open(self.path())?;
+        let mut total = PurgeReport {
+            cutoff: display(cutoff),
+            ..PurgeReport::default()
+        };
+        loop {
+            let batch = self.purge_batch(&mut conn, &chain, cutoff, now, by, recordings)?;
+            total.sessions += batch.sessions;
+            total.entries += batch.entries;
+            total.approvals += batch.approvals;
+            total.recordings += batch.recordings;
+            total.oldest_kept = batch.oldest_kept.clone();
+            if batch.sessions < PURGE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn purge_batch(
+        &self,
+        conn: &mut rusqlite::Connection,
+        chain: &crate::chain::ChainKey,
+        cutoff: SystemTime,
+        now: SystemTime,
+        by: &str,
+        recordings: &Path,
+    ) -> Result<PurgeReport, AuditError> {
+        let cutoff_us = to_micros(cutoff);
+        let chain = chain.clone();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // A session's time is its end; a session that never recorded one (the gateway died)
         // ends with its last entry.
@@ -64,9 +98,10 @@ impl SqliteStore {
             let mut stmt = tx.prepare(
                 "SELECT s.id FROM sessions s WHERE COALESCE(s.ended_at,
                     (SELECT MAX(a.at) FROM audit_entries a WHERE a.session_id = s.id),
-                    s.started_at) < ?1 AND s.id <> 'retention'",
+                    s.started_at) < ?1 AND s.id <> 'retention'
+                 LIMIT ?2",
             )?;
-            let ids = stmt.query_map([cutoff_us], |r| r.get(0))?;
+            let ids = stmt.query_map(params![cutoff_us, PURGE_BATCH as i64], |r| r.get(0))?;
             ids.collect::<Result<_, _>>()?
         };
         tx.execute_batch(

@@ -189,3 +189,55 @@ async fn tokens_are_stored_hashed_found_by_hash_and_revocations_seen() {
         .is_valid_at(SystemTime::now()));
     assert!(store.revoke_token("tok_nope", "test").is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_purge_goes_in_batches_and_the_chain_still_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("p.db");
+    let store = SqliteStore::open(&db).unwrap();
+    let writer = store.start_writer().unwrap();
+    let n = gatehouse_audit::retention::PURGE_BATCH + 120;
+    for i in 0..n {
+        let id = format!("s{i}");
+        writer.session_opened(&session(&id)).await.unwrap();
+        writer
+            .command_admitted(command(&id, 1, "SELECT 1"))
+            .await
+            .unwrap();
+        writer
+            .session_closed(&gatehouse_core::SessionEnd {
+                id: SessionId(Arc::from(id.as_str())),
+                ended_at: SystemTime::now(),
+                reason: "client terminated".into(),
+                bytes_from_client: 1,
+                bytes_from_server: 1,
+                recording_sha256: None,
+            })
+            .await
+            .unwrap();
+    }
+    writer.flush().await.unwrap();
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    let report = store
+        .purge(
+            later - Duration::from_secs(1),
+            later,
+            "test",
+            &dir.path().join("recordings"),
+        )
+        .unwrap();
+    assert_eq!(report.sessions as usize, n);
+    assert_eq!(report.entries as usize, n);
+    let conn = gatehouse_audit::schema::open(&db).unwrap();
+    let key = gatehouse_audit::chain::ChainKey::for_store(&db, false).unwrap();
+    let verified = gatehouse_audit::verify(&conn, &key, &dir.path().join("recordings")).unwrap();
+    assert!(verified.ok(), "{:?}", verified.problems);
+    assert_eq!(verified.purges, 2, "one purge record per batch");
+    let purges = store
+        .list_audit(&AuditFilter::default())
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.statement.starts_with("PURGE"))
+        .count();
+    assert_eq!(purges, 2);
+}
