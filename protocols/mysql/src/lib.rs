@@ -1,6 +1,7 @@
 //! Gatehouse's MySQL wire. So far: the packet layer both directions share — framing with
 //! sequence ids and 16 MiB continuations ([`frame`]) and the protocol's length-encoded
-//! integers and strings, with text-protocol rows ([`codec`]). The handshake, upstream login,
+//! integers and strings, with text-protocol rows ([`codec`]), and the connection phase's
+//! messages with the `mysql_native_password` scramble ([`handshake`]). The handshake, upstream login,
 //! relay and result tracking build on these (the MySQL issue).
 
 #![forbid(unsafe_code)]
@@ -8,5 +9,6 @@
 pub mod codec;
 pub mod error;
 pub mod frame;
+pub mod handshake;
 
 pub use error::MysqlError;
