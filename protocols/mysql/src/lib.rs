@@ -10,5 +10,7 @@ pub mod codec;
 pub mod error;
 pub mod frame;
 pub mod handshake;
+pub mod packets;
+pub mod response;
 
 pub use error::MysqlError;
