@@ -60,16 +60,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     let mut tasks = JoinSet::new();
     let mut sessions = JoinSet::new();
     if let Some(addr) = &config.listen.postgres {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| CliError::Listen {
-                addr: addr.clone(),
-                source,
-            })?;
-        let local = listener.local_addr().map_err(|source| CliError::Listen {
-            addr: addr.clone(),
-            source,
-        })?;
+        let (listener, local) = bind(addr).await?;
         let service = PgService::new(
             gateway.clone(),
             PgConfig {
@@ -84,16 +75,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         tasks.spawn(accept_loop(listener, service, local));
     }
     if let Some(addr) = &config.listen.admin {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| CliError::Listen {
-                addr: addr.clone(),
-                source,
-            })?;
-        let local = listener.local_addr().map_err(|source| CliError::Listen {
-            addr: addr.clone(),
-            source,
-        })?;
+        let (listener, local) = bind(addr).await?;
         if !local.ip().is_loopback() {
             tracing::warn!(%local, "the admin API speaks plain HTTP: keep it on loopback or behind TLS");
         }
@@ -148,6 +130,17 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     let _ = tokio::time::timeout(DRAIN_GRACE, audit.flush()).await;
     recordings.flush();
     Ok(())
+}
+
+/// Binds a listener and tells the address it got (the config may say port 0).
+async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), CliError> {
+    let failed = |source| CliError::Listen {
+        addr: addr.to_owned(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(failed)?;
+    let local = listener.local_addr().map_err(failed)?;
+    Ok((listener, local))
 }
 
 /// Enforces retention at start and every [`RETENTION_EVERY`].

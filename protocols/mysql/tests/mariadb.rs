@@ -27,45 +27,16 @@ fn read_message(stream: &mut TcpStream, buf: &mut BytesMut) -> Message {
 
 #[test]
 fn greeting_login_and_a_text_result_set_from_mariadb() {
-    let mut stream = TcpStream::connect("127.0.0.1:3306")
-        .expect("MariaDB on 127.0.0.1:3306 (scripts/setup.sh starts it)");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut buf = BytesMut::new();
-    let hello = read_message(&mut stream, &mut buf);
-    let greeting = Greeting::decode(&hello.payload).unwrap();
-    assert!(greeting.server_version.contains("MariaDB"), "{greeting:?}");
-    assert_eq!(greeting.scramble.len(), 20);
-    assert!(greeting.capabilities & caps::PROTOCOL_41 != 0);
-
-    let wanted = caps::PROTOCOL_41
-        | caps::SECURE_CONNECTION
-        | caps::PLUGIN_AUTH
-        | caps::PLUGIN_AUTH_LENENC_CLIENT_DATA
-        | caps::CONNECT_WITH_DB
-        | caps::TRANSACTIONS
-        | caps::MULTI_RESULTS
-        | caps::LONG_PASSWORD;
-    let response = HandshakeResponse {
-        capabilities: wanted & greeting.capabilities,
-        max_packet: 1 << 24,
-        charset: 45,
-        user: "root".into(),
-        auth: native_password(b"", &greeting.scramble),
-        database: Some("test".into()),
-        auth_plugin: Some("mysql_native_password".into()),
-    };
-    let (packet, _) = encode_message(&response.encode(), hello.last_seq.wrapping_add(1));
-    stream.write_all(&packet).unwrap();
-    let answer = read_message(&mut stream, &mut buf);
-    assert_eq!(
-        answer.payload.first(),
-        Some(&0x00),
-        "login refused: {}",
-        String::from_utf8_lossy(&answer.payload)
+    let (mut stream, mut buf, _) = login(
+        caps::PROTOCOL_41
+            | caps::SECURE_CONNECTION
+            | caps::PLUGIN_AUTH
+            | caps::PLUGIN_AUTH_LENENC_CLIENT_DATA
+            | caps::CONNECT_WITH_DB
+            | caps::TRANSACTIONS
+            | caps::MULTI_RESULTS
+            | caps::LONG_PASSWORD,
     );
-
     let mut query = vec![0x03];
     query.extend_from_slice(b"SELECT 'ada', NULL, 42");
     let (packet, _) = encode_message(&query, 0);
@@ -105,7 +76,12 @@ fn login(capabilities: u32) -> (TcpStream, BytesMut, u32) {
     let (packet, _) = encode_message(&response.encode(), hello.last_seq.wrapping_add(1));
     stream.write_all(&packet).unwrap();
     let answer = read_message(&mut stream, &mut buf);
-    assert_eq!(answer.payload.first(), Some(&0x00));
+    assert_eq!(
+        answer.payload.first(),
+        Some(&0x00),
+        "login refused: {}",
+        String::from_utf8_lossy(&answer.payload)
+    );
     (stream, buf, agreed)
 }
 

@@ -695,7 +695,8 @@ fn scan_server(
             (backend::NOTIFICATION_RESPONSE, Some(m)) => replace(m.notification(body)?),
             (backend::PARAMETER_STATUS, Some(m)) => replace(m.parameter_status(body)?),
             (backend::FUNCTION_CALL_RESPONSE, Some(m)) => replace(m.function_result(body)?),
-            (backend::COMMAND_COMPLETE, m) => {
+            // A command's end (or, suspended, its pause): the next result plans its own rows.
+            (backend::COMMAND_COMPLETE | backend::PORTAL_SUSPENDED, m) => {
                 let mut t = lock(tracker);
                 let refused = m.and_then(|m| {
                     t.add_masked(&std::mem::take(&mut m.counts));
@@ -708,10 +709,11 @@ fn scan_server(
                         replace(Action::Drop);
                         t.error(session, refusal_notice(message), std::mem::take(rows));
                     }
-                    None => {
+                    None if tag == backend::COMMAND_COMPLETE => {
                         let text = Reader::new(body).cstr()?;
                         t.complete(session, text, std::mem::take(rows));
                     }
+                    None => t.complete(session, "SUSPENDED", std::mem::take(rows)),
                 }
             }
             (backend::EMPTY_QUERY, m) => {
@@ -719,21 +721,6 @@ fn scan_server(
                     m.end_result();
                 }
                 lock(tracker).complete(session, "EMPTY", std::mem::take(rows))
-            }
-            (backend::PORTAL_SUSPENDED, m) => {
-                let mut t = lock(tracker);
-                // The next Execute (of this portal or another) plans its own rows.
-                let refused = m.and_then(|m| {
-                    t.add_masked(&std::mem::take(&mut m.counts));
-                    m.end_result()
-                });
-                match refused {
-                    Some(message) => {
-                        replace(Action::Drop);
-                        t.error(session, refusal_notice(message), std::mem::take(rows));
-                    }
-                    None => t.complete(session, "SUSPENDED", std::mem::take(rows)),
-                }
             }
             (backend::ERROR_RESPONSE, m) => {
                 let mut t = lock(tracker);

@@ -7,25 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use crate::support::*;
 
-/// Runs SQL on the gateway's SQLite store with Python's sqlite3 (as a tamperer would).
+/// Tampers with the store as an intruder would.
 fn tamper(gw: &Gateway, sql: &str) {
-    let db = gw.dir.path().join("var/gatehouse.db");
-    let out = run(
-        "python3",
-        &[
-            "-c",
-            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()",
-            db.to_str().unwrap(),
-            sql,
-        ],
-        None,
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    store_sql(gw, sql);
 }
 
 fn verify(gw: &Gateway) -> (bool, String) {

@@ -261,20 +261,7 @@ fn an_unwritable_audit_store_refuses_statements_and_runs_nothing() {
     let (ok, _, err) = psql(&dsn, &["-c", "CREATE TABLE ledger (n int)"], None);
     assert!(ok, "{err}");
     // Make the store refuse new audit entries, as a full disk or a broken volume would.
-    let db = path_in(&gw, "var/gatehouse.db");
-    let sql = |statement: &str| {
-        let out = run(
-            "python3",
-            &["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()", db.to_str().unwrap(), statement],
-            None,
-            &[],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let sql = |statement: &str| store_sql(&gw, statement);
     sql("CREATE TRIGGER refuse BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'disk full (simulated)'); END");
 
     // One session: the first statement may still be journaled (the journal takes it; the

@@ -264,22 +264,7 @@ with psycopg.connect(sys.argv[1]) as conn:
     assert_store_has_no_pan(&gw);
 }
 
-/// One frontend message: tag, length, body.
-fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![tag];
-    m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-    m.extend_from_slice(body);
-    m
-}
-
-fn cstrs(parts: &[&str]) -> Vec<u8> {
-    let mut b = Vec::new();
-    for p in parts {
-        b.extend_from_slice(p.as_bytes());
-        b.push(0);
-    }
-    b
-}
+use crate::pipelines::{cstrs, msg};
 
 /// Parse + Bind (no parameters; result format `format` for all columns).
 fn parse_bind(statement: &str, portal: &str, sql: &str, format: i16) -> Vec<u8> {

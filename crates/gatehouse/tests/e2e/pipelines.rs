@@ -10,14 +10,16 @@ use crate::faults::{query, Raw};
 use crate::support::*;
 use crate::upstream_auth::{error_code, message_types};
 
-fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+/// One frontend message: tag, length, body.
+pub fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut m = vec![tag];
     m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
     m.extend_from_slice(body);
     m
 }
 
-fn cstrs(parts: &[&str]) -> Vec<u8> {
+/// NUL-terminated strings, concatenated.
+pub fn cstrs(parts: &[&str]) -> Vec<u8> {
     let mut b = Vec::new();
     for p in parts {
         b.extend_from_slice(p.as_bytes());

@@ -431,3 +431,25 @@ pub fn path_in(gw: &Gateway, name: &str) -> PathBuf {
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
+
+/// Runs SQL on a gateway's own SQLite store with Python's sqlite3 (to break or tamper with it
+/// as a failing disk or an intruder would).
+pub fn store_sql(gw: &Gateway, sql: &str) {
+    let db = path_in(gw, "var/gatehouse.db");
+    let out = run(
+        "python3",
+        &[
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()",
+            db.to_str().unwrap(),
+            sql,
+        ],
+        None,
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
