@@ -175,8 +175,10 @@ pub enum PreparedUse {
 
 /// The prepared-statement uses of a text, in order (empty for most texts, cheaply).
 pub fn prepared_uses(protocol: Protocol, sql: &str) -> Vec<PreparedUse> {
-    let lower = sql.to_ascii_lowercase();
-    if !(lower.contains("prepare") || lower.contains("execute") || lower.contains("deallocate")) {
+    if !["prepare", "execute", "deallocate"]
+        .iter()
+        .any(|w| mentions(sql, w))
+    {
         return Vec::new();
     }
     let dialect: &dyn Dialect = match protocol {
@@ -212,6 +214,17 @@ pub fn prepared_uses(protocol: Protocol, sql: &str) -> Vec<PreparedUse> {
         }
     }
     uses
+}
+
+/// Whether `text` contains the ASCII `word` in any case, without allocating (it runs for
+/// every command).
+pub fn mentions(text: &str, word: &str) -> bool {
+    let word = word.as_bytes();
+    !word.is_empty()
+        && text
+            .as_bytes()
+            .windows(word.len())
+            .any(|w| w.eq_ignore_ascii_case(word))
 }
 
 impl Classification {
@@ -455,6 +468,8 @@ mod tests {
         );
         assert_eq!(StatementClass::parse("drop"), Some(StatementClass::Drop));
         assert_eq!(StatementClass::parse("nope"), None);
+        assert!(mentions("x ExEcUtE y", "execute"));
+        assert!(!mentions("exec", "execute"));
     }
 
     #[test]

@@ -60,9 +60,11 @@ pub struct Shape {
 impl Shape {
     /// Whether `text` is a COPY that sets its own delimiter, quote or escape.
     pub fn custom_copy(text: &str) -> bool {
-        let lower = text.to_ascii_lowercase();
-        lower.contains("copy")
-            && (lower.contains("delimiter") || lower.contains("quote") || lower.contains("escape"))
+        use gatehouse_core::classify::mentions;
+        mentions(text, "copy")
+            && ["delimiter", "quote", "escape"]
+                .iter()
+                .any(|w| mentions(text, w))
     }
 }
 
