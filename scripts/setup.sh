@@ -12,6 +12,10 @@ command -v script >/dev/null || need_apt+=(bsdutils)
 command -v runuser >/dev/null || need_apt+=(util-linux)
 # The evidence report is rendered by a headless browser in the tests.
 command -v chromium >/dev/null || need_apt+=(chromium)
+# The MySQL wire's tests and benches: the mysql CLI and mysqldump, sysbench.
+command -v mysql >/dev/null || need_apt+=(mariadb-client)
+command -v mysqldump >/dev/null || need_apt+=(mariadb-client)
+command -v sysbench >/dev/null || need_apt+=(sysbench)
 # Peak memory of the export bench.
 [ -x /usr/bin/time ] || need_apt+=(time)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -28,6 +32,11 @@ fi
 if ! python3 -c 'import psycopg' 2>/dev/null; then
   echo "setup: installing psycopg"
   python3 -m pip install -q --disable-pip-version-check 'psycopg[binary]>=3.1'
+fi
+
+if ! python3 -c 'import pymysql' 2>/dev/null; then
+  echo "setup: installing PyMySQL"
+  python3 -m pip install -q --disable-pip-version-check 'PyMySQL>=1.1'
 fi
 
 # The local servers every machine of this kind runs; start them if they are down.

@@ -3,6 +3,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cluster;
+mod mysql_support;
 mod support;
 
 mod admin_api;

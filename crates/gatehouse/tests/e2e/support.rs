@@ -20,6 +20,8 @@ pub struct Gateway {
     pub port: u16,
     /// The admin API's port.
     pub admin_port: u16,
+    /// The MySQL listener's port.
+    pub mysql_port: u16,
     child: Option<Child>,
     pub log: Arc<Mutex<Vec<String>>>,
     pub stdout: Arc<Mutex<Vec<String>>>,
@@ -73,7 +75,7 @@ impl Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut toml = String::from(
             "[gateway]\nstate = \"sqlite:var/gatehouse.db\"\nrecordings = \"var/recordings\"\n\n\
-             [listen]\npostgres = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\n",
+             [listen]\npostgres = \"127.0.0.1:0\"\nmysql = \"127.0.0.1:0\"\n             admin = \"127.0.0.1:0\"\n\n",
         );
         for c in connections {
             toml.push_str(&format!(
@@ -97,6 +99,7 @@ impl Gateway {
             config,
             port: 0,
             admin_port: 0,
+            mysql_port: 0,
             child: None,
             log: Arc::new(Mutex::new(Vec::new())),
             stdout: Arc::new(Mutex::new(Vec::new())),
@@ -141,6 +144,9 @@ impl Gateway {
                 if let Some(addr) = line.strip_prefix("gatehouse: admin listening on ") {
                     let _ = tx.send(("admin", addr.to_owned()));
                 }
+                if let Some(addr) = line.strip_prefix("gatehouse: mysql listening on ") {
+                    let _ = tx.send(("mysql", addr.to_owned()));
+                }
                 log.lock().expect("log").push(line);
             }
         });
@@ -152,7 +158,8 @@ impl Gateway {
         };
         self.port = 0;
         self.admin_port = 0;
-        while self.port == 0 || self.admin_port == 0 {
+        self.mysql_port = 0;
+        while self.port == 0 || self.admin_port == 0 || self.mysql_port == 0 {
             let (which, addr) = rx
                 .recv_timeout(Duration::from_secs(30))
                 .unwrap_or_else(|_| {
@@ -160,6 +167,7 @@ impl Gateway {
                 });
             match which {
                 "pg" => self.port = port_of(&addr),
+                "mysql" => self.mysql_port = port_of(&addr),
                 _ => self.admin_port = port_of(&addr),
             }
         }
