@@ -24,4 +24,34 @@ pub enum MysqlError {
         /// The id expected.
         want: u8,
     },
+    /// A plugin's challenge from the server is not of the length the plugin defines.
+    #[error("the server's {plugin} challenge is {len} bytes where {want} were expected")]
+    AuthChallenge {
+        /// The plugin.
+        plugin: &'static str,
+        /// Its length.
+        len: usize,
+        /// The length the plugin defines.
+        want: usize,
+    },
+    /// The server's RSA public key cannot be used.
+    #[error(
+        "the server's RSA public key is unusable ({0}); check the key the server sends, or \
+         connect to the server over TLS instead"
+    )]
+    PublicKey(&'static str),
+    /// The password does not fit the server's RSA key.
+    #[error(
+        "the password of {len} bytes is too long for the server's RSA key (at most {max} bytes); \
+         connect to the server over TLS instead"
+    )]
+    PasswordTooLong {
+        /// Its length.
+        len: usize,
+        /// The most the key takes.
+        max: usize,
+    },
+    /// RSA encryption of the password failed.
+    #[error("RSA encryption of the password failed; connect to the server over TLS instead")]
+    Encryption,
 }

@@ -8,9 +8,10 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use gatehouse_mysql::auth::native_password;
 use gatehouse_mysql::codec::TextRow;
 use gatehouse_mysql::frame::{encode_message, split_message, Message};
-use gatehouse_mysql::handshake::{caps, native_password, Greeting, HandshakeResponse};
+use gatehouse_mysql::handshake::{caps, Greeting, HandshakeResponse};
 use gatehouse_mysql::response::{Outcome, Response, Step};
 
 fn read_message(stream: &mut TcpStream, buf: &mut BytesMut) -> Message {

@@ -1,0 +1,164 @@
+//! The answers the gateway gives an upstream MySQL or MariaDB server when it logs in with the
+//! gateway-held password: one pure function per authentication plugin. No I/O: the upstream
+//! login drives the exchange and calls these.
+
+use aws_lc_rs::digest::{digest, Context, SHA1_FOR_LEGACY_USE_ONLY as SHA1, SHA256};
+use aws_lc_rs::rsa::{OaepPublicEncryptingKey, PublicEncryptingKey, OAEP_SHA1_MGF1SHA1};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+
+use crate::error::MysqlError;
+
+/// `mysql_native_password` (MySQL before 8, MariaDB's default): a SHA-1 scramble.
+pub const NATIVE_PASSWORD: &str = "mysql_native_password";
+/// `caching_sha2_password` (MySQL 8's default): a SHA-256 scramble, then, when the server's
+/// cache misses, the password itself over TLS or under the server's RSA key.
+pub const CACHING_SHA2_PASSWORD: &str = "caching_sha2_password";
+/// `sha256_password` (MySQL): the password itself over TLS or under the server's RSA key.
+pub const SHA256_PASSWORD: &str = "sha256_password";
+/// `mysql_clear_password`: the password itself.
+pub const CLEAR_PASSWORD: &str = "mysql_clear_password";
+/// `client_ed25519` (MariaDB's `ed25519` plugin): an Ed25519 signature of the server's challenge.
+pub const CLIENT_ED25519: &str = "client_ed25519";
+
+/// Bytes of the scramble of `mysql_native_password`, `caching_sha2_password` and
+/// `sha256_password`.
+pub const SCRAMBLE_LEN: usize = 20;
+
+/// `caching_sha2_password`, client to server after [`SHA2_PERFORM_FULL_AUTHENTICATION`]
+/// without TLS: send me your RSA public key (the server answers AuthMoreData with its PEM).
+pub const SHA2_REQUEST_PUBLIC_KEY: u8 = 2;
+/// `caching_sha2_password`, server to client in AuthMoreData (0x01) after the scramble: the
+/// cache matched, an OK packet follows.
+pub const SHA2_FAST_AUTH_SUCCESS: u8 = 3;
+/// `caching_sha2_password`, server to client in AuthMoreData (0x01) after the scramble: send
+/// the password, as [`clear_password`] over TLS or else as [`rsa_encrypted_password`].
+pub const SHA2_PERFORM_FULL_AUTHENTICATION: u8 = 4;
+
+/// The `mysql_native_password` answer to a scramble:
+/// `SHA1(password) XOR SHA1(scramble + SHA1(SHA1(password)))` (empty for an empty password).
+pub fn native_password(password: &[u8], scramble: &[u8]) -> Vec<u8> {
+    if password.is_empty() {
+        return Vec::new();
+    }
+    let stage1 = digest(&SHA1, password);
+    let stage2 = digest(&SHA1, stage1.as_ref());
+    let mut ctx = Context::new(&SHA1);
+    ctx.update(scramble);
+    ctx.update(stage2.as_ref());
+    xor(stage1.as_ref(), ctx.finish().as_ref())
+}
+
+/// The `caching_sha2_password` answer to a scramble (its fast path):
+/// `SHA256(password) XOR SHA256(SHA256(SHA256(password)) + scramble)` — unlike
+/// `mysql_native_password`, the scramble comes last (MySQL's `Generate_scramble`). Empty for an
+/// empty password.
+pub fn caching_sha2_password(password: &[u8], scramble: &[u8]) -> Vec<u8> {
+    if password.is_empty() {
+        return Vec::new();
+    }
+    let stage1 = digest(&SHA256, password);
+    let stage2 = digest(&SHA256, stage1.as_ref());
+    let mut ctx = Context::new(&SHA256);
+    ctx.update(stage2.as_ref());
+    ctx.update(scramble);
+    xor(stage1.as_ref(), ctx.finish().as_ref())
+}
+
+/// The password for `caching_sha2_password`'s full authentication (and `sha256_password`)
+/// without TLS: `(password + NUL) XOR scramble` (the scramble repeated), encrypted with RSA-OAEP
+/// (SHA-1, MGF1 with SHA-1) under the server's public key, given as PEM
+/// (`-----BEGIN PUBLIC KEY-----`, an X.509 SubjectPublicKeyInfo, as the server sends it).
+///
+/// Errors: a scramble that is not 20 bytes, a key that is not such a PEM block of a 2048- to
+/// 8192-bit RSA key, a password too long for the key (at most the key's bytes less 43).
+pub fn rsa_encrypted_password(
+    password: &[u8],
+    scramble: &[u8],
+    public_key_pem: &[u8],
+) -> Result<Vec<u8>, MysqlError> {
+    check_len(
+        "caching_sha2_password or sha256_password",
+        scramble,
+        SCRAMBLE_LEN,
+    )?;
+    let der = pem_public_key(public_key_pem)?;
+    let key = PublicEncryptingKey::from_der(&der).map_err(|_| {
+        MysqlError::PublicKey("not a SubjectPublicKeyInfo of a 2048- to 8192-bit RSA key")
+    })?;
+    let key = OaepPublicEncryptingKey::new(key)
+        .map_err(|_| MysqlError::PublicKey("not usable for RSA-OAEP"))?;
+    // OAEP with SHA-1 takes at most the key's bytes less 2 * 20 + 2.
+    let max = key.ciphertext_size().saturating_sub(42);
+    let mut plain: Vec<u8> = password.iter().copied().chain([0]).collect();
+    if plain.len() > max {
+        return Err(MysqlError::PasswordTooLong {
+            len: password.len(),
+            max: max.saturating_sub(1),
+        });
+    }
+    for (p, s) in plain.iter_mut().zip(scramble.iter().cycle()) {
+        *p ^= s;
+    }
+    let mut out = vec![0; key.ciphertext_size()];
+    let len = key
+        .encrypt(&OAEP_SHA1_MGF1SHA1, &plain, &mut out, None)
+        .map_err(|_| MysqlError::Encryption)?
+        .len();
+    out.truncate(len);
+    Ok(out)
+}
+
+/// The `mysql_clear_password` answer: the password and a NUL.
+pub fn clear_password(password: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(password.len() + 1);
+    out.extend_from_slice(password);
+    out.push(0);
+    out
+}
+
+/// The DER inside a PEM `PUBLIC KEY` block.
+fn pem_public_key(pem: &[u8]) -> Result<Vec<u8>, MysqlError> {
+    const BEGIN: &[u8] = b"-----BEGIN PUBLIC KEY-----";
+    const END: &[u8] = b"-----END PUBLIC KEY-----";
+    let body = find(pem, BEGIN)
+        .and_then(|at| pem.get(at + BEGIN.len()..))
+        .ok_or(MysqlError::PublicKey("no -----BEGIN PUBLIC KEY----- block"))?;
+    let base64 = find(body, END)
+        .and_then(|at| body.get(..at))
+        .ok_or(MysqlError::PublicKey("no -----END PUBLIC KEY----- line"))?;
+    let base64: Vec<u8> = base64
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    BASE64
+        .decode(base64)
+        .map_err(|_| MysqlError::PublicKey("the PEM block is not base64"))
+}
+
+/// Where `needle` first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The bytewise XOR of two equally long digests.
+fn xor(a: &[u8], b: &[u8]) -> Vec<u8> {
+    a.iter().zip(b).map(|(a, b)| a ^ b).collect()
+}
+
+/// Refuses a challenge that is not the length its plugin defines.
+fn check_len(plugin: &'static str, data: &[u8], want: usize) -> Result<(), MysqlError> {
+    if data.len() == want {
+        Ok(())
+    } else {
+        Err(MysqlError::AuthChallenge {
+            plugin,
+            len: data.len(),
+            want,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
