@@ -2,10 +2,13 @@
 //! gateway-held password: one pure function per authentication plugin. No I/O: the upstream
 //! login drives the exchange and calls these.
 
-use aws_lc_rs::digest::{digest, Context, SHA1_FOR_LEGACY_USE_ONLY as SHA1, SHA256};
+use aws_lc_rs::digest::{digest, Context, SHA1_FOR_LEGACY_USE_ONLY as SHA1, SHA256, SHA512};
 use aws_lc_rs::rsa::{OaepPublicEncryptingKey, PublicEncryptingKey, OAEP_SHA1_MGF1SHA1};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use curve25519_dalek::scalar::clamp_integer;
+use curve25519_dalek::{EdwardsPoint, Scalar};
 
 use crate::error::MysqlError;
 
@@ -24,6 +27,8 @@ pub const CLIENT_ED25519: &str = "client_ed25519";
 /// Bytes of the scramble of `mysql_native_password`, `caching_sha2_password` and
 /// `sha256_password`.
 pub const SCRAMBLE_LEN: usize = 20;
+/// Bytes of the challenge `client_ed25519` signs.
+pub const ED25519_CHALLENGE_LEN: usize = 32;
 
 /// `caching_sha2_password`, client to server after [`SHA2_PERFORM_FULL_AUTHENTICATION`]
 /// without TLS: send me your RSA public key (the server answers AuthMoreData with its PEM).
@@ -114,6 +119,70 @@ pub fn clear_password(password: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(password.len() + 1);
     out.extend_from_slice(password);
     out.push(0);
+    out
+}
+
+/// The `client_ed25519` answer (MariaDB's `ed25519` plugin): the 64-byte Ed25519 signature
+/// `R || S` of the server's 32-byte challenge under a key whose seed is the whole password,
+/// of any length, as MariaDB's `crypto_sign` (ref10) computes it: `az = SHA512(password)`,
+/// `a = clamp(az[..32])`, `A = a·B`, `r = SHA512(az[32..] || M) mod l`, `R = r·B`,
+/// `k = SHA512(R || A || M) mod l`, `S = r + k·a mod l`. For a password of exactly 32 bytes
+/// this is RFC 8032's Ed25519 with that seed.
+///
+/// Errors: a challenge that is not 32 bytes (MariaDB's client refuses it too).
+pub fn ed25519_password(password: &[u8], message: &[u8]) -> Result<Vec<u8>, MysqlError> {
+    check_len(CLIENT_ED25519, message, ED25519_CHALLENGE_LEN)?;
+    let key = Ed25519Key::from_password(password);
+    let r = Scalar::from_bytes_mod_order_wide(&sha512(&[&key.prefix, message]));
+    let big_r = EdwardsPoint::mul_base(&r).compress();
+    let k = Scalar::from_bytes_mod_order_wide(&sha512(&[
+        big_r.as_bytes(),
+        key.public.as_bytes(),
+        message,
+    ]));
+    let s = r + k * key.secret;
+    let mut signature = Vec::with_capacity(64);
+    signature.extend_from_slice(big_r.as_bytes());
+    signature.extend_from_slice(s.as_bytes());
+    Ok(signature)
+}
+
+/// MariaDB's Ed25519 key of a password.
+struct Ed25519Key {
+    /// `a`: the clamped lower half of `SHA512(password)`, reduced mod l (the same multiple of
+    /// the base point, which has order l).
+    secret: Scalar,
+    /// The upper half of `SHA512(password)`, hashed with the message for the nonce.
+    prefix: [u8; 32],
+    /// `A = a·B`, the key MariaDB stores (base64) for the user.
+    public: CompressedEdwardsY,
+}
+
+impl Ed25519Key {
+    fn from_password(password: &[u8]) -> Self {
+        let az = sha512(&[password]);
+        let mut lower = [0; 32];
+        let mut prefix = [0; 32];
+        lower.copy_from_slice(&az[..32]);
+        prefix.copy_from_slice(&az[32..]);
+        let secret = Scalar::from_bytes_mod_order(clamp_integer(lower));
+        let public = EdwardsPoint::mul_base(&secret).compress();
+        Self {
+            secret,
+            prefix,
+            public,
+        }
+    }
+}
+
+/// SHA-512 of the parts, one after the other.
+fn sha512(parts: &[&[u8]]) -> [u8; 64] {
+    let mut ctx = Context::new(&SHA512);
+    for part in parts {
+        ctx.update(part);
+    }
+    let mut out = [0; 64];
+    out.copy_from_slice(ctx.finish().as_ref());
     out
 }
 

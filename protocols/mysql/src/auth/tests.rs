@@ -1,10 +1,10 @@
 //! Tests of the plugin answers: each checked as its server checks it, against fixed vectors or
-//! against aws-lc-rs (RSA-OAEP decryption).
+//! against aws-lc-rs (RSA-OAEP decryption, RFC 8032 Ed25519).
 
 use super::*;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeySize, OaepPrivateDecryptingKey, PrivateDecryptingKey};
-use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -134,4 +134,68 @@ fn unusable_public_keys_are_refused_with_the_reason() {
     let ed = Ed25519KeyPair::generate().unwrap();
     let ed_der = ed.public_key().as_der().unwrap();
     assert!(reason(&pem(ed_der.as_ref())).contains("RSA"));
+}
+
+#[test]
+fn ed25519_with_a_32_byte_password_is_rfc_8032_ed25519_with_that_seed() {
+    for (seed, message) in [([0u8; 32], [0u8; 32]), ([7; 32], [0xA5; 32])]
+        .into_iter()
+        .chain((1u8..=8).map(|i| {
+            let seed: [u8; 32] = core::array::from_fn(|j| (j as u8).wrapping_mul(31) ^ i);
+            let message: [u8; 32] = core::array::from_fn(|j| (j as u8).wrapping_mul(i) ^ 0x5C);
+            (seed, message)
+        }))
+    {
+        let standard = Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
+        let ours = ed25519_password(&seed, &message).unwrap();
+        assert_eq!(
+            ours,
+            standard.sign(&message).as_ref(),
+            "seed {}",
+            hex(&seed)
+        );
+        assert_eq!(
+            Ed25519Key::from_password(&seed).public.as_bytes(),
+            standard.public_key().as_ref()
+        );
+    }
+}
+
+#[test]
+fn ed25519_signatures_of_passwords_of_any_length_verify_under_their_key() {
+    let message = [0x42; 32];
+    for password in [
+        &b""[..],
+        b"x",
+        b"ed-secret-1",
+        &[b'p'; 31],
+        &[b'p'; 33],
+        &[b'q'; 200],
+    ] {
+        let signature = ed25519_password(password, &message).unwrap();
+        assert_eq!(signature.len(), 64);
+        let public = Ed25519Key::from_password(password).public;
+        UnparsedPublicKey::new(&ED25519, public.as_bytes())
+            .verify(&message, &signature)
+            .unwrap();
+        assert!(UnparsedPublicKey::new(&ED25519, public.as_bytes())
+            .verify(&[0x43; 32], &signature)
+            .is_err());
+    }
+    // The key MariaDB 10.11 stores (base64, without its padding) for
+    // `IDENTIFIED VIA ed25519 USING PASSWORD('ed-secret-1')`.
+    assert_eq!(
+        BASE64.encode(Ed25519Key::from_password(b"ed-secret-1").public.as_bytes()),
+        "l38YcgG1Zqi5tek+d+mactqeAhfYrScmxRmke3dkzhc="
+    );
+    let short = ed25519_password(b"pw", &[0; 20]).unwrap_err();
+    assert!(matches!(
+        short,
+        MysqlError::AuthChallenge {
+            len: 20,
+            want: 32,
+            ..
+        }
+    ));
+    assert!(short.to_string().contains("client_ed25519"), "{short}");
 }
