@@ -1,6 +1,7 @@
 //! The answers the gateway gives an upstream MySQL or MariaDB server when it logs in with the
-//! gateway-held password: one pure function per authentication plugin. No I/O: the upstream
-//! login drives the exchange and calls these.
+//! gateway-held password: one pure function per authentication plugin, the server's request to
+//! change plugin ([`AuthSwitch`]) and [`answer`], which picks the function by the plugin's name.
+//! No I/O: the upstream login drives the exchange and calls these.
 
 use aws_lc_rs::digest::{digest, Context, SHA1_FOR_LEGACY_USE_ONLY as SHA1, SHA256, SHA512};
 use aws_lc_rs::rsa::{OaepPublicEncryptingKey, PublicEncryptingKey, OAEP_SHA1_MGF1SHA1};
@@ -18,6 +19,7 @@ pub const NATIVE_PASSWORD: &str = "mysql_native_password";
 /// cache misses, the password itself over TLS or under the server's RSA key.
 pub const CACHING_SHA2_PASSWORD: &str = "caching_sha2_password";
 /// `sha256_password` (MySQL): the password itself over TLS or under the server's RSA key.
+/// [`answer`] does not take it: its first answer depends on the connection and the key.
 pub const SHA256_PASSWORD: &str = "sha256_password";
 /// `mysql_clear_password`: the password itself.
 pub const CLEAR_PASSWORD: &str = "mysql_clear_password";
@@ -39,6 +41,86 @@ pub const SHA2_FAST_AUTH_SUCCESS: u8 = 3;
 /// `caching_sha2_password`, server to client in AuthMoreData (0x01) after the scramble: send
 /// the password, as [`clear_password`] over TLS or else as [`rsa_encrypted_password`].
 pub const SHA2_PERFORM_FULL_AUTHENTICATION: u8 = 4;
+
+/// A server's AuthSwitchRequest: `0xFE`, the plugin's name (NUL-terminated), the plugin's
+/// first data (its challenge).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthSwitch {
+    /// The plugin the server asks the client to answer with.
+    pub plugin: String,
+    /// The plugin's challenge, without the NUL the scramble plugins append.
+    pub data: Vec<u8>,
+}
+
+impl AuthSwitch {
+    /// Decodes an AuthSwitchRequest payload (header 0xFE).
+    ///
+    /// The scramble of `mysql_native_password`, `caching_sha2_password` and `sha256_password`
+    /// arrives as 20 bytes and a NUL (MariaDB and MySQL both send 21; their clients insist on
+    /// it); that NUL is stripped. Every other plugin's data is kept whole: `client_ed25519`'s
+    /// 32-byte challenge has no terminator and may end in a zero byte. A bare 0xFE (the
+    /// pre-4.1 request for `mysql_old_password`) decodes as that plugin with no data, for
+    /// [`answer`] to refuse by name.
+    pub fn decode(payload: &[u8]) -> Result<Self, MysqlError> {
+        let Some((&0xFE, rest)) = payload.split_first() else {
+            return Err(MysqlError::Malformed("not an AuthSwitchRequest"));
+        };
+        if rest.is_empty() {
+            return Ok(Self {
+                plugin: "mysql_old_password".into(),
+                data: Vec::new(),
+            });
+        }
+        let mut parts = rest.splitn(2, |b| *b == 0);
+        let name = parts.next().unwrap_or_default();
+        let data = parts.next().unwrap_or_default();
+        if name.is_empty() {
+            return Err(MysqlError::Malformed(
+                "AuthSwitchRequest without a plugin name",
+            ));
+        }
+        let plugin = String::from_utf8_lossy(name).into_owned();
+        let data = if [NATIVE_PASSWORD, CACHING_SHA2_PASSWORD, SHA256_PASSWORD].contains(&&*plugin)
+        {
+            data.strip_suffix(&[0]).unwrap_or(data)
+        } else {
+            data
+        };
+        Ok(Self {
+            plugin,
+            data: data.to_vec(),
+        })
+    }
+
+    /// The answer to this request with `password`: [`answer`] for its plugin and data.
+    pub fn answer(&self, password: &[u8]) -> Result<Vec<u8>, MysqlError> {
+        answer(&self.plugin, password, &self.data)
+    }
+}
+
+/// The answer to a plugin's challenge (a greeting's scramble with its plugin, or an
+/// [`AuthSwitch`]'s data), by the plugin's name: `mysql_native_password`,
+/// `caching_sha2_password`, `mysql_clear_password` or `client_ed25519`. Any other plugin is an
+/// error that names it; a challenge of the wrong length for its plugin is an error too.
+///
+/// For `caching_sha2_password` this is the first step only: the server then sends AuthMoreData
+/// (0x01) with [`SHA2_FAST_AUTH_SUCCESS`] (an OK follows) or
+/// [`SHA2_PERFORM_FULL_AUTHENTICATION`] (see there).
+pub fn answer(plugin: &str, password: &[u8], data: &[u8]) -> Result<Vec<u8>, MysqlError> {
+    match plugin {
+        NATIVE_PASSWORD => {
+            check_len(NATIVE_PASSWORD, data, SCRAMBLE_LEN)?;
+            Ok(native_password(password, data))
+        }
+        CACHING_SHA2_PASSWORD => {
+            check_len(CACHING_SHA2_PASSWORD, data, SCRAMBLE_LEN)?;
+            Ok(caching_sha2_password(password, data))
+        }
+        CLEAR_PASSWORD => Ok(clear_password(password)),
+        CLIENT_ED25519 => ed25519_password(password, data),
+        other => Err(MysqlError::UnsupportedAuthPlugin(other.to_owned())),
+    }
+}
 
 /// The `mysql_native_password` answer to a scramble:
 /// `SHA1(password) XOR SHA1(scramble + SHA1(SHA1(password)))` (empty for an empty password).

@@ -24,6 +24,13 @@ pub enum MysqlError {
         /// The id expected.
         want: u8,
     },
+    /// The server asks for an authentication plugin the gateway cannot answer.
+    #[error(
+        "the server asks for authentication plugin {0:?}, which the gateway does not speak \
+         (it speaks mysql_native_password, caching_sha2_password, mysql_clear_password and \
+         client_ed25519); give the upstream user one of these"
+    )]
+    UnsupportedAuthPlugin(String),
     /// A plugin's challenge from the server is not of the length the plugin defines.
     #[error("the server's {plugin} challenge is {len} bytes where {want} were expected")]
     AuthChallenge {

@@ -1,5 +1,5 @@
 //! Tests of the plugin answers: each checked as its server checks it, against fixed vectors or
-//! against aws-lc-rs (RSA-OAEP decryption, RFC 8032 Ed25519).
+//! against aws-lc-rs (RSA-OAEP decryption, RFC 8032 Ed25519), and the AuthSwitchRequest codec.
 
 use super::*;
 use aws_lc_rs::encoding::AsDer;
@@ -198,4 +198,127 @@ fn ed25519_signatures_of_passwords_of_any_length_verify_under_their_key() {
         }
     ));
     assert!(short.to_string().contains("client_ed25519"), "{short}");
+}
+
+#[test]
+fn auth_switch_requests_decode_with_the_scramble_nul_stripped_and_other_data_whole() {
+    let scramble = scramble();
+    let with_nul = |name: &str, data: &[u8], nul: bool| {
+        let mut p = vec![0xFE];
+        p.extend_from_slice(name.as_bytes());
+        p.push(0);
+        p.extend_from_slice(data);
+        if nul {
+            p.push(0);
+        }
+        p
+    };
+    let mut ed_challenge = [0x11; 32];
+    ed_challenge[31] = 0;
+    let cases: Vec<(Vec<u8>, &str, Vec<u8>)> = vec![
+        (
+            with_nul(NATIVE_PASSWORD, &scramble, true),
+            NATIVE_PASSWORD,
+            scramble.clone(),
+        ),
+        (
+            with_nul(CACHING_SHA2_PASSWORD, &scramble, true),
+            CACHING_SHA2_PASSWORD,
+            scramble.clone(),
+        ),
+        (
+            with_nul(SHA256_PASSWORD, &scramble, true),
+            SHA256_PASSWORD,
+            scramble.clone(),
+        ),
+        // Without the NUL (not what servers send), the scramble is taken as it is.
+        (
+            with_nul(NATIVE_PASSWORD, &scramble, false),
+            NATIVE_PASSWORD,
+            scramble.clone(),
+        ),
+        // The ed25519 challenge has no terminator: a last zero byte is part of it.
+        (
+            with_nul(CLIENT_ED25519, &ed_challenge, false),
+            CLIENT_ED25519,
+            ed_challenge.to_vec(),
+        ),
+        (with_nul(CLEAR_PASSWORD, b"", false), CLEAR_PASSWORD, vec![]),
+        (b"\xFEdialog".to_vec(), "dialog", vec![]),
+        (vec![0xFE], "mysql_old_password", vec![]),
+    ];
+    for (payload, plugin, data) in cases {
+        let switch = AuthSwitch::decode(&payload).unwrap();
+        assert_eq!(
+            switch,
+            AuthSwitch {
+                plugin: plugin.into(),
+                data
+            },
+            "{payload:?}"
+        );
+    }
+    for bad in [&b""[..], b"\x00\x00", b"\xFE\x00abc"] {
+        assert!(
+            matches!(AuthSwitch::decode(bad), Err(MysqlError::Malformed(_))),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn answers_are_picked_by_plugin_name_and_unknown_plugins_are_named() {
+    let scramble = scramble();
+    let challenge = [9; 32];
+    assert_eq!(
+        answer(NATIVE_PASSWORD, b"pw", &scramble).unwrap(),
+        native_password(b"pw", &scramble)
+    );
+    assert_eq!(
+        answer(CACHING_SHA2_PASSWORD, b"pw", &scramble).unwrap(),
+        caching_sha2_password(b"pw", &scramble)
+    );
+    assert_eq!(answer(CLEAR_PASSWORD, b"pw", b"").unwrap(), b"pw\0");
+    assert_eq!(
+        answer(CLIENT_ED25519, b"pw", &challenge).unwrap(),
+        ed25519_password(b"pw", &challenge).unwrap()
+    );
+    let switch = AuthSwitch {
+        plugin: CLIENT_ED25519.into(),
+        data: challenge.to_vec(),
+    };
+    assert_eq!(
+        switch.answer(b"pw").unwrap(),
+        ed25519_password(b"pw", &challenge).unwrap()
+    );
+
+    for plugin in [NATIVE_PASSWORD, CACHING_SHA2_PASSWORD] {
+        let e = answer(plugin, b"pw", &scramble[..8]).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                MysqlError::AuthChallenge {
+                    len: 8,
+                    want: 20,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains(plugin), "{e}");
+    }
+    for plugin in ["mysql_old_password", SHA256_PASSWORD, "dialog", ""] {
+        let e = answer(plugin, b"pw", &scramble).unwrap_err();
+        assert!(matches!(&e, MysqlError::UnsupportedAuthPlugin(p) if p == plugin));
+        let text = e.to_string();
+        assert!(text.contains(&format!("{plugin:?}")), "{text}");
+        for supported in [
+            NATIVE_PASSWORD,
+            CACHING_SHA2_PASSWORD,
+            CLEAR_PASSWORD,
+            CLIENT_ED25519,
+        ] {
+            assert!(text.contains(supported), "{text}");
+        }
+    }
 }
