@@ -49,6 +49,7 @@ mod tests {
             groups: vec!["batch".into(), "dba".into()],
             tls: UpstreamTls::Disable,
             tls_ca: None,
+            local_infile: false,
         }
     }
 

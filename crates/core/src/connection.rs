@@ -135,4 +135,7 @@ pub struct ConnectionSpec {
     pub tls: UpstreamTls,
     /// PEM file of CA certificates for `verify-full` (the system store if absent).
     pub tls_ca: Option<String>,
+    /// MySQL: whether `LOAD DATA LOCAL INFILE` may send a client's file upstream (refused
+    /// otherwise; when allowed, the file name and bytes are recorded).
+    pub local_infile: bool,
 }

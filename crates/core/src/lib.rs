@@ -32,6 +32,7 @@ pub mod rules;
 pub mod session;
 pub mod store;
 pub mod time;
+pub mod upstream_tls;
 
 pub use approval::{ApprovalDesk, ApprovalId, ApprovalRequest, DecideError, Decision};
 pub use classify::{classify, Classification, StatementClass};

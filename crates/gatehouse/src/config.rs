@@ -173,6 +173,9 @@ pub struct ConnectionSection {
     pub tls: Option<String>,
     /// CA file for `verify-full`.
     pub tls_ca: Option<String>,
+    /// MySQL: allow `LOAD DATA LOCAL INFILE` (default false).
+    #[serde(default)]
+    pub local_infile: bool,
     /// SSH: the gateway's key for the host (not in this build yet).
     pub private_key: Option<SecretRef>,
     /// SSH: the pinned host key (not in this build yet).
@@ -269,6 +272,14 @@ impl Config {
         groups
     }
 
+    /// The addresses of the MySQL upstreams.
+    pub fn mysql_upstreams(&self) -> impl Iterator<Item = String> + '_ {
+        self.connection
+            .iter()
+            .filter(|c| c.protocol == "mysql")
+            .map(|c| c.address.clone())
+    }
+
     /// The connections, resolved (secrets read now, so a missing one fails at start).
     pub fn connections(&self) -> Result<Vec<ConnectionSpec>, CliError> {
         self.connection
@@ -324,6 +335,7 @@ impl Config {
                 .tls_ca
                 .as_deref()
                 .map(|p| self.resolve(p).to_string_lossy().into_owned()),
+            local_infile: c.local_infile,
         })
     }
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use gatehouse_audit::{FileRecordings, NewToken, SqliteApprovals, SqliteStore};
 use gatehouse_core::{Gateway, GatewayParts, TokenId};
+use gatehouse_mysql::{MysqlConfig, MysqlService};
 use gatehouse_postgres::{PgConfig, PgService, RelayLimits};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use crate::admin::{self, AdminState};
@@ -72,7 +73,30 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         // Scripts and tests read this line to find the port when the config says :0.
         eprintln!("gatehouse: postgres listening on {local}");
         pg_local = Some(local);
-        tasks.spawn(accept_loop(listener, service, local));
+        tasks.spawn(accept_loop(listener, local, move |tcp, peer| {
+            let service = service.clone();
+            async move { service.handle(tcp, peer).await }
+        }));
+    }
+    if let Some(addr) = &config.listen.mysql {
+        let (listener, local) = bind(addr).await?;
+        let service = MysqlService::new(
+            gateway.clone(),
+            MysqlConfig {
+                tls: Some(tls::acceptor(&config, &state_dir)?),
+                allow_plaintext_tokens: local.ip().is_loopback(),
+                ..MysqlConfig::default()
+            },
+        );
+        // The greeting shows clients the upstream's version: learn it before the first one.
+        if let Some(upstream) = config.mysql_upstreams().next() {
+            service.learn_upstream(&upstream).await;
+        }
+        eprintln!("gatehouse: mysql listening on {local}");
+        tasks.spawn(accept_loop(listener, local, move |tcp, peer| {
+            let service = service.clone();
+            async move { service.handle(tcp, peer).await }
+        }));
     }
     if let Some(addr) = &config.listen.admin {
         let (listener, local) = bind(addr).await?;
@@ -95,7 +119,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
              commands will only time out"
         );
     }
-    for (wire, addr) in [("mysql", &config.listen.mysql), ("ssh", &config.listen.ssh)] {
+    for (wire, addr) in [("ssh", &config.listen.ssh)] {
         if addr.is_some() {
             tracing::warn!(
                 wire,
@@ -168,12 +192,16 @@ async fn retention_schedule(config: Config, store: Arc<SqliteStore>) {
     }
 }
 
-async fn accept_loop(listener: TcpListener, service: PgService, local: SocketAddr) {
+/// Accepts connections and serves each in a task of its own.
+async fn accept_loop<F, Fut>(listener: TcpListener, local: SocketAddr, handle: F)
+where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
         match listener.accept().await {
             Ok((tcp, peer)) => {
-                let service = service.clone();
-                tokio::spawn(async move { service.handle(tcp, peer).await });
+                tokio::spawn(handle(tcp, peer));
             }
             Err(e) => {
                 // Out of file descriptors and the like: wait a little rather than spin.

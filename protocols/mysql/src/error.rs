@@ -1,4 +1,5 @@
-//! Errors of the MySQL wire.
+//! Errors of the MySQL wire, each mapped to the error packet (code and SQL state) a client
+//! is told.
 
 use thiserror::Error;
 
@@ -24,6 +25,21 @@ pub enum MysqlError {
         /// The id expected.
         want: u8,
     },
+    /// Reading or writing a socket failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer closed the connection.
+    #[error("connection closed by {0}")]
+    Closed(&'static str),
+    /// TLS with the client could not be set up.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// The upstream server could not be reached, or refused the gateway's login.
+    #[error("{0}")]
+    Upstream(String),
+    /// Something the gateway cannot do on this wire (a protocol feature it does not relay).
+    #[error("{0}")]
+    Unsupported(String),
     /// The server asks for an authentication plugin the gateway cannot answer.
     #[error(
         "the server asks for authentication plugin {0:?}, which the gateway does not speak \
@@ -61,4 +77,25 @@ pub enum MysqlError {
     /// RSA encryption of the password failed.
     #[error("RSA encryption of the password failed; connect to the server over TLS instead")]
     Encryption,
+}
+
+impl MysqlError {
+    /// The error code and SQL state a client is told.
+    pub fn code(&self) -> (u16, &'static str) {
+        match self {
+            // ER_NET_PACKETS_OUT_OF_ORDER, ER_NET_PACKET_TOO_LARGE, ER_MALFORMED_PACKET
+            Self::Sequence { .. } => (1156, "08S01"),
+            Self::TooLarge { .. } => (1153, "08S01"),
+            Self::Malformed(_) => (1835, "HY000"),
+            // CR_CONN_HOST_ERROR: what a client prints when a server cannot be reached.
+            Self::Upstream(_) => (2003, "HY000"),
+            Self::Unsupported(_) | Self::UnsupportedAuthPlugin(_) => (1235, "42000"),
+            // The gateway cannot log in upstream: as a refused login.
+            Self::AuthChallenge { .. }
+            | Self::PublicKey(_)
+            | Self::PasswordTooLong { .. }
+            | Self::Encryption => (2003, "HY000"),
+            Self::Io(_) | Self::Closed(_) | Self::Tls(_) => (2013, "HY000"),
+        }
+    }
 }

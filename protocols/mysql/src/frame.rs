@@ -58,6 +58,8 @@ pub struct Message {
     pub last_seq: u8,
     /// The payload, joined across continuation packets.
     pub payload: Bytes,
+    /// The packets as received, headers included.
+    pub raw: Bytes,
 }
 
 /// Splits one whole message (one or more packets) off the front of `buf`, or `None` if it
@@ -94,23 +96,26 @@ pub fn split_message(buf: &mut BytesMut, max: usize) -> Result<Option<Message>, 
         }
     }
     let last_seq = want.wrapping_sub(1);
-    if packets == 1 {
-        let packet = split_packet(buf).ok_or(MysqlError::Malformed("packet vanished"))?;
-        return Ok(Some(Message {
-            first_seq,
-            last_seq,
-            payload: packet.payload,
-        }));
-    }
-    let mut joined = BytesMut::with_capacity(total);
-    for _ in 0..packets {
-        let packet = split_packet(buf).ok_or(MysqlError::Malformed("packet vanished"))?;
-        joined.extend_from_slice(&packet.payload);
-    }
+    // The packets as they came, headers included: forwarded untouched when nothing in them
+    // changes (zero-copy; the payload of a single packet is a slice of the same bytes).
+    let raw = buf.split_to(at).freeze();
+    let payload = if packets == 1 {
+        raw.slice(HEADER..)
+    } else {
+        let mut joined = BytesMut::with_capacity(total);
+        let mut rest = &raw[..];
+        while let Some((len, _)) = peek_header(rest) {
+            let end = (HEADER + len).min(rest.len());
+            joined.extend_from_slice(&rest[HEADER.min(end)..end]);
+            rest = &rest[end..];
+        }
+        joined.freeze()
+    };
     Ok(Some(Message {
         first_seq,
         last_seq,
-        payload: joined.freeze(),
+        payload,
+        raw,
     }))
 }
 

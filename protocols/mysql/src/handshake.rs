@@ -43,6 +43,53 @@ pub mod caps {
     pub const SESSION_TRACK: u32 = 1 << 23;
     /// OK packets instead of EOF packets.
     pub const DEPRECATE_EOF: u32 = 1 << 24;
+    /// Parser ignores spaces before `(`.
+    pub const IGNORE_SPACE: u32 = 1 << 8;
+    /// The interactive timeout applies.
+    pub const INTERACTIVE: u32 = 1 << 10;
+
+    /// What the gateway offers a client: only what it relays faithfully. Not compression
+    /// (the relay reads every packet), not `DEPRECATE_EOF` or session tracking (both sides
+    /// then speak the classic EOF and OK forms whatever the server supports, so the two
+    /// sides cannot disagree on a packet's shape), not query attributes or optional metadata
+    /// (they change COM_QUERY/EXECUTE and result layouts). `SSL` is added when the listener
+    /// has TLS.
+    pub const GATEWAY: u32 = LONG_PASSWORD
+        | FOUND_ROWS
+        | LONG_FLAG
+        | CONNECT_WITH_DB
+        | LOCAL_FILES
+        | IGNORE_SPACE
+        | PROTOCOL_41
+        | INTERACTIVE
+        | TRANSACTIONS
+        | SECURE_CONNECTION
+        | MULTI_STATEMENTS
+        | MULTI_RESULTS
+        | PS_MULTI_RESULTS
+        | PLUGIN_AUTH
+        | CONNECT_ATTRS
+        | PLUGIN_AUTH_LENENC_CLIENT_DATA;
+}
+
+/// An SSLRequest payload: the fixed part of a HandshakeResponse41.
+pub fn ssl_request(capabilities: u32, max_packet: u32, charset: u8) -> Vec<u8> {
+    let mut out = Vec::with_capacity(SSL_REQUEST_LEN);
+    out.extend_from_slice(&(capabilities | caps::SSL).to_le_bytes());
+    out.extend_from_slice(&max_packet.to_le_bytes());
+    out.push(charset);
+    out.extend_from_slice(&[0; 23]);
+    out
+}
+
+/// An AuthSwitchRequest payload: the server asks the client to answer with `plugin`.
+pub fn auth_switch_request(plugin: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0xFE];
+    out.extend_from_slice(plugin.as_bytes());
+    out.push(0);
+    out.extend_from_slice(data);
+    out.push(0);
+    out
 }
 
 /// A server's greeting (HandshakeV10).

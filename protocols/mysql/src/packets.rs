@@ -8,6 +8,9 @@ use crate::handshake::caps;
 /// Status flag: another result set follows.
 pub const SERVER_MORE_RESULTS_EXISTS: u16 = 0x0008;
 
+/// Status flag: an execute opened a cursor; its rows are fetched with COM_STMT_FETCH.
+pub const SERVER_STATUS_CURSOR_EXISTS: u16 = 0x0040;
+
 /// An OK packet (or an EOF-replacing OK under `DEPRECATE_EOF`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ok {

@@ -6,7 +6,9 @@
 use crate::codec::Reader;
 use crate::error::MysqlError;
 use crate::handshake::caps;
-use crate::packets::{eof_status, is_eof, Err, Ok, SERVER_MORE_RESULTS_EXISTS};
+use crate::packets::{
+    eof_status, is_eof, Err, Ok, SERVER_MORE_RESULTS_EXISTS, SERVER_STATUS_CURSOR_EXISTS,
+};
 
 /// What a message of the answer was.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +88,14 @@ impl Response {
         }
     }
 
+    /// The answer to a COM_STMT_FETCH: rows of an open cursor, then an EOF.
+    pub fn fetch(capabilities: u32) -> Self {
+        Self {
+            state: State::Rows,
+            ..Self::new(capabilities)
+        }
+    }
+
     /// Takes the next message of the answer.
     pub fn feed(&mut self, payload: &[u8]) -> Result<Step, MysqlError> {
         // No column definition or row begins with 0xFF (not a valid length), so 0xFF is an
@@ -128,6 +138,15 @@ impl Response {
             State::ColumnsEof => {
                 if !is_eof(payload, 0) {
                     return Err(MysqlError::Malformed("no EOF after the column definitions"));
+                }
+                // An execute that opened a cursor ends here: its rows come with COM_STMT_FETCH.
+                if eof_status(payload, 0)? & SERVER_STATUS_CURSOR_EXISTS != 0 {
+                    self.state = State::Start;
+                    return Ok(Step::Done(Outcome::Ok {
+                        rows: 0,
+                        affected: 0,
+                        sets: self.sets,
+                    }));
                 }
                 self.state = State::Rows;
                 Ok(Step::ColumnsEnd)

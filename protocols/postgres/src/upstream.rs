@@ -2,20 +2,14 @@
 //! startup message, and login with the gateway-held password (SCRAM-SHA-256, md5, cleartext).
 //! Nothing of this exchange is forwarded to the client.
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use gatehouse_core::identity::hex;
-use gatehouse_core::{ConnectionSpec, UpstreamTls};
+use gatehouse_core::{upstream_tls, ConnectionSpec, UpstreamTls};
 use md5::{Digest, Md5};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
 use crate::error::PgError;
 use crate::frame::{split_frame, Frame};
@@ -257,110 +251,10 @@ async fn negotiate_tls(mut tcp: TcpStream, spec: &ConnectionSpec) -> Result<PgSt
             ))
         }
     }
-    let config = client_config(spec)?;
-    let host = spec
-        .address
-        .rsplit_once(':')
-        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
-        .unwrap_or(&spec.address);
-    let name = ServerName::try_from(host.to_owned())
-        .map_err(|e| PgError::Tls(format!("invalid upstream host name {host}: {e}")))?;
-    let tls = TlsConnector::from(config)
-        .connect(name, tcp)
+    let tls = upstream_tls::connect(spec, tcp)
         .await
-        .map_err(|e| {
-            PgError::Upstream(format!("TLS with upstream {} failed: {e}", spec.address))
-        })?;
+        .map_err(|e| PgError::Upstream(e.to_string()))?;
     Ok(PgStream::Client(Box::new(tls)))
-}
-
-fn client_config(spec: &ConnectionSpec) -> Result<Arc<ClientConfig>, PgError> {
-    if spec.tls != UpstreamTls::VerifyFull {
-        static UNVERIFIED: OnceLock<Arc<ClientConfig>> = OnceLock::new();
-        return Ok(UNVERIFIED
-            .get_or_init(|| {
-                Arc::new(
-                    ClientConfig::builder()
-                        .dangerous()
-                        .with_custom_certificate_verifier(Arc::new(NoVerification::new()))
-                        .with_no_client_auth(),
-                )
-            })
-            .clone());
-    }
-    let ca_path = spec
-        .tls_ca
-        .as_deref()
-        .unwrap_or("/etc/ssl/certs/ca-certificates.crt");
-    let mut roots = RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(ca_path)
-        .map_err(|e| PgError::Tls(format!("cannot read CA file {ca_path}: {e}")))?;
-    for cert in certs {
-        let cert = cert.map_err(|e| PgError::Tls(format!("bad certificate in {ca_path}: {e}")))?;
-        roots
-            .add(cert)
-            .map_err(|e| PgError::Tls(format!("unusable certificate in {ca_path}: {e}")))?;
-    }
-    Ok(Arc::new(
-        ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    ))
-}
-
-/// `prefer` and `require` encrypt without checking the certificate (libpq's meaning).
-#[derive(Debug)]
-struct NoVerification(rustls::crypto::CryptoProvider);
-
-impl NoVerification {
-    fn new() -> Self {
-        Self(rustls::crypto::aws_lc_rs::default_provider())
-    }
-}
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]

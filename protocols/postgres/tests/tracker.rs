@@ -92,6 +92,7 @@ async fn session_with_rules(rules: gatehouse_core::Rules) -> (Session, Arc<Memor
             groups: vec!["g".into()],
             tls: UpstreamTls::Disable,
             tls_ca: None,
+            local_infile: false,
         }],
         tokens: memory.clone(),
         audit: memory.clone(),
