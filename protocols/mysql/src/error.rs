@@ -37,10 +37,46 @@ pub enum MysqlError {
     /// The upstream server could not be reached, or refused the gateway's login.
     #[error("{0}")]
     Upstream(String),
-    /// Something the gateway cannot do on this wire (an authentication plugin it does not
-    /// know, a protocol feature it does not relay).
+    /// Something the gateway cannot do on this wire (a protocol feature it does not relay).
     #[error("{0}")]
     Unsupported(String),
+    /// The server asks for an authentication plugin the gateway cannot answer.
+    #[error(
+        "the server asks for authentication plugin {0:?}, which the gateway does not speak \
+         (it speaks mysql_native_password, caching_sha2_password, mysql_clear_password and \
+         client_ed25519); give the upstream user one of these"
+    )]
+    UnsupportedAuthPlugin(String),
+    /// A plugin's challenge from the server is not of the length the plugin defines.
+    #[error("the server's {plugin} challenge is {len} bytes where {want} were expected")]
+    AuthChallenge {
+        /// The plugin.
+        plugin: &'static str,
+        /// Its length.
+        len: usize,
+        /// The length the plugin defines.
+        want: usize,
+    },
+    /// The server's RSA public key cannot be used.
+    #[error(
+        "the server's RSA public key is unusable ({0}); check the key the server sends, or \
+         connect to the server over TLS instead"
+    )]
+    PublicKey(&'static str),
+    /// The password does not fit the server's RSA key.
+    #[error(
+        "the password of {len} bytes is too long for the server's RSA key (at most {max} bytes); \
+         connect to the server over TLS instead"
+    )]
+    PasswordTooLong {
+        /// Its length.
+        len: usize,
+        /// The most the key takes.
+        max: usize,
+    },
+    /// RSA encryption of the password failed.
+    #[error("RSA encryption of the password failed; connect to the server over TLS instead")]
+    Encryption,
 }
 
 impl MysqlError {
@@ -53,7 +89,12 @@ impl MysqlError {
             Self::Malformed(_) => (1835, "HY000"),
             // CR_CONN_HOST_ERROR: what a client prints when a server cannot be reached.
             Self::Upstream(_) => (2003, "HY000"),
-            Self::Unsupported(_) => (1235, "42000"),
+            Self::Unsupported(_) | Self::UnsupportedAuthPlugin(_) => (1235, "42000"),
+            // The gateway cannot log in upstream: as a refused login.
+            Self::AuthChallenge { .. }
+            | Self::PublicKey(_)
+            | Self::PasswordTooLong { .. }
+            | Self::Encryption => (2003, "HY000"),
             Self::Io(_) | Self::Closed(_) | Self::Tls(_) => (2013, "HY000"),
         }
     }

@@ -1,6 +1,6 @@
 //! The connection phase's messages: the server greeting (HandshakeV10), the client's
-//! HandshakeResponse41 (and the SSLRequest that precedes it for TLS), and the
-//! `mysql_native_password` scramble the gateway answers an upstream with.
+//! HandshakeResponse41 (and the SSLRequest that precedes it for TLS). The answers to the
+//! authentication plugins' challenges are in [`crate::auth`].
 
 use crate::codec::{put_lenenc_bytes, Reader};
 use crate::error::MysqlError;
@@ -277,31 +277,9 @@ impl HandshakeResponse {
     }
 }
 
-/// The `mysql_native_password` answer to a scramble:
-/// `SHA1(password) XOR SHA1(scramble + SHA1(SHA1(password)))` (empty for an empty password).
-pub fn native_password(password: &[u8], scramble: &[u8]) -> Vec<u8> {
-    use aws_lc_rs::digest::{digest, Context, SHA1_FOR_LEGACY_USE_ONLY as SHA1};
-    if password.is_empty() {
-        return Vec::new();
-    }
-    let stage1 = digest(&SHA1, password);
-    let stage2 = digest(&SHA1, stage1.as_ref());
-    let mut ctx = Context::new(&SHA1);
-    ctx.update(scramble);
-    ctx.update(stage2.as_ref());
-    let mix = ctx.finish();
-    stage1
-        .as_ref()
-        .iter()
-        .zip(mix.as_ref())
-        .map(|(a, b)| a ^ b)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_lc_rs::digest::{digest, SHA1_FOR_LEGACY_USE_ONLY as SHA1};
 
     #[test]
     fn greetings_round_trip() {
@@ -345,25 +323,5 @@ mod tests {
         ssl[1] |= (caps::SSL >> 8) as u8;
         assert!(HandshakeResponse::is_ssl_request(&ssl));
         assert!(HandshakeResponse::decode(&bytes[..40]).is_err());
-    }
-
-    #[test]
-    fn the_native_scramble_is_what_a_server_checks() {
-        let scramble: Vec<u8> = (1..=20).collect();
-        let answer = native_password(b"secret", &scramble);
-        // The server keeps SHA1(SHA1(password)) and checks
-        // SHA1(answer XOR SHA1(scramble + stored)) == stored.
-        let stored = digest(&SHA1, digest(&SHA1, b"secret").as_ref());
-        let mut ctx = aws_lc_rs::digest::Context::new(&SHA1);
-        ctx.update(&scramble);
-        ctx.update(stored.as_ref());
-        let mix = ctx.finish();
-        let stage1: Vec<u8> = answer
-            .iter()
-            .zip(mix.as_ref())
-            .map(|(a, b)| a ^ b)
-            .collect();
-        assert_eq!(digest(&SHA1, &stage1).as_ref(), stored.as_ref());
-        assert!(native_password(b"", &scramble).is_empty());
     }
 }
