@@ -375,10 +375,7 @@ impl<'a> Relay<'a> {
                         },
                     ),
                     Err(e) => {
-                        let outcome = Outcome::Failed {
-                            code: format!("{}/{}", e.code, e.state),
-                            message: e.message.clone(),
-                        };
+                        let outcome = failed(&e);
                         (e.encode(), outcome)
                     }
                 };
@@ -596,8 +593,8 @@ impl<'a> Relay<'a> {
                         Infile::Refused(message) => {
                             return Ok(Answer {
                                 outcome: Outcome::Failed {
-                                    code: "1148/42000".into(),
-                                    message,
+                                    code: "42000".into(),
+                                    message: format!("ERROR 1148: {message}"),
                                 },
                                 rows: 0,
                                 affected: None,
@@ -737,13 +734,25 @@ fn answer(outcome: response::Outcome, masked: MaskCounts, infile: Option<String>
             }
         }
         response::Outcome::Failed(e) => Answer {
-            outcome: Outcome::Failed {
-                code: format!("{}/{}", e.code, e.state),
-                message: infile_note(e.message),
+            outcome: match failed(&e) {
+                Outcome::Failed { code, message } => Outcome::Failed {
+                    code,
+                    message: infile_note(message),
+                },
+                other => other,
             },
             rows: 0,
             affected: None,
             masked,
         },
+    }
+}
+
+/// A failed outcome as the audit trail keeps it: the SQL state as the code, and the message
+/// led by the error number, as the mysql CLI shows it.
+fn failed(e: &Err) -> Outcome {
+    Outcome::Failed {
+        code: e.state.clone(),
+        message: format!("ERROR {}: {}", e.code, e.message),
     }
 }
