@@ -79,6 +79,10 @@ pub enum MysqlError {
     Encryption,
 }
 
+/// The error code for "the upstream cannot be reached or refused the gateway"
+/// (ER_CONNECT_TO_FOREIGN_DATA_SOURCE: a server-range code clients accept).
+pub const UPSTREAM_UNAVAILABLE: u16 = 1429;
+
 impl MysqlError {
     /// The error code and SQL state a client is told.
     pub fn code(&self) -> (u16, &'static str) {
@@ -87,15 +91,17 @@ impl MysqlError {
             Self::Sequence { .. } => (1156, "08S01"),
             Self::TooLarge { .. } => (1153, "08S01"),
             Self::Malformed(_) => (1835, "HY000"),
-            // CR_CONN_HOST_ERROR: what a client prints when a server cannot be reached.
-            Self::Upstream(_) => (2003, "HY000"),
+            // Codes from 2000 up are the client library's own: libmariadb calls an ERR
+            // carrying one a malformed packet. ER_CONNECT_TO_FOREIGN_DATA_SOURCE says it.
+            Self::Upstream(_) => (UPSTREAM_UNAVAILABLE, "HY000"),
             Self::Unsupported(_) | Self::UnsupportedAuthPlugin(_) => (1235, "42000"),
             // The gateway cannot log in upstream: as a refused login.
             Self::AuthChallenge { .. }
             | Self::PublicKey(_)
             | Self::PasswordTooLong { .. }
-            | Self::Encryption => (2003, "HY000"),
-            Self::Io(_) | Self::Closed(_) | Self::Tls(_) => (2013, "HY000"),
+            | Self::Encryption => (UPSTREAM_UNAVAILABLE, "HY000"),
+            // ER_NET_READ_ERROR
+            Self::Io(_) | Self::Closed(_) | Self::Tls(_) => (1158, "08S01"),
         }
     }
 }

@@ -146,8 +146,13 @@ impl MysqlService {
             auth_plugin: "mysql_native_password".into(),
         };
         write_message(&mut tcp, &greeting.encode(), 0).await?;
-        let (mut seq, mut payload) =
-            read_packet_exact(&mut tcp, MAX_PREAUTH_PACKET, "client").await?;
+        let (mut seq, mut payload) = match read_packet_exact(&mut tcp, MAX_PREAUTH_PACKET, "client")
+            .await
+            .and_then(|(seq, p)| expect_seq(seq, 1).map(|()| (seq, p)))
+        {
+            Ok(read) => read,
+            Err(e) => return Err(tell(&mut tcp, 2, e).await),
+        };
         let tls = HandshakeResponse::is_ssl_request(&payload);
         let mut stream: Stream = if tls {
             let Some(acceptor) = &self.config.tls else {
@@ -164,7 +169,13 @@ impl MysqlService {
             Box::new(tcp)
         };
         if tls {
-            (seq, payload) = read_packet_exact(&mut stream, MAX_PREAUTH_PACKET, "client").await?;
+            (seq, payload) = match read_packet_exact(&mut stream, MAX_PREAUTH_PACKET, "client")
+                .await
+                .and_then(|(seq, p)| expect_seq(seq, 2).map(|()| (seq, p)))
+            {
+                Ok(read) => read,
+                Err(e) => return Err(tell(&mut stream, 3, e).await),
+            };
         }
         let mut conn = Conn::new(stream, "client");
         let response = match HandshakeResponse::decode(&payload) {
@@ -306,7 +317,13 @@ impl Authenticated {
                     "connection \"{}\" is unavailable: {e}",
                     self.session.connection().name
                 );
-                refuse(&mut self.conn, self.seq, (2003, "HY000"), &message).await;
+                refuse(
+                    &mut self.conn,
+                    self.seq,
+                    (crate::error::UPSTREAM_UNAVAILABLE, "HY000"),
+                    &message,
+                )
+                .await;
                 self.session
                     .close(&format!("upstream unavailable: {e}"), 0, 0)
                     .await;
@@ -367,7 +384,7 @@ impl Ready {
             RelayEnd::ClientClosed => "client closed the connection".to_owned(),
             RelayEnd::ServerClosed => {
                 let message = "the upstream server closed the connection";
-                client.queue(&error_payload((2013, "HY000"), message), 0);
+                client.queue(&error_payload((1158, "08S01"), message), 0);
                 let _ = client.flush().await;
                 "server closed the connection".to_owned()
             }
@@ -409,6 +426,27 @@ pub fn error_payload((code, state): (u16, &str), message: &str) -> Vec<u8> {
         message: message.to_owned(),
     }
     .encode()
+}
+
+/// The handshake's packets come in order; anything else is a broken client.
+fn expect_seq(got: u8, want: u8) -> Result<(), MysqlError> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(MysqlError::Sequence { got, want })
+    }
+}
+
+/// Tells a client that broke the handshake what was wrong (if it is still there to hear).
+async fn tell<S: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    seq: u8,
+    e: MysqlError,
+) -> MysqlError {
+    if !matches!(e, MysqlError::Closed(_) | MysqlError::Io(_)) {
+        let _ = write_message(stream, &error_payload(e.code(), &e.to_string()), seq).await;
+    }
+    e
 }
 
 /// Tells the client why it is refused, then closes the stream.
