@@ -7,6 +7,9 @@ use gatehouse_core::mask::{ColumnMeta, MaskCounts, MaskPlan, Masked, Masker};
 use crate::codec::{put_lenenc_bytes, Reader, TextRow};
 use crate::error::MysqlError;
 
+/// Column flag: an integer column holds unsigned values.
+pub const UNSIGNED_FLAG: u16 = 0x0020;
+
 /// One column of a result set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
@@ -18,6 +21,9 @@ pub struct Column {
     pub name: String,
     /// The MySQL type code.
     pub type_code: u8,
+    /// The column flags (`UNSIGNED_FLAG`, `BINARY_FLAG`, ...): binary rows need the sign to
+    /// read an integer.
+    pub flags: u16,
 }
 
 impl Column {
@@ -37,12 +43,19 @@ impl Column {
         r.uint(2)?; // character set
         r.uint(4)?; // column length
         let type_code = r.u8()?;
+        let flags = r.uint(2)? as u16;
         Ok(Self {
             schema,
             table: org_table,
             name: if org_name.is_empty() { name } else { org_name },
             type_code,
+            flags,
         })
+    }
+
+    /// Whether an integer column is unsigned (`UNSIGNED_FLAG`).
+    pub fn unsigned(&self) -> bool {
+        self.flags & UNSIGNED_FLAG != 0
     }
 
     /// The equivalent PostgreSQL type OID the masking engine knows (text rows carry every
