@@ -77,6 +77,23 @@ pub enum MysqlError {
     /// RSA encryption of the password failed.
     #[error("RSA encryption of the password failed; connect to the server over TLS instead")]
     Encryption,
+    /// A value of the binary protocol (a COM_STMT_EXECUTE parameter, a column of a binary
+    /// row) cannot be decoded; the whole packet is refused, since where the next value starts
+    /// is not known.
+    #[error(
+        "{place} {index} (0-based) of type {type_code} ({}): {reason}",
+        crate::binary::field_type::name(*.type_code)
+    )]
+    BadValue {
+        /// `parameter` or `column`.
+        place: &'static str,
+        /// Its 0-based position, as the protocol numbers parameters.
+        index: usize,
+        /// Its MySQL type code.
+        type_code: u8,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 /// The error code for "the upstream cannot be reached or refused the gateway"
@@ -90,7 +107,7 @@ impl MysqlError {
             // ER_NET_PACKETS_OUT_OF_ORDER, ER_NET_PACKET_TOO_LARGE, ER_MALFORMED_PACKET
             Self::Sequence { .. } => (1156, "08S01"),
             Self::TooLarge { .. } => (1153, "08S01"),
-            Self::Malformed(_) => (1835, "HY000"),
+            Self::Malformed(_) | Self::BadValue { .. } => (1835, "HY000"),
             // Codes from 2000 up are the client library's own: libmariadb calls an ERR
             // carrying one a malformed packet. ER_CONNECT_TO_FOREIGN_DATA_SOURCE says it.
             Self::Upstream(_) => (UPSTREAM_UNAVAILABLE, "HY000"),
