@@ -393,48 +393,180 @@ impl Time {
     }
 }
 
-impl fmt::Display for Value<'_> {
-    /// The value as a client would write it as a literal, without quotes: what the text
-    /// protocol would have sent, so text and binary results are masked alike.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Value<'_> {
+    /// Appends the value as a client would write it as a literal, without quotes: what the
+    /// text protocol would have sent, so text and binary results are masked alike.
+    fn write_text(&self, out: &mut Text) {
         match self {
-            Self::Null => f.write_str("NULL"),
-            Self::Int(n) => write!(f, "{n}"),
-            Self::UInt(n) => write!(f, "{n}"),
+            Self::Null => out.extend(b"NULL"),
+            Self::Int(n) => {
+                if *n < 0 {
+                    out.push(b'-');
+                }
+                out.number(n.unsigned_abs(), 1);
+            }
+            Self::UInt(n) => out.number(*n, 1),
             // Shortest round-trip form, all digits shown: a card number stored in a DOUBLE
-            // stays visible to the detectors.
-            Self::Float(x) => write!(f, "{x}"),
-            Self::Double(x) => write!(f, "{x}"),
-            Self::Bytes(bytes) => f.write_str(&String::from_utf8_lossy(bytes)),
-            Self::DateTime(v) => v.fmt(f),
-            Self::Time(v) => v.fmt(f),
+            // stays visible to the detectors. (Writing to a Text cannot fail.)
+            Self::Float(x) => {
+                let _ = write!(out, "{x}");
+            }
+            Self::Double(x) => {
+                let _ = write!(out, "{x}");
+            }
+            Self::Bytes(bytes) => out.extend(bytes),
+            Self::DateTime(v) => v.write_text(out),
+            Self::Time(v) => v.write_text(out),
         }
+    }
+}
+
+impl DateTime {
+    /// `YYYY-MM-DD[ hh:mm:ss[.ffffff]]`.
+    fn write_text(&self, out: &mut Text) {
+        out.number(u64::from(self.year), 4);
+        out.push(b'-');
+        out.number(u64::from(self.month), 2);
+        out.push(b'-');
+        out.number(u64::from(self.day), 2);
+        if self.has_time {
+            out.push(b' ');
+            out.clock(u64::from(self.hour), self.minute, self.second);
+        }
+        out.micros(self.micros);
+    }
+}
+
+impl Time {
+    /// `[-]hh:mm:ss[.ffffff]`, days folded into the hours as MySQL shows them (`-838:59:59`).
+    fn write_text(&self, out: &mut Text) {
+        if self.negative {
+            out.push(b'-');
+        }
+        let hours = u64::from(self.days) * 24 + u64::from(self.hour);
+        out.clock(hours, self.minute, self.second);
+        out.micros(self.micros);
+    }
+}
+
+impl fmt::Display for Value<'_> {
+    /// The literal [`Value::write_text`] writes (bytes lossily).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = Text::new();
+        self.write_text(&mut text);
+        f.write_str(&String::from_utf8_lossy(text.as_bytes()))
     }
 }
 
 impl fmt::Display for DateTime {
     /// `YYYY-MM-DD[ hh:mm:ss[.ffffff]]`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)?;
-        if self.has_time {
-            write!(f, " {:02}:{:02}:{:02}", self.hour, self.minute, self.second)?;
-        }
-        if let Some(us) = self.micros {
-            write!(f, ".{us:06}")?;
-        }
-        Ok(())
+        Value::DateTime(*self).fmt(f)
     }
 }
 
 impl fmt::Display for Time {
-    /// `[-]hh:mm:ss[.ffffff]`, days folded into the hours as MySQL shows them (`-838:59:59`).
+    /// `[-]hh:mm:ss[.ffffff]`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hours = u64::from(self.days) * 24 + u64::from(self.hour);
-        let sign = if self.negative { "-" } else { "" };
-        write!(f, "{sign}{hours:02}:{:02}:{:02}", self.minute, self.second)?;
-        if let Some(us) = self.micros {
-            write!(f, ".{us:06}")?;
+        Value::Time(*self).fmt(f)
+    }
+}
+
+/// Room for any value's text but the longest doubles.
+const TEXT_CAP: usize = 48;
+
+/// A value's text, built on the stack: masking renders the numbers and dates of every touched
+/// column of every row, where the formatting machinery and an allocation per value would
+/// cost more than the scan that follows.
+struct Text {
+    buf: [u8; TEXT_CAP],
+    len: usize,
+    /// Everything, once `buf` overflowed (a double can print 300-odd digits).
+    spill: Vec<u8>,
+}
+
+impl Text {
+    fn new() -> Self {
+        Self {
+            buf: [0; TEXT_CAP],
+            len: 0,
+            spill: Vec::new(),
         }
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.spill.clear();
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        if self.spill.is_empty() {
+            self.buf.get(..self.len).unwrap_or_default()
+        } else {
+            &self.spill
+        }
+    }
+
+    fn push(&mut self, b: u8) {
+        if self.spill.is_empty() {
+            if let Some(slot) = self.buf.get_mut(self.len) {
+                *slot = b;
+                self.len += 1;
+                return;
+            }
+        }
+        self.extend(&[b]);
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        if self.spill.is_empty() {
+            let end = self.len + bytes.len();
+            if let Some(room) = self.buf.get_mut(self.len..end) {
+                room.copy_from_slice(bytes);
+                self.len = end;
+                return;
+            }
+            self.spill
+                .extend_from_slice(self.buf.get(..self.len).unwrap_or_default());
+        }
+        self.spill.extend_from_slice(bytes);
+    }
+
+    /// `n` in decimal, zero-padded to at least `width` digits.
+    fn number(&mut self, mut n: u64, width: usize) {
+        let mut digits = [b'0'; 20];
+        let mut start = digits.len();
+        while n > 0 || digits.len() - start < width.min(digits.len()) {
+            start -= 1;
+            if let Some(slot) = digits.get_mut(start) {
+                *slot = b'0' + (n % 10) as u8;
+            }
+            n /= 10;
+        }
+        self.extend(digits.get(start..).unwrap_or_default());
+    }
+
+    /// `hh:mm:ss`, the hours two digits or more.
+    fn clock(&mut self, hours: u64, minute: u8, second: u8) {
+        self.number(hours, 2);
+        self.push(b':');
+        self.number(u64::from(minute), 2);
+        self.push(b':');
+        self.number(u64::from(second), 2);
+    }
+
+    /// `.ffffff` when there are microseconds.
+    fn micros(&mut self, micros: Option<u32>) {
+        if let Some(us) = micros {
+            self.push(b'.');
+            self.number(u64::from(us), 6);
+        }
+    }
+}
+
+impl fmt::Write for Text {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.extend(s.as_bytes());
         Ok(())
     }
 }
@@ -626,7 +758,7 @@ pub fn mask_binary_row(
         .take(bitmap_len)
         .map_err(|_| MysqlError::Malformed("binary row truncated in its NULL bitmap"))?;
     let mut edits: Vec<Edit> = Vec::new();
-    let mut scratch = String::new();
+    let mut text = Text::new();
     for (i, column) in columns.iter().enumerate() {
         if null_bit(bitmap, i + 2) {
             continue;
@@ -644,10 +776,9 @@ pub fn mask_binary_row(
             Value::Bytes(bytes) => bytes,
             Value::Null => continue,
             other => {
-                scratch.clear();
-                // Writing to a String cannot fail.
-                let _ = write!(scratch, "{other}");
-                scratch.as_bytes()
+                text.clear();
+                other.write_text(&mut text);
+                text.as_bytes()
             }
         };
         let with = match plan.apply(i, Some(text), counts) {

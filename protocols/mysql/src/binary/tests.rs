@@ -146,6 +146,11 @@ fn every_type_family_renders_as_a_literal() {
             ),
             s("4111111111111111"),
         ),
+        // Longer than the stack buffer a value's text is built in.
+        (
+            (t::DOUBLE, 0, Some(1e300f64.to_le_bytes().to_vec())),
+            Some(format!("1{}", "0".repeat(300))),
+        ),
         (
             (t::VAR_STRING, 0, Some(lenenc("héllo 'x'".as_bytes()))),
             s("héllo 'x'"),
@@ -214,6 +219,14 @@ fn every_type_family_renders_as_a_literal() {
         (
             (t::TIME, 0, Some(time(12, false, 0, (1, 2, 3), 500_000))),
             s("01:02:03.500000"),
+        ),
+        (
+            (
+                t::TIME,
+                0,
+                Some(time(12, false, u32::MAX, (23, 59, 59), 999_999)),
+            ),
+            s("103079215103:59:59.999999"),
         ),
         ((t::NULL, 0, Some(vec![])), None),
         ((t::VAR_STRING, 0, None), None),
