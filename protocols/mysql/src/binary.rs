@@ -450,7 +450,7 @@ impl Time {
 }
 
 impl fmt::Display for Value<'_> {
-    /// The literal [`Value::write_text`] writes (bytes lossily).
+    /// The value as a client would write it as a literal, without quotes (bytes lossily).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut text = Text::new();
         self.write_text(&mut text);
@@ -736,6 +736,11 @@ struct Edit {
 /// The plan is [`crate::columns::plan`]'s, the same as for text rows: each touched column's
 /// value is handed to it as the text the text protocol would have sent (string bytes as they
 /// are, numbers and dates rendered), so a value is masked alike whichever protocol carried it.
+/// Two renderings differ on purpose or by necessity: a DOUBLE shows all its digits where MySQL
+/// may print an exponent (a card number in it stays visible to the detectors), and a
+/// fractional-seconds value whose microseconds are zero shows none (the binary value carries
+/// none). `ColumnMeta::binary` stays `false` for the same reason: the plan sees text, not the
+/// PostgreSQL binary layouts that flag announces.
 /// A replacement is written in place into a column whose type holds text
 /// ([`field_type::holds_text`]); any other column that must be masked becomes NULL. Columns
 /// not touched are copied byte for byte. A row that does not decode against `columns` (short,
