@@ -11,8 +11,10 @@ use crate::mysql_support::{mysql, mysql_connection, root_sql, scratch_mysql_db, 
 use crate::support::{free_port, path_in, with_statement, Gateway};
 
 /// A hand-driven MySQL client on the loopback listener (no TLS).
-struct RawMy {
-    stream: TcpStream,
+pub struct RawMy {
+    pub stream: TcpStream,
+    /// The gateway's id of this connection, from its greeting (what `KILL` takes).
+    pub connection_id: u32,
 }
 
 /// Capabilities of the raw client: protocol 4.1, plugin auth, a database in the handshake.
@@ -26,19 +28,25 @@ const RAW_CAPS: u32 = 0x0000_0001
     | 0x0020_0000;
 
 impl RawMy {
-    fn connect(port: u16) -> Self {
+    pub fn connect(port: u16) -> Self {
         let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        let mut raw = Self { stream };
+        let mut raw = Self {
+            stream,
+            connection_id: 0,
+        };
         let (seq, greeting) = raw.read().expect("greeting");
         assert_eq!((seq, greeting[0]), (0, 10), "a protocol 10 greeting");
+        let version_end = greeting.iter().position(|b| *b == 0).expect("version");
+        let id = &greeting[version_end + 1..version_end + 5];
+        raw.connection_id = u32::from_le_bytes([id[0], id[1], id[2], id[3]]);
         raw
     }
 
     /// Logs in with the token sent as `mysql_clear_password` right away.
-    fn login(port: u16, connection: &str, token: &str) -> Self {
+    pub fn login(port: u16, connection: &str, token: &str) -> Self {
         let mut raw = Self::connect(port);
         let mut p = RAW_CAPS.to_le_bytes().to_vec();
         p.extend_from_slice(&(1u32 << 24).to_le_bytes());
@@ -62,7 +70,7 @@ impl RawMy {
         raw
     }
 
-    fn send(&mut self, seq: u8, payload: &[u8]) {
+    pub fn send(&mut self, seq: u8, payload: &[u8]) {
         let len = payload.len() as u32;
         let mut bytes = len.to_le_bytes()[..3].to_vec();
         bytes.push(seq);
@@ -71,7 +79,7 @@ impl RawMy {
     }
 
     /// The next packet, or `None` once the gateway hung up.
-    fn read(&mut self) -> Option<(u8, Vec<u8>)> {
+    pub fn read(&mut self) -> Option<(u8, Vec<u8>)> {
         let mut header = [0u8; 4];
         self.stream.read_exact(&mut header).ok()?;
         let len = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
@@ -81,7 +89,7 @@ impl RawMy {
     }
 
     /// Reads an ERR packet: (code, state, message).
-    fn error(&mut self) -> (u16, String, String) {
+    pub fn error(&mut self) -> (u16, String, String) {
         let (_, p) = self.read().expect("an error packet");
         assert_eq!(p[0], 0xFF, "not an ERR packet: {p:?}");
         let code = u16::from_le_bytes([p[1], p[2]]);
@@ -91,7 +99,7 @@ impl RawMy {
     }
 
     /// Runs a query and returns the first value of its first row.
-    fn query_value(&mut self, sql: &str) -> String {
+    pub fn query_value(&mut self, sql: &str) -> String {
         let mut payload = vec![0x03];
         payload.extend_from_slice(sql.as_bytes());
         self.send(0, &payload);
@@ -108,7 +116,7 @@ impl RawMy {
         value
     }
 
-    fn closed(&mut self) -> bool {
+    pub fn closed(&mut self) -> bool {
         self.read().is_none()
     }
 }
