@@ -308,5 +308,16 @@ fn print_first_admin(id: &TokenId, secret: &str, pg: Option<SocketAddr>, config:
             conn.name
         );
     }
+    let mysql = config
+        .connection
+        .iter()
+        .find(|c| c.protocol == "mysql" && c.groups.iter().any(|g| g == "admin"));
+    if let (Some(conn), Some(addr)) = (mysql, &config.listen.mysql) {
+        let (host, port) = addr.rsplit_once(':').unwrap_or((addr.as_str(), "13306"));
+        println!(
+            "    mysql -h {host} -P {port} -u admin -p{secret} --ssl {}\n",
+            conn.name
+        );
+    }
     println!("Issue tokens for services with `gatehouse token create --identity NAME --group G`.");
 }
