@@ -66,6 +66,8 @@ impl Column {
             0 | 246 => 1700,          // DECIMAL, NEWDECIMAL
             4 | 5 => 701,             // FLOAT, DOUBLE
             7 | 10..=12 | 14 => 1114, // TIMESTAMP, DATE, TIME, DATETIME, NEWDATE
+            13 => 20,                 // YEAR: a number, so a mask makes it NULL
+            16 | 255 => 17,           // BIT, GEOMETRY: bytes a mask cannot be written into
             245 => 114,               // JSON
             _ => 25,                  // strings, blobs, enums, sets: text
         }

@@ -42,6 +42,9 @@ mod com {
     pub const RESET_CONNECTION: u8 = 0x1F;
 }
 
+/// The statement id MariaDB clients execute to mean "the one prepared last".
+const LAST_PREPARED: u32 = u32::MAX;
+
 /// `CURSOR_TYPE_READ_ONLY` in a COM_STMT_EXECUTE's flags.
 const CURSOR_READ_ONLY: u8 = 0x01;
 
@@ -70,6 +73,9 @@ struct Prepared {
     long_data: Vec<Option<Vec<u8>>>,
     /// The columns of its last result, for rows fetched from a cursor.
     columns: Vec<Column>,
+    /// The client bound new types in an execute the gateway refused: the server never got
+    /// them, and the client will not send them again, so the next execute carries them.
+    types_unsent: bool,
 }
 
 /// How a command's answer is read.
@@ -89,6 +95,8 @@ enum Forward {
     AsSent(Message),
     /// A rewritten text in place of a COM_QUERY (a `KILL` of a gateway id).
     Query(String),
+    /// A rewritten command payload (an execute given back the types the server never got).
+    Packet(Vec<u8>),
     /// Answered by the gateway itself; nothing goes upstream.
     Answer(Result<(), Err>),
 }
@@ -128,6 +136,8 @@ pub struct Relay<'a> {
     held: Arc<Notify>,
     masking: bool,
     statements: HashMap<u32, Prepared>,
+    /// The statement prepared last: MariaDB clients may execute id 0xFFFFFFFF to mean it.
+    last_prepared: Option<u32>,
 }
 
 /// A command handled; the loop goes on unless the client quit.
@@ -157,6 +167,7 @@ impl<'a> Relay<'a> {
             kills,
             held,
             statements: HashMap::new(),
+            last_prepared: None,
         }
     }
 
@@ -331,12 +342,13 @@ impl<'a> Relay<'a> {
     }
 
     /// Admits a statement, forwards it and streams its answer; refusals are answered here.
+    /// Says whether it went upstream.
     async fn statement(
         &mut self,
         command: Command,
         forward: Forward,
         shape: Shape,
-    ) -> Result<(), MysqlError> {
+    ) -> Result<bool, MysqlError> {
         let admission = self.session.admit(command);
         let admitted = match self.wait(admission).await? {
             Waited::Admitted(a) => a,
@@ -346,7 +358,10 @@ impl<'a> Relay<'a> {
                 } else {
                     (1105, "HY000")
                 };
-                return self.answer_error(code, &refused.message).await;
+                return self
+                    .answer_error(code, &refused.message)
+                    .await
+                    .map(|()| false);
             }
             Waited::Interrupted => {
                 return self
@@ -355,11 +370,15 @@ impl<'a> Relay<'a> {
                         "Query execution was interrupted while it waited for approval; \
                          the request is withdrawn",
                     )
-                    .await;
+                    .await
+                    .map(|()| false);
             }
         };
         match forward {
             Forward::AsSent(m) => self.server.queue_raw(&m.raw),
+            Forward::Packet(payload) => {
+                self.server.queue(&payload, 0);
+            }
             Forward::Query(text) => {
                 let mut payload = Vec::with_capacity(text.len() + 1);
                 payload.push(com::QUERY);
@@ -383,7 +402,7 @@ impl<'a> Relay<'a> {
                 self.client.flush().await?;
                 self.session
                     .finish(admitted, outcome, 0, None, MaskCounts::new().to_log());
-                return Ok(());
+                return Ok(false);
             }
         }
         let answer = async {
@@ -397,7 +416,7 @@ impl<'a> Relay<'a> {
             Ok(a) => {
                 self.session
                     .finish(admitted, a.outcome, a.rows, a.affected, a.masked.to_log());
-                Ok(())
+                Ok(true)
             }
             Err(e) => {
                 let outcome = Outcome::Failed {
@@ -474,6 +493,7 @@ impl<'a> Relay<'a> {
         }
         self.client.flush().await?;
         let params = usize::from(ok.params);
+        self.last_prepared = Some(ok.statement_id);
         self.statements.insert(
             ok.statement_id,
             Prepared {
@@ -482,13 +502,17 @@ impl<'a> Relay<'a> {
                 types: Vec::new(),
                 long_data: vec![None; params],
                 columns: Vec::new(),
+                types_unsent: false,
             },
         );
         Ok(())
     }
 
     async fn execute(&mut self, m: Message) -> Result<(), MysqlError> {
-        let id = Reader::new(&m.payload[1..]).uint(4)? as u32;
+        let mut id = Reader::new(&m.payload[1..]).uint(4)? as u32;
+        if id == LAST_PREPARED {
+            id = self.last_prepared.unwrap_or(id);
+        }
         let Some(statement) = self.statements.get_mut(&id) else {
             let message =
                 format!("Unknown prepared statement handler ({id}) given to mysqld_stmt_execute");
@@ -506,8 +530,32 @@ impl<'a> Relay<'a> {
         if header.flags & CURSOR_READ_ONLY != 0 {
             statement.columns.clear();
         }
-        self.statement(command, Forward::AsSent(m), Shape::Binary(id))
-            .await
+        // Where the new-parameters-bound flag sits: command, id, flags, iterations, NULLs.
+        let bound_at = 10 + statement.params.div_ceil(8);
+        let binds_types = statement.params > 0 && m.payload.get(bound_at) == Some(&1);
+        let forward = match (statement.types_unsent, m.payload.get(bound_at)) {
+            (true, Some(0)) => {
+                let mut payload = Vec::with_capacity(m.payload.len() + 2 * statement.types.len());
+                payload.extend_from_slice(&m.payload[..bound_at]);
+                payload.push(1);
+                for (type_code, flags) in &statement.types {
+                    payload.extend_from_slice(&[*type_code, *flags]);
+                }
+                payload.extend_from_slice(&m.payload[bound_at + 1..]);
+                Forward::Packet(payload)
+            }
+            _ => Forward::AsSent(m),
+        };
+        let carries_types = binds_types || matches!(forward, Forward::Packet(_));
+        let forwarded = self.statement(command, forward, Shape::Binary(id)).await?;
+        if let Some(statement) = self.statements.get_mut(&id) {
+            if forwarded {
+                statement.types_unsent = false;
+            } else if carries_types {
+                statement.types_unsent = true;
+            }
+        }
+        Ok(())
     }
 
     /// Forwards a command whose answer is one message (OK, ERR, EOF or a status string).
