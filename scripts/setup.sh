@@ -39,6 +39,12 @@ if ! python3 -c 'import pymysql' 2>/dev/null; then
   python3 -m pip install -q --disable-pip-version-check 'PyMySQL>=1.1'
 fi
 
+# Server-side prepared statements from Python (PyMySQL interpolates on the client).
+if ! python3 -c 'import mysql.connector' 2>/dev/null; then
+  echo "setup: installing mysql-connector-python"
+  python3 -m pip install -q --disable-pip-version-check 'mysql-connector-python>=9.0'
+fi
+
 # The local servers every machine of this kind runs; start them if they are down.
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   echo "setup: starting PostgreSQL"

@@ -15,6 +15,7 @@ mod export;
 mod faults;
 mod masking;
 mod mysql_cli;
+mod mysql_drivers;
 mod mysql_faults;
 mod mysql_policy;
 mod oidc;

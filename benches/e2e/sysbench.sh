@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# sysbench oltp_point_select (server-side prepared statements), direct to MariaDB and through
+# Gatehouse (auditing and recording on), alternating in one run; prints medians and the ratio.
+#
+#   bash benches/e2e/sysbench.sh           # defaults below
+#   ROUNDS=5 SECONDS_PER_RUN=10 THREADS=8 bash benches/e2e/sysbench.sh
+#   CARGO_LOCK=/tmp/cargo.lock bash benches/e2e/sysbench.sh   # build under flock
+#
+# Needs the local MariaDB on 127.0.0.1:3306 with a passwordless root over TCP
+# (scripts/setup.sh starts it and installs sysbench).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+ROUNDS=${ROUNDS:-3}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
+THREADS=${THREADS:-8}
+TABLES=${TABLES:-4}
+TABLE_SIZE=${TABLE_SIZE:-10000}
+TARGET_RATIO=${TARGET_RATIO:-0.85}
+DB=gh_sysbench
+
+bash scripts/setup.sh >/dev/null
+${CARGO_LOCK:+flock "$CARGO_LOCK"} cargo build --release -q -p gatehouse
+work=$(mktemp -d)
+cleanup() {
+  if [ -n "${gw_pid:-}" ]; then
+    kill "$gw_pid" 2>/dev/null || true
+    wait "$gw_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+sb_common=(--mysql-host=127.0.0.1 --tables="$TABLES" --table-size="$TABLE_SIZE")
+
+# The tables, once, directly as root.
+have=$(mysql -h 127.0.0.1 -P 3306 -u root -N -B -e \
+  "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '$DB' AND table_name LIKE 'sbtest%'")
+rows=$(mysql -h 127.0.0.1 -P 3306 -u root -N -B -e \
+  "SELECT IFNULL(MAX(id), 0) FROM $DB.sbtest1" 2>/dev/null || echo 0)
+if [ "$have" != "$TABLES" ] || [ "$rows" != "$TABLE_SIZE" ]; then
+  mysql -h 127.0.0.1 -P 3306 -u root -e "DROP DATABASE IF EXISTS $DB; CREATE DATABASE $DB"
+  sysbench oltp_point_select "${sb_common[@]}" --mysql-port=3306 --mysql-user=root \
+    --mysql-db="$DB" prepare >/dev/null
+fi
+
+# Gatehouse, plain TCP both sides (a loopback listener takes tokens in clear), auditing and
+# recording as always.
+cat > "$work/gatehouse.toml" <<TOML
+[gateway]
+state = "sqlite:$work/var/gatehouse.db"
+recordings = "$work/var/recordings"
+[listen]
+mysql = "127.0.0.1:0"
+[[connection]]
+name = "$DB"
+protocol = "mysql"
+address = "127.0.0.1:3306"
+database = "$DB"
+username = "root"
+tls = "disable"
+groups = ["bench"]
+TOML
+./target/release/gatehouse serve --config "$work/gatehouse.toml" >/dev/null 2>"$work/gw.log" &
+gw_pid=$!
+for _ in $(seq 1 100); do grep -q "mysql listening on" "$work/gw.log" && break; sleep 0.1; done
+gw_port=$(sed -n 's/.*mysql listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/gw.log")
+[ -n "$gw_port" ] || { echo "gatehouse did not start:"; cat "$work/gw.log"; exit 1; }
+token=$(./target/release/gatehouse --config "$work/gatehouse.toml" token create --identity bench --group bench 2>/dev/null)
+
+run() { # target -> "tps latency_ms queries"
+  local target=$1 port user pass out
+  case $target in
+    direct)    port=3306;     user=root;  pass= ;;
+    gatehouse) port=$gw_port; user=bench; pass=$token ;;
+  esac
+  # libmariadb loads the clear-password plugin lazily and races when threads log in at once.
+  out=$(LIBMYSQL_PLUGINS=mysql_clear_password sysbench oltp_point_select "${sb_common[@]}" \
+      --mysql-port="$port" --mysql-user="$user" --mysql-password="$pass" --mysql-db="$DB" \
+      --threads="$THREADS" --time="$SECONDS_PER_RUN" run 2>&1) \
+    || { echo "sysbench through $target failed:" >&2; echo "$out" >&2; return 1; }
+  if ! echo "$out" | grep -Eq 'ignored errors: +0 '; then
+    echo "sysbench through $target had errors:" >&2; echo "$out" >&2; return 1
+  fi
+  echo "$out" | awk '/transactions:/ {tps=substr($3, 2)} /queries:/ && !q {q=$2}
+                     /avg:/ {lat=$2} END {print tps, lat, q}'
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+echo "sysbench oltp_point_select, $TABLES tables x $TABLE_SIZE rows, $THREADS threads," \
+     "${SECONDS_PER_RUN}s per run, $ROUNDS rounds, alternating"
+declare -A tps lat
+queries_through_gatehouse=0
+for round in $(seq 1 "$ROUNDS"); do
+  for target in direct gatehouse; do
+    result=$(run "$target")
+    read -r t l q <<<"$result"
+    tps[$target]+="$t "
+    lat[$target]+="$l "
+    if [ "$target" = gatehouse ]; then
+      queries_through_gatehouse=$((queries_through_gatehouse + q))
+    fi
+    printf '  round %d  %-9s  %10.1f tps  %7.3f ms\n' "$round" "$target" "$t" "$l"
+  done
+done
+
+echo
+for target in direct gatehouse; do
+  mt=$(echo ${tps[$target]} | tr ' ' '\n' | median)
+  ml=$(echo ${lat[$target]} | tr ' ' '\n' | median)
+  eval "T_${target}=$mt; L_${target}=$ml"
+  printf 'median  %-9s  %10.1f tps  %7.3f ms\n' "$target" "$mt" "$ml"
+done
+echo
+awk -v d="$T_direct" -v g="$T_gatehouse" -v want="$TARGET_RATIO" -v ld="$L_direct" -v lg="$L_gatehouse" 'BEGIN {
+  r = g / d
+  printf "%s threads: gatehouse/direct TPS = %.3f (target >= %.2f: %s); added latency %+.0f us\n",
+    "'"$THREADS"'", r, want, (r >= want ? "met" : "NOT met"), (lg - ld) * 1000 }'
+# The newest entry's id counts the entries (ids are dense and start at 1); the store is
+# filled from the journal every few milliseconds.
+sleep 1
+entries=$(./target/release/gatehouse --config "$work/gatehouse.toml" audit list --limit 1 --json \
+  | python3 -c 'import json,sys; e=json.load(sys.stdin); print(e[0]["id"] if e else 0)')
+echo "audit entries written by gatehouse during the run: $entries (sysbench counted $queries_through_gatehouse queries through it)"
