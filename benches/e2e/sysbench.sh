@@ -118,9 +118,11 @@ awk -v d="$T_direct" -v g="$T_gatehouse" -v want="$TARGET_RATIO" -v ld="$L_direc
   r = g / d
   printf "%s threads: gatehouse/direct TPS = %.3f (target >= %.2f: %s); added latency %+.0f us\n",
     "'"$THREADS"'", r, want, (r >= want ? "met" : "NOT met"), (lg - ld) * 1000 }'
-# The newest entry's id counts the entries (ids are dense and start at 1); the store is
-# filled from the journal every few milliseconds.
-sleep 1
+# The store is filled from the journal behind the traffic: stop the gateway (it flushes on
+# SIGTERM), then the newest entry's id counts the entries (ids are dense and start at 1).
+kill -TERM "$gw_pid"
+wait "$gw_pid" || true
+gw_pid=
 entries=$(./target/release/gatehouse --config "$work/gatehouse.toml" audit list --limit 1 --json \
   | python3 -c 'import json,sys; e=json.load(sys.stdin); print(e[0]["id"] if e else 0)')
 echo "audit entries written by gatehouse during the run: $entries (sysbench counted $queries_through_gatehouse queries through it)"
