@@ -62,7 +62,13 @@ impl Conn {
         if self.buf.capacity() - self.buf.len() < 4096 {
             self.buf.reserve(16 << 10);
         }
-        let n = self.stream.read_buf(&mut self.buf).await?;
+        // A TLS peer that hangs up without close_notify is a peer that hung up.
+        let side = self.side;
+        let n = self
+            .stream
+            .read_buf(&mut self.buf)
+            .await
+            .map_err(|e| closed(e, side))?;
         if n == 0 {
             return Err(MysqlError::Closed(self.side));
         }

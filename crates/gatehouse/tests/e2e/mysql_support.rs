@@ -12,7 +12,18 @@ pub const LOCAL_MARIADB: &str = "127.0.0.1:3306";
 pub fn root_sql(sql: &str) -> String {
     let out = run(
         "mysql",
-        &["-h", "127.0.0.1", "-P", "3306", "-u", "root", "-N", "-B", "-e", sql],
+        &[
+            "-h",
+            "127.0.0.1",
+            "-P",
+            "3306",
+            "-u",
+            "root",
+            "-N",
+            "-B",
+            "-e",
+            sql,
+        ],
         None,
         &[],
     );
