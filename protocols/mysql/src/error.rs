@@ -37,6 +37,10 @@ pub enum MysqlError {
     /// The upstream server could not be reached, or refused the gateway's login.
     #[error("{0}")]
     Upstream(String),
+    /// The gateway ended the session (revoked or expired token, shutdown) while a command
+    /// was running.
+    #[error("{0}")]
+    Ended(gatehouse_core::EndReason),
     /// Something the gateway cannot do on this wire (a protocol feature it does not relay).
     #[error("{0}")]
     Unsupported(String),
@@ -119,6 +123,8 @@ impl MysqlError {
             | Self::Encryption => (UPSTREAM_UNAVAILABLE, "HY000"),
             // ER_NET_READ_ERROR
             Self::Io(_) | Self::Closed(_) | Self::Tls(_) => (1158, "08S01"),
+            // ER_CONNECTION_KILLED
+            Self::Ended(_) => (1927, "70100"),
         }
     }
 }

@@ -57,8 +57,9 @@ pub enum RelayEnd {
     ClientClosed,
     /// The server closed its socket.
     ServerClosed,
-    /// The gateway ended the session (revoked or expired token, shutdown).
-    Ended(EndReason),
+    /// The gateway ended the session (revoked or expired token, shutdown); the client is
+    /// told with an ERR of this sequence id (1 if a command was waiting for its answer).
+    Ended(EndReason, u8),
     /// A protocol error; the client is told with an ERR of this sequence id.
     Failed(MysqlError, u8),
 }
@@ -182,7 +183,7 @@ impl<'a> Relay<'a> {
         loop {
             let next = tokio::select! {
                 biased;
-                why = session.ended() => return RelayEnd::Ended(why),
+                why = session.ended() => return RelayEnd::Ended(why, 0),
                 m = self.client.next(self.max) => m,
             };
             let m = match next {
@@ -201,6 +202,7 @@ impl<'a> Relay<'a> {
                 Ok(Next::Continue) => {}
                 Ok(Next::Quit) => return RelayEnd::ClientQuit,
                 Err(MysqlError::Closed("client")) => return RelayEnd::ClientClosed,
+                Err(MysqlError::Ended(why)) => return RelayEnd::Ended(why, 1),
                 Err(MysqlError::Closed(_)) => return RelayEnd::ServerClosed,
                 Err(e) => return RelayEnd::Failed(e, 1),
             }
@@ -580,7 +582,13 @@ impl<'a> Relay<'a> {
             return Ok(m);
         }
         self.client.flush().await?;
-        self.server.next(self.max).await
+        // A revoked token or a shutdown ends the session even while a statement runs.
+        let session = self.session;
+        tokio::select! {
+            biased;
+            m = self.server.next(self.max) => m,
+            why = session.ended() => Err(MysqlError::Ended(why)),
+        }
     }
 
     /// Streams a command's answer to the client, masking rows and error text as planned.

@@ -388,13 +388,13 @@ impl Ready {
                 let _ = client.flush().await;
                 "server closed the connection".to_owned()
             }
-            RelayEnd::Ended(why) => {
+            RelayEnd::Ended(why, seq) => {
                 let hint = match why {
                     EndReason::Shutdown => "reconnect when the gateway is back",
                     _ => "ask for a new token",
                 };
                 let message = format!("terminating connection: {why}; {hint}");
-                client.queue(&error_payload((1927, "70100"), &message), 0);
+                client.queue(&error_payload((1927, "70100"), &message), *seq);
                 let _ = client.flush().await;
                 why.to_string()
             }

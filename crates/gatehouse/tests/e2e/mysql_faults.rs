@@ -352,3 +352,45 @@ fn load_data_local_infile_is_refused_unless_the_connection_allows_it() {
     );
     assert_eq!(loaded[0]["rows_affected"], 3);
 }
+
+#[test]
+fn revoking_a_token_ends_its_mysql_session_even_mid_statement() {
+    scratch_mysql_db("gh_my_revoke");
+    let gw = Gateway::start_with_policy(&[], &mysql_connection("rv", "gh_my_revoke", ""), &[]);
+    let token = gw.token("leaver", &["batch"]);
+    let tokens: Vec<serde_json::Value> =
+        serde_json::from_str(&gw.cli(&["token", "list", "--json"])).unwrap();
+    let id = tokens
+        .iter()
+        .find(|t| t["identity"] == "leaver")
+        .and_then(|t| t["id"].as_str())
+        .unwrap()
+        .to_owned();
+    std::thread::scope(|s| {
+        let running = s.spawn(|| {
+            let started = std::time::Instant::now();
+            let out = mysql(&gw, "rv", &token, &["-e", "SELECT SLEEP(30)"], None);
+            (out, started.elapsed())
+        });
+        // The statement is on its way once its audit entry is.
+        gw.audit_until(|rows| !with_statement(rows, "SELECT SLEEP(30)").is_empty());
+        gw.cli(&["token", "revoke", &id]);
+        let (out, took) = running.join().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("1927") && err.contains("revoked"),
+            "{}",
+            shown(&out)
+        );
+        assert!(took < Duration::from_secs(20), "ended after {took:?}");
+    });
+    let sessions = gw.sessions_until(|rows| {
+        rows.iter()
+            .any(|s| s["identity"] == "leaver" && s["end_reason"].is_string())
+    });
+    let ended = sessions.iter().find(|s| s["identity"] == "leaver").unwrap();
+    assert!(
+        ended["end_reason"].as_str().unwrap().contains("revoked"),
+        "{ended:#?}"
+    );
+}
