@@ -15,38 +15,11 @@ pub const MAX_PAYLOAD: usize = 0xFF_FFFF;
 /// Bytes of a packet header.
 pub const HEADER: usize = 4;
 
-/// One packet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Packet {
-    /// Its sequence id.
-    pub seq: u8,
-    /// Its payload (a slice of the read buffer).
-    pub payload: Bytes,
-}
-
-impl Packet {
-    /// Whether another packet continues this one's message.
-    pub fn continued(&self) -> bool {
-        self.payload.len() == MAX_PAYLOAD
-    }
-}
-
 /// The length and sequence id of the packet at the front of `buf`, if its header is there.
 pub fn peek_header(buf: &[u8]) -> Option<(usize, u8)> {
     let h = buf.get(..HEADER)?;
     let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
     Some((len, h[3]))
-}
-
-/// Splits one whole packet off the front of `buf`, or `None` if it has not fully arrived.
-pub fn split_packet(buf: &mut BytesMut) -> Option<Packet> {
-    let (len, seq) = peek_header(buf)?;
-    if buf.len() < HEADER + len {
-        return None;
-    }
-    let mut packet = buf.split_to(HEADER + len);
-    let payload = packet.split_off(HEADER).freeze();
-    Some(Packet { seq, payload })
 }
 
 /// A whole message: its first packet's sequence id, the last one's, and the joined payload.
@@ -148,14 +121,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn packets_split_only_when_whole() {
+    fn messages_split_only_when_whole() {
         let mut buf = BytesMut::from(&[3, 0, 0, 7, b'a', b'b'][..]);
-        assert_eq!(split_packet(&mut buf), None);
+        assert_eq!(split_message(&mut buf, 1 << 20).unwrap(), None);
         buf.extend_from_slice(b"c\x01\x00\x00\x08z");
-        let p = split_packet(&mut buf).unwrap();
-        assert_eq!((p.seq, &p.payload[..]), (7, &b"abc"[..]));
-        let p = split_packet(&mut buf).unwrap();
-        assert_eq!((p.seq, &p.payload[..]), (8, &b"z"[..]));
+        let m = split_message(&mut buf, 1 << 20).unwrap().unwrap();
+        assert_eq!((m.first_seq, &m.payload[..]), (7, &b"abc"[..]));
+        assert_eq!(&m.raw[..], &[3, 0, 0, 7, b'a', b'b', b'c'][..]);
+        let m = split_message(&mut buf, 1 << 20).unwrap().unwrap();
+        assert_eq!((m.first_seq, &m.payload[..]), (8, &b"z"[..]));
         assert!(buf.is_empty());
     }
 

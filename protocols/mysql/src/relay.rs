@@ -686,7 +686,7 @@ impl<'a> Relay<'a> {
             // replaced by the refusal.
             self.server.queue(&[], seq);
             self.server.flush().await?;
-            let _ = self.drain_answer().await?;
+            self.drain_answer().await?;
             let message = format!(
                 "LOAD DATA LOCAL INFILE is not allowed on connection \"{}\" (file {file:?} \
                  was not sent); ask an administrator to set local_infile = true on it",
@@ -717,12 +717,12 @@ impl<'a> Relay<'a> {
     }
 
     /// Reads (and drops) the rest of an answer the client will not see.
-    async fn drain_answer(&mut self) -> Result<response::Outcome, MysqlError> {
+    async fn drain_answer(&mut self) -> Result<(), MysqlError> {
         let mut response = Response::new(self.capabilities);
         loop {
             let m = self.server.next(self.max).await?;
-            if let Step::Done(outcome) = response.feed(&m.payload)? {
-                return Ok(outcome);
+            if let Step::Done(_) = response.feed(&m.payload)? {
+                return Ok(());
             }
         }
     }
