@@ -16,6 +16,12 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v mysql >/dev/null || need_apt+=(mariadb-client)
 command -v mysqldump >/dev/null || need_apt+=(mariadb-client)
 command -v sysbench >/dev/null || need_apt+=(sysbench)
+# The SSH wire's tests and benches: their own sshd, the OpenSSH client, rsync, tmux for the pty.
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+command -v ssh >/dev/null || need_apt+=(openssh-client)
+command -v rsync >/dev/null || need_apt+=(rsync)
+command -v tmux >/dev/null || need_apt+=(tmux)
+command -v sshpass >/dev/null || need_apt+=(sshpass)
 # Peak memory of the export bench.
 [ -x /usr/bin/time ] || need_apt+=(time)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -43,6 +49,12 @@ fi
 if ! python3 -c 'import mysql.connector' 2>/dev/null; then
   echo "setup: installing mysql-connector-python"
   python3 -m pip install -q --disable-pip-version-check 'mysql-connector-python>=9.0'
+fi
+
+# An SSH automation client from Python.
+if ! python3 -c 'import paramiko' 2>/dev/null; then
+  echo "setup: installing paramiko"
+  python3 -m pip install -q --disable-pip-version-check 'paramiko>=3.4'
 fi
 
 # The local servers every machine of this kind runs; start them if they are down.
