@@ -50,6 +50,9 @@ mod tests {
             tls: UpstreamTls::Disable,
             tls_ca: None,
             local_infile: false,
+            private_key: None,
+            host_key: None,
+            port_forwarding: false,
         }
     }
 

@@ -43,11 +43,21 @@ pub enum StatementClass {
     Other,
     /// Text the parser could not read.
     Unknown,
+    /// SSH: a command run by `exec` (`ssh host 'cmd'`, scp, rsync).
+    Exec,
+    /// SSH: an interactive shell opened.
+    Shell,
+    /// SSH: a line typed into an interactive shell (reconstructed; evidence, not a boundary).
+    ShellLine,
+    /// SSH: an SFTP operation (open, remove, rename, mkdir, setstat, ...).
+    Sftp,
+    /// SSH: a forwarded TCP connection (direct-tcpip).
+    Tunnel,
 }
 
 impl StatementClass {
     /// Every class, in the order rules and documentation list them.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 19] = [
         Self::Select,
         Self::Insert,
         Self::Update,
@@ -62,6 +72,11 @@ impl StatementClass {
         Self::Transaction,
         Self::Other,
         Self::Unknown,
+        Self::Exec,
+        Self::Shell,
+        Self::ShellLine,
+        Self::Sftp,
+        Self::Tunnel,
     ];
 
     /// The class of a configuration name (`delete-without-where`), if there is one.
@@ -86,6 +101,11 @@ impl StatementClass {
             Self::Transaction => "transaction",
             Self::Other => "other",
             Self::Unknown => "unknown",
+            Self::Exec => "exec",
+            Self::Shell => "shell",
+            Self::ShellLine => "shell-line",
+            Self::Sftp => "sftp",
+            Self::Tunnel => "tunnel",
         }
     }
 }

@@ -1,5 +1,7 @@
 //! A command as a wire decoded it, before the core judges it.
 
+use crate::classify::StatementClass;
+
 /// One bind parameter as the audit trail shows it: text, or `None` for SQL NULL.
 pub type Param = Option<String>;
 
@@ -9,6 +11,7 @@ pub type Param = Option<String>;
 pub struct Command {
     text: String,
     params: Vec<Param>,
+    class: Option<StatementClass>,
 }
 
 impl Command {
@@ -17,6 +20,17 @@ impl Command {
         Self {
             text: text.into(),
             params: Vec::new(),
+            class: None,
+        }
+    }
+
+    /// A command that is not SQL, whose class the wire knows (an SSH exec line, an SFTP
+    /// operation): the core takes the class as given instead of parsing the text.
+    pub fn classed(text: impl Into<String>, class: StatementClass) -> Self {
+        Self {
+            text: text.into(),
+            params: Vec::new(),
+            class: Some(class),
         }
     }
 
@@ -25,6 +39,7 @@ impl Command {
         Self {
             text: text.into(),
             params,
+            class: None,
         }
     }
 
@@ -36,6 +51,11 @@ impl Command {
     /// The bind parameters, rendered for the audit trail.
     pub fn params(&self) -> &[Param] {
         &self.params
+    }
+
+    /// The class the wire gave, for commands that are not SQL.
+    pub fn class(&self) -> Option<StatementClass> {
+        self.class
     }
 
     /// Takes the command apart without copying.

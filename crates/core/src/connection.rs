@@ -138,4 +138,12 @@ pub struct ConnectionSpec {
     /// MySQL: whether `LOAD DATA LOCAL INFILE` may send a client's file upstream (refused
     /// otherwise; when allowed, the file name and bytes are recorded).
     pub local_infile: bool,
+    /// SSH: the gateway-held private key (OpenSSH format) the upstream host trusts; it never
+    /// leaves the gateway.
+    pub private_key: Option<Secret>,
+    /// SSH: the upstream's host key, pinned (`ssh-ed25519 AAAA...`, as in `known_hosts`).
+    pub host_key: Option<String>,
+    /// SSH: whether clients may open TCP tunnels (direct-tcpip) through this connection; each
+    /// is audited with its destination and bytes.
+    pub port_forwarding: bool,
 }

@@ -307,17 +307,39 @@ impl Session {
     /// Judges a command and starts writing its audit entry. Wait on the returned
     /// [`Admission`] before forwarding the command; several can be in flight at once.
     pub fn admit(&self, command: Command) -> Admission {
+        self.admit_as(command, true)
+    }
+
+    /// Records a command the gateway observed but does not decide — a line typed into an
+    /// interactive shell, reconstructed from keystrokes, is evidence, not a boundary (the
+    /// shell itself was admitted). No rule judges it; its entry is written like any other, so
+    /// waiting on the admission still means the entry is durable.
+    pub fn observe(&self, command: Command) -> Admission {
+        self.admit_as(command, false)
+    }
+
+    fn admit_as(&self, command: Command, judge: bool) -> Admission {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let started = Instant::now();
-        let mut classes = self.classify(command.text());
-        self.follow_prepared(command.text(), &mut classes);
-        let judgement = self.rules.judge(&Subject {
-            protocol: self.info.protocol,
-            connection: &self.info.connection,
-            groups: &self.info.groups,
-            text: command.text(),
-            classes: &classes,
-        });
+        let classes = match command.class() {
+            Some(class) => crate::classify::Classification::of(&[class]),
+            None => {
+                let mut classes = self.classify(command.text());
+                self.follow_prepared(command.text(), &mut classes);
+                classes
+            }
+        };
+        let judgement = if judge {
+            self.rules.judge(&Subject {
+                protocol: self.info.protocol,
+                connection: &self.info.connection,
+                groups: &self.info.groups,
+                text: command.text(),
+                classes: &classes,
+            })
+        } else {
+            Judgement::Allow { rule: None }
+        };
         // A review's grace matches the exact command, so it is fingerprinted before masking
         // and cutting (the fingerprint is a hash; the clear text is never stored). A command
         // too long to be shown whole to an approver is not reviewable.

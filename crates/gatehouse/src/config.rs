@@ -176,10 +176,13 @@ pub struct ConnectionSection {
     /// MySQL: allow `LOAD DATA LOCAL INFILE` (default false).
     #[serde(default)]
     pub local_infile: bool,
-    /// SSH: the gateway's key for the host (not in this build yet).
+    /// SSH: the gateway's private key for the host (OpenSSH format).
     pub private_key: Option<SecretRef>,
-    /// SSH: the pinned host key (not in this build yet).
+    /// SSH: the pinned host key (`ssh-ed25519 AAAA...`).
     pub host_key: Option<String>,
+    /// SSH: allow TCP tunnels (direct-tcpip) through this connection (default false).
+    #[serde(default)]
+    pub port_forwarding: bool,
 }
 
 impl Config {
@@ -304,16 +307,20 @@ impl Config {
                 ))
             })?,
         };
-        let password = match &c.password {
-            None => None,
-            Some(SecretRef::Env { env }) => {
-                Some(Secret::from_env(env).map_err(|e| bad(e.to_string()))?)
-            }
-            Some(SecretRef::File { file }) => Some(
-                Secret::from_file(&self.resolve(file).to_string_lossy())
-                    .map_err(|e| bad(e.to_string()))?,
-            ),
+        let secret = |r: &Option<SecretRef>| -> Result<Option<Secret>, CliError> {
+            Ok(match r {
+                None => None,
+                Some(SecretRef::Env { env }) => {
+                    Some(Secret::from_env(env).map_err(|e| bad(e.to_string()))?)
+                }
+                Some(SecretRef::File { file }) => Some(
+                    Secret::from_file(&self.resolve(file).to_string_lossy())
+                        .map_err(|e| bad(e.to_string()))?,
+                ),
+            })
         };
+        let password = secret(&c.password)?;
+        let private_key = secret(&c.private_key)?;
         if protocol == Protocol::Ssh && (c.private_key.is_none() || c.host_key.is_none()) {
             return Err(bad(
                 "an ssh connection needs private_key and host_key".into()
@@ -336,6 +343,9 @@ impl Config {
                 .as_deref()
                 .map(|p| self.resolve(p).to_string_lossy().into_owned()),
             local_infile: c.local_infile,
+            private_key,
+            host_key: c.host_key.clone(),
+            port_forwarding: c.port_forwarding,
         })
     }
 }

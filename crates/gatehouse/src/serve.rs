@@ -9,6 +9,7 @@ use gatehouse_audit::{FileRecordings, NewToken, SqliteApprovals, SqliteStore};
 use gatehouse_core::{Gateway, GatewayParts, TokenId};
 use gatehouse_mysql::{MysqlConfig, MysqlService};
 use gatehouse_postgres::{PgConfig, PgService, RelayLimits};
+use gatehouse_ssh::SshService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
@@ -119,13 +120,18 @@ pub async fn run(config: Config) -> Result<(), CliError> {
              commands will only time out"
         );
     }
-    for (wire, addr) in [("ssh", &config.listen.ssh)] {
-        if addr.is_some() {
-            tracing::warn!(
-                wire,
-                "listener configured but not in this build yet; not started"
-            );
-        }
+    if let Some(addr) = &config.listen.ssh {
+        let (listener, local) = bind(addr).await?;
+        // Made once and kept beside the store, so clients can pin it across restarts.
+        let host_key =
+            gatehouse_ssh::host_key::load_or_create(&state_dir.join("ssh_host_ed25519_key"))
+                .map_err(|e| CliError::Config(e.to_string()))?;
+        let service = SshService::new(gateway.clone(), host_key);
+        eprintln!("gatehouse: ssh listening on {local}");
+        tasks.spawn(accept_loop(listener, local, move |tcp, peer| {
+            let service = service.clone();
+            async move { service.handle(tcp, peer).await }
+        }));
     }
     if tasks.is_empty() {
         return Err(CliError::Config(
@@ -316,6 +322,17 @@ fn print_first_admin(id: &TokenId, secret: &str, pg: Option<SocketAddr>, config:
         let (host, port) = addr.rsplit_once(':').unwrap_or((addr.as_str(), "13306"));
         println!(
             "    mysql -h {host} -P {port} -u admin -p{secret} --ssl {}\n",
+            conn.name
+        );
+    }
+    let ssh = config
+        .connection
+        .iter()
+        .find(|c| c.protocol == "ssh" && c.groups.iter().any(|g| g == "admin"));
+    if let (Some(conn), Some(addr)) = (ssh, &config.listen.ssh) {
+        let (host, port) = addr.rsplit_once(':').unwrap_or((addr.as_str(), "12222"));
+        println!(
+            "    ssh -p {port} {}@{host}    (the token is the password)\n",
             conn.name
         );
     }

@@ -1,1 +1,37 @@
-//! placeholder
+//! Gatehouse's SSH wire: clients authenticate to the gateway with a token (or a registered
+//! key) and the connection name as their user; the gateway logs in to the host with a key only
+//! it holds, host key pinned. Every exec line, shell and SFTP operation goes through the same
+//! pipeline as SQL: admitted (audited, judged by rules, held for review), relayed, masked,
+//! finished.
+//!
+//! [`service`] accepts a client connection (russh server), [`handler`] authenticates it and
+//! opens channels; [`relay`] (client → host) and [`downstream`] (host → client) relay each
+//! session channel; [`upstream`] is the gateway's connection to the host; [`tunnel`] the
+//! direct-tcpip channels a connection may allow.
+
+#![forbid(unsafe_code)]
+
+mod conn;
+pub mod counted;
+mod downstream;
+pub mod error;
+mod handler;
+pub mod host_key;
+mod relay;
+pub mod service;
+mod tunnel;
+pub mod upstream;
+
+pub use error::SshError;
+pub use relay::{REFUSED_EXIT, UNAVAILABLE_EXIT};
+pub use service::SshService;
+
+/// The SSH window each side of the relay offers (bytes in flight per channel): large enough
+/// that a bulk transfer is not stalled by round trips between the gateway and either peer.
+pub const WINDOW_SIZE: u32 = 8 * 1024 * 1024;
+
+/// The largest SSH packet each side of the relay accepts (OpenSSH uses 32 KiB data packets).
+pub const MAX_PACKET: u32 = 32 * 1024;
+
+/// Messages a channel buffers between russh and the relay before backpressure reaches TCP.
+pub const CHANNEL_BUFFER: usize = 256;

@@ -1,0 +1,317 @@
+//! One session channel, relayed: the client's requests and keystrokes toward the host
+//! (admitted first where they are commands), the host's output back ([`crate::downstream`]).
+//!
+//! Each direction runs on its own, so a client that uploads while the host prints never
+//! deadlocks the two windows against each other. The client half tells the host half what the
+//! channel became (an admitted exec, a shell, SFTP) through a small queue that is always read
+//! before the host's next message, so output is never handled under the wrong mode.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use gatehouse_core::{Admission, Admitted, Command, Outcome, Session, StatementClass};
+use russh::server::{self, Msg};
+use russh::{client, Channel, ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::downstream::{self, Mode};
+
+/// The exit status a client sees when the gateway refuses its command (as a shell answers a
+/// command it may not run), with the reason on stderr.
+pub const REFUSED_EXIT: u32 = 126;
+
+/// The exit status when the host cannot be reached (OpenSSH's own for connection failures).
+pub const UNAVAILABLE_EXIT: u32 = 255;
+
+/// Starts relaying one session channel; `upstream` is the host's channel, or why there is none.
+pub(crate) fn spawn(
+    core: Arc<Session>,
+    channel: Channel<Msg>,
+    upstream: Result<Channel<client::Msg>, String>,
+    handle: server::Handle,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let id = channel.id();
+        let (client_rx, client_tx) = channel.split();
+        match upstream {
+            Err(why) => unavailable(core, client_rx, client_tx, handle, &why).await,
+            Ok(up) => {
+                let (up_rx, up_tx) = up.split();
+                let (mode_tx, mode_rx) = mpsc::channel(4);
+                let down = tokio::spawn(downstream::run(
+                    core.clone(),
+                    up_rx,
+                    client_tx,
+                    handle.clone(),
+                    mode_rx,
+                ));
+                let mut half = ClientHalf {
+                    core,
+                    id,
+                    handle,
+                    up: up_tx,
+                    mode: mode_tx,
+                    started: false,
+                    pending: VecDeque::new(),
+                    pty: None,
+                };
+                half.run(client_rx).await;
+                drop(half);
+                let _ = down.await;
+            }
+        }
+    })
+}
+
+/// The terminal a client asked for, as the cast header and the audit text tell it.
+#[derive(Debug, Clone)]
+pub(crate) struct Pty {
+    pub term: String,
+    pub cols: u32,
+    pub rows: u32,
+}
+
+/// The client → host half of a channel.
+struct ClientHalf {
+    core: Arc<Session>,
+    id: ChannelId,
+    handle: server::Handle,
+    up: ChannelWriteHalf<client::Msg>,
+    mode: mpsc::Sender<Mode>,
+    /// Whether an exec, shell or subsystem already started (a channel runs one).
+    started: bool,
+    /// Messages the client sent while its command waited for approval.
+    pending: VecDeque<ChannelMsg>,
+    pty: Option<Pty>,
+}
+
+impl ClientHalf {
+    async fn run(&mut self, mut client: ChannelReadHalf) {
+        loop {
+            let msg = match self.pending.pop_front() {
+                Some(m) => m,
+                None => match client.wait().await {
+                    Some(m) => m,
+                    None => break,
+                },
+            };
+            match self.on_message(msg, &mut client).await {
+                Ok(Flow::Go) => {}
+                Ok(Flow::Stop) | Err(_) => break,
+            }
+        }
+        let _ = self.up.close().await;
+    }
+
+    async fn on_message(
+        &mut self,
+        msg: ChannelMsg,
+        client: &mut ChannelReadHalf,
+    ) -> Result<Flow, russh::Error> {
+        match msg {
+            ChannelMsg::Data { data } => self.up.data_bytes(data).await?,
+            ChannelMsg::Eof => self.up.eof().await?,
+            ChannelMsg::Close => return Ok(Flow::Stop),
+            ChannelMsg::RequestPty {
+                term,
+                col_width,
+                row_height,
+                pix_width,
+                pix_height,
+                terminal_modes,
+                ..
+            } => {
+                self.pty = Some(Pty {
+                    term: term.clone(),
+                    cols: col_width,
+                    rows: row_height,
+                });
+                self.up
+                    .request_pty(
+                        false,
+                        &term,
+                        col_width,
+                        row_height,
+                        pix_width,
+                        pix_height,
+                        &terminal_modes,
+                    )
+                    .await?;
+            }
+            ChannelMsg::SetEnv {
+                variable_name,
+                variable_value,
+                ..
+            } => {
+                self.up
+                    .set_env(false, variable_name, variable_value)
+                    .await?
+            }
+            ChannelMsg::WindowChange {
+                col_width,
+                row_height,
+                pix_width,
+                pix_height,
+            } => {
+                self.up
+                    .window_change(col_width, row_height, pix_width, pix_height)
+                    .await?
+            }
+            ChannelMsg::Signal { signal } => self.up.signal(signal).await?,
+            ChannelMsg::Exec { command, .. } if !self.started => {
+                self.started = true;
+                let line = String::from_utf8_lossy(&command).into_owned();
+                let admission = self
+                    .core
+                    .admit(Command::classed(line, StatementClass::Exec));
+                let Some(admitted) = self.wait(admission, client).await else {
+                    return Ok(Flow::Stop);
+                };
+                self.start(Mode::command(admitted, self.pty.clone())).await;
+                self.up.exec(true, command).await?;
+            }
+            ChannelMsg::RequestShell { .. } if !self.started => {
+                self.started = true;
+                let text = match &self.pty {
+                    Some(p) => format!("shell ({} {}x{})", p.term, p.cols, p.rows),
+                    None => "shell (no pty)".into(),
+                };
+                let admission = self
+                    .core
+                    .admit(Command::classed(text, StatementClass::Shell));
+                let Some(admitted) = self.wait(admission, client).await else {
+                    return Ok(Flow::Stop);
+                };
+                self.start(Mode::command(admitted, self.pty.clone())).await;
+                self.up.request_shell(true).await?;
+            }
+            ChannelMsg::RequestSubsystem { name, .. } if !self.started && name == "sftp" => {
+                self.started = true;
+                let admission = self
+                    .core
+                    .admit(Command::classed("sftp session", StatementClass::Sftp));
+                let Some(admitted) = self.wait(admission, client).await else {
+                    return Ok(Flow::Stop);
+                };
+                self.start(Mode::command(admitted, None)).await;
+                self.up.request_subsystem(true, name).await?;
+            }
+            // A second exec on a channel, X11, agent, other subsystems: answered by the
+            // handler (refused), nothing to relay.
+            _ => {}
+        }
+        Ok(Flow::Go)
+    }
+
+    /// Tells the host half what the channel became, before anything is forwarded.
+    async fn start(&self, mode: Mode) {
+        let _ = self.mode.send(mode).await;
+    }
+
+    /// Waits for a command's admission, telling the client on stderr if it is held, and
+    /// withdrawing it if the client hangs up meanwhile. `None`: refused (the client was told,
+    /// the channel is closed).
+    async fn wait(
+        &mut self,
+        admission: Admission,
+        client: &mut ChannelReadHalf,
+    ) -> Option<Admitted> {
+        let handle = self.handle.clone();
+        let id = self.id;
+        let wait = admission.wait_with(move |notice| {
+            let line = Bytes::from(format!("{}\r\n", notice.message()));
+            tokio::spawn(async move {
+                let _ = handle.extended_data(id, 1, line).await;
+            });
+        });
+        tokio::pin!(wait);
+        let verdict = loop {
+            tokio::select! {
+                verdict = &mut wait => break verdict,
+                msg = client.wait() => match msg {
+                    // Hanging up withdraws the request; the core records it as not run.
+                    None | Some(ChannelMsg::Close) => return None,
+                    Some(other) => self.pending.push_back(other),
+                },
+                reason = self.core.ended() => {
+                    self.refuse(&format!("the session ended ({reason}) while the command waited")).await;
+                    return None;
+                }
+            }
+        };
+        match verdict {
+            Ok(admitted) => Some(admitted),
+            Err(refused) => {
+                self.refuse(&refused.message).await;
+                None
+            }
+        }
+    }
+
+    /// Tells the client why its command does not run, as a shell would: stderr, an exit
+    /// status, the channel closed.
+    async fn refuse(&self, why: &str) {
+        refuse_on(&self.handle, self.id, why, REFUSED_EXIT).await;
+    }
+}
+
+/// Whether the client half goes on.
+enum Flow {
+    Go,
+    Stop,
+}
+
+/// Writes `gatehouse: WHY` on the channel's stderr, the exit status, EOF and close.
+pub(crate) async fn refuse_on(handle: &server::Handle, id: ChannelId, why: &str, status: u32) {
+    let line = Bytes::from(format!("gatehouse: {why}\r\n"));
+    let _ = handle.extended_data(id, 1, line).await;
+    let _ = handle.exit_status_request(id, status).await;
+    let _ = handle.eof(id).await;
+    let _ = handle.close(id).await;
+}
+
+/// A channel whose host cannot be reached: its command is recorded as not run and the client
+/// is told why on stderr, with OpenSSH's exit status for connection failures.
+async fn unavailable(
+    core: Arc<Session>,
+    mut client: ChannelReadHalf,
+    client_tx: ChannelWriteHalf<Msg>,
+    handle: server::Handle,
+    why: &str,
+) {
+    let id = client_tx.id();
+    let reason = format!(
+        "connection \"{}\" is unavailable: {why}",
+        core.connection().name
+    );
+    while let Some(msg) = client.wait().await {
+        let command = match msg {
+            ChannelMsg::Exec { command, .. } => Command::classed(
+                String::from_utf8_lossy(&command).into_owned(),
+                StatementClass::Exec,
+            ),
+            ChannelMsg::RequestShell { .. } => Command::classed("shell", StatementClass::Shell),
+            ChannelMsg::RequestSubsystem { .. } => {
+                Command::classed("sftp session", StatementClass::Sftp)
+            }
+            ChannelMsg::Close | ChannelMsg::Eof => break,
+            _ => continue,
+        };
+        if let Ok(admitted) = core.admit(command).wait().await {
+            core.finish(
+                admitted,
+                Outcome::NotExecuted {
+                    reason: reason.clone(),
+                },
+                0,
+                None,
+                Default::default(),
+            );
+        }
+        refuse_on(&handle, id, &reason, UNAVAILABLE_EXIT).await;
+        break;
+    }
+    drop(client_tx);
+}

@@ -1,0 +1,90 @@
+//! The SSH listener's service: one russh server session per client connection, closed into
+//! the audit trail when it ends.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_core::Gateway;
+use russh::keys::PrivateKey;
+use russh::server;
+use tokio::net::TcpStream;
+
+use crate::conn::ConnState;
+use crate::counted::Counted;
+use crate::handler::ClientHandler;
+
+/// How long a connection's channel tasks get to record their ends once the client is gone.
+const CHANNEL_GRACE: Duration = Duration::from_secs(5);
+
+/// The SSH wire of one gateway: shared by every connection of a listener.
+#[derive(Clone)]
+pub struct SshService {
+    gateway: Gateway,
+    config: Arc<server::Config>,
+}
+
+impl SshService {
+    /// A service presenting `host_key` to clients.
+    pub fn new(gateway: Gateway, host_key: PrivateKey) -> Self {
+        let config = server::Config {
+            server_id: russh::SshId::Standard(
+                format!("SSH-2.0-Gatehouse_{}", env!("CARGO_PKG_VERSION")).into(),
+            ),
+            methods: russh::MethodSet::from(
+                &[russh::MethodKind::Password, russh::MethodKind::PublicKey][..],
+            ),
+            keys: vec![host_key],
+            auth_rejection_time: Duration::from_millis(300),
+            // OpenSSH's first "none" probe is not a guess worth slowing down.
+            auth_rejection_time_initial: Some(Duration::ZERO),
+            max_auth_attempts: 6,
+            window_size: crate::WINDOW_SIZE,
+            maximum_packet_size: crate::MAX_PACKET,
+            channel_buffer_size: crate::CHANNEL_BUFFER,
+            inactivity_timeout: None,
+            keepalive_interval: Some(Duration::from_secs(30)),
+            nodelay: true,
+            ..server::Config::default()
+        };
+        Self {
+            gateway,
+            config: Arc::new(config),
+        }
+    }
+
+    /// Serves one client connection to its end, then records the session's end.
+    pub async fn handle(&self, tcp: TcpStream, peer: SocketAddr) {
+        let _ = tcp.set_nodelay(true);
+        let state = Arc::new(ConnState::default());
+        let handler = ClientHandler::new(self.gateway.clone(), peer, state.clone());
+        let stream = Counted::new(tcp, state.client_counter());
+        let ended = match server::run_stream(self.config.clone(), stream, handler).await {
+            Ok(running) => running.await,
+            Err(e) => Err(e),
+        };
+        state.stop_watcher().await;
+        let Some(session) = state.take_session() else {
+            // Never authenticated: the refusal is already recorded by the core.
+            return;
+        };
+        // The client is gone: each channel task records its command's end, then lets go.
+        for task in state.take_tasks() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(CHANNEL_GRACE, task).await.is_err() {
+                abort.abort();
+            }
+        }
+        let reason = state.end_reason().unwrap_or_else(|| match &ended {
+            Ok(()) => "client closed the connection".into(),
+            Err(e) => format!("connection failed: {e}"),
+        });
+        let (from_client, from_server) = state.bytes();
+        match Arc::try_unwrap(session) {
+            Ok(session) => session.close(&reason, from_client, from_server).await,
+            Err(_) => {
+                tracing::error!(%peer, "ssh session still in use at its end; its end is not recorded")
+            }
+        }
+    }
+}
