@@ -4,6 +4,7 @@
 
 mod cluster;
 mod mysql_support;
+mod ssh_support;
 mod support;
 
 mod admin_api;
@@ -22,4 +23,6 @@ mod oidc;
 mod pgbench;
 mod pipelines;
 mod psql;
+mod ssh_exec;
+mod ssh_transfer;
 mod upstream_auth;

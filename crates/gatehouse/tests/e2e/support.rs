@@ -22,6 +22,8 @@ pub struct Gateway {
     pub admin_port: u16,
     /// The MySQL listener's port.
     pub mysql_port: u16,
+    /// The SSH listener's port.
+    pub ssh_port: u16,
     child: Option<Child>,
     pub log: Arc<Mutex<Vec<String>>>,
     pub stdout: Arc<Mutex<Vec<String>>>,
@@ -75,7 +77,7 @@ impl Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut toml = String::from(
             "[gateway]\nstate = \"sqlite:var/gatehouse.db\"\nrecordings = \"var/recordings\"\n\n\
-             [listen]\npostgres = \"127.0.0.1:0\"\nmysql = \"127.0.0.1:0\"\n             admin = \"127.0.0.1:0\"\n\n",
+             [listen]\npostgres = \"127.0.0.1:0\"\nmysql = \"127.0.0.1:0\"\nssh = \"127.0.0.1:0\"\n             admin = \"127.0.0.1:0\"\n\n",
         );
         for c in connections {
             toml.push_str(&format!(
@@ -100,6 +102,7 @@ impl Gateway {
             port: 0,
             admin_port: 0,
             mysql_port: 0,
+            ssh_port: 0,
             child: None,
             log: Arc::new(Mutex::new(Vec::new())),
             stdout: Arc::new(Mutex::new(Vec::new())),
@@ -147,6 +150,9 @@ impl Gateway {
                 if let Some(addr) = line.strip_prefix("gatehouse: mysql listening on ") {
                     let _ = tx.send(("mysql", addr.to_owned()));
                 }
+                if let Some(addr) = line.strip_prefix("gatehouse: ssh listening on ") {
+                    let _ = tx.send(("ssh", addr.to_owned()));
+                }
                 log.lock().expect("log").push(line);
             }
         });
@@ -159,7 +165,8 @@ impl Gateway {
         self.port = 0;
         self.admin_port = 0;
         self.mysql_port = 0;
-        while self.port == 0 || self.admin_port == 0 || self.mysql_port == 0 {
+        self.ssh_port = 0;
+        while self.port == 0 || self.admin_port == 0 || self.mysql_port == 0 || self.ssh_port == 0 {
             let (which, addr) = rx
                 .recv_timeout(Duration::from_secs(30))
                 .unwrap_or_else(|_| {
@@ -168,6 +175,7 @@ impl Gateway {
             match which {
                 "pg" => self.port = port_of(&addr),
                 "mysql" => self.mysql_port = port_of(&addr),
+                "ssh" => self.ssh_port = port_of(&addr),
                 _ => self.admin_port = port_of(&addr),
             }
         }
