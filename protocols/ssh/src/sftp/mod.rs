@@ -18,6 +18,13 @@
 
 pub mod error;
 pub mod framer;
+pub mod packet;
+pub mod status;
+
+#[cfg(test)]
+mod testing;
 
 pub use error::SftpError;
 pub use framer::{Framer, MAX_PACKET};
+pub use packet::{Attrs, OpenFlags, Request, Response};
+pub use status::{denied_packet, status_packet, StatusCode};
