@@ -19,7 +19,9 @@
 pub mod error;
 pub mod framer;
 pub mod packet;
+mod render;
 pub mod status;
+pub mod tracker;
 
 #[cfg(test)]
 mod testing;
@@ -28,3 +30,4 @@ pub use error::SftpError;
 pub use framer::{Framer, MAX_PACKET};
 pub use packet::{Attrs, OpenFlags, Request, Response};
 pub use status::{denied_packet, status_packet, StatusCode};
+pub use tracker::{Audited, Finished, Key, Op, Outcome, Tracker, Transfer};
