@@ -19,6 +19,7 @@ mod handler;
 pub mod host_key;
 mod relay;
 pub mod service;
+pub mod sftp;
 mod tunnel;
 pub mod upstream;
 
