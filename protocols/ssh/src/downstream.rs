@@ -12,6 +12,8 @@ use russh::{ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use tokio::sync::mpsc;
 
 use crate::relay::Pty;
+use crate::sftp::Framer;
+use crate::sftp_link::SftpLink;
 
 /// Longest stderr line kept as a failed command's message.
 const MAX_ERROR_LINE: usize = 240;
@@ -24,6 +26,11 @@ pub(crate) enum Mode {
         #[allow(dead_code)] // the terminal recording starts from it (next change)
         pty: Option<Pty>,
     },
+    /// An SFTP channel: the host's bytes are followed packet by packet.
+    Sftp(SftpLink),
+    /// A packet the gateway answers the client with itself (a refused SFTP operation), written
+    /// between whole packets of the host's.
+    Reply(Bytes),
 }
 
 impl Mode {
@@ -43,6 +50,18 @@ struct Ending {
     bytes_err: u64,
 }
 
+/// The host → client half of one channel.
+struct HostHalf {
+    core: Arc<Session>,
+    client: ChannelWriteHalf<Msg>,
+    handle: server::Handle,
+    id: ChannelId,
+    command: Option<Admitted>,
+    ending: Ending,
+    counts: MaskCounts,
+    sftp: Option<(Framer, SftpLink)>,
+}
+
 /// Relays the host's side of one channel until it closes.
 pub(crate) async fn run(
     core: Arc<Session>,
@@ -51,88 +70,146 @@ pub(crate) async fn run(
     handle: server::Handle,
     mut modes: mpsc::Receiver<Mode>,
 ) {
-    let id = client.id();
-    let mut command: Option<Admitted> = None;
-    let mut ending = Ending::default();
-    let mut counts = MaskCounts::new();
+    let mut half = HostHalf {
+        id: client.id(),
+        core,
+        client,
+        handle,
+        command: None,
+        ending: Ending::default(),
+        counts: MaskCounts::new(),
+        sftp: None,
+    };
     let mut modes_open = true;
     loop {
-        tokio::select! {
+        let go = tokio::select! {
             biased;
             mode = modes.recv(), if modes_open => match mode {
-                Some(Mode::Command { admitted, .. }) => command = Some(admitted),
-                None => modes_open = false,
-            },
-            msg = up.wait() => {
-                let Some(msg) = msg else { break };
-                match on_message(&core, msg, &client, &handle, id, &mut ending, &mut counts).await {
-                    Ok(true) => {}
-                    Ok(false) | Err(_) => break,
+                Some(mode) => half.on_mode(mode).await,
+                None => {
+                    modes_open = false;
+                    Ok(true)
                 }
-            }
+            },
+            msg = up.wait() => match msg {
+                Some(msg) => half.on_message(msg).await,
+                None => Ok(false),
+            },
+        };
+        if !matches!(go, Ok(true)) {
+            break;
         }
     }
-    let _ = client.close().await;
-    if let Some(admitted) = command {
-        core.finish(admitted, ending.outcome(), 0, None, counts.to_log());
-    }
+    half.end().await;
 }
 
-/// Handles one message from the host; `false` once the channel is closed.
-async fn on_message(
-    core: &Session,
-    msg: ChannelMsg,
-    client: &ChannelWriteHalf<Msg>,
-    handle: &server::Handle,
-    id: ChannelId,
-    ending: &mut Ending,
-    counts: &mut MaskCounts,
-) -> Result<bool, russh::Error> {
-    match msg {
-        ChannelMsg::Data { data } => {
-            ending.bytes_out += data.len() as u64;
-            let data = mask(core, data, counts, "output");
-            client.data_bytes(data).await?;
+impl HostHalf {
+    async fn on_mode(&mut self, mode: Mode) -> Result<bool, russh::Error> {
+        match mode {
+            Mode::Command { admitted, .. } => self.command = Some(admitted),
+            Mode::Sftp(link) => self.sftp = Some((Framer::new(), link)),
+            Mode::Reply(packet) => self.client.data_bytes(packet).await?,
         }
-        ChannelMsg::ExtendedData { data, ext } => {
-            ending.bytes_err += data.len() as u64;
-            let data = mask(core, data, counts, "stderr");
-            ending.keep_error_line(&data);
-            client.extended_data_bytes(ext, data).await?;
-        }
-        ChannelMsg::Eof => client.eof().await?,
-        ChannelMsg::ExitStatus { exit_status } => {
-            ending.exit_status = Some(exit_status);
-            client.exit_status(exit_status).await?;
-        }
-        ChannelMsg::ExitSignal {
-            signal_name,
-            core_dumped,
-            error_message,
-            lang_tag,
-        } => {
-            ending.signal = Some(format!("{signal_name:?}"));
-            let _ = handle
-                .exit_signal_request(id, signal_name, core_dumped, error_message, lang_tag)
-                .await;
-        }
-        // The host refused the exec, shell or subsystem the client half forwarded (the only
-        // requests sent wanting a reply).
-        ChannelMsg::Failure => {
-            ending.refused_by_host = true;
-            crate::relay::refuse_on(
-                handle,
-                id,
-                "the server refused to start this command",
-                crate::relay::UNAVAILABLE_EXIT,
-            )
-            .await;
-            return Ok(false);
-        }
-        ChannelMsg::Close => return Ok(false),
-        _ => {}
+        Ok(true)
     }
-    Ok(true)
+
+    /// Handles one message from the host; `false` once the channel is closed.
+    async fn on_message(&mut self, msg: ChannelMsg) -> Result<bool, russh::Error> {
+        match msg {
+            ChannelMsg::Data { data } if self.sftp.is_some() => {
+                self.ending.bytes_out += data.len() as u64;
+                return self.sftp_data(&data).await;
+            }
+            ChannelMsg::Data { data } => {
+                self.ending.bytes_out += data.len() as u64;
+                let data = mask(&self.core, data, &mut self.counts, "output");
+                self.client.data_bytes(data).await?;
+            }
+            ChannelMsg::ExtendedData { data, ext } => {
+                self.ending.bytes_err += data.len() as u64;
+                let data = mask(&self.core, data, &mut self.counts, "stderr");
+                self.ending.keep_error_line(&data);
+                self.client.extended_data_bytes(ext, data).await?;
+            }
+            ChannelMsg::Eof => self.client.eof().await?,
+            ChannelMsg::ExitStatus { exit_status } => {
+                self.ending.exit_status = Some(exit_status);
+                self.client.exit_status(exit_status).await?;
+            }
+            ChannelMsg::ExitSignal {
+                signal_name,
+                core_dumped,
+                error_message,
+                lang_tag,
+            } => {
+                self.ending.signal = Some(format!("{signal_name:?}"));
+                let _ = self
+                    .handle
+                    .exit_signal_request(self.id, signal_name, core_dumped, error_message, lang_tag)
+                    .await;
+            }
+            // The host refused the exec, shell or subsystem the client half forwarded (the
+            // only requests sent wanting a reply).
+            ChannelMsg::Failure => {
+                self.ending.refused_by_host = true;
+                crate::relay::refuse_on(
+                    &self.handle,
+                    self.id,
+                    "the server refused to start this command",
+                    crate::relay::UNAVAILABLE_EXIT,
+                )
+                .await;
+                return Ok(false);
+            }
+            ChannelMsg::Close => return Ok(false),
+            _ => {}
+        }
+        Ok(true)
+    }
+
+    /// The host's SFTP bytes: followed packet by packet (operations finish on their answers)
+    /// and forwarded as whole packets, so the gateway's own answers never split one.
+    async fn sftp_data(&mut self, data: &[u8]) -> Result<bool, russh::Error> {
+        let Some((framer, link)) = self.sftp.as_mut() else {
+            return Ok(true);
+        };
+        framer.push(data);
+        loop {
+            let packet = match framer.next_packet() {
+                Ok(Some(p)) => p,
+                Ok(None) => return Ok(true),
+                Err(e) => return Ok(self.sftp_broken(&e.to_string())),
+            };
+            if let Err(e) = link.response(&self.core, &packet) {
+                return Ok(self.sftp_broken(&e.to_string()));
+            }
+            self.client.data_bytes(packet).await?;
+        }
+    }
+
+    fn sftp_broken(&mut self, why: &str) -> bool {
+        self.core
+            .note(format!("sftp stream from the server refused: {why}"));
+        false
+    }
+
+    /// The channel is over: the client is told, open SFTP operations and the channel's
+    /// command are finished with how they ended.
+    async fn end(mut self) {
+        let _ = self.client.close().await;
+        if let Some((_, link)) = self.sftp.take() {
+            link.drain(&self.core);
+        }
+        if let Some(admitted) = self.command.take() {
+            self.core.finish(
+                admitted,
+                self.ending.outcome(),
+                0,
+                None,
+                self.counts.to_log(),
+            );
+        }
+    }
 }
 
 /// The output with the session's detectors applied.

@@ -20,6 +20,7 @@ pub mod host_key;
 mod relay;
 pub mod service;
 pub mod sftp;
+mod sftp_link;
 mod tunnel;
 pub mod upstream;
 

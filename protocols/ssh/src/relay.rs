@@ -17,6 +17,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::downstream::{self, Mode};
+use crate::sftp::{denied_packet, Framer, SftpError};
+use crate::sftp_link::SftpLink;
 
 /// The exit status a client sees when the gateway refuses its command (as a shell answers a
 /// command it may not run), with the reason on stderr.
@@ -56,6 +58,7 @@ pub(crate) fn spawn(
                     started: false,
                     pending: VecDeque::new(),
                     pty: None,
+                    sftp: None,
                 };
                 half.run(client_rx).await;
                 drop(half);
@@ -85,6 +88,17 @@ struct ClientHalf {
     /// Messages the client sent while its command waited for approval.
     pending: VecDeque<ChannelMsg>,
     pty: Option<Pty>,
+    /// An SFTP channel's client-side framer and the state shared with the host half.
+    sftp: Option<(Framer, SftpLink)>,
+}
+
+/// What became of a command waiting for admission.
+enum Verdict {
+    Admitted(Admitted),
+    /// Refused (by a rule, an approver, a timeout or the store), with the reason.
+    Refused(String),
+    /// The client hung up while it waited.
+    Gone,
 }
 
 impl ClientHalf {
@@ -111,6 +125,9 @@ impl ClientHalf {
         client: &mut ChannelReadHalf,
     ) -> Result<Flow, russh::Error> {
         match msg {
+            ChannelMsg::Data { data } if self.sftp.is_some() => {
+                return self.sftp_data(&data, client).await
+            }
             ChannelMsg::Data { data } => self.up.data_bytes(data).await?,
             ChannelMsg::Eof => self.up.eof().await?,
             ChannelMsg::Close => return Ok(Flow::Stop),
@@ -195,7 +212,10 @@ impl ClientHalf {
                 let Some(admitted) = self.wait(admission, client).await else {
                     return Ok(Flow::Stop);
                 };
+                let link = SftpLink::default();
                 self.start(Mode::command(admitted, None)).await;
+                self.start(Mode::Sftp(link.clone())).await;
+                self.sftp = Some((Framer::new(), link));
                 self.up.request_subsystem(true, name).await?;
             }
             // A second exec on a channel, X11, agent, other subsystems: answered by the
@@ -210,14 +230,27 @@ impl ClientHalf {
         let _ = self.mode.send(mode).await;
     }
 
-    /// Waits for a command's admission, telling the client on stderr if it is held, and
-    /// withdrawing it if the client hangs up meanwhile. `None`: refused (the client was told,
-    /// the channel is closed).
+    /// Waits for a command's admission; `None`: refused (the client was told on stderr, the
+    /// channel is closed) or the client hung up.
     async fn wait(
         &mut self,
         admission: Admission,
         client: &mut ChannelReadHalf,
     ) -> Option<Admitted> {
+        match self.verdict(admission, client).await {
+            Verdict::Admitted(admitted) => Some(admitted),
+            Verdict::Refused(why) => {
+                self.refuse(&why).await;
+                None
+            }
+            Verdict::Gone => None,
+        }
+    }
+
+    /// Waits for a command's admission, telling the client on stderr if it is held, and
+    /// withdrawing it if the client hangs up meanwhile (what it sends meanwhile is kept, in
+    /// order, for after).
+    async fn verdict(&mut self, admission: Admission, client: &mut ChannelReadHalf) -> Verdict {
         let handle = self.handle.clone();
         let id = self.id;
         let wait = admission.wait_with(move |notice| {
@@ -227,27 +260,80 @@ impl ClientHalf {
             });
         });
         tokio::pin!(wait);
-        let verdict = loop {
+        loop {
             tokio::select! {
-                verdict = &mut wait => break verdict,
+                verdict = &mut wait => return match verdict {
+                    Ok(admitted) => Verdict::Admitted(admitted),
+                    Err(refused) => Verdict::Refused(refused.message),
+                },
                 msg = client.wait() => match msg {
                     // Hanging up withdraws the request; the core records it as not run.
-                    None | Some(ChannelMsg::Close) => return None,
+                    None | Some(ChannelMsg::Close) => return Verdict::Gone,
                     Some(other) => self.pending.push_back(other),
                 },
                 reason = self.core.ended() => {
-                    self.refuse(&format!("the session ended ({reason}) while the command waited")).await;
-                    return None;
+                    return Verdict::Refused(format!(
+                        "the session ended ({reason}) while the command waited"
+                    ));
                 }
             }
+        }
+    }
+
+    /// An SFTP channel's bytes from the client: whole packets, each operation worth auditing
+    /// admitted before it is forwarded; a refused one answered with PERMISSION_DENIED.
+    async fn sftp_data(
+        &mut self,
+        data: &[u8],
+        client: &mut ChannelReadHalf,
+    ) -> Result<Flow, russh::Error> {
+        let Some((framer, link)) = self.sftp.as_mut() else {
+            return Ok(Flow::Go);
         };
-        match verdict {
-            Ok(admitted) => Some(admitted),
-            Err(refused) => {
-                self.refuse(&refused.message).await;
-                None
+        let link = link.clone();
+        framer.push(data);
+        let mut packets = Vec::new();
+        loop {
+            match framer.next_packet() {
+                Ok(Some(p)) => packets.push(p),
+                Ok(None) => break,
+                Err(e) => return Ok(self.sftp_broken(e).await),
             }
         }
+        for packet in packets {
+            let audited = match link.request(&packet) {
+                Ok(a) => a,
+                Err(e) => return Ok(self.sftp_broken(e).await),
+            };
+            let Some(audited) = audited else {
+                self.up.data_bytes(packet).await?;
+                continue;
+            };
+            let command = Command::classed(audited.text().to_owned(), StatementClass::Sftp);
+            let admission = self.core.admit(command);
+            match self.verdict(admission, client).await {
+                Verdict::Admitted(permit) => {
+                    link.admitted(&audited, permit);
+                    self.up.data_bytes(packet).await?;
+                }
+                Verdict::Refused(why) => {
+                    link.denied(&audited);
+                    let answer = denied_packet(audited.request_id(), &format!("gatehouse: {why}"));
+                    self.start(Mode::Reply(answer)).await;
+                }
+                Verdict::Gone => return Ok(Flow::Stop),
+            }
+        }
+        Ok(Flow::Go)
+    }
+
+    /// A client SFTP stream the gateway cannot follow is not relayed blind: the channel ends.
+    async fn sftp_broken(&mut self, error: SftpError) -> Flow {
+        self.core
+            .note(format!("sftp stream from the client refused: {error}"));
+        self.refuse(&format!("the SFTP stream cannot be followed ({error})"))
+            .await;
+        Flow::Stop
     }
 
     /// Tells the client why its command does not run, as a shell would: stderr, an exit
