@@ -82,6 +82,39 @@ pub fn run(config: &Config, args: &ReplayArgs) -> Result<(), CliError> {
             } => {
                 println!("{at}  close    {reason} ({bytes_from_client} bytes in, {bytes_from_server} bytes out)");
             }
+            RecordingEvent::CastStart {
+                at,
+                channel,
+                file,
+                width,
+                height,
+                term,
+                command,
+            } => {
+                let what = match command {
+                    Some(command) => format!("exec {command}"),
+                    None => "shell".to_owned(),
+                };
+                let term = match term {
+                    Some(term) => format!("{term}, {width}x{height}"),
+                    None => "no terminal".to_owned(),
+                };
+                println!("{at}  ch{channel:<5} {what} ({term}) -> {file}");
+            }
+            RecordingEvent::Cast {
+                at,
+                channel,
+                sha256,
+                bytes,
+                status,
+                ..
+            } => {
+                let status = status.as_deref().unwrap_or("ended");
+                let short = sha256.get(..16).unwrap_or(sha256);
+                println!(
+                    "{at}  ch{channel:<5} {status} (cast sealed: {bytes} bytes, sha256 {short}…)"
+                );
+            }
         }
     }
     Ok(())
