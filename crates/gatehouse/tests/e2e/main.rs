@@ -22,4 +22,5 @@ mod oidc;
 mod pgbench;
 mod pipelines;
 mod psql;
+mod replay_cast;
 mod upstream_auth;
