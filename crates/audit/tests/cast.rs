@@ -430,3 +430,31 @@ async fn asciinema_cat_plays_a_cast_as_written() {
         "\x1b[32mgreen\x1b[0m\r\ncafé \u{fffd}\r\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_output_is_written_whole_and_in_order() {
+    let fx = Fixture::new();
+    let s = fx.open("aaaa0008").await;
+    fx.event(&s, 0, Instant::now(), shell());
+    // 4 MiB in 32 KiB chunks, each chunk's lines numbered: past the flusher's wake-up mark.
+    let mut expected = String::new();
+    for chunk in 0..128 {
+        let mut text = String::new();
+        while text.len() < 32 << 10 {
+            text.push_str(&format!("chunk {chunk:03} line {:05}\r\n", text.len()));
+        }
+        expected.push_str(&text);
+        fx.recordings
+            .terminal(&s, TerminalEvent::output(0, Bytes::from(text)));
+    }
+    fx.close(&s).await;
+    let (_, frames) = read_cast(&fx.rec_dir().join("aaaa0008.ch0.cast")).unwrap();
+    let played: String = frames.map(|f| f.unwrap().data).collect();
+    assert!(
+        played == expected,
+        "{} bytes played, {} sent",
+        played.len(),
+        expected.len()
+    );
+    assert!(fx.verify().ok());
+}
