@@ -57,6 +57,13 @@ if ! python3 -c 'import paramiko' 2>/dev/null; then
   python3 -m pip install -q --disable-pip-version-check 'paramiko>=3.4'
 fi
 
+# A stock asciicast player (Python asciinema 2.x: `asciinema cat`), to check the SSH terminal
+# recordings the gateway writes.
+if ! command -v asciinema >/dev/null; then
+  echo "setup: installing asciinema"
+  python3 -m pip install -q --disable-pip-version-check 'asciinema>=2.3,<3'
+fi
+
 # The local servers every machine of this kind runs; start them if they are down.
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   echo "setup: starting PostgreSQL"

@@ -1,5 +1,5 @@
 //! Gatehouse's durable store: the SQLite audit sink and token registry (the embedded default),
-//! and session recordings as JSON Lines files.
+//! and session recordings as JSON Lines files (with asciicasts of terminal channels).
 //!
 //! The core defines the traits ([`gatehouse_core::store`]); this crate implements them. It never
 //! sees wire bytes: only the typed events the core hands over.
@@ -15,10 +15,12 @@
 //! - [`queries`]: listings of sessions and audit entries.
 //! - [`export`]: audit entries streamed out as JSON Lines or CSV (`audit export`).
 //! - [`recording`]: JSON Lines recordings, appended as sessions run.
+//! - [`cast`]: terminal channels (SSH shells, exec) as asciicast v2 files beside them.
 
 #![forbid(unsafe_code)]
 
 pub mod approvals;
+pub mod cast;
 pub mod chain;
 mod entry;
 pub mod error;

@@ -11,6 +11,7 @@ use gatehouse_core::time::{display, to_micros};
 use rusqlite::params;
 use serde::Serialize;
 
+use crate::cast::casts_of;
 use crate::chain::{append, append_purge};
 use crate::entry::Entry;
 use crate::error::AuditError;
@@ -31,7 +32,7 @@ pub struct PurgeReport {
     pub entries: u64,
     /// Approval requests removed.
     pub approvals: u64,
-    /// Recording files removed.
+    /// Recording files removed (terminal casts included).
     pub recordings: u64,
     /// The oldest record still held after the purge (RFC 3339), if any.
     pub oldest_kept: Option<String>,
@@ -94,14 +95,16 @@ impl SqliteStore {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // A session's time is its end; a session that never recorded one (the gateway died)
         // ends with its last entry.
-        let doomed: Vec<String> = {
+        let doomed: Vec<(String, String)> = {
             let mut stmt = tx.prepare(
-                "SELECT s.id FROM sessions s WHERE COALESCE(s.ended_at,
+                "SELECT s.id, s.protocol FROM sessions s WHERE COALESCE(s.ended_at,
                     (SELECT MAX(a.at) FROM audit_entries a WHERE a.session_id = s.id),
                     s.started_at) < ?1 AND s.id <> 'retention'
                  LIMIT ?2",
             )?;
-            let ids = stmt.query_map(params![cutoff_us, PURGE_BATCH as i64], |r| r.get(0))?;
+            let ids = stmt.query_map(params![cutoff_us, PURGE_BATCH as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
             ids.collect::<Result<_, _>>()?
         };
         tx.execute_batch(
@@ -109,7 +112,7 @@ impl SqliteStore {
         )?;
         {
             let mut add = tx.prepare("INSERT OR IGNORE INTO doomed (id) VALUES (?1)")?;
-            for id in &doomed {
+            for (id, _) in &doomed {
                 add.execute([id])?;
             }
         }
@@ -256,7 +259,11 @@ impl SqliteStore {
             )?
             .map(|us| display(gatehouse_core::time::from_micros(us)));
         tx.commit()?;
-        for id in &doomed {
+        for (id, protocol) in &doomed {
+            // The casts first: the session's recording names them.
+            if protocol == "ssh" {
+                report.recordings += remove_casts(recordings, id);
+            }
             match std::fs::remove_file(recording_path(recordings, id)) {
                 Ok(()) => report.recordings += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -265,4 +272,27 @@ impl SqliteStore {
         }
         Ok(report)
     }
+}
+
+/// Removes the casts a session's recording names; how many were removed.
+fn remove_casts(recordings: &Path, session: &str) -> u64 {
+    let casts = match casts_of(recordings, session) {
+        Ok(casts) => casts,
+        Err(AuditError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return 0
+        }
+        Err(e) => {
+            tracing::warn!(session = %session, error = %e, "casts not listed, not removed");
+            return 0;
+        }
+    };
+    let mut removed = 0;
+    for cast in casts {
+        match std::fs::remove_file(recordings.join(&cast.file)) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(session = %session, error = %e, "cast not removed"),
+        }
+    }
+    removed
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use rusqlite::Connection;
 use serde::Serialize;
 
+use crate::cast::casts_of;
 use crate::chain::{content_of, link_hash, sha256, LinkKey, GENESIS};
 use crate::entry::Entry;
 use crate::error::AuditError;
@@ -24,6 +25,9 @@ pub struct VerifyReport {
     pub purges: u64,
     /// Sealed recordings checked.
     pub recordings_checked: u64,
+    /// Sealed terminal casts checked (named, with their hash, in a sealed recording).
+    #[serde(default)]
+    pub casts_checked: u64,
     /// Where the chain starts (0 unless a purge removed its oldest links).
     pub anchor_seq: i64,
     /// Everything that does not hold, each a sentence naming the thing.
@@ -261,20 +265,30 @@ fn find_inserted(conn: &Connection, report: &mut VerifyReport) -> Result<(), Aud
     Ok(())
 }
 
-/// Every sealed recording must hash to its seal.
+/// Every sealed recording must hash to its seal, and every cast it seals to its line.
 fn check_recordings(
     conn: &Connection,
     dir: &Path,
     report: &mut VerifyReport,
 ) -> Result<(), AuditError> {
-    let mut stmt = conn
-        .prepare("SELECT id, recording_sha256 FROM sessions WHERE recording_sha256 IS NOT NULL")?;
-    let sealed = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut stmt = conn.prepare(
+        "SELECT id, recording_sha256, protocol FROM sessions WHERE recording_sha256 IS NOT NULL",
+    )?;
+    let sealed = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
     for row in sealed {
-        let (session, seal) = row?;
+        let (session, seal, protocol) = row?;
         report.recordings_checked += 1;
         let path = recording_path(dir, &session);
         match file_sha256(&path) {
+            // Only SSH sessions have terminals; reading every SQL recording twice would
+            // double what verification reads.
+            Ok(hash) if hash == seal && protocol == "ssh" => check_casts(dir, &session, report),
             Ok(hash) if hash == seal => {}
             Ok(_) => report.problems.push(format!(
                 "altered: the recording of session {session} ({}) no longer matches its seal",
@@ -291,4 +305,49 @@ fn check_recordings(
         }
     }
     Ok(())
+}
+
+/// The casts a sealed (so authentic) recording names must hash to what it says.
+fn check_casts(dir: &Path, session: &str, report: &mut VerifyReport) {
+    let casts = match casts_of(dir, session) {
+        Ok(casts) => casts,
+        Err(e) => {
+            report.problems.push(format!(
+                "unreadable: the casts of session {session} could not be listed: {e}"
+            ));
+            return;
+        }
+    };
+    for cast in casts {
+        let path = dir.join(&cast.file);
+        let Some(seal) = cast.seal else {
+            report.problems.push(format!(
+                "unsealed: the cast of channel {} of session {session} ({}) was never sealed \
+                 (its writing failed)",
+                cast.channel,
+                path.display()
+            ));
+            continue;
+        };
+        report.casts_checked += 1;
+        match file_sha256(&path) {
+            Ok(hash) if hash == seal.sha256 => {}
+            Ok(_) => report.problems.push(format!(
+                "altered: the cast of channel {} of session {session} ({}) no longer matches \
+                 its seal",
+                cast.channel,
+                path.display()
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => report.problems.push(format!(
+                "removed: the cast of channel {} of session {session} ({}) is missing",
+                cast.channel,
+                path.display()
+            )),
+            Err(e) => report.problems.push(format!(
+                "unreadable: the cast of channel {} of session {session} ({}): {e}",
+                cast.channel,
+                path.display()
+            )),
+        }
+    }
 }

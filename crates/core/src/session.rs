@@ -578,6 +578,48 @@ impl Session {
     }
 }
 
+/// Terminal recordings (SSH shells and exec channels).
+impl Session {
+    /// Hands one event of a terminal channel to the session's recording, which writes each
+    /// channel as an asciicast file. Never blocks: the store writes it out later.
+    ///
+    /// The wire hands over output as it forwarded it (masked by [`Session::masker`]). What the
+    /// recording keeps is masked by every rule, exemptions ignored, like all evidence: so
+    /// output of an exempt identity, the input and an exec's command are masked here.
+    pub fn terminal(&self, mut event: crate::store::TerminalEvent) {
+        use crate::store::TerminalEventKind as Kind;
+        let evidence = &self.evidence_masker;
+        if evidence.has_detectors() {
+            let mut counts = MaskCounts::new();
+            let mask_data = |data: &mut bytes::Bytes, counts: &mut MaskCounts| {
+                if let std::borrow::Cow::Owned(masked) =
+                    evidence.mask_bytes(data, counts, "terminal")
+                {
+                    *data = bytes::Bytes::from(masked);
+                }
+            };
+            match &mut event.kind {
+                // The wire masked it with the same rules unless the identity is exempt.
+                Kind::Output(data) if self.masker.rule_names().ne(evidence.rule_names()) => {
+                    mask_data(data, &mut counts)
+                }
+                Kind::Input(data) => mask_data(data, &mut counts),
+                Kind::Start(start) => {
+                    if let Some(command) = &mut start.command {
+                        if let std::borrow::Cow::Owned(masked) =
+                            evidence.mask_text(command, &mut counts, "command")
+                        {
+                            *command = masked;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.recordings.terminal(&self.info.id, event);
+    }
+}
+
 /// The command with its text and parameters masked by the detector rules.
 fn mask_command(masker: &Masker, command: Command, counts: &mut MaskCounts) -> Command {
     use std::borrow::Cow;

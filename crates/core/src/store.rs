@@ -8,9 +8,10 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::error::StoreError;
@@ -128,6 +129,132 @@ pub enum RecordingEvent {
         /// Bytes from the server.
         bytes_from_server: u64,
     },
+    /// A terminal channel started: its asciicast is `file`, beside this recording.
+    CastStart {
+        /// Time (RFC 3339).
+        at: String,
+        /// The channel (SSH channel id).
+        channel: u32,
+        /// The cast's file name, in the recordings directory.
+        file: String,
+        /// Terminal columns.
+        width: u32,
+        /// Terminal rows.
+        height: u32,
+        /// The client's `TERM`, if it asked for a terminal.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        term: Option<String>,
+        /// The command it runs (exec), or none for a shell.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
+    },
+    /// A terminal channel's cast is complete: its seal. The session's own seal covers this
+    /// line, so the chain covers the cast.
+    Cast {
+        /// Time (RFC 3339).
+        at: String,
+        /// The channel (SSH channel id).
+        channel: u32,
+        /// The cast's file name, in the recordings directory.
+        file: String,
+        /// SHA-256 (hex) of the cast file as written.
+        sha256: String,
+        /// Its size in bytes.
+        bytes: u64,
+        /// How the channel ended (e.g. `exit-status 0`), if the wire said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<String>,
+    },
+}
+
+/// One event of a terminal channel (an SSH shell or exec): the store writes each channel as an
+/// asciicast v2 file beside the session's recording.
+#[derive(Debug, Clone)]
+pub struct TerminalEvent {
+    /// The channel it happened on (the SSH channel id); a session may run several at once.
+    pub channel: u32,
+    /// When it happened. The cast's offsets are differences of these, so they are exact even
+    /// though the store writes events out later, in batches.
+    pub at: Instant,
+    /// What happened.
+    pub kind: TerminalEventKind,
+}
+
+/// What happened on a terminal channel.
+#[derive(Debug, Clone)]
+pub enum TerminalEventKind {
+    /// The channel started a shell or a command: opens its cast. A channel id used again
+    /// after its `End` opens a new cast.
+    Start(TerminalStart),
+    /// Bytes the client's terminal was sent (stdout and stderr), as the wire forwarded them
+    /// (masked). Any bytes: what is not UTF-8 is kept lossily, a character split between
+    /// two events is kept whole.
+    Output(Bytes),
+    /// Bytes the client typed. Beware: a password typed at a prompt that does not echo is
+    /// kept in clear, and a card number typed key by key escapes masking (each key is its
+    /// own event); what a terminal echoes is in the output already.
+    Input(Bytes),
+    /// The client's terminal changed size (`window-change`).
+    Resize {
+        /// Columns.
+        width: u32,
+        /// Rows.
+        height: u32,
+    },
+    /// The channel ended: its cast is sealed.
+    End {
+        /// How (e.g. `exit-status 0`, `exit-signal KILL`), if known.
+        status: Option<String>,
+    },
+}
+
+/// How a terminal channel started (the asciicast header).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TerminalStart {
+    /// Columns (0 if the client asked for no terminal: the cast says 80).
+    pub width: u32,
+    /// Rows (0 if the client asked for no terminal: the cast says 24).
+    pub height: u32,
+    /// The client's `TERM` (`pty-req`), if it asked for a terminal.
+    pub term: Option<String>,
+    /// The command (exec), or none for a shell.
+    pub command: Option<String>,
+}
+
+impl TerminalEvent {
+    /// An event that happened just now.
+    pub fn now(channel: u32, kind: TerminalEventKind) -> Self {
+        Self {
+            channel,
+            at: Instant::now(),
+            kind,
+        }
+    }
+
+    /// The channel started a shell or command, just now.
+    pub fn start(channel: u32, start: TerminalStart) -> Self {
+        Self::now(channel, TerminalEventKind::Start(start))
+    }
+
+    /// Output to the client's terminal, just now.
+    pub fn output(channel: u32, data: Bytes) -> Self {
+        Self::now(channel, TerminalEventKind::Output(data))
+    }
+
+    /// Input from the client, just now (see [`TerminalEventKind::Input`] before using it).
+    pub fn input(channel: u32, data: Bytes) -> Self {
+        Self::now(channel, TerminalEventKind::Input(data))
+    }
+
+    /// The client's terminal was resized, just now.
+    pub fn resize(channel: u32, width: u32, height: u32) -> Self {
+        Self::now(channel, TerminalEventKind::Resize { width, height })
+    }
+
+    /// The channel ended, just now.
+    pub fn end(channel: u32, status: Option<String>) -> Self {
+        Self::now(channel, TerminalEventKind::End { status })
+    }
 }
 
 /// Where session recordings go: an append-only stream per session, flushed as it goes.
@@ -141,6 +268,10 @@ pub trait RecordingSink: Send + Sync {
     fn seal(&self, _session: &SessionId) -> Option<String> {
         None
     }
+    /// Appends one event to a terminal channel's recording (an asciicast per channel). Must
+    /// not block: the relay calls it for every chunk of output. Sinks that keep no terminal
+    /// recordings ignore it.
+    fn terminal(&self, _session: &SessionId, _event: TerminalEvent) {}
 }
 
 /// Looks tokens up. Issuing and listing are store operations of the CLI, not of the core.

@@ -54,7 +54,7 @@ enum Cmd {
         #[command(subcommand)]
         command: cli::sessions::SessionsCmd,
     },
-    /// Print a session's recording as a timeline.
+    /// Print a session's recording as a timeline (`--play`: play its SSH terminals).
     Replay(cli::replay::ReplayArgs),
     /// List audit entries.
     Audit {

@@ -4,6 +4,7 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod play;
 pub mod remote;
 pub mod replay;
 pub mod retention;

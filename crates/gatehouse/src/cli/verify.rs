@@ -17,12 +17,14 @@ pub fn run(config: &Config, store: &SqliteStore, json: bool) -> Result<(), CliEr
         crate::table::json(&report);
     } else {
         println!(
-            "checked {} chain links ({} writes re-read, {} purged, {} purges), {} sealed recordings",
+            "checked {} chain links ({} writes re-read, {} purged, {} purges), {} sealed recordings, \
+             {} sealed terminal casts",
             report.links,
             report.writes_checked,
             report.purged_links,
             report.purges,
-            report.recordings_checked
+            report.recordings_checked,
+            report.casts_checked
         );
         if report.anchor_seq > 0 {
             println!(

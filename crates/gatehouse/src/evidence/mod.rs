@@ -1,7 +1,8 @@
 //! `gatehouse evidence --from T --to T --out DIR`: the package an auditor takes away.
 //!
 //! For the period: the audit log (JSON Lines and CSV), the sessions index with their
-//! recordings (copied, each with its hash and whether it matches its seal), the masking log,
+//! recordings (copied, each with its hash and whether it matches its seal; an SSH session's
+//! terminal casts too, each against the seal its recording holds), the masking log,
 //! the approval trail, the identity and token register, the retention policy and the oldest
 //! record held, the result of `audit verify`, the active policy, and a report (HTML and
 //! Markdown) mapping PCI DSS controls to these files and their counts. `manifest.json` and
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use clap::Args;
+use gatehouse_audit::cast::casts_of;
 use gatehouse_audit::export::{ExportFilter, ExportFormat};
 use gatehouse_audit::recording::{file_sha256, recording_path};
 use gatehouse_core::time::display;
@@ -97,7 +99,12 @@ pub fn run(config: &Config, args: &EvidenceArgs) -> Result<(), CliError> {
         }
         let source = recording_path(&recordings_dir, &s.id);
         let mut row = serde_json::to_value(&s).unwrap_or(Value::Null);
-        let copied = copy_recording(&source, dir, &s.id, &mut written)?;
+        let copied = copy_recording(
+            &source,
+            dir,
+            &format!("recordings/{}.jsonl", s.id),
+            &mut written,
+        )?;
         let (file, hash) = match &copied {
             Some((file, hash)) => (Some(file.clone()), Some(hash.clone())),
             None => (None, None),
@@ -115,10 +122,24 @@ pub fn run(config: &Config, args: &EvidenceArgs) -> Result<(), CliError> {
                 matching += 1;
             }
         }
+        let casts = if s.protocol == "ssh" && copied.is_some() {
+            copy_casts(
+                &recordings_dir,
+                dir,
+                &s.id,
+                &mut written,
+                &mut included,
+                &mut matching,
+            )?
+        } else {
+            Value::Array(Vec::new())
+        };
         if let Value::Object(map) = &mut row {
             map.insert("recording_file".into(), json!(file));
             map.insert("recording_file_sha256".into(), json!(hash));
             map.insert("recording_seal".into(), json!(seal));
+            // On every row, so the CSV (keyed by the first row) has the column.
+            map.insert("casts".into(), casts);
         }
         sessions.push(row);
     }
@@ -190,16 +211,17 @@ pub fn run(config: &Config, args: &EvidenceArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Copies a recording file to `name` in the package; its name there and hash, if it exists.
 fn copy_recording(
     source: &Path,
     dir: &Path,
-    session: &str,
+    name: &str,
     written: &mut Written,
 ) -> Result<Option<(String, String)>, CliError> {
     if !source.exists() {
         return Ok(None);
     }
-    let name = format!("recordings/{session}.jsonl");
+    let name = name.to_owned();
     written.file(dir, &name, |out| {
         let mut file = std::fs::File::open(source)
             .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", source.display())))?;
@@ -208,6 +230,53 @@ fn copy_recording(
     })?;
     let hash = file_sha256(&dir.join(&name)).map_err(|e| CliError::Usage(e.to_string()))?;
     Ok(Some((name, hash)))
+}
+
+/// Copies the terminal casts a session's recording names into `recordings/`, each with its
+/// hash and whether it matches the seal the recording holds; counted with the recordings.
+fn copy_casts(
+    source_dir: &Path,
+    dir: &Path,
+    session: &str,
+    written: &mut Written,
+    included: &mut u64,
+    matching: &mut u64,
+) -> Result<Value, CliError> {
+    let casts = match casts_of(source_dir, session) {
+        Ok(casts) => casts,
+        Err(e) => return Ok(json!({ "error": e.to_string() })),
+    };
+    let mut rows = Vec::new();
+    for cast in casts {
+        let copied = copy_recording(
+            &source_dir.join(&cast.file),
+            dir,
+            &format!("recordings/{}", cast.file),
+            written,
+        )?;
+        let hash = copied.as_ref().map(|(_, hash)| hash.clone());
+        let seal = match (&cast.seal, &hash) {
+            (Some(sealed), Some(hash)) if sealed.sha256 == *hash => "matches its seal",
+            (Some(_), Some(_)) => "DOES NOT MATCH its seal",
+            (Some(_), None) => "sealed, but the file is missing",
+            (None, Some(_)) => "not sealed (channel live, or the gateway stopped abruptly)",
+            (None, None) => "not sealed, and the file is missing",
+        };
+        if hash.is_some() {
+            *included += 1;
+            if seal == "matches its seal" {
+                *matching += 1;
+            }
+        }
+        rows.push(json!({
+            "channel": cast.channel,
+            "command": cast.command,
+            "file": copied.map(|(file, _)| file),
+            "sha256": hash,
+            "seal": seal,
+        }));
+    }
+    Ok(Value::Array(rows))
 }
 
 fn json_to(out: &mut impl std::io::Write, value: &impl serde::Serialize) -> Result<(), CliError> {

@@ -113,7 +113,8 @@ fn controls(r: &Report) -> Vec<Control> {
             id: "10.3",
             title: "Audit logs are protected from change",
             claim: "Every write is chained by SHA-256 to the one before it; recordings are sealed \
-                    at session end; verification re-reads everything."
+                    at session end, terminal casts when their channel ends (their seals inside \
+                    the sealed recording); verification re-reads everything."
                 .into(),
             artifacts: "verify.json, sessions.csv (recording_sha256), manifest.json",
             figures: vec![
@@ -125,6 +126,10 @@ fn controls(r: &Report) -> Vec<Control> {
                 (
                     "sealed recordings verified".into(),
                     r.verify.recordings_checked.to_string(),
+                ),
+                (
+                    "sealed terminal casts verified".into(),
+                    r.verify.casts_checked.to_string(),
                 ),
                 ("problems found".into(), r.verify.problems.len().to_string()),
                 (

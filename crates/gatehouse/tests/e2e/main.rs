@@ -23,6 +23,7 @@ mod oidc;
 mod pgbench;
 mod pipelines;
 mod psql;
+mod replay_cast;
 mod ssh_exec;
 mod ssh_transfer;
 mod upstream_auth;
