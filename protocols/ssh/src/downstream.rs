@@ -11,9 +11,9 @@ use russh::server::{self, Msg};
 use russh::{ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use tokio::sync::mpsc;
 
-use crate::relay::Pty;
 use crate::sftp::Framer;
 use crate::sftp_link::SftpLink;
+use gatehouse_core::store::TerminalEvent;
 
 /// Longest stderr line kept as a failed command's message.
 const MAX_ERROR_LINE: usize = 240;
@@ -23,8 +23,8 @@ pub(crate) enum Mode {
     /// An admitted exec, shell or SFTP session: finished when the channel ends.
     Command {
         admitted: Admitted,
-        #[allow(dead_code)] // the terminal recording starts from it (next change)
-        pty: Option<Pty>,
+        /// Whether its output goes into the channel's terminal cast.
+        recording: bool,
     },
     /// An SFTP channel: the host's bytes are followed packet by packet.
     Sftp(SftpLink),
@@ -34,8 +34,11 @@ pub(crate) enum Mode {
 }
 
 impl Mode {
-    pub(crate) fn command(admitted: Admitted, pty: Option<Pty>) -> Self {
-        Self::Command { admitted, pty }
+    pub(crate) fn command(admitted: Admitted, recording: bool) -> Self {
+        Self::Command {
+            admitted,
+            recording,
+        }
     }
 }
 
@@ -60,6 +63,7 @@ struct HostHalf {
     ending: Ending,
     counts: MaskCounts,
     sftp: Option<(Framer, SftpLink)>,
+    recording: bool,
 }
 
 /// Relays the host's side of one channel until it closes.
@@ -79,6 +83,7 @@ pub(crate) async fn run(
         ending: Ending::default(),
         counts: MaskCounts::new(),
         sftp: None,
+        recording: false,
     };
     let mut modes_open = true;
     loop {
@@ -106,7 +111,13 @@ pub(crate) async fn run(
 impl HostHalf {
     async fn on_mode(&mut self, mode: Mode) -> Result<bool, russh::Error> {
         match mode {
-            Mode::Command { admitted, .. } => self.command = Some(admitted),
+            Mode::Command {
+                admitted,
+                recording,
+            } => {
+                self.command = Some(admitted);
+                self.recording = recording;
+            }
             Mode::Sftp(link) => self.sftp = Some((Framer::new(), link)),
             Mode::Reply(packet) => self.client.data_bytes(packet).await?,
         }
@@ -123,12 +134,14 @@ impl HostHalf {
             ChannelMsg::Data { data } => {
                 self.ending.bytes_out += data.len() as u64;
                 let data = mask(&self.core, data, &mut self.counts, "output");
+                self.record(&data);
                 self.client.data_bytes(data).await?;
             }
             ChannelMsg::ExtendedData { data, ext } => {
                 self.ending.bytes_err += data.len() as u64;
                 let data = mask(&self.core, data, &mut self.counts, "stderr");
                 self.ending.keep_error_line(&data);
+                self.record(&data);
                 self.client.extended_data_bytes(ext, data).await?;
             }
             ChannelMsg::Eof => self.client.eof().await?,
@@ -187,6 +200,14 @@ impl HostHalf {
         }
     }
 
+    /// Adds output (as the client saw it) to the channel's terminal cast.
+    fn record(&self, data: &Bytes) {
+        if self.recording {
+            self.core
+                .terminal(TerminalEvent::output(self.id.into(), data.clone()));
+        }
+    }
+
     fn sftp_broken(&mut self, why: &str) -> bool {
         self.core
             .note(format!("sftp stream from the server refused: {why}"));
@@ -199,6 +220,11 @@ impl HostHalf {
         let _ = self.client.close().await;
         if let Some((_, link)) = self.sftp.take() {
             link.drain(&self.core);
+        }
+        if self.recording {
+            let status = self.ending.status();
+            self.core
+                .terminal(TerminalEvent::end(self.id.into(), Some(status)));
         }
         if let Some(admitted) = self.command.take() {
             self.core.finish(
@@ -238,6 +264,15 @@ impl Ending {
                 line.truncate(cut);
             }
             self.last_error_line = line;
+        }
+    }
+
+    /// How the command ended, for the cast's end.
+    fn status(&self) -> String {
+        match (self.exit_status, &self.signal) {
+            (_, Some(sig)) => format!("exit-signal {sig}"),
+            (Some(n), None) => format!("exit-status {n}"),
+            (None, None) => "closed".into(),
         }
     }
 

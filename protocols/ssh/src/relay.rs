@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use gatehouse_core::store::{TerminalEvent, TerminalStart};
 use gatehouse_core::{Admission, Admitted, Command, Outcome, Session, StatementClass};
 use russh::server::{self, Msg};
 use russh::{client, Channel, ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
@@ -59,6 +60,7 @@ pub(crate) fn spawn(
                     pending: VecDeque::new(),
                     pty: None,
                     sftp: None,
+                    recording: false,
                 };
                 half.run(client_rx).await;
                 drop(half);
@@ -90,6 +92,9 @@ struct ClientHalf {
     pty: Option<Pty>,
     /// An SFTP channel's client-side framer and the state shared with the host half.
     sftp: Option<(Framer, SftpLink)>,
+    /// Whether the channel is recorded as a terminal cast (shells and commands, not file
+    /// transfers).
+    recording: bool,
 }
 
 /// What became of a command waiting for admission.
@@ -172,6 +177,13 @@ impl ClientHalf {
                 pix_width,
                 pix_height,
             } => {
+                if self.recording {
+                    self.core.terminal(TerminalEvent::resize(
+                        self.id.into(),
+                        col_width,
+                        row_height,
+                    ));
+                }
                 self.up
                     .window_change(col_width, row_height, pix_width, pix_height)
                     .await?
@@ -186,7 +198,10 @@ impl ClientHalf {
                 let Some(admitted) = self.wait(admission, client).await else {
                     return Ok(Flow::Stop);
                 };
-                self.start(Mode::command(admitted, self.pty.clone())).await;
+                if !is_transfer(&command) {
+                    self.record_start(Some(String::from_utf8_lossy(&command).into_owned()));
+                }
+                self.start(Mode::command(admitted, self.recording)).await;
                 self.up.exec(true, command).await?;
             }
             ChannelMsg::RequestShell { .. } if !self.started => {
@@ -201,7 +216,8 @@ impl ClientHalf {
                 let Some(admitted) = self.wait(admission, client).await else {
                     return Ok(Flow::Stop);
                 };
-                self.start(Mode::command(admitted, self.pty.clone())).await;
+                self.record_start(None);
+                self.start(Mode::command(admitted, self.recording)).await;
                 self.up.request_shell(true).await?;
             }
             ChannelMsg::RequestSubsystem { name, .. } if !self.started && name == "sftp" => {
@@ -213,7 +229,7 @@ impl ClientHalf {
                     return Ok(Flow::Stop);
                 };
                 let link = SftpLink::default();
-                self.start(Mode::command(admitted, None)).await;
+                self.start(Mode::command(admitted, false)).await;
                 self.start(Mode::Sftp(link.clone())).await;
                 self.sftp = Some((Framer::new(), link));
                 self.up.request_subsystem(true, name).await?;
@@ -223,6 +239,24 @@ impl ClientHalf {
             _ => {}
         }
         Ok(Flow::Go)
+    }
+
+    /// Starts the channel's terminal recording (a shell, or a command that is not a transfer).
+    fn record_start(&mut self, command: Option<String>) {
+        self.recording = true;
+        let (width, height, term) = match &self.pty {
+            Some(p) => (p.cols, p.rows, Some(p.term.clone())),
+            None => (0, 0, None),
+        };
+        self.core.terminal(TerminalEvent::start(
+            self.id.into(),
+            TerminalStart {
+                width,
+                height,
+                term,
+                command,
+            },
+        ));
     }
 
     /// Tells the host half what the channel became, before anything is forwarded.
@@ -400,4 +434,19 @@ async fn unavailable(
         break;
     }
     drop(client_tx);
+}
+
+/// Whether an exec line moves files (scp's and rsync's server sides): binary streams, relayed
+/// and audited but not recorded as a terminal cast.
+fn is_transfer(command: &[u8]) -> bool {
+    let line = String::from_utf8_lossy(command);
+    let line = line.trim_start();
+    [
+        "scp ",
+        "rsync --server",
+        "sftp-server",
+        "/usr/lib/openssh/sftp-server",
+    ]
+    .iter()
+    .any(|p| line.starts_with(p))
 }

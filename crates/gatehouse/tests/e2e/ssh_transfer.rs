@@ -7,7 +7,11 @@ use crate::support::{with_statement, Gateway};
 #[test]
 fn scp_sftp_and_rsync_move_100_mib_both_ways_intact() {
     let sshd = Sshd::start();
-    let policy = sshd.connection("box", "");
+    let policy = format!(
+        "{}\n[[rule]]\nname = \"keep-protected\"\nwhen = {{ command = \"^sftp (remove|rename) .*protected\" }}\n\
+         action = \"deny\"\nmessage = \"protected files stay\"\n",
+        sshd.connection("box", "")
+    );
     let gw = Gateway::start_with_policy(&[], &policy, &[]);
     let token = gw.token("deployer", &["batch"]);
     let port = gw.ssh_port.to_string();
@@ -53,6 +57,20 @@ fn scp_sftp_and_rsync_move_100_mib_both_ways_intact() {
     assert!(out.status.success(), "sftp: {out:?}");
     assert_eq!(sha256(&sshd.path("sftp-down.bin")), want);
     assert!(!sshd.path("drop").exists(), "the sftp housekeeping ran");
+
+    // A rule refuses one operation; the client is told and the session goes on.
+    std::fs::write(sshd.path("protected.txt"), "keep me").unwrap();
+    let script = format!(
+        "-rm {p}\nls {p}\n",
+        p = sshd.path("protected.txt").display()
+    );
+    let out = with_token("sftp", &sftp_args, Some(&script), &token);
+    assert!(out.status.success(), "sftp: {out:?}");
+    assert!(text(&out.stderr).contains("Permission denied"), "{out:?}");
+    assert!(
+        sshd.path("protected.txt").exists(),
+        "the refused remove did not run"
+    );
 
     // rsync over ssh through the gateway.
     let rsh = format!("ssh -p {port} {}", SSH_OPTS.join(" "));
