@@ -1,3 +1,4 @@
 //! placeholder
 
 pub mod output_mask;
+pub mod shell_lines;
