@@ -148,7 +148,9 @@ fn card_across(buf: &[u8], at: usize) -> bool {
         if !GROUP.contains(&(end - start)) {
             break;
         }
-        left[n_left] = (start, end);
+        if let Some(slot) = left.get_mut(n_left) {
+            *slot = (start, end);
+        }
         n_left += 1;
         if start >= 2 && byte(buf, start - 1) == Some(sep) && digit_at(buf, start - 2) {
             end = start - 1;
@@ -179,7 +181,9 @@ fn card_across(buf: &[u8], at: usize) -> bool {
         if !GROUP.contains(&len) || digits > *DIGITS.end() {
             break;
         }
-        right[n_right] = (start, end);
+        if let Some(slot) = right.get_mut(n_right) {
+            *slot = (start, end);
+        }
         n_right += 1;
         if byte(buf, end) != Some(sep) || (end + 1 < buf.len() && !digit_at(buf, end + 1)) {
             break;
