@@ -2,18 +2,25 @@
 //! detectors say), exit status and signals passed on, and the channel's command finished in
 //! the audit trail with how it ended.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use gatehouse_core::mask::MaskCounts;
 use gatehouse_core::{Admitted, Outcome, Session};
 use russh::server::{self, Msg};
 use russh::{ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::output_mask::OutputMasker;
 
 use crate::sftp::Framer;
 use crate::sftp_link::SftpLink;
 use gatehouse_core::store::TerminalEvent;
+
+/// How much of the last output line is looked at for a password prompt.
+const PROMPT_TAIL: usize = 80;
 
 /// Longest stderr line kept as a failed command's message.
 const MAX_ERROR_LINE: usize = 240;
@@ -25,6 +32,9 @@ pub(crate) enum Mode {
         admitted: Admitted,
         /// Whether its output goes into the channel's terminal cast.
         recording: bool,
+        /// Whether its output goes through the session's detectors (not for file transfers,
+        /// which are relayed byte for byte).
+        masking: bool,
     },
     /// An SFTP channel: the host's bytes are followed packet by packet.
     Sftp(SftpLink),
@@ -34,10 +44,11 @@ pub(crate) enum Mode {
 }
 
 impl Mode {
-    pub(crate) fn command(admitted: Admitted, recording: bool) -> Self {
+    pub(crate) fn command(admitted: Admitted, recording: bool, masking: bool) -> Self {
         Self::Command {
             admitted,
             recording,
+            masking,
         }
     }
 }
@@ -61,10 +72,19 @@ struct HostHalf {
     id: ChannelId,
     command: Option<Admitted>,
     ending: Ending,
-    counts: MaskCounts,
     sftp: Option<(Framer, SftpLink)>,
     recording: bool,
+    /// stdout and stderr through the detectors, across chunk boundaries.
+    masks: Option<[OutputMasker; 2]>,
+    /// When held output goes out if nothing more comes (a prompt that ends in digits).
+    flush_at: Option<Instant>,
+    /// Set while the host's last output looks like a password prompt: what the client types
+    /// next is not evidence anyone should read.
+    prompt: Arc<AtomicBool>,
 }
+
+/// How long held-back output waits for more before it is flushed.
+const FLUSH_IDLE: Duration = Duration::from_millis(20);
 
 /// Relays the host's side of one channel until it closes.
 pub(crate) async fn run(
@@ -73,6 +93,7 @@ pub(crate) async fn run(
     client: ChannelWriteHalf<Msg>,
     handle: server::Handle,
     mut modes: mpsc::Receiver<Mode>,
+    prompt: Arc<AtomicBool>,
 ) {
     let mut half = HostHalf {
         id: client.id(),
@@ -81,9 +102,11 @@ pub(crate) async fn run(
         handle,
         command: None,
         ending: Ending::default(),
-        counts: MaskCounts::new(),
         sftp: None,
         recording: false,
+        masks: None,
+        flush_at: None,
+        prompt,
     };
     let mut modes_open = true;
     loop {
@@ -100,6 +123,7 @@ pub(crate) async fn run(
                 Some(msg) => half.on_message(msg).await,
                 None => Ok(false),
             },
+            () = sleep_until(half.flush_at), if half.flush_at.is_some() => half.flush().await,
         };
         if !matches!(go, Ok(true)) {
             break;
@@ -114,9 +138,17 @@ impl HostHalf {
             Mode::Command {
                 admitted,
                 recording,
+                masking,
             } => {
                 self.command = Some(admitted);
                 self.recording = recording;
+                let masker = self.core.masker();
+                if masking && masker.has_detectors() {
+                    self.masks = Some([
+                        OutputMasker::new(masker, "output"),
+                        OutputMasker::new(masker, "stderr"),
+                    ]);
+                }
             }
             Mode::Sftp(link) => self.sftp = Some((Framer::new(), link)),
             Mode::Reply(packet) => self.client.data_bytes(packet).await?,
@@ -133,19 +165,22 @@ impl HostHalf {
             }
             ChannelMsg::Data { data } => {
                 self.ending.bytes_out += data.len() as u64;
-                let data = mask(&self.core, data, &mut self.counts, "output");
-                self.record(&data);
-                self.client.data_bytes(data).await?;
+                self.watch_prompt(&data);
+                let data = self.mask(0, data);
+                self.send(0, data).await?;
             }
             ChannelMsg::ExtendedData { data, ext } => {
                 self.ending.bytes_err += data.len() as u64;
-                let data = mask(&self.core, data, &mut self.counts, "stderr");
+                let data = self.mask(1, data);
                 self.ending.keep_error_line(&data);
-                self.record(&data);
-                self.client.extended_data_bytes(ext, data).await?;
+                self.send(ext, data).await?;
             }
-            ChannelMsg::Eof => self.client.eof().await?,
+            ChannelMsg::Eof => {
+                self.flush().await?;
+                self.client.eof().await?
+            }
             ChannelMsg::ExitStatus { exit_status } => {
+                self.flush().await?;
                 self.ending.exit_status = Some(exit_status);
                 self.client.exit_status(exit_status).await?;
             }
@@ -155,6 +190,7 @@ impl HostHalf {
                 error_message,
                 lang_tag,
             } => {
+                self.flush().await?;
                 self.ending.signal = Some(format!("{signal_name:?}"));
                 let _ = self
                     .handle
@@ -200,6 +236,74 @@ impl HostHalf {
         }
     }
 
+    /// Output through the stream's masker (which may hold back the start of a card number
+    /// until the next chunk shows whether it is one).
+    fn mask(&mut self, stream: usize, data: Bytes) -> Bytes {
+        let Some(masks) = self.masks.as_mut() else {
+            return data;
+        };
+        let Some(masker) = masks.get_mut(stream) else {
+            return data;
+        };
+        let out = masker.push(data);
+        if masks.iter().any(OutputMasker::is_holding) {
+            self.flush_at = Some(Instant::now() + FLUSH_IDLE);
+        } else {
+            self.flush_at = None;
+        }
+        out
+    }
+
+    /// Sends output to the client (stream 0 is stdout, else the extended data type), and to
+    /// the cast.
+    async fn send(&mut self, ext: u32, data: Bytes) -> Result<(), russh::Error> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.record(&data);
+        if ext == 0 {
+            self.client.data_bytes(data).await
+        } else {
+            self.client.extended_data_bytes(ext, data).await
+        }
+    }
+
+    /// Sends what the maskers held back: the stream went quiet, or is ending.
+    async fn flush(&mut self) -> Result<bool, russh::Error> {
+        self.flush_at = None;
+        let held = match self.masks.as_mut() {
+            Some([out, err]) => [out.flush(), err.flush()],
+            None => return Ok(true),
+        };
+        let [out, err] = held;
+        self.send(0, out).await?;
+        self.send(1, err).await?;
+        Ok(true)
+    }
+
+    /// Notes whether the host's output ends in what looks like a password prompt.
+    fn watch_prompt(&self, data: &[u8]) {
+        let tail = match data.iter().rposition(|b| *b == b'\n') {
+            Some(i) => &data[i + 1..],
+            None => data,
+        };
+        let start = tail.len().saturating_sub(PROMPT_TAIL);
+        let text = String::from_utf8_lossy(&tail[start..]).to_ascii_lowercase();
+        let trimmed = text.trim_end();
+        let asks = trimmed.ends_with(':')
+            && [
+                "password",
+                "passphrase",
+                "passcode",
+                "pin",
+                "token",
+                "secret",
+            ]
+            .iter()
+            .any(|w| trimmed.contains(w));
+        self.prompt.store(asks, Ordering::Relaxed);
+    }
+
     /// Adds output (as the client saw it) to the channel's terminal cast.
     fn record(&self, data: &Bytes) {
         if self.recording {
@@ -226,27 +330,16 @@ impl HostHalf {
             self.core
                 .terminal(TerminalEvent::end(self.id.into(), Some(status)));
         }
-        if let Some(admitted) = self.command.take() {
-            self.core.finish(
-                admitted,
-                self.ending.outcome(),
-                0,
-                None,
-                self.counts.to_log(),
-            );
+        let mut log = gatehouse_core::MaskLog::new();
+        for masker in self.masks.iter_mut().flatten() {
+            for (place, n) in masker.take_log() {
+                *log.entry(place).or_default() += n;
+            }
         }
-    }
-}
-
-/// The output with the session's detectors applied.
-fn mask(core: &Session, data: Bytes, counts: &mut MaskCounts, what: &str) -> Bytes {
-    let masker = core.masker();
-    if !masker.has_detectors() {
-        return data;
-    }
-    match masker.mask_bytes(&data, counts, what) {
-        std::borrow::Cow::Borrowed(_) => data,
-        std::borrow::Cow::Owned(masked) => Bytes::from(masked),
+        if let Some(admitted) = self.command.take() {
+            self.core
+                .finish(admitted, self.ending.outcome(), 0, None, log);
+        }
     }
 }
 
@@ -304,5 +397,13 @@ impl Ending {
                 tag: format!("closed without an exit status, {bytes}"),
             },
         }
+    }
+}
+
+/// Sleeps until `at` (never called without one: the select arm is off then).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

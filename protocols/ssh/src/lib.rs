@@ -20,9 +20,9 @@ pub mod host_key;
 pub mod output_mask;
 mod relay;
 pub mod service;
-pub mod shell_lines;
 pub mod sftp;
 mod sftp_link;
+pub mod shell_lines;
 mod tunnel;
 pub mod upstream;
 

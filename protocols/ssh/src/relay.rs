@@ -7,6 +7,7 @@
 //! before the host's next message, so output is never handled under the wrong mode.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -20,6 +21,7 @@ use tokio::task::JoinHandle;
 use crate::downstream::{self, Mode};
 use crate::sftp::{denied_packet, Framer, SftpError};
 use crate::sftp_link::SftpLink;
+use crate::shell_lines::LineEditor;
 
 /// The exit status a client sees when the gateway refuses its command (as a shell answers a
 /// command it may not run), with the reason on stderr.
@@ -43,12 +45,14 @@ pub(crate) fn spawn(
             Ok(up) => {
                 let (up_rx, up_tx) = up.split();
                 let (mode_tx, mode_rx) = mpsc::channel(4);
+                let prompt = Arc::new(AtomicBool::new(false));
                 let down = tokio::spawn(downstream::run(
                     core.clone(),
                     up_rx,
                     client_tx,
                     handle.clone(),
                     mode_rx,
+                    prompt.clone(),
                 ));
                 let mut half = ClientHalf {
                     core,
@@ -61,6 +65,8 @@ pub(crate) fn spawn(
                     pty: None,
                     sftp: None,
                     recording: false,
+                    shell: None,
+                    prompt,
                 };
                 half.run(client_rx).await;
                 drop(half);
@@ -95,7 +101,14 @@ struct ClientHalf {
     /// Whether the channel is recorded as a terminal cast (shells and commands, not file
     /// transfers).
     recording: bool,
+    /// An interactive shell's typed lines, reconstructed from keystrokes.
+    shell: Option<LineEditor>,
+    /// Set by the host half while its last output looks like a password prompt.
+    prompt: Arc<AtomicBool>,
 }
+
+/// What stands in the audit trail for a line typed at a password prompt.
+const SECRET_LINE: &str = "(typed at a password prompt: not recorded)";
 
 /// What became of a command waiting for admission.
 enum Verdict {
@@ -133,7 +146,13 @@ impl ClientHalf {
             ChannelMsg::Data { data } if self.sftp.is_some() => {
                 return self.sftp_data(&data, client).await
             }
-            ChannelMsg::Data { data } => self.up.data_bytes(data).await?,
+            ChannelMsg::Data { data } if self.shell.is_some() => {
+                return self.shell_data(data).await
+            }
+            ChannelMsg::Data { data } => {
+                self.record_input(&data);
+                self.up.data_bytes(data).await?
+            }
             ChannelMsg::Eof => self.up.eof().await?,
             ChannelMsg::Close => return Ok(Flow::Stop),
             ChannelMsg::RequestPty {
@@ -198,10 +217,12 @@ impl ClientHalf {
                 let Some(admitted) = self.wait(admission, client).await else {
                     return Ok(Flow::Stop);
                 };
-                if !is_transfer(&command) {
+                let transfer = is_transfer(&command);
+                if !transfer {
                     self.record_start(Some(String::from_utf8_lossy(&command).into_owned()));
                 }
-                self.start(Mode::command(admitted, self.recording)).await;
+                self.start(Mode::command(admitted, self.recording, !transfer))
+                    .await;
                 self.up.exec(true, command).await?;
             }
             ChannelMsg::RequestShell { .. } if !self.started => {
@@ -217,7 +238,9 @@ impl ClientHalf {
                     return Ok(Flow::Stop);
                 };
                 self.record_start(None);
-                self.start(Mode::command(admitted, self.recording)).await;
+                self.shell = Some(LineEditor::new());
+                self.start(Mode::command(admitted, self.recording, true))
+                    .await;
                 self.up.request_shell(true).await?;
             }
             ChannelMsg::RequestSubsystem { name, .. } if !self.started && name == "sftp" => {
@@ -229,7 +252,7 @@ impl ClientHalf {
                     return Ok(Flow::Stop);
                 };
                 let link = SftpLink::default();
-                self.start(Mode::command(admitted, false)).await;
+                self.start(Mode::command(admitted, false, false)).await;
                 self.start(Mode::Sftp(link.clone())).await;
                 self.sftp = Some((Framer::new(), link));
                 self.up.request_subsystem(true, name).await?;
@@ -257,6 +280,62 @@ impl ClientHalf {
                 command,
             },
         ));
+    }
+
+    /// Keystrokes of a pty channel go into its cast, except at a password prompt.
+    fn record_input(&self, data: &Bytes) {
+        if self.recording && self.pty.is_some() && !self.prompt.load(Ordering::Relaxed) {
+            self.core
+                .terminal(TerminalEvent::input(self.id.into(), data.clone()));
+        }
+    }
+
+    /// An interactive shell's keystrokes: each line typed is recorded (evidence, not a
+    /// boundary: no rule judges it) and its Enter is held until the entry is durable.
+    async fn shell_data(&mut self, data: Bytes) -> Result<Flow, russh::Error> {
+        self.record_input(&data);
+        let Some(editor) = self.shell.as_mut() else {
+            return Ok(Flow::Go);
+        };
+        let lines = editor.feed(&data);
+        let mut sent = 0;
+        for typed in lines {
+            let enter = typed.end().saturating_sub(1).max(sent);
+            if enter > sent {
+                self.up.data_bytes(data.slice(sent..enter)).await?;
+            }
+            let text = if self.prompt.load(Ordering::Relaxed) {
+                SECRET_LINE.to_owned()
+            } else {
+                typed.line().audit_text()
+            };
+            match self
+                .core
+                .observe(Command::classed(text, StatementClass::ShellLine))
+                .wait()
+                .await
+            {
+                Ok(admitted) => self.core.finish(
+                    admitted,
+                    Outcome::Completed {
+                        tag: "entered".into(),
+                    },
+                    0,
+                    None,
+                    Default::default(),
+                ),
+                Err(refused) => {
+                    // Fail closed: a line whose evidence cannot be kept is not entered.
+                    self.refuse(&refused.message).await;
+                    return Ok(Flow::Stop);
+                }
+            }
+            sent = enter;
+        }
+        if sent < data.len() {
+            self.up.data_bytes(data.slice(sent..)).await?;
+        }
+        Ok(Flow::Go)
     }
 
     /// Tells the host half what the channel became, before anything is forwarded.
