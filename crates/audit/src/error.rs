@@ -22,6 +22,12 @@ pub enum AuditError {
     /// Something the caller asked for does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// What the caller asked for clashes with what is stored (a key registered twice).
+    #[error("{0}")]
+    Conflict(String),
+    /// A public key to register is not one.
+    #[error(transparent)]
+    PublicKey(#[from] gatehouse_core::PublicKeyError),
     /// The store is not usable (writer stopped, random source failed).
     #[error(transparent)]
     Store(#[from] gatehouse_core::StoreError),

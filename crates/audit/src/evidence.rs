@@ -209,15 +209,15 @@ impl SqliteStore {
         })
     }
 
-    /// The identity and token register: every token (never its secret), who issued it, its
-    /// groups and scope, expiry and revocation.
+    /// The identity and credential register: every token (never its secret) and registered SSH
+    /// key (its fingerprint), who issued it, its groups and scope, expiry and revocation.
     pub fn token_register(&self) -> Result<Vec<Value>, AuditError> {
         let t = |us: Option<i64>| us.map(|us| display(from_micros(us)));
         let now = to_micros(SystemTime::now());
         self.read(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, identity, groups_json, connections_json, created_at, created_by,
-                        expires_at, revoked_at, revoked_by
+                        expires_at, revoked_at, revoked_by, kind, fingerprint
                  FROM tokens ORDER BY created_at",
             )?;
             let rows = stmt.query_map([], |r| {
@@ -232,6 +232,8 @@ impl SqliteStore {
                 };
                 Ok(json!({
                     "id": r.get::<_, String>(0)?,
+                    "kind": r.get::<_, String>(9)?,
+                    "fingerprint": r.get::<_, Option<String>>(10)?,
                     "identity": r.get::<_, String>(1)?,
                     "groups": serde_json::from_str::<Value>(&r.get::<_, String>(2)?).unwrap_or(Value::Null),
                     "connections": serde_json::from_str::<Value>(&r.get::<_, String>(3)?).unwrap_or(Value::Null),

@@ -1,5 +1,6 @@
-//! Gatehouse's durable store: the SQLite audit sink and token registry (the embedded default),
-//! and session recordings as JSON Lines files (with asciicasts of terminal channels).
+//! Gatehouse's durable store: the SQLite audit sink and token registry (tokens and SSH keys;
+//! the embedded default), and session recordings as JSON Lines files (with asciicasts of
+//! terminal channels).
 //!
 //! The core defines the traits ([`gatehouse_core::store`]); this crate implements them. It never
 //! sees wire bytes: only the typed events the core hands over.
@@ -12,6 +13,7 @@
 //! - [`approvals`]: the approvals desk (held commands, decisions).
 //! - [`chain`] and [`verify`]: the tamper-evident hash chain and its verification.
 //! - [`tokens`]: issuing, listing and revoking service tokens (CLI and bootstrap).
+//! - [`keys`]: SSH public keys registered to identities (rows of the same table).
 //! - [`queries`]: listings of sessions and audit entries.
 //! - [`export`]: audit entries streamed out as JSON Lines or CSV (`audit export`).
 //! - [`recording`]: JSON Lines recordings, appended as sessions run.
@@ -27,6 +29,7 @@ pub mod error;
 pub mod evidence;
 pub mod export;
 mod journal;
+pub mod keys;
 pub mod queries;
 pub mod recording;
 pub mod retention;
@@ -40,9 +43,10 @@ pub use approvals::{ApprovalRow, SqliteApprovals};
 pub use error::AuditError;
 pub use evidence::PeriodCounts;
 pub use export::{ExportFilter, ExportFormat};
+pub use keys::KeyRow;
 pub use queries::{AuditFilter, AuditRow, SessionRow};
 pub use recording::{read_recording, FileRecordings};
 pub use retention::PurgeReport;
 pub use sqlite::{AuditWriter, SqliteStore};
-pub use tokens::{NewToken, TokenRow};
+pub use tokens::{CredentialKind, NewToken, TokenRow};
 pub use verify::{verify, VerifyReport};

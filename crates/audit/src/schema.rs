@@ -5,6 +5,10 @@ use rusqlite::Connection;
 use crate::error::AuditError;
 
 const SCHEMA: &str = r#"
+-- Credentials: service tokens (kind 'token', found by the SHA-256 of the secret in `hash`) and
+-- SSH public keys registered to an identity (kind 'ssh-key', found by `fingerprint`; `hash`
+-- holds 'ssh-key:' + id, which no hex digest can equal). Both share ids, scope, expiry and
+-- revocation, so the revocation watch and the register cover both.
 CREATE TABLE IF NOT EXISTS tokens (
     id            TEXT PRIMARY KEY,
     hash          TEXT NOT NULL UNIQUE,
@@ -15,7 +19,10 @@ CREATE TABLE IF NOT EXISTS tokens (
     created_by    TEXT NOT NULL,
     expires_at    INTEGER,
     revoked_at    INTEGER,
-    revoked_by    TEXT
+    revoked_by    TEXT,
+    kind          TEXT NOT NULL DEFAULT 'token',  -- token | ssh-key
+    fingerprint   TEXT,                           -- ssh-key: SHA256:... as ssh-keygen -lf
+    public_key    TEXT                            -- ssh-key: the OpenSSH line as registered
 );
 CREATE INDEX IF NOT EXISTS tokens_revoked_at ON tokens(revoked_at);
 
@@ -125,7 +132,19 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("audit_entries", "masked_json", "TEXT"),
     ("audit_entries", "result_masked_json", "TEXT"),
     ("sessions", "recording_sha256", "TEXT"),
+    ("tokens", "kind", "TEXT NOT NULL DEFAULT 'token'"),
+    ("tokens", "fingerprint", "TEXT"),
+    ("tokens", "public_key", "TEXT"),
 ];
+
+/// Indexes over added columns: created once the columns exist, in old stores too.
+const AFTER_COLUMNS: &str = r#"
+CREATE INDEX IF NOT EXISTS tokens_fingerprint ON tokens(fingerprint);
+-- One live registration per key, so a fingerprint names one identity. A removed key may be
+-- registered again.
+CREATE UNIQUE INDEX IF NOT EXISTS tokens_live_key ON tokens(fingerprint)
+    WHERE kind = 'ssh-key' AND revoked_at IS NULL;
+"#;
 
 /// Opens (creating if needed) the database with the settings every connection uses:
 /// WAL so readers never block the writer, and `synchronous = NORMAL`, under which a committed
@@ -140,7 +159,7 @@ pub fn open(path: &std::path::Path) -> Result<Connection, AuditError> {
     Ok(conn)
 }
 
-/// Creates the tables if they do not exist.
+/// Creates the tables if they do not exist, and adds what later releases added.
 pub fn migrate(conn: &Connection) -> Result<(), AuditError> {
     conn.execute_batch(SCHEMA)?;
     for (table, column, kind) in ADDED_COLUMNS {
@@ -153,5 +172,6 @@ pub fn migrate(conn: &Connection) -> Result<(), AuditError> {
             conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
         }
     }
+    conn.execute_batch(AFTER_COLUMNS)?;
     Ok(())
 }

@@ -16,6 +16,7 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::entry::Entry;
 use crate::error::AuditError;
 use crate::journal;
+use crate::keys::KEY_COLUMNS;
 use crate::schema;
 use crate::tokens::token_from_row;
 use crate::writer::{apply, Writer};
@@ -154,8 +155,28 @@ impl TokenRegistry for SqliteStore {
             conn.query_row(
                 "SELECT id, identity, groups_json, connections_json, created_at, expires_at,
                         revoked_at, created_by
-                 FROM tokens WHERE hash = ?1",
+                 FROM tokens WHERE hash = ?1 AND kind = 'token'",
                 [hash],
+                token_from_row,
+            )
+            .optional()?
+            .transpose()
+        })
+        .await
+    }
+
+    async fn find_by_key(&self, fingerprint: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let fingerprint = fingerprint.to_owned();
+        self.read_async(move |conn| {
+            // At most one live registration (a unique index); else the latest removed one, so
+            // the refusal names who held the key.
+            conn.query_row(
+                &format!(
+                    "SELECT {KEY_COLUMNS} FROM tokens
+                     WHERE kind = 'ssh-key' AND fingerprint = ?1
+                     ORDER BY revoked_at IS NULL DESC, created_at DESC LIMIT 1"
+                ),
+                [fingerprint],
                 token_from_row,
             )
             .optional()?

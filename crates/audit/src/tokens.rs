@@ -1,4 +1,7 @@
 //! Service tokens in the store: issue, list, revoke. Only hashes are kept.
+//!
+//! Registered SSH keys ([`crate::keys`]) live in the same table with kind `ssh-key`; revocation
+//! is shared, listings and lookups keep the kinds apart.
 
 use std::time::SystemTime;
 
@@ -28,36 +31,56 @@ pub struct NewToken {
 /// A token as listed (never the secret).
 pub type TokenRow = TokenRecord;
 
+/// The kinds of credential the `tokens` table holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// A gateway-issued service token.
+    Token,
+    /// A registered SSH public key.
+    SshKey,
+}
+
+impl CredentialKind {
+    /// The value of the `kind` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::SshKey => "ssh-key",
+        }
+    }
+
+    /// What people call it, and the command that lists its ids.
+    fn noun_and_listing(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Token => ("token", "gatehouse token list"),
+            Self::SshKey => ("key", "gatehouse key list"),
+        }
+    }
+}
+
 impl SqliteStore {
     /// Issues a token and returns its id and the secret (show it once).
     pub fn create_token(&self, new: &NewToken) -> Result<(TokenId, String), AuditError> {
         let issued = issue_token()?;
         let conn = schema_conn(self)?;
-        conn.execute(
-            "INSERT INTO tokens (id, hash, identity, groups_json, connections_json, created_at,
-                created_by, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                issued.id.0,
-                issued.hash.0,
-                new.identity,
-                serde_json::to_string(&new.groups).unwrap_or_else(|_| "[]".into()),
-                serde_json::to_string(&new.connections).unwrap_or_else(|_| "[]".into()),
-                to_micros(SystemTime::now()),
-                new.created_by,
-                new.expires_at.map(to_micros),
-            ],
+        insert(
+            &conn,
+            &issued.id,
+            &issued.hash.0,
+            new,
+            CredentialKind::Token,
+            None,
         )?;
         Ok((issued.id, issued.secret))
     }
 
-    /// Every token, newest first.
+    /// Every token, newest first (keys are listed by [`SqliteStore::list_keys`]).
     pub fn list_tokens(&self) -> Result<Vec<TokenRow>, AuditError> {
         self.read(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, identity, groups_json, connections_json, created_at, expires_at,
                         revoked_at, created_by
-                 FROM tokens ORDER BY created_at DESC",
+                 FROM tokens WHERE kind = 'token' ORDER BY created_at DESC",
             )?;
             let rows = stmt.query_map([], token_from_row)?;
             rows.map(|r| r.map_err(AuditError::from).and_then(|r| r))
@@ -65,31 +88,50 @@ impl SqliteStore {
         })
     }
 
-    /// How many tokens exist (zero on a fresh store: `serve` then bootstraps an admin).
+    /// How many tokens exist (zero on a fresh store: `serve` then bootstraps an admin). Keys
+    /// do not count: they cannot call the admin API, so a store with only keys still needs
+    /// its first admin token.
     pub fn token_count(&self) -> Result<u64, AuditError> {
         self.read(|conn| {
-            let n: i64 = conn.query_row("SELECT count(*) FROM tokens", [], |r| r.get(0))?;
+            let n: i64 = conn.query_row(
+                "SELECT count(*) FROM tokens WHERE kind = 'token'",
+                [],
+                |r| r.get(0),
+            )?;
             Ok(u64::try_from(n).unwrap_or(0))
         })
     }
 
     /// Revokes a token; a running gateway ends its sessions within a second.
     pub fn revoke_token(&self, id: &str, by: &str) -> Result<(), AuditError> {
+        self.revoke_credential(CredentialKind::Token, id, by)
+    }
+
+    /// Revokes a token or a key (only of that kind: a key id given to `token revoke` is not
+    /// found); a running gateway ends its sessions within a second. Revoking twice is not an
+    /// error, and keeps the first revocation's time.
+    pub fn revoke_credential(
+        &self,
+        kind: CredentialKind,
+        id: &str,
+        by: &str,
+    ) -> Result<(), AuditError> {
         let conn = schema_conn(self)?;
         let changed = conn.execute(
             "UPDATE tokens SET revoked_at = ?2, revoked_by = ?3
-             WHERE id = ?1 AND revoked_at IS NULL",
-            params![id, to_micros(SystemTime::now()), by],
+             WHERE id = ?1 AND kind = ?4 AND revoked_at IS NULL",
+            params![id, to_micros(SystemTime::now()), by, kind.as_str()],
         )?;
         if changed == 0 {
             let exists: bool = conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM tokens WHERE id = ?1)",
-                [id],
+                "SELECT EXISTS (SELECT 1 FROM tokens WHERE id = ?1 AND kind = ?2)",
+                params![id, kind.as_str()],
                 |r| r.get(0),
             )?;
             if !exists {
+                let (noun, listing) = kind.noun_and_listing();
                 return Err(AuditError::NotFound(format!(
-                    "no token with id {id}; `gatehouse token list` shows the ids"
+                    "no {noun} with id {id}; `{listing}` shows the ids"
                 )));
             }
         }
@@ -97,9 +139,39 @@ impl SqliteStore {
     }
 }
 
+/// Inserts a credential row; `key` is an SSH key's fingerprint and public key line.
+pub(crate) fn insert(
+    conn: &Connection,
+    id: &TokenId,
+    hash: &str,
+    new: &NewToken,
+    kind: CredentialKind,
+    key: Option<(&str, &str)>,
+) -> Result<(), AuditError> {
+    conn.execute(
+        "INSERT INTO tokens (id, hash, identity, groups_json, connections_json, created_at,
+            created_by, expires_at, kind, fingerprint, public_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            id.0,
+            hash,
+            new.identity,
+            serde_json::to_string(&new.groups).unwrap_or_else(|_| "[]".into()),
+            serde_json::to_string(&new.connections).unwrap_or_else(|_| "[]".into()),
+            to_micros(SystemTime::now()),
+            new.created_by,
+            new.expires_at.map(to_micros),
+            kind.as_str(),
+            key.map(|(fingerprint, _)| fingerprint),
+            key.map(|(_, line)| line),
+        ],
+    )?;
+    Ok(())
+}
+
 /// Token administration is rare: it uses its own short-lived connection so it never waits
 /// behind the hot-path writer's queue.
-fn schema_conn(store: &SqliteStore) -> Result<Connection, AuditError> {
+pub(crate) fn schema_conn(store: &SqliteStore) -> Result<Connection, AuditError> {
     crate::schema::open(store.path())
 }
 

@@ -40,3 +40,25 @@ pub enum CoreError {
     #[error("connection \"{0}\" is defined twice; connection names must be unique")]
     DuplicateConnection(String),
 }
+
+/// Why an SSH public key line cannot be registered.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PublicKeyError {
+    /// Not `TYPE BASE64 [COMMENT]`, not base64, or the data is not a key of the named type.
+    #[error("not an OpenSSH public key: {0} (give the .pub file ssh-keygen wrote)")]
+    Malformed(String),
+    /// A key type the gateway does not take.
+    #[error(
+        "key type {0} is not supported (use ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp256/384/521 or a security key; not a certificate)"
+    )]
+    UnsupportedType(String),
+    /// A private key was given where the public one belongs.
+    #[error("this is a private key: give its public half (the .pub file), and keep the private key to yourself")]
+    NotPublic,
+    /// More than one line: an `authorized_keys` file, or two keys pasted together.
+    #[error("give exactly one key per file (one line)")]
+    SeveralLines,
+    /// Longer than any real key.
+    #[error("the key line is longer than {0} bytes; that is not a public key")]
+    TooLong(usize),
+}

@@ -1,6 +1,7 @@
 //! The gateway core: opens sessions for the wires and carries revocations to them.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::oidc::OidcVerifier;
 use crate::revocation::Revocations;
 use crate::rules::Rules;
 use crate::session::{Session, SessionId};
+use crate::ssh_key::is_fingerprint;
 use crate::store::{AuditSink, RecordingEvent, RecordingSink, TokenRegistry};
 use crate::time;
 
@@ -43,13 +45,44 @@ pub struct GatewayParts {
     pub masks: MaskPolicy,
 }
 
+/// What a client presented to prove who it is.
+///
+/// The two kinds never cross: a password is only ever looked up as a token (or verified as a
+/// JWT), a fingerprint only as a registered key, so a password that happens to spell a key's
+/// fingerprint is just an unknown token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Credential<'a> {
+    /// A password: a gateway-issued service token or an OIDC JWT.
+    Token(&'a str),
+    /// A public key the wire has already verified the client holds (the signature over the
+    /// SSH session checked), named by its OpenSSH fingerprint `SHA256:<base64, no padding>`
+    /// ([`crate::ssh_key::fingerprint_of_blob`]).
+    PublicKey {
+        /// The key's fingerprint.
+        fingerprint: &'a str,
+    },
+}
+
+impl fmt::Debug for Credential<'_> {
+    // A token is a secret: it must not reach a log through `{:?}` of a request.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Token(_) => f.write_str("Token(<redacted>)"),
+            Self::PublicKey { fingerprint } => f
+                .debug_struct("PublicKey")
+                .field("fingerprint", fingerprint)
+                .finish(),
+        }
+    }
+}
+
 /// What a wire read from the client when it asks to open a session.
 #[derive(Debug, Clone, Copy)]
 pub struct OpenRequest<'a> {
     /// The connection name the client asked for.
     pub connection: &'a str,
-    /// The token it presented (as its password).
-    pub token: &'a str,
+    /// What the client presented: its password as a token, or a public key it proved it holds.
+    pub credential: Credential<'a>,
     /// The user name it claimed (recorded only).
     pub claimed_user: &'a str,
     /// Where it connects from.
@@ -105,13 +138,15 @@ impl Gateway {
         })
     }
 
-    /// Authenticates the token, checks access and opens a session.
+    /// Authenticates the credential (token, JWT or registered key), checks access and opens a
+    /// session. A key's session is a token's in every other way: its identity, groups,
+    /// connection scope and expiry come from its registration, and revoking it ends the session.
     ///
     /// Refusals are recorded too (a session row that ends at once with the reason): failed
     /// access attempts are evidence.
     pub async fn open(&self, req: OpenRequest<'_>) -> Result<Session, Refusal> {
         let now = SystemTime::now();
-        let token = match self.identify(req.token, now).await {
+        let token = match self.identify(req.credential, now).await {
             Ok(t) => t,
             Err(Unauthenticated::Store(e)) => return Err(Refusal::StoreUnavailable(e)),
             Err(Unauthenticated::Invalid(why, who)) => {
@@ -186,7 +221,10 @@ impl Gateway {
     /// Who a token names, if it is valid now: for the admin API's bearer tokens. The client
     /// learns nothing about why a token is refused; the log does.
     pub async fn authenticate(&self, token: &str) -> Result<TokenRecord, Refusal> {
-        match self.identify(token, SystemTime::now()).await {
+        match self
+            .identify(Credential::Token(token), SystemTime::now())
+            .await
+        {
             Ok(t) => Ok(t),
             Err(Unauthenticated::Store(e)) => Err(Refusal::StoreUnavailable(e)),
             Err(Unauthenticated::Invalid(why, _)) => {
@@ -196,7 +234,35 @@ impl Gateway {
         }
     }
 
-    async fn identify(&self, token: &str, now: SystemTime) -> Result<TokenRecord, Unauthenticated> {
+    /// Whether a key with this fingerprint is registered (valid or not), recording nothing: for
+    /// the SSH wire's answer to a key the client merely offers before signing, so the other
+    /// keys an agent tries in turn do not each leave a refused session. A registered key is
+    /// let on to [`Gateway::open`] even when revoked or expired, whose refusal then records
+    /// who tried (that is evidence). A store failure answers `false` (fail closed).
+    pub async fn knows_key(&self, fingerprint: &str) -> bool {
+        if !is_fingerprint(fingerprint) {
+            return false;
+        }
+        match self.inner.tokens.find_by_key(fingerprint).await {
+            Ok(found) => found.is_some(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look up an offered key");
+                false
+            }
+        }
+    }
+
+    async fn identify(
+        &self,
+        credential: Credential<'_>,
+        now: SystemTime,
+    ) -> Result<TokenRecord, Unauthenticated> {
+        let token = match credential {
+            Credential::Token(token) => token,
+            Credential::PublicKey { fingerprint } => {
+                return self.identify_key(fingerprint, now).await
+            }
+        };
         if !self.inner.oidc.is_empty() && OidcVerifier::looks_like_jwt(token) {
             return match self.inner.oidc.verify(token).await {
                 // A JWT is as good as a service token for its lifetime: same identity shape,
@@ -222,22 +288,29 @@ impl Gateway {
             .find_by_hash(&TokenHash::of(token))
             .await
             .map_err(Unauthenticated::Store)?;
-        match found {
-            Some(t) if t.is_valid_at(now) => Ok(t),
-            Some(t) => Err(Unauthenticated::Invalid(
-                format!(
-                    "token {} {}",
-                    t.id,
-                    if t.revoked_at.is_some() {
-                        "revoked"
-                    } else {
-                        "expired"
-                    }
-                ),
-                Some(t.identity.name),
-            )),
-            None => Err(Unauthenticated::Invalid("unknown token".into(), None)),
+        valid_at(found, now, "token", || "unknown token".into())
+    }
+
+    async fn identify_key(
+        &self,
+        fingerprint: &str,
+        now: SystemTime,
+    ) -> Result<TokenRecord, Unauthenticated> {
+        if !is_fingerprint(fingerprint) {
+            // Whatever the wire passed, it names no key; not worth a store round trip.
+            return Err(Unauthenticated::Invalid(
+                "malformed key fingerprint".into(),
+                None,
+            ));
         }
+        let found = self
+            .inner
+            .tokens
+            .find_by_key(fingerprint)
+            .await
+            .map_err(Unauthenticated::Store)?;
+        // A fingerprint is public, so naming it in the refusal helps whoever reads the evidence.
+        valid_at(found, now, "key", || format!("unknown key {fingerprint}"))
     }
 
     async fn record_refusal(&self, req: &OpenRequest<'_>, identity: Option<&str>, why: &str) {
@@ -323,6 +396,31 @@ enum Unauthenticated {
     /// The token is not valid; the reason (and the identity, if the token names one) are for
     /// the log and the refused-session row only.
     Invalid(String, Option<String>),
+}
+
+/// A looked-up credential if it is usable at `now`; otherwise why not, for the evidence.
+fn valid_at(
+    found: Option<TokenRecord>,
+    now: SystemTime,
+    kind: &str,
+    unknown: impl FnOnce() -> String,
+) -> Result<TokenRecord, Unauthenticated> {
+    match found {
+        Some(t) if t.is_valid_at(now) => Ok(t),
+        Some(t) => Err(Unauthenticated::Invalid(
+            format!(
+                "{kind} {} {}",
+                t.id,
+                if t.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "expired"
+                }
+            ),
+            Some(t.identity.name),
+        )),
+        None => Err(Unauthenticated::Invalid(unknown(), None)),
+    }
 }
 
 fn new_session_id() -> Result<SessionId, crate::error::StoreError> {

@@ -2,7 +2,8 @@
 //!
 //! Every wire (PostgreSQL, MySQL, SSH) feeds the same pipeline:
 //!
-//! 1. **Open** — [`Gateway::open`] authenticates the token, checks the connection's access
+//! 1. **Open** — [`Gateway::open`] authenticates the [`Credential`] (a token, a JWT, or a
+//!    registered SSH key), checks the connection's access
 //!    groups and hands back a [`Session`] (or a [`Refusal`] the wire turns into its native error).
 //! 2. **Admit** — each decoded [`Command`] goes through [`Session::admit`]; the returned
 //!    [`Admitted`] permit proves the audit entry is durable and the verdict allowed it.
@@ -30,6 +31,7 @@ pub mod review;
 pub mod revocation;
 pub mod rules;
 pub mod session;
+pub mod ssh_key;
 pub mod store;
 pub mod time;
 pub mod upstream_tls;
@@ -38,11 +40,12 @@ pub use approval::{ApprovalDesk, ApprovalId, ApprovalRequest, DecideError, Decis
 pub use classify::{classify, Classification, StatementClass};
 pub use command::{Command, Param};
 pub use connection::{ConnectionSpec, Protocol, Secret, UpstreamTls};
-pub use error::{CoreError, Refusal, StoreError};
+pub use error::{CoreError, PublicKeyError, Refusal, StoreError};
 pub use events::{CommandCompletion, CommandRecord, MaskLog, Outcome, SessionEnd, SessionInfo};
-pub use gateway::{Gateway, GatewayParts, OpenRequest};
+pub use gateway::{Credential, Gateway, GatewayParts, OpenRequest};
 pub use identity::{Identity, TokenHash, TokenId, TokenRecord};
 pub use policy::Verdict;
 pub use review::HoldNotice;
 pub use rules::{RuleError, RuleSpec, Rules};
 pub use session::{Admission, Admitted, EndReason, Refused, Session, SessionId};
+pub use ssh_key::{fingerprint_of_blob, ssh_key_fingerprint};

@@ -274,12 +274,23 @@ pub trait RecordingSink: Send + Sync {
     fn terminal(&self, _session: &SessionId, _event: TerminalEvent) {}
 }
 
-/// Looks tokens up. Issuing and listing are store operations of the CLI, not of the core.
+/// Looks credentials up: service tokens by hash, registered SSH keys by fingerprint. Issuing
+/// and listing are store operations of the CLI, not of the core.
 #[async_trait]
 pub trait TokenRegistry: Send + Sync {
-    /// The token with this hash, if any (valid or not: the core checks validity).
+    /// The token with this hash, if any (valid or not: the core checks validity). Never a key.
     async fn find_by_hash(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError>;
+    /// The SSH key registered with this fingerprint (`SHA256:...`), if any, as the token it
+    /// stands for: its id, identity, scope, expiry and revocation (valid or not: the core
+    /// checks validity). Never a token. If the key was registered again after a removal, the
+    /// live registration, else the latest.
+    ///
+    /// The default knows no keys, so a registry that does not keep them refuses every key.
+    async fn find_by_key(&self, _fingerprint: &str) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(None)
+    }
     /// Tokens revoked at or after `since`, with when, so live sessions can be ended.
+    /// Keys are included: their sessions end the same way.
     async fn revoked_since(
         &self,
         since: SystemTime,

@@ -49,6 +49,11 @@ enum Cmd {
         #[command(subcommand)]
         command: cli::token::TokenCmd,
     },
+    /// Register, list and remove SSH public keys (the SSH wire's alternative to a token).
+    Key {
+        #[command(subcommand)]
+        command: cli::key::KeyCmd,
+    },
     /// List sessions.
     Sessions {
         #[command(subcommand)]
@@ -109,6 +114,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             runtime.block_on(serve::run(config))
         }
         Cmd::Token { command } => cli::token::run(&config, server, command),
+        Cmd::Key { command } => cli::key::run(&config, server, command),
         Cmd::Sessions { command } => cli::sessions::run(&config, command),
         Cmd::Replay(args) => cli::replay::run(&config, &args),
         Cmd::Audit { command } => cli::audit::run(&config, command),

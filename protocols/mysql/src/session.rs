@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use gatehouse_core::{EndReason, Gateway, OpenRequest, Protocol, Refusal, Session};
+use gatehouse_core::{Credential, EndReason, Gateway, OpenRequest, Protocol, Refusal, Session};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
@@ -269,7 +269,7 @@ impl Greeted {
             .to_owned();
         let request = OpenRequest {
             connection: &connection,
-            token: &token,
+            credential: Credential::Token(&token),
             claimed_user: &r.user,
             client_addr: peer,
             protocol: Protocol::Mysql,

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
-use gatehouse_core::{EndReason, Gateway, OpenRequest, Protocol, Refusal, Session};
+use gatehouse_core::{Credential, EndReason, Gateway, OpenRequest, Protocol, Refusal, Session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
@@ -201,7 +201,7 @@ impl Connected {
         };
         let request = OpenRequest {
             connection: &connection,
-            token: &token,
+            credential: Credential::Token(&token),
             claimed_user: &user,
             client_addr: self.peer,
             protocol: Protocol::Postgres,

@@ -9,9 +9,9 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use gatehouse_core::store::{AuditSink, Receipt, RecordingEvent, RecordingSink, TokenRegistry};
 use gatehouse_core::{
-    Command, CommandCompletion, CommandRecord, ConnectionSpec, Gateway, GatewayParts, Identity,
-    OpenRequest, Outcome, Protocol, Session, SessionEnd, SessionId, SessionInfo, StoreError,
-    TokenHash, TokenId, TokenRecord, UpstreamTls,
+    Command, CommandCompletion, CommandRecord, ConnectionSpec, Credential, Gateway, GatewayParts,
+    Identity, OpenRequest, Outcome, Protocol, Session, SessionEnd, SessionId, SessionInfo,
+    StoreError, TokenHash, TokenId, TokenRecord, UpstreamTls,
 };
 use gatehouse_postgres::messages::ServerNotice;
 use gatehouse_postgres::tracker::{Pending, Portal, Running, Statement, Tracker};
@@ -109,7 +109,7 @@ async fn session_with_rules(rules: gatehouse_core::Rules) -> (Session, Arc<Memor
     let session = gateway
         .open(OpenRequest {
             connection: "db",
-            token: "gh_x",
+            credential: Credential::Token("gh_x"),
             claimed_user: "u",
             client_addr: "127.0.0.1:9".parse().unwrap(),
             protocol: Protocol::Postgres,

@@ -51,6 +51,8 @@ impl From<gatehouse_audit::AuditError> for ApiError {
     fn from(e: gatehouse_audit::AuditError) -> Self {
         match e {
             gatehouse_audit::AuditError::NotFound(m) => Self::NotFound(m),
+            gatehouse_audit::AuditError::Conflict(m) => Self::Conflict(m),
+            e @ gatehouse_audit::AuditError::PublicKey(_) => Self::BadRequest(e.to_string()),
             other => Self::Internal(other.to_string()),
         }
     }

@@ -1,5 +1,5 @@
 //! The admin HTTP API on `[listen] admin`: approvals (list, approve, deny), tokens (create,
-//! list, revoke), sessions and audit (list). Every request carries `Authorization: Bearer
+//! list, revoke), SSH keys (add, list, revoke), sessions and audit (list). Every request carries `Authorization: Bearer
 //! TOKEN` (a service token or a JWT, as on the wires); the caller's groups decide what it may
 //! do (see [`auth`]). Answers are JSON; errors are `{"error": "..."}` with a status that says
 //! what kind of problem it is.
@@ -7,6 +7,7 @@
 mod approvals;
 mod auth;
 mod error;
+mod keys;
 mod listings;
 mod tokens;
 
@@ -43,6 +44,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/approvals/{id}/deny", post(approvals::deny))
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{id}/revoke", post(tokens::revoke))
+        .route("/v1/keys", get(keys::list).post(keys::add))
+        .route("/v1/keys/{id}/revoke", post(keys::revoke))
         .route("/v1/sessions", get(listings::sessions))
         .route("/v1/audit", get(listings::audit))
         .route("/healthz", get(|| async { "ok\n" }))

@@ -1,17 +1,16 @@
 //! `GET /v1/tokens`, `POST /v1/tokens` (`{"identity", "groups", "connections", "ttl"}` →
-//! `{"id", "token"}`, the secret shown once), `POST /v1/tokens/{id}/revoke`.
-
-use std::time::SystemTime;
+//! `{"id", "token"}`, the secret shown once), `POST /v1/tokens/{id}/revoke`; and the grant and
+//! revocation the key endpoints ([`super::keys`]) share.
 
 use axum::extract::{Path, State};
 use axum::Json;
-use gatehouse_audit::NewToken;
+use gatehouse_audit::{CredentialKind, NewToken};
 use gatehouse_core::TokenId;
 use serde::Deserialize;
 
 use super::auth::Caller;
 use super::{blocking, AdminState, ApiError};
-use crate::cli::token::token_json;
+use crate::cli::token::{expiry, token_json};
 
 /// Body of a token creation.
 #[derive(Debug, Deserialize)]
@@ -45,26 +44,14 @@ pub(super) async fn create(
     Json(body): Json<CreateBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require_admin(&state)?;
-    let expires_at = match &body.ttl {
-        None => None,
-        Some(ttl) => Some(
-            SystemTime::now()
-                + humantime::parse_duration(ttl).map_err(|e| {
-                    ApiError::BadRequest(format!("ttl {ttl:?}: {e} (examples: 30d, 12h)"))
-                })?,
-        ),
-    };
-    if body.identity.trim().is_empty() {
-        return Err(ApiError::BadRequest("identity must not be empty".into()));
-    }
+    let new = grant(
+        &caller,
+        body.identity,
+        body.groups,
+        body.connections,
+        body.ttl.as_deref(),
+    )?;
     let store = state.store.clone();
-    let new = NewToken {
-        identity: body.identity,
-        groups: body.groups,
-        connections: body.connections,
-        expires_at,
-        created_by: format!("api:{}", caller.0.name),
-    };
     let (id, secret) = blocking(move || Ok(store.create_token(&new)?)).await?;
     Ok(Json(serde_json::json!({ "id": id.0, "token": secret })))
 }
@@ -74,10 +61,41 @@ pub(super) async fn revoke(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    revoke_credential(state, caller, CredentialKind::Token, id).await
+}
+
+/// What a token or key is issued for, by the caller.
+pub(super) fn grant(
+    caller: &Caller,
+    identity: String,
+    groups: Vec<String>,
+    connections: Vec<String>,
+    ttl: Option<&str>,
+) -> Result<NewToken, ApiError> {
+    let expires_at = expiry(ttl).map_err(|e| ApiError::BadRequest(format!("ttl {e}")))?;
+    if identity.trim().is_empty() {
+        return Err(ApiError::BadRequest("identity must not be empty".into()));
+    }
+    Ok(NewToken {
+        identity,
+        groups,
+        connections,
+        expires_at,
+        created_by: format!("api:{}", caller.0.name),
+    })
+}
+
+/// Revokes a token or key and ends its sessions on this instance at once.
+pub(super) async fn revoke_credential(
+    state: AdminState,
+    caller: Caller,
+    kind: CredentialKind,
+    id: String,
+) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require_admin(&state)?;
     let store = state.store.clone();
     let (key, by) = (id.clone(), format!("api:{}", caller.0.name));
-    blocking(move || Ok(store.revoke_token(&key, &by)?)).await?;
+    blocking(move || Ok(store.revoke_credential(kind, &key, &by)?)).await?;
     // This instance ends the sessions at once; others see it at their next poll.
     state.gateway.revoke([TokenId(id.clone())]);
     Ok(Json(serde_json::json!({ "id": id, "revoked": true })))

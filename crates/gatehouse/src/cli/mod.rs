@@ -1,9 +1,10 @@
 //! The commands besides `serve`. Offline ones open the store named by the configuration;
-//! online ones (approvals, approve, deny, and revoke with `GATEHOUSE_TOKEN`) go through the
-//! running gateway's admin API ([`remote`]).
+//! online ones (approvals, approve, deny, and token revoke / key remove with
+//! `GATEHOUSE_TOKEN`) go through the running gateway's admin API ([`remote`]).
 
 pub mod approvals;
 pub mod audit;
+pub mod key;
 pub mod play;
 pub mod remote;
 pub mod replay;

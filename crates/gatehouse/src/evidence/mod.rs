@@ -174,13 +174,26 @@ pub fn run(config: &Config, args: &EvidenceArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::Usage(e.to_string()))
     })?;
 
-    let state = |s: &str| tokens.iter().filter(|t| t["state"] == s).count() as u64;
+    let state = |kind: &str, s: &str| {
+        tokens
+            .iter()
+            .filter(|t| t["kind"] == kind && t["state"] == s)
+            .count() as u64
+    };
+    let states = |kind: &str| {
+        (
+            state(kind, "active"),
+            state(kind, "expired"),
+            state(kind, "revoked"),
+        )
+    };
     let report = Report {
         from: display(from),
         to: display(to),
         generated: display(SystemTime::now()),
         counts: store.period_counts(from, to)?,
-        tokens: (state("active"), state("expired"), state("revoked")),
+        tokens: states("token"),
+        keys: states("ssh-key"),
         connections: config
             .connection
             .iter()

@@ -14,8 +14,10 @@ pub struct Report {
     pub generated: String,
     /// The period's counts.
     pub counts: PeriodCounts,
-    /// Tokens in the register, by state.
+    /// Tokens in the register, by state (active, expired, revoked).
     pub tokens: (u64, u64, u64),
+    /// Registered SSH keys in the register, by state.
+    pub keys: (u64, u64, u64),
     /// Connections and who may open them.
     pub connections: Vec<(String, String, Vec<String>)>,
     /// Recordings included and how many matched their seal.
@@ -80,7 +82,9 @@ fn controls(r: &Report) -> Vec<Control> {
             title: "Every identity, human or not, is individual, issued and revocable",
             claim: "Services and jobs connect with their own token or JWT, never the server's \
                     password; each token is issued to a named identity by someone, shown once, \
-                    stored only as a hash, scoped, and revocable."
+                    stored only as a hash, scoped, and revocable. An SSH key is registered to a \
+                    named identity the same way (kept by its public fingerprint), scoped and \
+                    revocable alike."
                 .into(),
             artifacts: "tokens.csv (register), sessions.csv",
             figures: vec![
@@ -92,6 +96,9 @@ fn controls(r: &Report) -> Vec<Control> {
                 ("tokens active".into(), r.tokens.0.to_string()),
                 ("tokens expired".into(), r.tokens.1.to_string()),
                 ("tokens revoked".into(), r.tokens.2.to_string()),
+                ("ssh keys active".into(), r.keys.0.to_string()),
+                ("ssh keys expired".into(), r.keys.1.to_string()),
+                ("ssh keys revoked".into(), r.keys.2.to_string()),
             ],
         },
         Control {
