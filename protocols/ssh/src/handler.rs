@@ -6,7 +6,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use gatehouse_core::{Gateway, OpenRequest, Protocol, Refusal, Session};
+use gatehouse_core::{Credential, Gateway, OpenRequest, Protocol, Refusal, Session};
+use russh::keys::HashAlg;
 use russh::server::{self, Auth, ChannelOpenHandle, Msg};
 use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
 
@@ -47,12 +48,12 @@ impl ClientHandler {
     }
 
     /// Opens the core session for the connection the client named as its user.
-    async fn open(&mut self, user: &str, token: &str) -> Auth {
+    async fn open(&mut self, user: &str, credential: Credential<'_>) -> Auth {
         let opened = self
             .gateway
             .open(OpenRequest {
                 connection: user,
-                token,
+                credential,
                 claimed_user: user,
                 client_addr: self.peer,
                 protocol: Protocol::Ssh,
@@ -109,16 +110,38 @@ impl server::Handler for ClientHandler {
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        Ok(self.open(user, password).await)
+        Ok(self.open(user, Credential::Token(password)).await)
     }
 
     async fn auth_publickey_offered(
         &mut self,
         _user: &str,
-        _offer: server::PublicKeyOffer<'_>,
+        offer: server::PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        // Registered keys are not in this build yet: refuse before the client signs.
-        Ok(Self::reject())
+        // Only a registered key is worth a signature; the other keys an agent tries are
+        // declined quietly (a registered but revoked key goes on, so its refusal is recorded).
+        let fingerprint = offer.public_key.fingerprint(HashAlg::Sha256).to_string();
+        if self.gateway.knows_key(&fingerprint).await {
+            Ok(Auth::Accept)
+        } else {
+            Ok(Self::reject())
+        }
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: server::VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        let fingerprint = key.public_key.fingerprint(HashAlg::Sha256).to_string();
+        Ok(self
+            .open(
+                user,
+                Credential::PublicKey {
+                    fingerprint: &fingerprint,
+                },
+            )
+            .await)
     }
 
     async fn auth_succeeded(&mut self, session: &mut server::Session) -> Result<(), Self::Error> {

@@ -45,6 +45,7 @@ impl SshService {
             inactivity_timeout: None,
             keepalive_interval: Some(Duration::from_secs(30)),
             nodelay: true,
+            preferred: crate::preferred(true),
             ..server::Config::default()
         };
         Self {

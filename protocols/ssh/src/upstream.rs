@@ -103,6 +103,7 @@ pub async fn connect(spec: &ConnectionSpec, read: Arc<AtomicU64>) -> Result<Upst
         maximum_packet_size: crate::MAX_PACKET,
         channel_buffer_size: crate::CHANNEL_BUFFER,
         nodelay: true,
+        preferred: crate::preferred(false),
         ..client::Config::default()
     });
     let connected = tokio::time::timeout(
