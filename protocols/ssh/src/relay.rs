@@ -46,31 +46,35 @@ pub(crate) fn spawn(
                 let (up_rx, up_tx) = up.split();
                 let (mode_tx, mode_rx) = mpsc::channel(4);
                 let prompt = Arc::new(AtomicBool::new(false));
-                let down = tokio::spawn(downstream::run(
+                let host_half = downstream::run(
                     core.clone(),
                     up_rx,
                     client_tx,
                     handle.clone(),
                     mode_rx,
                     prompt.clone(),
-                ));
-                let mut half = ClientHalf {
-                    core,
-                    id,
-                    handle,
-                    up: up_tx,
-                    mode: mode_tx,
-                    started: false,
-                    pending: VecDeque::new(),
-                    pty: None,
-                    sftp: None,
-                    recording: false,
-                    shell: None,
-                    prompt,
+                );
+                let client_half = async move {
+                    let mut half = ClientHalf {
+                        core,
+                        id,
+                        handle,
+                        up: up_tx,
+                        mode: mode_tx,
+                        started: false,
+                        pending: VecDeque::new(),
+                        pty: None,
+                        sftp: None,
+                        recording: false,
+                        shell: None,
+                        prompt,
+                    };
+                    half.run(client_rx).await;
+                    // Dropping the half closes the mode queue: the host half runs on alone.
                 };
-                half.run(client_rx).await;
-                drop(half);
-                let _ = down.await;
+                // One task for both halves, so stopping it (a connection's grace ran out)
+                // stops both and lets go of the session.
+                tokio::join!(client_half, host_half);
             }
         }
     })

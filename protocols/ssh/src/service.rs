@@ -70,10 +70,15 @@ impl SshService {
             return;
         };
         // The client is gone: each channel task records its command's end, then lets go.
-        for task in state.take_tasks() {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(CHANNEL_GRACE, task).await.is_err() {
-                abort.abort();
+        for mut task in state.take_tasks() {
+            if tokio::time::timeout(CHANNEL_GRACE, &mut task)
+                .await
+                .is_err()
+            {
+                // A host that no longer answers: the channel's command keeps an unknown
+                // outcome, and the session is closed all the same.
+                task.abort();
+                let _ = task.await;
             }
         }
         let reason = state.end_reason().unwrap_or_else(|| match &ended {
