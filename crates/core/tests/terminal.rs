@@ -118,7 +118,7 @@ async fn session(groups: &[&str]) -> (Session, Arc<Memory>) {
     let session = gateway
         .open(OpenRequest {
             connection: "web1",
-            token: "gh_x",
+            credential: gatehouse_core::Credential::Token("gh_x"),
             claimed_user: "web1",
             client_addr: "127.0.0.1:9".parse().unwrap(),
             protocol: Protocol::Ssh,
