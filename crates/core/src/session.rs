@@ -299,6 +299,13 @@ impl Session {
         &self.masker
     }
 
+    /// What the evidence may not hold: every detector and column rule, whatever the
+    /// identity's exemptions (a wire that records a stream itself — a terminal cast — masks it
+    /// with this across chunk boundaries).
+    pub fn evidence_masker(&self) -> &Masker {
+        &self.evidence_masker
+    }
+
     /// The upstream this session was admitted to, with the gateway-held credentials.
     pub fn connection(&self) -> &ConnectionSpec {
         &self.connection

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::output_mask::OutputMasker;
+use crate::relay::Ends;
 
 use crate::sftp::Framer;
 use crate::sftp_link::SftpLink;
@@ -81,6 +82,10 @@ struct HostHalf {
     /// Set while the host's last output looks like a password prompt: what the client types
     /// next is not evidence anyone should read.
     prompt: Arc<AtomicBool>,
+    /// The recorded output through the evidence masker, never flushed early: the cast may
+    /// lag, it may not hold a card number the client's echo showed one key at a time.
+    record_mask: Option<OutputMasker>,
+    ends: Ends,
 }
 
 /// How long held-back output waits for more before it is flushed.
@@ -94,7 +99,9 @@ pub(crate) async fn run(
     handle: server::Handle,
     mut modes: mpsc::Receiver<Mode>,
     prompt: Arc<AtomicBool>,
+    ends: Ends,
 ) {
+    let client_ended = ends.client.clone();
     let mut half = HostHalf {
         id: client.id(),
         core,
@@ -107,6 +114,8 @@ pub(crate) async fn run(
         masks: None,
         flush_at: None,
         prompt,
+        record_mask: None,
+        ends,
     };
     let mut modes_open = true;
     loop {
@@ -124,6 +133,7 @@ pub(crate) async fn run(
                 None => Ok(false),
             },
             () = sleep_until(half.flush_at), if half.flush_at.is_some() => half.flush().await,
+            () = client_ended.notified() => Ok(false),
         };
         if !matches!(go, Ok(true)) {
             break;
@@ -142,6 +152,10 @@ impl HostHalf {
             } => {
                 self.command = Some(admitted);
                 self.recording = recording;
+                let evidence = self.core.evidence_masker();
+                if recording && evidence.has_detectors() {
+                    self.record_mask = Some(OutputMasker::new(evidence, "recording"));
+                }
                 let masker = self.core.masker();
                 if masking && masker.has_detectors() {
                     self.masks = Some([
@@ -305,10 +319,17 @@ impl HostHalf {
     }
 
     /// Adds output (as the client saw it) to the channel's terminal cast.
-    fn record(&self, data: &Bytes) {
-        if self.recording {
+    fn record(&mut self, data: &Bytes) {
+        if !self.recording {
+            return;
+        }
+        let data = match self.record_mask.as_mut() {
+            Some(mask) => mask.push(data.clone()),
+            None => data.clone(),
+        };
+        if !data.is_empty() {
             self.core
-                .terminal(TerminalEvent::output(self.id.into(), data.clone()));
+                .terminal(TerminalEvent::output(self.id.into(), data));
         }
     }
 
@@ -324,6 +345,13 @@ impl HostHalf {
         let _ = self.client.close().await;
         if let Some((_, link)) = self.sftp.take() {
             link.drain(&self.core);
+        }
+        self.ends.host.notify_one();
+        if let Some(held) = self.record_mask.as_mut().map(OutputMasker::flush) {
+            if !held.is_empty() {
+                self.core
+                    .terminal(TerminalEvent::output(self.id.into(), held));
+            }
         }
         if self.recording {
             let status = self.ending.status();
@@ -393,8 +421,10 @@ impl Ending {
                 code: format!("signal {sig}"),
                 message: bytes,
             },
-            (None, None) => Outcome::Completed {
-                tag: format!("closed without an exit status, {bytes}"),
+            // The client or the host went away mid-command (or the session was ended).
+            (None, None) => Outcome::Failed {
+                code: "no exit status".into(),
+                message: format!("the channel closed before the command ended; {bytes}"),
             },
         }
     }

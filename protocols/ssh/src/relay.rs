@@ -15,10 +15,11 @@ use gatehouse_core::store::{TerminalEvent, TerminalStart};
 use gatehouse_core::{Admission, Admitted, Command, Outcome, Session, StatementClass};
 use russh::server::{self, Msg};
 use russh::{client, Channel, ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
 use crate::downstream::{self, Mode};
+use crate::output_mask::OutputMasker;
 use crate::sftp::{denied_packet, Framer, SftpError};
 use crate::sftp_link::SftpLink;
 use crate::shell_lines::LineEditor;
@@ -46,6 +47,7 @@ pub(crate) fn spawn(
                 let (up_rx, up_tx) = up.split();
                 let (mode_tx, mode_rx) = mpsc::channel(4);
                 let prompt = Arc::new(AtomicBool::new(false));
+                let ends = Ends::default();
                 let host_half = downstream::run(
                     core.clone(),
                     up_rx,
@@ -53,6 +55,7 @@ pub(crate) fn spawn(
                     handle.clone(),
                     mode_rx,
                     prompt.clone(),
+                    ends.clone(),
                 );
                 let client_half = async move {
                     let mut half = ClientHalf {
@@ -68,6 +71,8 @@ pub(crate) fn spawn(
                         recording: false,
                         shell: None,
                         prompt,
+                        input_mask: None,
+                        ends,
                     };
                     half.run(client_rx).await;
                     // Dropping the half closes the mode queue: the host half runs on alone.
@@ -109,6 +114,20 @@ struct ClientHalf {
     shell: Option<LineEditor>,
     /// Set by the host half while its last output looks like a password prompt.
     prompt: Arc<AtomicBool>,
+    /// A terminal's keystrokes through the evidence masker before they reach the cast (a card
+    /// number typed key by key is one number there).
+    input_mask: Option<OutputMasker>,
+    ends: Ends,
+}
+
+/// How each half of a channel learns the other one ended. Needed because russh forgets a
+/// channel once it has sent its close, so the peer's answering close never arrives.
+#[derive(Clone, Default)]
+pub(crate) struct Ends {
+    /// The client half ended (the client closed the channel or left).
+    pub client: Arc<Notify>,
+    /// The host half ended (the host closed the channel).
+    pub host: Arc<Notify>,
 }
 
 /// What stands in the audit trail for a line typed at a password prompt.
@@ -125,12 +144,16 @@ enum Verdict {
 
 impl ClientHalf {
     async fn run(&mut self, mut client: ChannelReadHalf) {
+        let host_ended = self.ends.host.clone();
         loop {
             let msg = match self.pending.pop_front() {
                 Some(m) => m,
-                None => match client.wait().await {
-                    Some(m) => m,
-                    None => break,
+                None => tokio::select! {
+                    msg = client.wait() => match msg {
+                        Some(m) => m,
+                        None => break,
+                    },
+                    () = host_ended.notified() => break,
                 },
             };
             match self.on_message(msg, &mut client).await {
@@ -138,6 +161,10 @@ impl ClientHalf {
                 Ok(Flow::Stop) | Err(_) => break,
             }
         }
+        if let Some(held) = self.input_mask.as_mut().map(OutputMasker::flush) {
+            self.record_masked_input(held);
+        }
+        self.ends.client.notify_one();
         let _ = self.up.close().await;
     }
 
@@ -271,6 +298,10 @@ impl ClientHalf {
     /// Starts the channel's terminal recording (a shell, or a command that is not a transfer).
     fn record_start(&mut self, command: Option<String>) {
         self.recording = true;
+        let evidence = self.core.evidence_masker();
+        if evidence.has_detectors() {
+            self.input_mask = Some(OutputMasker::new(evidence, "input"));
+        }
         let (width, height, term) = match &self.pty {
             Some(p) => (p.cols, p.rows, Some(p.term.clone())),
             None => (0, 0, None),
@@ -287,10 +318,21 @@ impl ClientHalf {
     }
 
     /// Keystrokes of a pty channel go into its cast, except at a password prompt.
-    fn record_input(&self, data: &Bytes) {
-        if self.recording && self.pty.is_some() && !self.prompt.load(Ordering::Relaxed) {
+    fn record_input(&mut self, data: &Bytes) {
+        if !self.recording || self.pty.is_none() || self.prompt.load(Ordering::Relaxed) {
+            return;
+        }
+        let data = match self.input_mask.as_mut() {
+            Some(mask) => mask.push(data.clone()),
+            None => data.clone(),
+        };
+        self.record_masked_input(data);
+    }
+
+    fn record_masked_input(&self, data: Bytes) {
+        if !data.is_empty() {
             self.core
-                .terminal(TerminalEvent::input(self.id.into(), data.clone()));
+                .terminal(TerminalEvent::input(self.id.into(), data));
         }
     }
 

@@ -83,6 +83,10 @@ impl SshService {
         }
         let reason = state.end_reason().unwrap_or_else(|| match &ended {
             Ok(()) => "client closed the connection".into(),
+            // Many clients (paramiko among them) just close the socket.
+            Err(e) if left_without_goodbye(e) => {
+                "client closed the connection (without a disconnect message)".into()
+            }
             Err(e) => format!("connection failed: {e}"),
         });
         let (from_client, from_server) = state.bytes();
@@ -93,4 +97,21 @@ impl SshService {
             }
         }
     }
+}
+
+/// Whether a session's error is only the client closing its socket without SSH's goodbye.
+fn left_without_goodbye(e: &crate::SshError) -> bool {
+    use std::io::ErrorKind;
+    let io = match e {
+        crate::SshError::Io(io) => Some(io),
+        crate::SshError::Protocol(russh::Error::IO(io)) => Some(io),
+        crate::SshError::Protocol(russh::Error::Disconnect) => return true,
+        _ => None,
+    };
+    io.is_some_and(|io| {
+        matches!(
+            io.kind(),
+            ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
+        )
+    })
 }

@@ -71,47 +71,41 @@ pub(crate) fn spawn(
     tokio::spawn(async move {
         let (mut client_rx, client_tx) = channel.split();
         let (mut up_rx, up_tx) = upstream.split();
-        let to_host = async {
-            let mut n = 0u64;
-            while let Some(msg) = client_rx.wait().await {
-                match msg {
-                    ChannelMsg::Data { data } => {
-                        n += data.len() as u64;
+        let (mut sent, mut received) = (0u64, 0u64);
+        // Either side's close ends the tunnel: russh forgets a channel once it has sent its
+        // own close, so the other side's answering close is never seen.
+        loop {
+            tokio::select! {
+                msg = client_rx.wait() => match msg {
+                    Some(ChannelMsg::Data { data }) => {
+                        sent += data.len() as u64;
                         if up_tx.data_bytes(data).await.is_err() {
                             break;
                         }
                     }
-                    ChannelMsg::Eof => {
+                    Some(ChannelMsg::Eof) => {
                         let _ = up_tx.eof().await;
                     }
-                    ChannelMsg::Close => break,
-                    _ => {}
-                }
-            }
-            let _ = up_tx.close().await;
-            n
-        };
-        let to_client = async {
-            let mut n = 0u64;
-            while let Some(msg) = up_rx.wait().await {
-                match msg {
-                    ChannelMsg::Data { data } => {
-                        n += data.len() as u64;
+                    Some(ChannelMsg::Close) | None => break,
+                    Some(_) => {}
+                },
+                msg = up_rx.wait() => match msg {
+                    Some(ChannelMsg::Data { data }) => {
+                        received += data.len() as u64;
                         if client_tx.data_bytes(data).await.is_err() {
                             break;
                         }
                     }
-                    ChannelMsg::Eof => {
+                    Some(ChannelMsg::Eof) => {
                         let _ = client_tx.eof().await;
                     }
-                    ChannelMsg::Close => break,
-                    _ => {}
-                }
+                    Some(ChannelMsg::Close) | None => break,
+                    Some(_) => {}
+                },
             }
-            let _ = client_tx.close().await;
-            n
-        };
-        let (sent, received) = tokio::join!(to_host, to_client);
+        }
+        let _ = up_tx.close().await;
+        let _ = client_tx.close().await;
         core.finish(
             admitted,
             Outcome::Completed {
