@@ -109,11 +109,15 @@ pub fn random_hex(len: usize) -> Result<String, StoreError> {
 }
 
 /// Bytes as lower-case hex.
+///
+/// On the audit chain's path (three digests per write), so it looks digits up rather than
+/// going through the formatter, which cost ~250 instructions a byte.
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
+    for &b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     s
 }
@@ -151,6 +155,14 @@ mod tests {
         assert_eq!(a.hash, TokenHash::of(&a.secret));
         assert_ne!(a.hash.0, a.secret);
         assert_eq!(a.hash.0.len(), 64);
+    }
+
+    #[test]
+    fn hex_is_the_formatters_lower_case_hex() {
+        let all: Vec<u8> = (0..=255).collect();
+        let formatted: String = all.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&all), formatted);
+        assert_eq!(hex(&[]), "");
     }
 
     #[test]
