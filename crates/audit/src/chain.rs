@@ -104,15 +104,50 @@ pub(crate) fn link_hash(
     key: &LinkKey,
     content_sha256: &str,
 ) -> String {
-    let tag = aws_lc_rs::hmac::sign(
-        &chain.0,
-        format!(
-            "{prev}|{}|{}|{}|{}|{content_sha256}",
-            key.kind, key.session, key.entry_seq, key.at
-        )
-        .as_bytes(),
-    );
-    gatehouse_core::identity::hex(tag.as_ref())
+    // The MAC of `{prev}|{kind}|{session}|{entry_seq}|{at}|{content_sha256}`, fed in pieces
+    // (two links per command: no message string is built for it).
+    let mut ctx = aws_lc_rs::hmac::Context::with_key(&chain.0);
+    let mut digits = [0u8; 20];
+    for piece in [
+        prev.as_bytes(),
+        b"|",
+        key.kind.as_bytes(),
+        b"|",
+        key.session.as_bytes(),
+        b"|",
+    ] {
+        ctx.update(piece);
+    }
+    ctx.update(decimal(key.entry_seq, &mut digits));
+    ctx.update(b"|");
+    ctx.update(decimal(key.at, &mut digits));
+    ctx.update(b"|");
+    ctx.update(content_sha256.as_bytes());
+    gatehouse_core::identity::hex(ctx.sign().as_ref())
+}
+
+/// `n` in decimal as `Display` writes it, in `buf` (20 bytes hold `i64::MIN`).
+fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        if let Some(d) = buf.get_mut(at) {
+            // A digit: rest % 10 < 10, so the cast cannot truncate.
+            *d = b'0' + (rest % 10) as u8;
+        }
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        at -= 1;
+        if let Some(sign) = buf.get_mut(at) {
+            *sign = b'-';
+        }
+    }
+    buf.get(at..).unwrap_or_default()
 }
 
 /// The canonical encoding of a write: its journal JSON.
@@ -217,4 +252,59 @@ pub(crate) fn append_purge(
         params![next, at, content, prev, hash, record],
     )?;
     Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_is_display() {
+        let mut buf = [0u8; 20];
+        for n in [
+            0,
+            1,
+            -1,
+            9,
+            10,
+            -10,
+            42,
+            1_700_000_000_123_456,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn link_hash_is_the_mac_of_the_joined_fields() {
+        let key = ChainKey(aws_lc_rs::hmac::Key::new(
+            aws_lc_rs::hmac::HMAC_SHA256,
+            b"0123456789abcdef0123456789abcdef",
+        ));
+        for (kind, session, entry_seq, at) in [
+            (
+                "admit",
+                "9f1c2ab34d5e6f708192a3b4c5d6e7f8",
+                1,
+                1_700_000_000_123_456,
+            ),
+            ("close", "s", 0, 0),
+            ("purge", "", 17, -5),
+        ] {
+            let link = LinkKey {
+                kind,
+                session: session.to_owned(),
+                entry_seq,
+                at,
+            };
+            let content = sha256(b"{}");
+            let joined = format!("{GENESIS}|{kind}|{session}|{entry_seq}|{at}|{content}");
+            let want = gatehouse_core::identity::hex(
+                aws_lc_rs::hmac::sign(&key.0, joined.as_bytes()).as_ref(),
+            );
+            assert_eq!(link_hash(&key, GENESIS, &link, &content), want);
+        }
+    }
 }
