@@ -155,6 +155,16 @@ pub(crate) fn content_of(entry: &Entry) -> Result<Vec<u8>, AuditError> {
     serde_json::to_vec(entry).map_err(|e| AuditError::Corrupt(format!("cannot encode: {e}")))
 }
 
+/// The SHA-256 of a write's canonical encoding. `line`, if given, is the entry's journal line
+/// as this process wrote it (`serde_json::to_string` of the same value and a newline, so
+/// the same bytes as [`content_of`]); without it, or if it is empty, the entry is encoded.
+fn content_sha256(entry: &Entry, line: Option<&str>) -> Result<String, AuditError> {
+    match line.map(|l| l.strip_suffix('\n').unwrap_or(l)) {
+        Some(encoded) if !encoded.is_empty() => Ok(sha256(encoded.as_bytes())),
+        _ => Ok(sha256(&content_of(entry)?)),
+    }
+}
+
 /// The hash the next link must carry as its previous one.
 pub(crate) fn head(tx: &Transaction<'_>) -> Result<String, AuditError> {
     let last: Option<String> = tx
@@ -176,12 +186,15 @@ pub(crate) fn head(tx: &Transaction<'_>) -> Result<String, AuditError> {
 }
 
 /// Appends a link for each write, in order. A write already linked (a journal replayed after a
-/// crash) is skipped and does not move the head.
+/// crash) is skipped and does not move the head. `lines` are the writes' journal lines, in
+/// step with `entries`, or empty (see [`crate::writer::apply`]).
 pub(crate) fn append(
     tx: &Transaction<'_>,
     chain: &ChainKey,
     entries: &[Entry],
+    lines: &[String],
 ) -> Result<(), AuditError> {
+    let lines = (lines.len() == entries.len()).then_some(lines);
     let mut prev = head(tx)?;
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO audit_chain
@@ -193,7 +206,7 @@ pub(crate) fn append(
     )?;
     let mut has_end =
         tx.prepare_cached("SELECT 1 FROM sessions WHERE id = ?1 AND ended_at IS NOT NULL")?;
-    for entry in entries {
+    for (i, entry) in entries.iter().enumerate() {
         let key = entry.link_key();
         // An outcome or an end whose row is not there (its admission or opening was refused
         // while the store failed) changed nothing, so nothing is sealed.
@@ -205,7 +218,8 @@ pub(crate) fn append(
         if !landed {
             continue;
         }
-        let content = sha256(&content_of(entry)?);
+        let line = lines.and_then(|l| l.get(i)).map(String::as_str);
+        let content = content_sha256(entry, line)?;
         let hash = link_hash(chain, &prev, &key, &content);
         let added = insert.execute(params![
             key.kind,
@@ -274,6 +288,69 @@ mod tests {
             i64::MIN,
         ] {
             assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn the_content_hash_of_a_journal_line_is_that_of_the_entry() {
+        let entries = [
+            Entry::Admit {
+                session: "s1".into(),
+                seq: 3,
+                at: 1_700_000_000_000_001,
+                identity: "ana".into(),
+                groups: vec!["dba".into(), "on \"call\"".into()],
+                connection: "payments".into(),
+                protocol: "postgres".into(),
+                client: "127.0.0.1:5555".into(),
+                statement: "SELECT 'é\n\t' FROM t WHERE id = $1".into(),
+                params: vec![Some("42".into()), None],
+                class: "select".into(),
+                verdict: "allow".into(),
+                rule: Some("r".into()),
+                approval: None,
+                masked: [("pan".to_owned(), 2)].into_iter().collect(),
+            },
+            Entry::Finish {
+                session: "s1".into(),
+                seq: 3,
+                status: "ok".into(),
+                tag: Some("SELECT 1".into()),
+                sqlstate: None,
+                error: None,
+                rows_returned: 1,
+                rows_affected: None,
+                duration_us: 120,
+                finished_at: 1_700_000_000_000_121,
+                masked: Default::default(),
+            },
+            Entry::Open {
+                id: "s1".into(),
+                identity: "ana".into(),
+                groups: vec![],
+                token_id: "tok_1".into(),
+                connection: "payments".into(),
+                protocol: "postgres".into(),
+                client: "[::1]:5555".into(),
+                claimed_user: "x".into(),
+                started_at: 1,
+            },
+            Entry::Close {
+                id: "s1".into(),
+                ended_at: 2,
+                reason: "client closed".into(),
+                bytes_from_client: 10,
+                bytes_from_server: 20,
+                recording_sha256: Some(sha256(b"")),
+            },
+        ];
+        for entry in &entries {
+            let line = crate::writer::journal_line(entry);
+            let fresh = sha256(&content_of(entry).unwrap_or_default());
+            assert_eq!(content_sha256(entry, Some(&line)).ok(), Some(fresh.clone()));
+            assert_eq!(content_sha256(entry, None).ok(), Some(fresh.clone()));
+            // A line that could not be encoded is never hashed as the content.
+            assert_eq!(content_sha256(entry, Some("\n")).ok(), Some(fresh));
         }
     }
 

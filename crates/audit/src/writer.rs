@@ -60,13 +60,22 @@ struct Inner {
 
 struct Active {
     journal: Journal,
-    unsealed: Vec<Entry>,
+    unsealed: Segment,
 }
 
 struct Ingest {
     conn: Connection,
     chain: crate::chain::ChainKey,
-    sealed: VecDeque<(PathBuf, Vec<Entry>)>,
+    sealed: VecDeque<(PathBuf, Segment)>,
+}
+
+/// A segment's entries, and (for segments this process wrote) each one's journal line, so
+/// the chain hashes the encoding already made instead of making it again.
+#[derive(Default)]
+struct Segment {
+    entries: Vec<Entry>,
+    /// Empty for segments read back from disk; else one per entry, in step.
+    lines: Vec<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -88,7 +97,13 @@ impl Writer {
         for path in journal::segments(db)? {
             if path != journal.active_path() {
                 let entries = journal::read_segment(&path)?;
-                sealed.push_back((path, entries));
+                sealed.push_back((
+                    path,
+                    Segment {
+                        entries,
+                        lines: Vec::new(),
+                    },
+                ));
             }
         }
         let writer = Self {
@@ -96,7 +111,7 @@ impl Writer {
                 queue: Mutex::new(Vec::with_capacity(64)),
                 journal: Mutex::new(Active {
                     journal,
-                    unsealed: Vec::new(),
+                    unsealed: Segment::default(),
                 }),
                 ingest: Mutex::new(Ingest {
                     conn,
@@ -153,8 +168,7 @@ impl Writer {
     }
 
     fn push(&self, entry: Entry, ack: Option<Ack>) {
-        let mut line = serde_json::to_string(&entry).unwrap_or_default();
-        line.push('\n');
+        let line = journal_line(&entry);
         lock(&self.inner.queue).push(Queued { line, entry, ack });
     }
 
@@ -183,7 +197,8 @@ impl Writer {
             let result = match written {
                 Ok(()) => {
                     for q in batch.drain(..) {
-                        active.unsealed.push(q.entry);
+                        active.unsealed.entries.push(q.entry);
+                        active.unsealed.lines.push(q.line);
                         acks.extend(q.ack);
                     }
                     Ok(())
@@ -214,7 +229,7 @@ impl Writer {
         let mut ingest = lock(&self.inner.ingest);
         let fresh = {
             let mut active = lock(&self.inner.journal);
-            if active.unsealed.is_empty() {
+            if active.unsealed.entries.is_empty() {
                 None
             } else {
                 match active.journal.rotate() {
@@ -235,8 +250,8 @@ impl Writer {
             chain,
             sealed,
         } = &mut *ingest;
-        while let Some((path, entries)) = sealed.front() {
-            match apply(conn, chain, entries) {
+        while let Some((path, segment)) = sealed.front() {
+            match apply(conn, chain, &segment.entries, &segment.lines) {
                 Ok(()) => {
                     if let Err(e) = std::fs::remove_file(path) {
                         tracing::warn!(segment = %path.display(), error = %e, "ingested journal segment not removed");
@@ -267,14 +282,28 @@ impl Writer {
     }
 }
 
+/// An entry's line in the journal: its JSON and a newline. The chain hashes the JSON as the
+/// write's content (see [`crate::chain::content_of`], which encodes the same value the same
+/// way).
+pub(crate) fn journal_line(entry: &Entry) -> String {
+    let mut line = serde_json::to_string(entry).unwrap_or_default();
+    line.push('\n');
+    line
+}
+
 /// Applies entries in one transaction; all or nothing.
 ///
 /// An admission whose outcome is in the same batch (the common case: a command takes less than
 /// a tick) is written with it in one INSERT instead of an INSERT and an UPDATE.
+///
+/// `lines` are the entries' journal lines as this process encoded them (the chain hashes
+/// them rather than encoding each entry again), or empty: entries read back from a segment
+/// are encoded afresh, as `verify` does.
 pub(crate) fn apply(
     conn: &mut Connection,
     chain: &crate::chain::ChainKey,
     entries: &[Entry],
+    lines: &[String],
 ) -> Result<(), AuditError> {
     let mut outcomes: HashMap<(&str, u64), usize> = HashMap::new();
     for (i, entry) in entries.iter().enumerate() {
@@ -308,7 +337,7 @@ pub(crate) fn apply(
             None => entry.apply(&tx)?,
         }
     }
-    crate::chain::append(&tx, chain, entries)?;
+    crate::chain::append(&tx, chain, entries, lines)?;
     tx.commit()?;
     Ok(())
 }

@@ -94,6 +94,14 @@ async fn concurrent_admissions_are_all_durable_and_outcomes_land() {
         .all(|r| r.status.as_deref() == Some("ok") && r.rows_returned == Some(1)));
     assert_eq!(rows[0].params, vec![Some("1".to_owned()), None]);
     assert_eq!(reader.list_sessions(None).unwrap()[0].commands, 400);
+    // Every write was chained as the tables hold it (admissions with and without their
+    // outcome in the same batch alike).
+    let db = dir.path().join("a.db");
+    let conn = gatehouse_audit::schema::open(&db).unwrap();
+    let key = gatehouse_audit::chain::ChainKey::for_store(&db, false).unwrap();
+    let verified = gatehouse_audit::verify(&conn, &key, &dir.path().join("recordings")).unwrap();
+    assert!(verified.ok(), "{:?}", verified.problems);
+    assert_eq!(verified.links, 801);
 }
 
 #[tokio::test]
