@@ -187,12 +187,15 @@ pub(crate) fn head(tx: &Transaction<'_>) -> Result<String, AuditError> {
 
 /// Appends a link for each write, in order. A write already linked (a journal replayed after a
 /// crash) is skipped and does not move the head. `lines` are the writes' journal lines, in
-/// step with `entries`, or empty (see [`crate::writer::apply`]).
+/// step with `entries`, or empty (see [`crate::writer::apply`]). `landed` marks, in step or
+/// empty, outcomes this transaction inserted with their admission's row: those are known to
+/// be in the table, and are not looked up.
 pub(crate) fn append(
     tx: &Transaction<'_>,
     chain: &ChainKey,
     entries: &[Entry],
     lines: &[String],
+    landed: &[bool],
 ) -> Result<(), AuditError> {
     let lines = (lines.len() == entries.len()).then_some(lines);
     let mut prev = head(tx)?;
@@ -210,7 +213,9 @@ pub(crate) fn append(
         let key = entry.link_key();
         // An outcome or an end whose row is not there (its admission or opening was refused
         // while the store failed) changed nothing, so nothing is sealed.
+        let known = landed.get(i).copied().unwrap_or(false);
         let landed = match key.kind {
+            "finish" if known => true,
             "finish" => has_outcome.exists(params![key.session, key.entry_seq])?,
             "close" => has_end.exists([&key.session])?,
             _ => true,

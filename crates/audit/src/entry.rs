@@ -290,11 +290,14 @@ impl Entry {
 
     /// Applies an admission and its outcome as one row. If the row is already there (a journal
     /// replayed after a crash), the outcome is applied to it instead.
+    ///
+    /// Returns whether the row was inserted here, outcome and all: then the chain knows the
+    /// outcome landed without looking (`false` means it must look).
     pub(crate) fn apply_with_outcome(
         &self,
         conn: &Connection,
         outcome: &Entry,
-    ) -> rusqlite::Result<()> {
+    ) -> rusqlite::Result<bool> {
         let (
             Self::Admit {
                 session,
@@ -328,7 +331,8 @@ impl Entry {
         ) = (self, outcome)
         else {
             self.apply(conn)?;
-            return outcome.apply(conn);
+            outcome.apply(conn)?;
+            return Ok(false);
         };
         let inserted = conn
             .prepare_cached(
@@ -368,7 +372,7 @@ impl Entry {
         if inserted == 0 {
             outcome.apply(conn)?;
         }
-        Ok(())
+        Ok(inserted == 1)
     }
 
     /// Applies the write. Idempotent, so a journal replayed after a crash that happened

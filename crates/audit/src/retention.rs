@@ -250,7 +250,7 @@ impl SqliteStore {
         for entry in &written {
             entry.apply(&tx)?;
         }
-        append(&tx, &chain, &written, &[])?;
+        append(&tx, &chain, &written, &[], &[])?;
         report.oldest_kept = tx
             .query_row(
                 "SELECT MIN(started_at) FROM sessions WHERE id <> 'retention'",

@@ -312,6 +312,8 @@ pub(crate) fn apply(
         }
     }
     let mut merged = vec![false; entries.len()];
+    // Outcomes inserted with their admission's row: certainly in the table.
+    let mut landed = vec![false; entries.len()];
     // Immediate: the chain's head is read and extended in one step, even with a purge or
     // another process writing the same file.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -329,15 +331,18 @@ pub(crate) fn apply(
         };
         match outcome {
             Some((j, finish)) => {
-                entry.apply_with_outcome(&tx, finish)?;
+                let inserted = entry.apply_with_outcome(&tx, finish)?;
                 if let Some(m) = merged.get_mut(j) {
                     *m = true;
+                }
+                if let Some(l) = landed.get_mut(j) {
+                    *l = inserted;
                 }
             }
             None => entry.apply(&tx)?,
         }
     }
-    crate::chain::append(&tx, chain, entries, lines)?;
+    crate::chain::append(&tx, chain, entries, lines, &landed)?;
     tx.commit()?;
     Ok(())
 }
