@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use gatehouse_core::{Admitted, Outcome, Session};
 use russh::server::{self, Msg};
 use russh::{ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
@@ -237,17 +237,25 @@ impl HostHalf {
             return Ok(true);
         };
         framer.push(data);
+        // Every whole packet of this chunk goes out in one write, so russh packs them into
+        // full SSH packets (one SFTP DATA packet is 13 bytes more than an SSH packet holds:
+        // sent alone, each would cost a second, nearly empty SSH packet).
+        let mut run = BytesMut::new();
         loop {
             let packet = match framer.next_packet() {
                 Ok(Some(p)) => p,
-                Ok(None) => return Ok(true),
+                Ok(None) => break,
                 Err(e) => return Ok(self.sftp_broken(&e.to_string())),
             };
             if let Err(e) = link.response(&self.core, &packet) {
                 return Ok(self.sftp_broken(&e.to_string()));
             }
-            self.client.data_bytes(packet).await?;
+            run.extend_from_slice(&packet);
         }
+        if !run.is_empty() {
+            self.client.data_bytes(run.freeze()).await?;
+        }
+        Ok(true)
     }
 
     /// Output through the stream's masker (which may hold back the start of a card number

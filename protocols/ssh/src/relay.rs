@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use gatehouse_core::store::{TerminalEvent, TerminalStart};
 use gatehouse_core::{Admission, Admitted, Command, Outcome, Session, StatementClass};
 use russh::server::{self, Msg};
@@ -459,15 +459,21 @@ impl ClientHalf {
                 Err(e) => return Ok(self.sftp_broken(e).await),
             }
         }
+        // Packets that need no admission go out together, packed into full SSH packets; the
+        // run is flushed before an operation waits for its admission, so order is kept.
+        let mut run = BytesMut::new();
         for packet in packets {
             let audited = match link.request(&packet) {
                 Ok(a) => a,
                 Err(e) => return Ok(self.sftp_broken(e).await),
             };
             let Some(audited) = audited else {
-                self.up.data_bytes(packet).await?;
+                run.extend_from_slice(&packet);
                 continue;
             };
+            if !run.is_empty() {
+                self.up.data_bytes(run.split().freeze()).await?;
+            }
             let command = Command::classed(audited.text().to_owned(), StatementClass::Sftp);
             let admission = self.core.admit(command);
             match self.verdict(admission, client).await {
@@ -482,6 +488,9 @@ impl ClientHalf {
                 }
                 Verdict::Gone => return Ok(Flow::Stop),
             }
+        }
+        if !run.is_empty() {
+            self.up.data_bytes(run.freeze()).await?;
         }
         Ok(Flow::Go)
     }
