@@ -40,14 +40,16 @@ pub const MAX_PACKET: u32 = 32 * 1024;
 /// Messages a channel buffers between russh and the relay before backpressure reaches TCP.
 pub const CHANNEL_BUFFER: usize = 256;
 
-/// The ciphers the gateway negotiates. AES-GCM first: with AES-NI it costs the gateway, which
-/// decrypts and re-encrypts every byte it relays, far less than ChaCha20-Poly1305. Toward
-/// clients ChaCha20 is not offered at all, because a client's own order decides and OpenSSH
-/// puts ChaCha20 first; clients without AES-GCM still get AES-CTR.
+/// The ciphers the gateway negotiates; the client's order decides (RFC 4253 7.1), so the
+/// list toward clients only says what is acceptable. Toward clients: ChaCha20-Poly1305 and
+/// AES-GCM (aws-lc-rs, what OpenSSH picks) and AES-CTR for clients that have nothing else
+/// (paramiko). Toward hosts, where the gateway's order decides: AES-GCM first, which costs the
+/// gateway least with AES-NI (it decrypts and re-encrypts every byte it relays).
 pub(crate) fn preferred(toward_clients: bool) -> russh::Preferred {
     use russh::cipher;
     let ciphers: &'static [cipher::Name] = if toward_clients {
         &[
+            cipher::CHACHA20_POLY1305,
             cipher::AES_128_GCM,
             cipher::AES_256_GCM,
             cipher::AES_128_CTR,

@@ -218,10 +218,14 @@ fn a_sudo_exec_waits_for_approval_with_the_request_id_on_stderr() {
         assert!(text(&out.stderr).contains(&id), "{out:?}");
     });
 
+    // Both entries reach the store from the journal a few milliseconds behind the clients.
     let rows = gw.audit_until(|r| {
         with_statement(r, "approved-and-ran")
             .first()
             .is_some_and(|e| e["status"] == "ok")
+            && with_statement(r, "sudo touch /tmp/never")
+                .first()
+                .is_some_and(|e| e["status"].is_string())
     });
     let approved = with_statement(&rows, "approved-and-ran");
     assert_eq!(approved[0]["verdict"], "approved", "{rows:#?}");
