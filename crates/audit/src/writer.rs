@@ -7,7 +7,7 @@
 //! go.) So with one client an admission costs one `write` on its own thread, and under
 //! concurrency one `write` carries many.
 //!
-//! A ticker thread seals the active journal segment every few milliseconds, applies its
+//! A ticker thread seals the active journal segment every 100 ms, applies its
 //! entries to SQLite in one transaction, and deletes it. If the database refuses (disk full,
 //! corruption, a trigger), the segment is kept and retried, and new admissions are refused
 //! until it succeeds: fail closed, and nothing journaled is lost.
@@ -28,11 +28,17 @@ use crate::entry::Entry;
 use crate::error::AuditError;
 use crate::journal::{self, Journal};
 
-/// How often journaled entries are applied to the database.
-const TICK: Duration = Duration::from_millis(20);
+/// How often journaled entries are applied to the database. Each apply is one transaction
+/// whose cost is mostly per page touched (the index leaves of the live sessions, the chain's
+/// head, the WAL frames of the commit), so fewer, larger batches cost less per entry: under
+/// pgbench load, 100 ms instead of 20 ms cut the ingest thread from 34 to 24 µs per
+/// statement. Nothing waits on this for durability (the journal gives that); it is how far
+/// `audit list` may lag the traffic.
+const TICK: Duration = Duration::from_millis(100);
 
-/// How often (in ticks) the WAL is checkpointed into the database, passively.
-const CHECKPOINT_EVERY: u32 = 50;
+/// How often (in ticks) the WAL is checkpointed into the database, passively: about once a
+/// second.
+const CHECKPOINT_EVERY: u32 = 10;
 
 /// How long `serve` waits for a CLI command holding the journal lock.
 const LOCK_WAIT: Duration = Duration::from_secs(5);

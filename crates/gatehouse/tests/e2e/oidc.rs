@@ -141,16 +141,18 @@ fn jwts_open_sessions_with_their_groups_and_bad_ones_are_refused() {
     let jwt = mint(Algorithm::EdDSA, "ed1", &claims("svc-ed", &["batch"]));
     let (ok, _, err) = psql(&gw.dsn("app", &jwt), &["-c", "SELECT 1"], None);
     assert!(ok, "{err}");
-    let sessions = gw.sessions();
-    let refused = sessions
-        .iter()
-        .filter(|s| {
-            s["end_reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("JWT refused"))
-        })
-        .count();
-    assert_eq!(refused, bad.len(), "{sessions:#?}");
+    let jwt_refused = |sessions: &[serde_json::Value]| {
+        sessions
+            .iter()
+            .filter(|s| {
+                s["end_reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("JWT refused"))
+            })
+            .count()
+    };
+    let sessions = gw.sessions_until(|s| jwt_refused(s) >= bad.len());
+    assert_eq!(jwt_refused(&sessions), bad.len(), "{sessions:#?}");
 }
 
 #[test]
