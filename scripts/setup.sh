@@ -8,6 +8,8 @@ command -v psql >/dev/null || need_apt+=(postgresql-client)
 command -v pgbench >/dev/null || need_apt+=(postgresql-contrib)
 [ -x "$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | tail -1)" ] || need_apt+=(postgresql)
 command -v pgbouncer >/dev/null || need_apt+=(pgbouncer)
+# The benches' pure TCP relay, the reference for what any proxy costs on the machine.
+command -v haproxy >/dev/null || need_apt+=(haproxy)
 command -v script >/dev/null || need_apt+=(bsdutils)
 command -v runuser >/dev/null || need_apt+=(util-linux)
 # The evidence report is rendered by a headless browser in the tests.
@@ -33,6 +35,10 @@ fi
 # pgbouncer's package starts its own service on 6432; the benches run their own instance.
 if pgrep -x pgbouncer >/dev/null && [ -f /etc/pgbouncer/pgbouncer.ini ]; then
   pkill -x pgbouncer || true
+fi
+# So does haproxy's (with no listeners); the benches run their own.
+if pgrep -f /etc/haproxy/haproxy.cfg >/dev/null; then
+  pkill -f /etc/haproxy/haproxy.cfg || true
 fi
 
 if ! python3 -c 'import psycopg' 2>/dev/null; then

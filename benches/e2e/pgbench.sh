@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# pgbench select-only, direct to PostgreSQL, through pgbouncer (session mode) and through
-# Gatehouse (auditing and recording on), alternating in one run; prints medians and ratios.
+# pgbench select-only, direct to PostgreSQL, through a pure TCP relay (haproxy: the ceiling any
+# proxy has on this machine), through pgbouncer (session mode) and through Gatehouse (auditing
+# and recording on), alternating in one run; prints medians and ratios.
 #
 #   bash benches/e2e/pgbench.sh            # defaults below
 #   ROUNDS=5 SECONDS_PER_RUN=10 MODE=prepared bash benches/e2e/pgbench.sh
@@ -23,6 +24,7 @@ chmod 755 "$work"
 cleanup() {
   [ -n "${gw_pid:-}" ] && kill "$gw_pid" 2>/dev/null || true
   [ -n "${bouncer_pid:-}" ] && kill "$bouncer_pid" 2>/dev/null || true
+  [ -n "${relay_pid:-}" ] && kill "$relay_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -81,10 +83,15 @@ else
 fi
 for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p "$pb_port" && break; sleep 0.1; done
 
+# The pure TCP relay.
+. benches/e2e/tcp_relay.sh
+start_tcp_relay "$work" 5432
+
 run() { # target clients -> "tps latency_ms"
   local target=$1 clients=$2 port user pass
   case $target in
     direct)    port=5432;     user=postgres; pass= ;;
+    relay)     port=$relay_port; user=postgres; pass= ;;
     pgbouncer) port=$pb_port; user=postgres; pass= ;;
     gatehouse) port=$gw_port; user=bench;    pass=$token ;;
   esac
@@ -99,7 +106,7 @@ echo "pgbench -S -M $MODE, scale $SCALE, ${SECONDS_PER_RUN}s per run, $ROUNDS ro
 declare -A tps lat
 for clients in 8 1; do
   for round in $(seq 1 "$ROUNDS"); do
-    for target in direct pgbouncer gatehouse; do
+    for target in direct relay pgbouncer gatehouse; do
       read -r t l < <(run "$target" "$clients")
       tps[$target,$clients]+="$t "
       lat[$target,$clients]+="$l "
@@ -110,7 +117,7 @@ done
 
 echo
 for clients in 8 1; do
-  for target in direct pgbouncer gatehouse; do
+  for target in direct relay pgbouncer gatehouse; do
     mt=$(echo ${tps[$target,$clients]} | tr ' ' '\n' | median)
     ml=$(echo ${lat[$target,$clients]} | tr ' ' '\n' | median)
     eval "T_${target}_${clients}=$mt; L_${target}_${clients}=$ml"
@@ -118,10 +125,12 @@ for clients in 8 1; do
   done
 done
 echo
-awk -v d="$T_direct_8" -v b="$T_pgbouncer_8" -v g="$T_gatehouse_8" 'BEGIN {
-  printf "8 clients: gatehouse/direct TPS = %.3f   pgbouncer/direct TPS = %.3f\n", g/d, b/d }'
-awk -v d="$L_direct_1" -v b="$L_pgbouncer_1" -v g="$L_gatehouse_1" 'BEGIN {
-  printf "1 client: added latency per query: gatehouse %+.1f us, pgbouncer %+.1f us (ratio %.2f)\n",
-    (g-d)*1000, (b-d)*1000, (b-d) != 0 ? (g-d)/(b-d) : 0 }'
+awk -v d="$T_direct_8" -v r="$T_relay_8" -v b="$T_pgbouncer_8" -v g="$T_gatehouse_8" 'BEGIN {
+  printf "8 clients: gatehouse/direct TPS = %.3f   pgbouncer/direct = %.3f   tcp relay/direct = %.3f\n",
+    g/d, b/d, r/d
+  printf "           gatehouse/tcp relay TPS = %.3f (the share of the ceiling any proxy has here)\n", g/r }'
+awk -v d="$L_direct_1" -v r="$L_relay_1" -v b="$L_pgbouncer_1" -v g="$L_gatehouse_1" 'BEGIN {
+  printf "1 client: added latency per query: gatehouse %+.1f us, pgbouncer %+.1f us, tcp relay %+.1f us (gatehouse/pgbouncer %.2f)\n",
+    (g-d)*1000, (b-d)*1000, (r-d)*1000, (b-d) != 0 ? (g-d)/(b-d) : 0 }'
 entries=$(./target/release/gatehouse --config "$work/gatehouse.toml" audit list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 echo "audit entries written by gatehouse during the run: $entries"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# sysbench oltp_point_select (server-side prepared statements), direct to MariaDB and through
-# Gatehouse (auditing and recording on), alternating in one run; prints medians and the ratio.
+# sysbench oltp_point_select (server-side prepared statements), direct to MariaDB, through a
+# pure TCP relay (haproxy: the ceiling any proxy has on this machine) and through Gatehouse
+# (auditing and recording on), alternating in one run; prints medians and the ratios.
 #
 #   bash benches/e2e/sysbench.sh           # defaults below
 #   ROUNDS=5 SECONDS_PER_RUN=10 THREADS=8 bash benches/e2e/sysbench.sh
@@ -27,6 +28,7 @@ cleanup() {
     kill "$gw_pid" 2>/dev/null || true
     wait "$gw_pid" 2>/dev/null || true
   fi
+  [ -n "${relay_pid:-}" ] && kill "$relay_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -69,10 +71,14 @@ gw_port=$(sed -n 's/.*mysql listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/gw.
 [ -n "$gw_port" ] || { echo "gatehouse did not start:"; cat "$work/gw.log"; exit 1; }
 token=$(./target/release/gatehouse --config "$work/gatehouse.toml" token create --identity bench --group bench 2>/dev/null)
 
+. benches/e2e/tcp_relay.sh
+start_tcp_relay "$work" 3306
+
 run() { # target -> "tps latency_ms queries"
   local target=$1 port user pass out
   case $target in
     direct)    port=3306;     user=root;  pass= ;;
+    relay)     port=$relay_port; user=root; pass= ;;
     gatehouse) port=$gw_port; user=bench; pass=$token ;;
   esac
   # libmariadb loads the clear-password plugin lazily and races when threads log in at once.
@@ -94,7 +100,7 @@ echo "sysbench oltp_point_select, $TABLES tables x $TABLE_SIZE rows, $THREADS th
 declare -A tps lat
 queries_through_gatehouse=0
 for round in $(seq 1 "$ROUNDS"); do
-  for target in direct gatehouse; do
+  for target in direct relay gatehouse; do
     result=$(run "$target")
     read -r t l q <<<"$result"
     tps[$target]+="$t "
@@ -107,7 +113,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-for target in direct gatehouse; do
+for target in direct relay gatehouse; do
   mt=$(echo ${tps[$target]} | tr ' ' '\n' | median)
   ml=$(echo ${lat[$target]} | tr ' ' '\n' | median)
   eval "T_${target}=$mt; L_${target}=$ml"
@@ -118,6 +124,9 @@ awk -v d="$T_direct" -v g="$T_gatehouse" -v want="$TARGET_RATIO" -v ld="$L_direc
   r = g / d
   printf "%s threads: gatehouse/direct TPS = %.3f (target >= %.2f: %s); added latency %+.0f us\n",
     "'"$THREADS"'", r, want, (r >= want ? "met" : "NOT met"), (lg - ld) * 1000 }'
+awk -v d="$T_direct" -v r="$T_relay" -v g="$T_gatehouse" 'BEGIN {
+  printf "tcp relay/direct TPS = %.3f (the ceiling any proxy has here); gatehouse/tcp relay = %.3f\n",
+    r / d, g / r }'
 # The store is filled from the journal behind the traffic: stop the gateway (it flushes on
 # SIGTERM), then the newest entry's id counts the entries (ids are dense and start at 1).
 kill -TERM "$gw_pid"
