@@ -308,7 +308,7 @@ impl Gateway {
     }
 
     /// Sessions, waiting until `ready` holds for them (the store is filled from the journal
-    /// every 100 ms) or the timeout passes.
+    /// every 20 to 100 ms) or the timeout passes.
     pub fn sessions_until(&self, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
