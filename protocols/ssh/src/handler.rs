@@ -15,6 +15,10 @@ use crate::conn::ConnState;
 use crate::error::SshError;
 use crate::upstream::{self, Upstream};
 
+/// How much of a password OpenSSH's client sends: it reads the prompt into 1024 bytes with
+/// the terminating NUL, so a longer password (a long JWT) arrives cut to this length.
+const OPENSSH_PASSWORD_KEPT: usize = 1023;
+
 /// The russh server handler of one client connection.
 pub(crate) struct ClientHandler {
     gateway: Gateway,
@@ -110,7 +114,14 @@ impl server::Handler for ClientHandler {
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        Ok(self.open(user, Credential::Token(password)).await)
+        let auth = self.open(user, Credential::Token(password)).await;
+        if password.len() == OPENSSH_PASSWORD_KEPT && !matches!(auth, Auth::Accept) {
+            tracing::info!(peer = %self.peer, user,
+                "the refused password is 1023 bytes long, all OpenSSH sends of a longer one: \
+                 a JWT that long cannot be an OpenSSH password; use a registered key \
+                 (`gatehouse key add`) or a gateway token");
+        }
+        Ok(auth)
     }
 
     async fn auth_publickey_offered(

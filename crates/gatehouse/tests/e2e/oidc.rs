@@ -177,3 +177,129 @@ fn a_jwt_approver_decides_through_the_admin_api() {
     let (ok, _, err) = held.join().unwrap();
     assert!(!ok && err.contains("denied by dana: use a WHERE"), "{err}");
 }
+
+/// Logs in with a password and runs one command: prints its exit status and its output.
+const PARAMIKO_EXEC: &str = r#"
+import sys, paramiko
+port, user, password, command = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+client = paramiko.SSHClient()
+client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+client.connect("127.0.0.1", port=port, username=user, password=password, allow_agent=False,
+               look_for_keys=False, timeout=10)
+_, out, _ = client.exec_command(command, timeout=20)
+text = out.read().decode()
+print(out.channel.recv_exit_status(), text, end="")
+client.close()
+"#;
+
+#[test]
+fn a_jwt_is_an_ssh_password_and_bad_ones_are_refused() {
+    let sshd = crate::ssh_support::Sshd::start();
+    let policy = format!("{}{}", sshd.connection("box", ""), policy());
+    let gw = Gateway::start_with_policy(&[], &policy, &[]);
+    let ssh = |jwt: &str, command: &str| crate::ssh_support::ssh(&gw, "box", jwt, &[command], None);
+
+    // Each signature algorithm, as OpenSSH's password (an RS256 JWT is the longest here).
+    for (alg, kid) in [
+        (Algorithm::RS256, "rs1"),
+        (Algorithm::ES256, "es1"),
+        (Algorithm::EdDSA, "ed1"),
+    ] {
+        let jwt = mint(alg, kid, &claims("deploy-bot", &["batch"]));
+        let out = ssh(&jwt, "echo via-jwt; exit 4");
+        assert_eq!(out.status.code(), Some(4), "{alg:?}: {out:?}");
+        assert_eq!(crate::ssh_support::text(&out.stdout), "via-jwt\n");
+    }
+
+    // An identity provider's token can be long (many claims): 4 KB here. OpenSSH keeps only
+    // the first 1023 bytes of a password (the README says so); a client that sends it whole,
+    // like paramiko, logs in with it.
+    let mut long = claims("deploy-bot", &["batch"]);
+    long["roles"] = json!(vec!["role-with-a-long-descriptive-name"; 80]);
+    let jwt = mint(Algorithm::RS256, "rs1", &long);
+    assert!(jwt.len() > 3000, "{}", jwt.len());
+    let port = gw.ssh_port.to_string();
+    let out = crate::support::run(
+        "python3",
+        &[
+            "-c",
+            PARAMIKO_EXEC,
+            &port,
+            "box",
+            &jwt,
+            "echo via-jwt; exit 4",
+        ],
+        None,
+        &[],
+    );
+    assert_eq!(
+        crate::ssh_support::text(&out.stdout),
+        "4 via-jwt\n",
+        "a {}-byte JWT through paramiko: {out:?}",
+        jwt.len()
+    );
+    let out = ssh(&jwt, "echo cut-short");
+    assert!(!out.status.success(), "{out:?}");
+    let hinted = || {
+        gw.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("1023 bytes long") && l.contains("gatehouse key add"))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !hinted() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(hinted(), "the gateway's log says why a cut JWT is refused");
+
+    // Expired, or for groups the connection does not admit: the client is refused like a bad
+    // token, runs nothing, and the gateway goes on serving.
+    let mut expired = claims("deploy-bot", &["batch"]);
+    expired["exp"] = json!(now() - 600);
+    let outsider = claims("web", &["web"]);
+    for (what, c) in [("expired", &expired), ("outsider", &outsider)] {
+        let out = ssh(&mint(Algorithm::EdDSA, "ed1", c), "echo should-not-run-jwt");
+        // sshpass exits 5 when the server takes no password.
+        assert_eq!(out.status.code(), Some(5), "{what}: {out:?}");
+        assert!(
+            crate::ssh_support::text(&out.stderr).contains("Permission denied"),
+            "{what}: {out:?}"
+        );
+    }
+    let jwt = mint(Algorithm::EdDSA, "ed1", &claims("deploy-bot", &["batch"]));
+    assert!(ssh(&jwt, "true").status.success());
+
+    let rows = gw.audit_until(|rows| with_statement(rows, "true").len() == 1);
+    let ran = with_statement(&rows, "echo via-jwt; exit 4");
+    assert_eq!(ran.len(), 4, "{rows:#?}");
+    for row in &ran {
+        assert_eq!(row["identity"], "deploy-bot");
+        assert_eq!(row["class"], "exec");
+    }
+    assert!(with_statement(&rows, "echo should-not-run-jwt").is_empty());
+    let sessions = gw.sessions_until(|s| {
+        s.iter()
+            .filter(|r| r["identity"] == "deploy-bot" && !r["end_reason"].is_null())
+            .count()
+            >= 5
+    });
+    let bot: Vec<_> = sessions
+        .iter()
+        .filter(|s| s["identity"] == "deploy-bot" && s["connection"] == "box")
+        .collect();
+    assert!(
+        bot.iter().any(|s| s["token_id"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("jwt_"))),
+        "{sessions:#?}"
+    );
+    let refused = gw.cli(&["sessions", "list", "--refused", "--json"]);
+    let refused: Vec<Value> = serde_json::from_str(&refused).unwrap();
+    assert!(
+        refused.iter().any(|s| s["end_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("JWT refused"))),
+        "the expired JWT's attempt is evidence: {refused:#?}"
+    );
+}
