@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # pgbench select-only, direct to PostgreSQL, through a pure TCP relay (haproxy: the ceiling any
 # proxy has on this machine), through pgbouncer (session mode) and through Gatehouse (auditing
-# and recording on), alternating in one run; prints medians and ratios.
+# and recording on), alternating in one run; prints medians and ratios, and each proxy's CPU
+# per statement (steadier than throughput on a shared machine).
 #
 #   bash benches/e2e/pgbench.sh            # defaults below
 #   ROUNDS=5 SECONDS_PER_RUN=10 MODE=prepared bash benches/e2e/pgbench.sh
@@ -86,33 +87,43 @@ for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p "$pb_port" && break; slee
 # The pure TCP relay.
 . benches/e2e/tcp_relay.sh
 start_tcp_relay "$work" 5432
+. benches/e2e/cpu.sh
 
-run() { # target clients -> "tps latency_ms"
-  local target=$1 clients=$2 port user pass
+run() { # target clients -> "tps latency_ms transactions proxy_cpu_ticks"
+  local target=$1 clients=$2 port user pass pid= before out
   case $target in
-    direct)    port=5432;     user=postgres; pass= ;;
-    relay)     port=$relay_port; user=postgres; pass= ;;
-    pgbouncer) port=$pb_port; user=postgres; pass= ;;
-    gatehouse) port=$gw_port; user=bench;    pass=$token ;;
+    direct)    port=5432;        user=postgres; pass= ;;
+    relay)     port=$relay_port; user=postgres; pass=;       pid=$relay_pid ;;
+    pgbouncer) port=$pb_port;    user=postgres; pass=;       pid=$bouncer_pid ;;
+    gatehouse) port=$gw_port;    user=bench;    pass=$token; pid=$gw_pid ;;
   esac
-  PGPASSWORD=$pass PGSSLMODE=disable pgbench -h 127.0.0.1 -p "$port" -U "$user" -n -S -M "$MODE" \
-      -c "$clients" -j "$(( clients < 2 ? 1 : 2 ))" -T "$SECONDS_PER_RUN" "$DB" 2>&1 \
-    | awk '/latency average/ {lat=$4} /^tps/ {tps=$3} END {print tps, lat}'
+  before=${pid:+$(cpu_ticks "$pid")}
+  out=$(PGPASSWORD=$pass PGSSLMODE=disable pgbench -h 127.0.0.1 -p "$port" -U "$user" -n -S \
+      -M "$MODE" -c "$clients" -j "$(( clients < 2 ? 1 : 2 ))" -T "$SECONDS_PER_RUN" "$DB" 2>&1)
+  echo "$out" | awk -v ticks="${pid:+$(( $(cpu_ticks "$pid") - before ))}" '
+      /latency average/ {lat=$4} /^tps/ {tps=$3}
+      /actually processed/ {split($NF, n, "/"); tx=n[1]}
+      END {print tps, lat, tx, ticks + 0}'
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 echo "pgbench -S -M $MODE, scale $SCALE, ${SECONDS_PER_RUN}s per run, $ROUNDS rounds, alternating"
-declare -A tps lat
+declare -A tps lat ops ticks
+thread_ticks "$gw_pid" > "$work/gw-threads.before"
 for clients in 8 1; do
   for round in $(seq 1 "$ROUNDS"); do
     for target in direct relay pgbouncer gatehouse; do
-      read -r t l < <(run "$target" "$clients")
+      read -r t l n c < <(run "$target" "$clients")
       tps[$target,$clients]+="$t "
       lat[$target,$clients]+="$l "
+      ops[$target,$clients]=$(( ${ops[$target,$clients]:-0} + n ))
+      ticks[$target,$clients]=$(( ${ticks[$target,$clients]:-0} + c ))
       printf '  round %d  %-9s  %2d clients  %10.1f tps  %7.3f ms\n' "$round" "$target" "$clients" "$t" "$l"
     done
   done
+  # The gateway's threads, over its 8-client runs only (it idles between its runs).
+  [ "$clients" = 8 ] && thread_ticks "$gw_pid" > "$work/gw-threads.after"
 done
 
 echo
@@ -132,5 +143,9 @@ awk -v d="$T_direct_8" -v r="$T_relay_8" -v b="$T_pgbouncer_8" -v g="$T_gatehous
 awk -v d="$L_direct_1" -v r="$L_relay_1" -v b="$L_pgbouncer_1" -v g="$L_gatehouse_1" 'BEGIN {
   printf "1 client: added latency per query: gatehouse %+.1f us, pgbouncer %+.1f us, tcp relay %+.1f us (gatehouse/pgbouncer %.2f)\n",
     (g-d)*1000, (b-d)*1000, (r-d)*1000, (b-d) != 0 ? (g-d)/(b-d) : 0 }'
+cpu_summary "statement at 8 clients" "$work/gw-threads.before" "$work/gw-threads.after" \
+  gatehouse "${ticks[gatehouse,8]}" "${ops[gatehouse,8]}" \
+  pgbouncer "${ticks[pgbouncer,8]}" "${ops[pgbouncer,8]}" \
+  "tcp relay" "${ticks[relay,8]}" "${ops[relay,8]}"
 entries=$(./target/release/gatehouse --config "$work/gatehouse.toml" audit list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 echo "audit entries written by gatehouse during the run: $entries"

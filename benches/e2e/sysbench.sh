@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # sysbench oltp_point_select (server-side prepared statements), direct to MariaDB, through a
 # pure TCP relay (haproxy: the ceiling any proxy has on this machine) and through Gatehouse
-# (auditing and recording on), alternating in one run; prints medians and the ratios.
+# (auditing and recording on), alternating in one run; prints medians and the ratios, and each
+# proxy's CPU per query (steadier than throughput on a shared machine).
 #
 #   bash benches/e2e/sysbench.sh           # defaults below
 #   ROUNDS=5 SECONDS_PER_RUN=10 THREADS=8 bash benches/e2e/sysbench.sh
@@ -73,14 +74,16 @@ token=$(./target/release/gatehouse --config "$work/gatehouse.toml" token create 
 
 . benches/e2e/tcp_relay.sh
 start_tcp_relay "$work" 3306
+. benches/e2e/cpu.sh
 
-run() { # target -> "tps latency_ms queries"
-  local target=$1 port user pass out
+run() { # target -> "tps latency_ms queries proxy_cpu_ticks"
+  local target=$1 port user pass out pid= before
   case $target in
-    direct)    port=3306;     user=root;  pass= ;;
-    relay)     port=$relay_port; user=root; pass= ;;
-    gatehouse) port=$gw_port; user=bench; pass=$token ;;
+    direct)    port=3306;        user=root;  pass= ;;
+    relay)     port=$relay_port; user=root;  pass=;       pid=$relay_pid ;;
+    gatehouse) port=$gw_port;    user=bench; pass=$token; pid=$gw_pid ;;
   esac
+  before=${pid:+$(cpu_ticks "$pid")}
   # libmariadb loads the clear-password plugin lazily and races when threads log in at once.
   out=$(LIBMYSQL_PLUGINS=mysql_clear_password sysbench oltp_point_select "${sb_common[@]}" \
       --mysql-port="$port" --mysql-user="$user" --mysql-password="$pass" --mysql-db="$DB" \
@@ -89,28 +92,33 @@ run() { # target -> "tps latency_ms queries"
   if ! echo "$out" | grep -Eq 'ignored errors: +0 '; then
     echo "sysbench through $target had errors:" >&2; echo "$out" >&2; return 1
   fi
-  echo "$out" | awk '/transactions:/ {tps=substr($3, 2)} /queries:/ && !q {q=$2}
-                     /avg:/ {lat=$2} END {print tps, lat, q}'
+  echo "$out" | awk -v ticks="${pid:+$(( $(cpu_ticks "$pid") - before ))}" '
+      /transactions:/ {tps=substr($3, 2)} /queries:/ && !q {q=$2}
+      /avg:/ {lat=$2} END {print tps, lat, q, ticks + 0}'
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 echo "sysbench oltp_point_select, $TABLES tables x $TABLE_SIZE rows, $THREADS threads," \
      "${SECONDS_PER_RUN}s per run, $ROUNDS rounds, alternating"
-declare -A tps lat
+declare -A tps lat ops ticks
 queries_through_gatehouse=0
+thread_ticks "$gw_pid" > "$work/gw-threads.before"
 for round in $(seq 1 "$ROUNDS"); do
   for target in direct relay gatehouse; do
     result=$(run "$target")
-    read -r t l q <<<"$result"
+    read -r t l q c <<<"$result"
     tps[$target]+="$t "
     lat[$target]+="$l "
+    ops[$target]=$(( ${ops[$target]:-0} + q ))
+    ticks[$target]=$(( ${ticks[$target]:-0} + c ))
     if [ "$target" = gatehouse ]; then
       queries_through_gatehouse=$((queries_through_gatehouse + q))
     fi
     printf '  round %d  %-9s  %10.1f tps  %7.3f ms\n' "$round" "$target" "$t" "$l"
   done
 done
+thread_ticks "$gw_pid" > "$work/gw-threads.after"
 
 echo
 for target in direct relay gatehouse; do
@@ -127,6 +135,9 @@ awk -v d="$T_direct" -v g="$T_gatehouse" -v want="$TARGET_RATIO" -v ld="$L_direc
 awk -v d="$T_direct" -v r="$T_relay" -v g="$T_gatehouse" 'BEGIN {
   printf "tcp relay/direct TPS = %.3f (the ceiling any proxy has here); gatehouse/tcp relay = %.3f\n",
     r / d, g / r }'
+cpu_summary query "$work/gw-threads.before" "$work/gw-threads.after" \
+  gatehouse "${ticks[gatehouse]}" "${ops[gatehouse]}" \
+  "tcp relay" "${ticks[relay]}" "${ops[relay]}"
 # The store is filled from the journal behind the traffic: stop the gateway (it flushes on
 # SIGTERM), then the newest entry's id counts the entries (ids are dense and start at 1).
 kill -TERM "$gw_pid"
