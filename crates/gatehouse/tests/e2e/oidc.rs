@@ -1,6 +1,7 @@
 //! OIDC identities end to end: a JWT from a test issuer (keys under fixtures/idp) is taken as
-//! the password by psql and as the bearer token by the admin API; each kind of bad JWT is
-//! refused with PostgreSQL's 28P01 while the gateway keeps serving.
+//! the password by psql, the mysql CLI, OpenSSH and paramiko, and as the bearer token by the
+//! admin API; each kind of bad JWT is refused with the wire's own error (PostgreSQL's 28P01,
+//! MySQL's 1045, SSH's "Permission denied") while the gateway keeps serving.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -302,4 +303,61 @@ fn a_jwt_is_an_ssh_password_and_bad_ones_are_refused() {
             .is_some_and(|r| r.contains("JWT refused"))),
         "the expired JWT's attempt is evidence: {refused:#?}"
     );
+}
+
+#[test]
+fn a_jwt_is_a_mysql_password_and_bad_ones_are_refused() {
+    use crate::mysql_support::{mysql, mysql_connection, scratch_mysql_db, shown};
+    scratch_mysql_db("gh_oidc_my");
+    let policy = format!("{}{}", mysql_connection("my", "gh_oidc_my", ""), policy());
+    let gw = Gateway::start_with_policy(&[], &policy, &[]);
+    let query = |jwt: &str, sql: &str| mysql(&gw, "my", jwt, &["-N", "-e", sql], None);
+
+    // Each algorithm, and a 4 KB token: the mysql CLI sends the password whole.
+    let mut long = claims("report-job", &["batch"]);
+    long["roles"] = json!(vec!["role-with-a-long-descriptive-name"; 80]);
+    for (alg, kid, c) in [
+        (Algorithm::RS256, "rs1", claims("report-job", &["batch"])),
+        (Algorithm::ES256, "es1", claims("report-job", &["batch"])),
+        (Algorithm::EdDSA, "ed1", claims("report-job", &["batch"])),
+        (Algorithm::RS256, "rs1", long),
+    ] {
+        let jwt = mint(alg, kid, &c);
+        let out = query(&jwt, "SELECT 40 + 2 AS via_jwt");
+        assert!(
+            out.status.success(),
+            "{alg:?}, {} bytes: {}",
+            jwt.len(),
+            shown(&out)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+    }
+
+    // An expired JWT is a wrong password (1045); one whose groups the connection does not
+    // admit gets the same answer as a connection that does not exist (1044). Nothing runs.
+    let mut expired = claims("report-job", &["batch"]);
+    expired["exp"] = json!(now() - 600);
+    for (c, error) in [
+        (&expired, "ERROR 1045 (28000)"),
+        (&claims("web", &["web"]), "ERROR 1044 (42000)"),
+    ] {
+        let out = query(
+            &mint(Algorithm::EdDSA, "ed1", c),
+            "SELECT 'should-not-run-my'",
+        );
+        assert!(!out.status.success(), "{}", shown(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(error),
+            "{error}: {}",
+            shown(&out)
+        );
+    }
+    let jwt = mint(Algorithm::EdDSA, "ed1", &claims("report-job", &["batch"]));
+    assert!(query(&jwt, "SELECT 1").status.success(), "still serving");
+
+    let rows = gw.audit_until(|rows| with_statement(rows, "via_jwt").len() == 4);
+    let ran = with_statement(&rows, "via_jwt");
+    assert_eq!(ran.len(), 4, "{rows:#?}");
+    assert!(ran.iter().all(|r| r["identity"] == "report-job"));
+    assert!(with_statement(&rows, "should-not-run-my").is_empty());
 }
