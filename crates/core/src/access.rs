@@ -50,6 +50,7 @@ mod tests {
             tls: UpstreamTls::Disable,
             tls_ca: None,
             local_infile: false,
+            startup_options: false,
             private_key: None,
             host_key: None,
             port_forwarding: false,

@@ -138,6 +138,10 @@ pub struct ConnectionSpec {
     /// MySQL: whether `LOAD DATA LOCAL INFILE` may send a client's file upstream (refused
     /// otherwise; when allowed, the file name and bytes are recorded).
     pub local_infile: bool,
+    /// PostgreSQL: whether a client's startup `options` (`-c setting=value` for the whole
+    /// session, applied before any statement the audit sees) are passed upstream; refused
+    /// otherwise.
+    pub startup_options: bool,
     /// SSH: the gateway-held private key (OpenSSH format) the upstream host trusts; it never
     /// leaves the gateway.
     pub private_key: Option<Secret>,

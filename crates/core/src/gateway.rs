@@ -214,7 +214,7 @@ impl Gateway {
             _live: self.inner.live.clone(),
             seq: AtomicU64::new(0),
             classified: std::sync::Mutex::new(HashMap::new()),
-            prepared: std::sync::Mutex::new(HashMap::new()),
+            mysql_modes: std::sync::Mutex::new(crate::classify::mysql::Modes::default()),
         })
     }
 

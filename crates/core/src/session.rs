@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::watch;
 
 use crate::approval::ApprovalDesk;
-use crate::classify::{classify, Classification};
+use crate::classify::{folded_key, mysql, PreparedUse, Reading, StatementClass};
 use crate::command::Command;
 use crate::connection::ConnectionSpec;
 use crate::error::StoreError;
@@ -73,12 +73,12 @@ pub struct Session {
     /// Held while the session lives, so the gateway can count (and drain) live sessions.
     pub(crate) _live: Arc<()>,
     pub(crate) seq: AtomicU64,
-    /// Classes of texts this session ran recently: a prepared statement executed a thousand
-    /// times is parsed once.
-    pub(crate) classified: std::sync::Mutex<HashMap<Arc<str>, Classification>>,
-    /// SQL-level prepared statements of this session and what they run: `EXECUTE name` is
-    /// judged as the statement `name` was prepared from.
-    pub(crate) prepared: std::sync::Mutex<HashMap<String, Classification>>,
+    /// Readings of texts this session ran recently: a prepared statement executed a thousand
+    /// times is parsed once. Keyed by the text with its constants folded, or (for readings
+    /// that looked at a constant) by the exact text.
+    pub(crate) classified: std::sync::Mutex<HashMap<Arc<str>, Reading>>,
+    /// How the MySQL server lexes this session's text (its wire keeps it current).
+    pub(crate) mysql_modes: std::sync::Mutex<mysql::Modes>,
 }
 
 /// Texts remembered per session for classification; the cache starts over when full.
@@ -87,32 +87,17 @@ const CLASSIFIED_CAPACITY: usize = 256;
 /// Longer texts are classified every time rather than kept.
 const CLASSIFIED_MAX_TEXT: usize = 4096;
 
-/// The cache key of a text for its *classes* (nothing else may use it): numbers do not change
-/// what kind of statement a text is, so `... WHERE aid = 17` and `... WHERE aid = 42` share a
-/// key. Only texts without quotes, dollar quotes, comments or escapes are folded, so no lexing
-/// subtlety can make two different statements share a key; others are keyed as they are.
-fn class_key(text: &str) -> Option<String> {
-    if text.len() > CLASSIFIED_MAX_TEXT {
-        return None;
-    }
-    if text.contains(['\'', '"', '$', '-', '/', '\\']) {
-        return Some(text.to_owned());
-    }
-    let mut key = String::with_capacity(text.len());
-    let mut in_number = false;
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            if !in_number {
-                key.push('0');
-                in_number = true;
-            }
-        } else {
-            in_number = false;
-            key.push(c);
-        }
-    }
-    Some(key)
-}
+/// Which prepared statements a name may stand for, as the wire knows them: the texts the
+/// server may hold under it (several while a change is unconfirmed; none if the gateway never
+/// saw it prepared).
+pub type Resolver<'a> = &'a dyn Fn(&str) -> Vec<Arc<str>>;
+
+/// The rule name an entry carries when the gateway refused a statement because it would
+/// change how SQL text is read (whatever the configured rules say).
+pub const READS_SQL_RULE: &str = "gatehouse:reads-sql-as-the-server";
+
+/// Marks a folded key apart from an exact text in the same cache.
+const EXACT: char = '\u{2}';
 
 /// A command on its way through admission: its entry is being written, or it is held for an
 /// approver, or it was refused by a rule.
@@ -122,6 +107,7 @@ pub struct Admission {
     seq: u64,
     started: Instant,
     state: AdmissionState,
+    prepares: Vec<PreparedUse>,
 }
 
 #[derive(Debug)]
@@ -138,12 +124,19 @@ enum AdmissionState {
 pub struct Admitted {
     seq: u64,
     started: Instant,
+    prepares: Vec<PreparedUse>,
 }
 
 impl Admitted {
     /// The command's number within the session.
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// The prepared statements it makes or drops (`PREPARE`, `DEALLOCATE`, `DISCARD ALL`),
+    /// in statement order: the wire applies each once the server confirms it.
+    pub fn prepared_uses(&self) -> &[PreparedUse] {
+        &self.prepares
     }
 }
 
@@ -181,6 +174,7 @@ impl Admission {
             Ok(()) => Ok(Admitted {
                 seq: self.seq,
                 started: self.started,
+                prepares: self.prepares,
             }),
             Err(e) => Err(store_refusal(&e)),
         }
@@ -234,53 +228,127 @@ fn bounded(command: Command) -> Command {
 }
 
 impl Session {
-    fn classify(&self, text: &str) -> Classification {
+    /// Reads a text, through the session's cache.
+    fn read(&self, text: &str) -> Reading {
+        let modes = *self
+            .mysql_modes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let read = || match self.info.protocol {
+            crate::connection::Protocol::Mysql => mysql::read(text, modes),
+            other => crate::classify::read(other, text),
+        };
+        if text.len() > CLASSIFIED_MAX_TEXT {
+            return read();
+        }
+        let folded = match self.info.protocol {
+            crate::connection::Protocol::Mysql => mysql::folded_key(text, modes),
+            other => folded_key(other, text),
+        };
+        let exact = || {
+            let mut key = String::with_capacity(text.len() + 1);
+            key.push(EXACT);
+            key.push_str(text);
+            key
+        };
+        {
+            let cache = self
+                .classified
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(hit) = folded.as_deref().and_then(|k| cache.get(k)) {
+                return hit.clone();
+            }
+            if let Some(hit) = cache.get(exact().as_str()) {
+                return hit.clone();
+            }
+        }
+        let reading = read();
+        let key = match folded {
+            Some(folded) if !reading.literal_dependent => folded,
+            _ => exact(),
+        };
         let mut cache = self
             .classified
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some(key) = class_key(text) else {
-            return classify(self.info.protocol, text);
-        };
-        if let Some(classes) = cache.get(key.as_str()) {
-            return classes.clone();
-        }
-        let classes = classify(self.info.protocol, text);
         if cache.len() >= CLASSIFIED_CAPACITY {
             cache.clear();
         }
-        cache.insert(Arc::from(key), classes.clone());
-        classes
+        cache.insert(Arc::from(key), reading.clone());
+        reading
     }
 
-    /// Keeps track of `PREPARE`d statements and adds to an `EXECUTE`'s classes those of the
-    /// statement it runs (unknown if the gateway never saw it prepared).
-    fn follow_prepared(&self, text: &str, classes: &mut Classification) {
-        let uses = crate::classify::prepared_uses(self.info.protocol, text);
-        if uses.is_empty() {
-            return;
-        }
-        let mut prepared = self
-            .prepared
+    /// Tells the session how its MySQL server now lexes text (`NO_BACKSLASH_ESCAPES` from the
+    /// server's status flags, its version and flavour from its greeting). Readings cached
+    /// under other modes are dropped.
+    pub fn set_mysql_modes(&self, modes: mysql::Modes) {
+        let mut current = self
+            .mysql_modes
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for u in uses {
-            match u {
-                crate::classify::PreparedUse::Prepare(name, of) => {
-                    prepared.insert(name, of);
+        if *current != modes {
+            *current = modes;
+            self.classified
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clear();
+        }
+    }
+
+    /// How the session's MySQL server lexes text, as last told.
+    pub fn mysql_modes(&self) -> mysql::Modes {
+        *self
+            .mysql_modes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The reading of a command with every `EXECUTE name` resolved: the classes of each text
+    /// `name` may stand for join the command's (`unknown` if it stands for none), and the
+    /// text the audit keeps names what ran.
+    fn resolve(&self, text: &str, resolver: Resolver<'_>) -> (Reading, Option<String>) {
+        let mut reading = self.read(text);
+        let mut shown = None::<String>;
+        let executes: Vec<String> = reading
+            .uses
+            .iter()
+            .filter_map(|u| match u {
+                PreparedUse::Execute(name) => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        for name in executes {
+            let candidates = resolver(&name);
+            if candidates.is_empty() {
+                reading
+                    .classes
+                    .extend(&crate::Classification::of(&[StatementClass::Unknown]));
+                let shown = shown.get_or_insert_with(|| text.to_owned());
+                shown.push_str(&format!(
+                    "\n-- EXECUTE {name}: not prepared through the gateway"
+                ));
+                continue;
+            }
+            for candidate in candidates {
+                let inner = self.read(&candidate);
+                reading.classes.extend(&inner.classes);
+                // A prepared statement cannot EXECUTE another; if a text claims to, it is not
+                // read with certainty.
+                if inner
+                    .uses
+                    .iter()
+                    .any(|u| matches!(u, PreparedUse::Execute(_)))
+                {
+                    reading
+                        .classes
+                        .extend(&crate::Classification::of(&[StatementClass::Unknown]));
                 }
-                crate::classify::PreparedUse::Execute(name) => match prepared.get(&name) {
-                    Some(of) => classes.extend(of),
-                    None => classes.extend(&Classification::of(&[
-                        crate::classify::StatementClass::Unknown,
-                    ])),
-                },
-                crate::classify::PreparedUse::Deallocate(Some(name)) => {
-                    prepared.remove(&name);
-                }
-                crate::classify::PreparedUse::Deallocate(None) => prepared.clear(),
+                let shown = shown.get_or_insert_with(|| text.to_owned());
+                shown.push_str(&format!("\n-- EXECUTE {name} runs: {candidate}"));
             }
         }
+        (reading, shown)
     }
 
     /// The session's id.
@@ -314,7 +382,13 @@ impl Session {
     /// Judges a command and starts writing its audit entry. Wait on the returned
     /// [`Admission`] before forwarding the command; several can be in flight at once.
     pub fn admit(&self, command: Command) -> Admission {
-        self.admit_as(command, true)
+        self.admit_as(command, true, &|_| Vec::new())
+    }
+
+    /// [`Session::admit`] for a wire that tracks prepared statements: `resolver` says what
+    /// each `EXECUTE name` in the text may run.
+    pub fn admit_resolving(&self, command: Command, resolver: Resolver<'_>) -> Admission {
+        self.admit_as(command, true, resolver)
     }
 
     /// Records a command the gateway observed but does not decide — a line typed into an
@@ -322,21 +396,48 @@ impl Session {
     /// shell itself was admitted). No rule judges it; its entry is written like any other, so
     /// waiting on the admission still means the entry is durable.
     pub fn observe(&self, command: Command) -> Admission {
-        self.admit_as(command, false)
+        self.admit_as(command, false, &|_| Vec::new())
     }
 
-    fn admit_as(&self, command: Command, judge: bool) -> Admission {
+    fn admit_as(&self, command: Command, judge: bool, resolver: Resolver<'_>) -> Admission {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let started = Instant::now();
-        let classes = match command.class() {
-            Some(class) => crate::classify::Classification::of(&[class]),
+        let (reading, command) = match command.class() {
+            Some(class) => (
+                Reading {
+                    classes: crate::classify::Classification::of(&[class]),
+                    ..Reading::default()
+                },
+                command,
+            ),
             None => {
-                let mut classes = self.classify(command.text());
-                self.follow_prepared(command.text(), &mut classes);
-                classes
+                let (reading, shown) = self.resolve(command.text(), resolver);
+                let command = match shown {
+                    Some(text) => {
+                        let (_, params) = command.into_parts();
+                        Command::with_params(text, params)
+                    }
+                    None => command,
+                };
+                (reading, command)
             }
         };
-        let judgement = if judge {
+        let Reading {
+            classes,
+            uses,
+            refusal,
+            ..
+        } = reading;
+        let prepares: Vec<PreparedUse> = uses
+            .into_iter()
+            .filter(|u| !matches!(u, PreparedUse::Execute(_)))
+            .collect();
+        let judgement = if let Some(reason) = refusal {
+            Judgement::Deny {
+                rule: READS_SQL_RULE.into(),
+                reason,
+            }
+        } else if judge {
             self.rules.judge(&Subject {
                 protocol: self.info.protocol,
                 connection: &self.info.connection,
@@ -444,6 +545,7 @@ impl Session {
             seq,
             started,
             state,
+            prepares,
         }
     }
 
@@ -698,15 +800,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn class_keys_fold_numbers_only_in_plain_text() {
-        let a = class_key("SELECT abalance FROM pgbench_accounts WHERE aid = 17;");
-        let b = class_key("SELECT abalance FROM pgbench_accounts WHERE aid = 4242;");
+    fn folded_keys_fold_only_constants_and_value_readers_are_kept_exact() {
+        use crate::classify::{folded_key, read};
+        use crate::connection::Protocol::Postgres;
+        let a = folded_key(
+            Postgres,
+            "SELECT abalance FROM pgbench_accounts WHERE aid = 17;",
+        );
+        let b = folded_key(
+            Postgres,
+            "SELECT abalance FROM pgbench_accounts WHERE aid = 4242;",
+        );
+        assert!(a.is_some());
         assert_eq!(a, b);
-        assert_ne!(class_key("SELECT 1"), class_key("DELETE FROM t"));
-        // Anything quoted or commented is keyed exactly as written.
-        assert_ne!(class_key("SELECT '1'"), class_key("SELECT '2'"));
-        assert_eq!(class_key("SELECT 1 -- 2").as_deref(), Some("SELECT 1 -- 2"));
-        assert_eq!(class_key(&"x".repeat(CLASSIFIED_MAX_TEXT + 1)), None);
+        assert_ne!(
+            folded_key(Postgres, "SELECT 1"),
+            folded_key(Postgres, "DELETE FROM t")
+        );
+        // Identifiers with digits are not constants.
+        assert_ne!(
+            folded_key(Postgres, "DELETE FROM t1"),
+            folded_key(Postgres, "DELETE FROM t2 ")
+        );
+        // `ANALYZE 0` and `ANALYZE 1` fold alike, so their readings are kept by exact text.
+        let off = "EXPLAIN (ANALYZE 0) DELETE FROM t";
+        let on = "EXPLAIN (ANALYZE 1) DELETE FROM t";
+        assert_eq!(folded_key(Postgres, off), folded_key(Postgres, on));
+        assert!(read(Postgres, off).literal_dependent);
+        assert_eq!(read(Postgres, off).classes.to_string(), "select");
+        assert_eq!(
+            read(Postgres, on).classes.to_string(),
+            "delete-without-where"
+        );
     }
 
     #[test]

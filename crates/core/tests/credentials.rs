@@ -129,6 +129,7 @@ fn gateway() -> (Gateway, Arc<Memory>) {
             tls: UpstreamTls::Disable,
             tls_ca: None,
             local_infile: false,
+            startup_options: false,
             private_key: None,
             host_key: None,
             port_forwarding: false,

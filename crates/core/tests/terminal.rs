@@ -102,6 +102,7 @@ async fn session(groups: &[&str]) -> (Session, Arc<Memory>) {
             tls: UpstreamTls::Disable,
             tls_ca: None,
             local_infile: false,
+            startup_options: false,
             private_key: None,
             host_key: None,
             port_forwarding: false,

@@ -176,6 +176,9 @@ pub struct ConnectionSection {
     /// MySQL: allow `LOAD DATA LOCAL INFILE` (default false).
     #[serde(default)]
     pub local_infile: bool,
+    /// PostgreSQL: pass a client's startup `options` upstream (default false: refused).
+    #[serde(default)]
+    pub startup_options: bool,
     /// SSH: the gateway's private key for the host (OpenSSH format).
     pub private_key: Option<SecretRef>,
     /// SSH: the pinned host key (`ssh-ed25519 AAAA...`).
@@ -343,6 +346,7 @@ impl Config {
                 .as_deref()
                 .map(|p| self.resolve(p).to_string_lossy().into_owned()),
             local_infile: c.local_infile,
+            startup_options: c.startup_options,
             private_key,
             host_key: c.host_key.clone(),
             port_forwarding: c.port_forwarding,

@@ -19,6 +19,7 @@ pub mod frame;
 pub mod handshake;
 pub mod kill;
 pub mod packets;
+pub mod reading;
 pub mod relay;
 pub mod response;
 pub mod session;

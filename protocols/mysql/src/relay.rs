@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use gatehouse_core::classify::PreparedUse;
 use gatehouse_core::mask::{MaskCounts, MaskPlan};
 use gatehouse_core::session::MAX_AUDITED_PARAM;
 use gatehouse_core::{Admission, Admitted, Command, EndReason, Outcome, Refused, Session};
@@ -137,6 +138,9 @@ pub struct Relay<'a> {
     held: Arc<Notify>,
     masking: bool,
     statements: HashMap<u32, Prepared>,
+    /// SQL-level `PREPARE`d statements by name (lower case) and the text each runs, for
+    /// judging `EXECUTE name` by what it runs.
+    sql_prepared: HashMap<String, std::sync::Arc<str>>,
     /// The statement prepared last: MariaDB clients may execute id 0xFFFFFFFF to mean it.
     last_prepared: Option<u32>,
 }
@@ -168,6 +172,7 @@ impl<'a> Relay<'a> {
             kills,
             held,
             statements: HashMap::new(),
+            sql_prepared: HashMap::new(),
             last_prepared: None,
         }
     }
@@ -318,8 +323,25 @@ impl<'a> Relay<'a> {
     /// interrupted, and its upstream thread is what the server is asked to kill. Another
     /// identity's sessions are not known to this one.
     fn kill_forward(&self, text: &str, m: Message) -> Forward {
-        let Some(kill) = Kill::parse(text).filter(|k| k.id >= u64::from(FIRST_ID)) else {
+        let is_kill = text
+            .split_ascii_whitespace()
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("kill"));
+        if !is_kill {
             return Forward::AsSent(m);
+        }
+        // Only the ids the gateway gave its own clients can be killed: a server thread id
+        // could be another identity's session (every session logs in as the same user).
+        let Some(kill) = Kill::parse(text).filter(|k| k.id >= u64::from(FIRST_ID)) else {
+            return Forward::Answer(Err(Err {
+                code: 1094,
+                state: "HY000".into(),
+                message: format!(
+                    "{}: only the connection ids the gateway gave (SELECT CONNECTION_ID() \
+                     through the gateway) can be killed",
+                    text.trim()
+                ),
+            }));
         };
         let unknown = || {
             Forward::Answer(Err(Err {
@@ -351,7 +373,10 @@ impl<'a> Relay<'a> {
         forward: Forward,
         shape: Shape,
     ) -> Result<bool, MysqlError> {
-        let admission = self.session.admit(command);
+        let sql_prepared = &self.sql_prepared;
+        let admission = self.session.admit_resolving(command, &|name| {
+            sql_prepared.get(name).cloned().into_iter().collect()
+        });
         let admitted = match self.wait(admission).await? {
             Waited::Admitted(a) => a,
             Waited::Refused(refused) => {
@@ -416,6 +441,8 @@ impl<'a> Relay<'a> {
         .await;
         match answer {
             Ok(a) => {
+                let completed = matches!(a.outcome, Outcome::Completed { .. });
+                self.follow_prepared(admitted.prepared_uses(), completed);
                 self.session
                     .finish(admitted, a.outcome, a.rows, a.affected, a.masked.to_log());
                 Ok(true)
@@ -428,6 +455,29 @@ impl<'a> Relay<'a> {
                 self.session
                     .finish(admitted, outcome, 0, None, MaskCounts::new().to_log());
                 Err(e)
+            }
+        }
+    }
+
+    /// Keeps the SQL-level prepared statements as the server has them after a command. If
+    /// the command failed, a `PREPARE` in it may or may not have happened: its name stands
+    /// for nothing the gateway can read (an `EXECUTE` of it is `unknown`).
+    fn follow_prepared(&mut self, uses: &[PreparedUse], completed: bool) {
+        for u in uses {
+            match u {
+                PreparedUse::Prepare { name, text } => {
+                    let text = match (completed, text) {
+                        (true, Some(text)) => text.as_str(),
+                        _ => "(unreadable)",
+                    };
+                    self.sql_prepared
+                        .insert(name.clone(), std::sync::Arc::from(text));
+                }
+                PreparedUse::Deallocate(Some(name)) if completed => {
+                    self.sql_prepared.remove(name);
+                }
+                PreparedUse::Deallocate(None) if completed => self.sql_prepared.clear(),
+                _ => {}
             }
         }
     }
@@ -661,6 +711,9 @@ impl<'a> Relay<'a> {
                     continue;
                 }
                 Step::Done(outcome) => {
+                    if let Some(status) = response.status() {
+                        crate::reading::follow_status(self.session, status);
+                    }
                     // Rows fetched from a cursor later are masked by these columns.
                     if let (Shape::Binary(id), false) = (shape, columns.is_empty()) {
                         if let Some(s) = self.statements.get_mut(&id) {

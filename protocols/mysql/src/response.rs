@@ -61,6 +61,7 @@ pub struct Response {
     rows: u64,
     affected: u64,
     sets: u64,
+    status: Option<u16>,
 }
 
 impl Response {
@@ -72,10 +73,18 @@ impl Response {
             rows: 0,
             affected: 0,
             sets: 0,
+            status: None,
         }
     }
 
+    /// The status flags of the last OK or EOF of the answer (how the server now lexes text:
+    /// `NO_BACKSLASH_ESCAPES` is among them).
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
     fn done_or_next(&mut self, status: u16) -> Step {
+        self.status = Some(status);
         if status & SERVER_MORE_RESULTS_EXISTS != 0 {
             self.state = State::Start;
             Step::ResultEnd

@@ -274,6 +274,16 @@ impl Greeted {
             client_addr: peer,
             protocol: Protocol::Mysql,
         };
+        if !crate::reading::collation_is_safe(r.charset) {
+            let message = format!(
+                "the client character set (collation {}) is not supported through the gateway: \
+                 its characters can contain an ASCII backslash, so the gateway could not read \
+                 SQL as the server does; connect with utf8mb4",
+                r.charset
+            );
+            refuse(&mut self.conn, seq, (1115, "42000"), &message).await;
+            return None;
+        }
         match service.gateway.open(request).await {
             Ok(session) => Some(Authenticated {
                 conn: self.conn,
@@ -330,6 +340,8 @@ impl Authenticated {
                 return None;
             }
         };
+        self.session
+            .set_mysql_modes(crate::reading::modes_of(&upstream.version, upstream.status));
         service.remember(ServerFacts {
             version: upstream.version.clone(),
             charset: service.facts.read().map(|f| f.charset).unwrap_or(45),

@@ -41,6 +41,8 @@ pub struct Upstream {
     pub version: String,
     /// The server's id of this connection (what `KILL QUERY` takes upstream).
     pub thread_id: u32,
+    /// The status flags of the login's OK (`NO_BACKSLASH_ESCAPES` among them).
+    pub status: u16,
 }
 
 /// What a server says about itself before anyone logs in: the gateway shows clients the
@@ -143,11 +145,15 @@ async fn connect_inner(spec: &ConnectionSpec, hello: ClientHello) -> Result<Upst
     conn.queue(&response.encode(), seq);
     conn.flush().await?;
     let mut scramble = greeting.scramble.clone();
+    let status;
     loop {
         let m = conn.next(MAX_LOGIN_MESSAGE).await?;
         seq = m.last_seq.wrapping_add(1);
         let answer = match m.payload.first() {
-            Some(0x00) => break,
+            Some(0x00) => {
+                status = crate::packets::Ok::decode(&m.payload).map_or(0, |ok| ok.status);
+                break;
+            }
             Some(0xFF) => return Err(refused(spec, &Err::decode(&m.payload)?)),
             Some(0xFE) => {
                 let switch = auth::AuthSwitch::decode(&m.payload)?;
@@ -183,6 +189,7 @@ async fn connect_inner(spec: &ConnectionSpec, hello: ClientHello) -> Result<Upst
         capabilities,
         version: greeting.server_version,
         thread_id: greeting.connection_id,
+        status,
     })
 }
 

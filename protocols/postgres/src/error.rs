@@ -30,6 +30,10 @@ pub enum PgError {
     /// The peer closed the connection.
     #[error("connection closed by {0}")]
     Closed(&'static str),
+    /// The server would now read SQL text differently from the gateway (a lexing setting
+    /// changed), so the session cannot go on.
+    #[error("{0}")]
+    Unreadable(String),
 }
 
 impl PgError {
@@ -39,6 +43,7 @@ impl PgError {
             Self::Protocol(_) | Self::TooLarge { .. } => "08P01",
             Self::Upstream(_) => "08006",
             Self::Io(_) | Self::Tls(_) | Self::Closed(_) => "08006",
+            Self::Unreadable(_) => "0A000",
         }
     }
 }

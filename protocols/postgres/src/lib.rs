@@ -22,6 +22,7 @@ pub mod frame;
 pub mod masking;
 pub mod messages;
 pub mod params;
+pub mod reading;
 pub mod relay;
 pub mod result_mask;
 pub mod scram;

@@ -261,8 +261,12 @@ fn scan_client(
                     copy_custom: Shape::custom_copy(text),
                     ..Shape::default()
                 };
+                let t = lock(tracker);
+                let admission =
+                    session.admit_resolving(Command::new(text), &|name| t.candidates(name));
+                drop(t);
                 Step::Admit {
-                    admission: session.admit(Command::new(text)),
+                    admission,
                     simple: true,
                     tag: None,
                     shape: (shape, None),
@@ -330,9 +334,10 @@ fn scan_client(
                     ),
                 };
                 let on = t.portal_serial(portal).map(|s| (portal.to_owned(), s));
+                let admission = session.admit_resolving(command, &|name| t.candidates(name));
                 drop(t);
                 Step::Admit {
-                    admission: session.admit(command),
+                    admission,
                     simple: false,
                     tag: None,
                     shape: (shape, on),
@@ -634,6 +639,7 @@ fn scan_server(
                 | backend::BIND_COMPLETE
                 | backend::CLOSE_COMPLETE
                 | backend::COPY_IN_RESPONSE
+                | backend::PARAMETER_STATUS
         ) || (mask.is_some()
             && matches!(
                 tag,
@@ -674,6 +680,10 @@ fn scan_server(
             Action::Replace(bytes) => replacements.push((off, off + total, bytes)),
             Action::Drop => replacements.push((off, off + total, Bytes::new())),
         };
+        if tag == backend::PARAMETER_STATUS {
+            let mut r = Reader::new(body);
+            crate::reading::setting(r.cstr()?, r.cstr()?)?;
+        }
         match (tag, mask.as_deref_mut()) {
             (backend::ROW_DESCRIPTION, Some(m)) => m.row_description(&mut lock(tracker), body)?,
             (backend::NO_DATA, _) => lock(tracker).no_data(),

@@ -235,6 +235,13 @@ impl Connected {
 
 impl Authenticated {
     async fn connect_upstream(mut self, service: &PgService) -> Option<Ready> {
+        if let Err(e) = crate::reading::check_startup(&self.params, self.session.connection()) {
+            tracing::info!(error = %e, "startup parameters refused");
+            fatal(&mut self.stream, e.sqlstate(), &e.to_string(), None).await;
+            self.session.close(&format!("refused: {e}"), 0, 0).await;
+            return None;
+        }
+        self.session.note(crate::reading::describe(&self.params));
         let upstream = match upstream::connect(self.session.connection(), &self.params).await {
             Ok(u) => u,
             Err(e) => {
@@ -250,6 +257,22 @@ impl Authenticated {
                 return None;
             }
         };
+        for frame in &upstream.greeting {
+            if frame.tag() != crate::messages::backend::PARAMETER_STATUS {
+                continue;
+            }
+            let mut r = crate::messages::Reader::new(frame.body());
+            let checked = match (r.cstr(), r.cstr()) {
+                (Ok(name), Ok(value)) => crate::reading::setting(name, value),
+                _ => Ok(()),
+            };
+            if let Err(e) = checked {
+                tracing::warn!(error = %e, "upstream session reads SQL differently");
+                fatal(&mut self.stream, e.sqlstate(), &e.to_string(), None).await;
+                self.session.close(&format!("refused: {e}"), 0, 0).await;
+                return None;
+            }
+        }
         let cancel_key = upstream.key.and_then(|(pid, secret)| {
             service
                 .cancels

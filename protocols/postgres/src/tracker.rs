@@ -17,6 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use gatehouse_core::classify::PreparedUse;
 use gatehouse_core::{Admitted, MaskLog, Outcome, Param, Session};
 
 use crate::masking::Field;
@@ -85,6 +86,8 @@ pub struct Running {
     pub shape: Shape,
     /// The portal it executes and that portal's bind serial (extended protocol).
     portal: Option<(String, u64)>,
+    /// How many of its `PREPARE`/`DEALLOCATE`/`DISCARD ALL` the server has confirmed.
+    prepared_applied: usize,
 }
 
 impl Running {
@@ -100,6 +103,7 @@ impl Running {
             masked: MaskLog::new(),
             shape: Shape::default(),
             portal: None,
+            prepared_applied: 0,
         }
     }
 
@@ -296,6 +300,86 @@ impl Tracker {
         }
     }
 
+    /// Every text the server may hold under a statement name once the messages read so far
+    /// have run: the current one, and what each unconfirmed Parse or Close replaced (a
+    /// Parse the server refuses leaves the old statement in place). `EXECUTE name` in SQL is
+    /// judged by all of them.
+    pub fn candidates(&self, name: &str) -> Vec<Arc<str>> {
+        let mut texts: Vec<Arc<str>> = Vec::new();
+        let mut add = |text: &Arc<str>| {
+            if !texts.iter().any(|t| t == text) {
+                texts.push(text.clone());
+            }
+        };
+        if let Some((_, s)) = self.statements.get(name) {
+            add(&s.text);
+        }
+        for pending in &self.queue {
+            let previous = match pending {
+                Pending::Parse(d) if d.name == name => d.previous.as_ref().map(|(_, s)| s),
+                Pending::Close {
+                    statement: true,
+                    name: n,
+                    previous: Some(Removed::Statement(_, s)),
+                } if n == name => Some(s),
+                _ => None,
+            };
+            if let Some(s) = previous {
+                add(&s.text);
+            }
+        }
+        texts
+    }
+
+    /// The server confirmed a `PREPARE`, `DEALLOCATE` or `DISCARD ALL` of the running
+    /// command (its CommandComplete tag): the statement map follows, since SQL-prepared and
+    /// protocol-prepared statements share one namespace on the server.
+    fn prepared_confirmed(&mut self, index: usize, tag: &str) {
+        let kind = tag.split_whitespace().next().unwrap_or_default();
+        if !matches!(kind, "PREPARE" | "DEALLOCATE" | "DISCARD") {
+            return;
+        }
+        let Some(Pending::Command(run)) = self.queue.get_mut(index) else {
+            return;
+        };
+        let wanted = |u: &PreparedUse| match u {
+            PreparedUse::Prepare { .. } => kind == "PREPARE",
+            PreparedUse::Deallocate(_) => kind == "DEALLOCATE" || tag == "DISCARD ALL",
+            PreparedUse::Execute(_) => false,
+        };
+        let uses = run.admitted.prepared_uses();
+        let Some(offset) = uses
+            .get(run.prepared_applied..)
+            .and_then(|rest| rest.iter().position(wanted))
+        else {
+            return;
+        };
+        let at = run.prepared_applied + offset;
+        run.prepared_applied = at + 1;
+        let Some(u) = uses.get(at).cloned() else {
+            return;
+        };
+        self.serial += 1;
+        match u {
+            PreparedUse::Prepare { name, text } => {
+                // A PREPARE whose text the gateway cannot know leaves a name that resolves to
+                // nothing it can read: its EXECUTE is unknown.
+                let text: Arc<str> = Arc::from(text.unwrap_or_else(|| "(unreadable)".into()));
+                let statement = Statement {
+                    text,
+                    param_types: Vec::new(),
+                    fields: None,
+                };
+                self.statements.insert(name, (self.serial, statement));
+            }
+            PreparedUse::Deallocate(Some(name)) => {
+                self.statements.remove(&name);
+            }
+            PreparedUse::Deallocate(None) => self.statements.clear(),
+            PreparedUse::Execute(_) => {}
+        }
+    }
+
     /// A prepared statement by name.
     pub fn statement(&self, name: &str) -> Option<&Statement> {
         self.statements.get(name).map(|(_, s)| s)
@@ -346,6 +430,7 @@ impl Tracker {
         let Some(i) = self.first(|p| matches!(p, Pending::Command(_))) else {
             return;
         };
+        self.prepared_confirmed(i, tag);
         let simple = match self.queue.get_mut(i) {
             Some(Pending::Command(run)) if run.simple => {
                 run.rows += rows;

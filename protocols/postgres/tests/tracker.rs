@@ -93,6 +93,7 @@ async fn session_with_rules(rules: gatehouse_core::Rules) -> (Session, Arc<Memor
             tls: UpstreamTls::Disable,
             tls_ca: None,
             local_infile: false,
+            startup_options: false,
             private_key: None,
             host_key: None,
             port_forwarding: false,

@@ -9,6 +9,7 @@ mod support;
 
 mod admin_api;
 mod approvals;
+mod boundary;
 mod drivers;
 mod durability;
 mod evidence;

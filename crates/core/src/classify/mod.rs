@@ -1,0 +1,502 @@
+//! Statement classification from a real SQL parser, never regex on text.
+//!
+//! A command's text may hold several statements; each is classed and the classes are kept in
+//! order without repeats. Text the parser cannot read is [`StatementClass::Unknown`]: the session
+//! goes on and policy decides what unknown text may do.
+//!
+//! The gateway must read a text exactly as the server will, or a statement could hide inside
+//! what the gateway took for a string or a comment. PostgreSQL text is read by PostgreSQL's own
+//! parser ([`postgres`]); MySQL text by a lexer that follows the server's rules for quotes,
+//! comments and executable comments before sqlparser sees it ([`mysql`]). Settings that change
+//! how text is read are pinned: a statement that would change them is refused
+//! ([`Reading::refusal`]).
+
+use std::fmt;
+
+use crate::connection::Protocol;
+
+pub mod mysql;
+pub mod mysql_lexer;
+pub mod postgres;
+
+/// The class of one SQL statement, as rules and auditors name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StatementClass {
+    /// A query that reads (SELECT, VALUES, TABLE, SHOW-like reads).
+    Select,
+    /// INSERT.
+    Insert,
+    /// UPDATE with a WHERE clause (and MERGE).
+    Update,
+    /// UPDATE without WHERE: every row of the table.
+    UpdateWithoutWhere,
+    /// DELETE with a WHERE clause.
+    Delete,
+    /// DELETE without WHERE: every row of the table.
+    DeleteWithoutWhere,
+    /// TRUNCATE.
+    Truncate,
+    /// Any DROP.
+    Drop,
+    /// CREATE, ALTER, COMMENT, RENAME and other schema changes.
+    Ddl,
+    /// GRANT, REVOKE, role and user management.
+    Dcl,
+    /// COPY (either direction) and LOAD DATA.
+    Copy,
+    /// BEGIN, COMMIT, ROLLBACK, SAVEPOINT.
+    Transaction,
+    /// Session and utility statements (SET, SHOW, VACUUM, LISTEN, ...).
+    Other,
+    /// Text the parser could not read.
+    Unknown,
+    /// SSH: a command run by `exec` (`ssh host 'cmd'`, scp, rsync).
+    Exec,
+    /// SSH: an interactive shell opened.
+    Shell,
+    /// SSH: a line typed into an interactive shell (reconstructed; evidence, not a boundary).
+    ShellLine,
+    /// SSH: an SFTP operation (open, remove, rename, mkdir, setstat, ...).
+    Sftp,
+    /// SSH: a forwarded TCP connection (direct-tcpip).
+    Tunnel,
+}
+
+impl StatementClass {
+    /// Every class, in the order rules and documentation list them.
+    pub const ALL: [Self; 19] = [
+        Self::Select,
+        Self::Insert,
+        Self::Update,
+        Self::UpdateWithoutWhere,
+        Self::Delete,
+        Self::DeleteWithoutWhere,
+        Self::Truncate,
+        Self::Drop,
+        Self::Ddl,
+        Self::Dcl,
+        Self::Copy,
+        Self::Transaction,
+        Self::Other,
+        Self::Unknown,
+        Self::Exec,
+        Self::Shell,
+        Self::ShellLine,
+        Self::Sftp,
+        Self::Tunnel,
+    ];
+
+    /// The class of a configuration name (`delete-without-where`), if there is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
+    /// The stable name used in configuration (`when = { class = [...] }`) and the audit store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Select => "select",
+            Self::Insert => "insert",
+            Self::Update => "update",
+            Self::UpdateWithoutWhere => "update-without-where",
+            Self::Delete => "delete",
+            Self::DeleteWithoutWhere => "delete-without-where",
+            Self::Truncate => "truncate",
+            Self::Drop => "drop",
+            Self::Ddl => "ddl",
+            Self::Dcl => "dcl",
+            Self::Copy => "copy",
+            Self::Transaction => "transaction",
+            Self::Other => "other",
+            Self::Unknown => "unknown",
+            Self::Exec => "exec",
+            Self::Shell => "shell",
+            Self::ShellLine => "shell-line",
+            Self::Sftp => "sftp",
+            Self::Tunnel => "tunnel",
+        }
+    }
+}
+
+impl fmt::Display for StatementClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The classes of every statement in one command's text, in order, without repeats.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Classification {
+    classes: Vec<StatementClass>,
+}
+
+impl Classification {
+    /// Builds a classification from known classes (for commands that are not SQL text).
+    pub fn of(classes: &[StatementClass]) -> Self {
+        let mut c = Self::default();
+        for class in classes {
+            c.push(*class);
+        }
+        c
+    }
+
+    /// The classes in statement order.
+    pub fn classes(&self) -> &[StatementClass] {
+        &self.classes
+    }
+
+    /// Whether any statement has this class.
+    pub fn contains(&self, class: StatementClass) -> bool {
+        self.classes.contains(&class)
+    }
+
+    fn push(&mut self, class: StatementClass) {
+        if !self.classes.contains(&class) {
+            self.classes.push(class);
+        }
+    }
+}
+
+impl fmt::Display for Classification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, class) in self.classes.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(class.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+/// Classifies SQL text in the dialect of the wire it came from.
+///
+/// Empty text (only whitespace, comments or semicolons) yields an empty classification.
+pub fn classify(protocol: Protocol, sql: &str) -> Classification {
+    read(protocol, sql).classes
+}
+
+/// Everything the gateway reads in one command's text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reading {
+    /// The classes of its statements (before any `EXECUTE` is resolved).
+    pub classes: Classification,
+    /// What it does with prepared statements, in statement order.
+    pub uses: Vec<PreparedUse>,
+    /// Its reading depends on the value of a constant (`EXPLAIN (ANALYZE 1)`, `set_config`'s
+    /// setting name, a `PREPARE`'s text): it may be cached only under its exact text.
+    pub literal_dependent: bool,
+    /// Why the gateway refuses it whatever the rules say: it would change how the gateway and
+    /// the server read later text (a pinned setting, an unreadable client encoding).
+    pub refusal: Option<String>,
+}
+
+impl Reading {
+    /// The reading of text the parser could not read.
+    pub fn unknown() -> Self {
+        Self {
+            classes: Classification::of(&[StatementClass::Unknown]),
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn push(&mut self, class: StatementClass) {
+        self.classes.push(class);
+    }
+
+    pub(crate) fn refuse(&mut self, reason: String) {
+        if self.refusal.is_none() {
+            self.refusal = Some(reason);
+        }
+    }
+}
+
+/// Reads SQL text in the dialect of the wire it came from.
+pub fn read(protocol: Protocol, sql: &str) -> Reading {
+    match protocol {
+        Protocol::Mysql => mysql::read(sql, mysql::Modes::default()),
+        _ => postgres::read(sql),
+    }
+}
+
+/// What a text does with prepared statements (`PREPARE`, `EXECUTE`, `DEALLOCATE`), so an
+/// `EXECUTE name` is judged by what `name` runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreparedUse {
+    /// `PREPARE name ...`: `text` is read to judge what `EXECUTE name` runs (`None`: the
+    /// gateway cannot know it, as for MySQL's `PREPARE name FROM @variable`).
+    Prepare {
+        /// The statement name as the server stores it.
+        name: String,
+        /// A text whose reading is what the prepared statement runs.
+        text: Option<String>,
+    },
+    /// `EXECUTE name`, wherever it appears (top level, under EXPLAIN, in CREATE TABLE AS).
+    Execute(String),
+    /// `DEALLOCATE name` (`None`: `DEALLOCATE ALL`, `DISCARD ALL`).
+    Deallocate(Option<String>),
+}
+
+/// Whether `text` contains the ASCII `word` in any case, without allocating (it runs for
+/// every command).
+pub fn mentions(text: &str, word: &str) -> bool {
+    let word = word.as_bytes();
+    !word.is_empty()
+        && text
+            .as_bytes()
+            .windows(word.len())
+            .any(|w| w.eq_ignore_ascii_case(word))
+}
+
+impl Classification {
+    /// Adds another classification's classes.
+    pub fn extend(&mut self, other: &Classification) {
+        for class in &other.classes {
+            self.push(*class);
+        }
+    }
+}
+
+/// The parser's canonical rendering of SQL text, for pattern rules: comments gone, keywords
+/// upper case, one space between tokens, statements joined by `; `. Text the parser cannot
+/// read is returned with its comments stripped, so a pattern still sees through them.
+pub fn canonical(protocol: Protocol, sql: &str) -> String {
+    match protocol {
+        Protocol::Mysql => mysql::canonical(sql),
+        _ => match pg_query::parse(sql, pg_query::ParserOptions::DEFAULT)
+            .and_then(|p| p.deparse(pg_query::DeparseOptions::default()))
+        {
+            Ok(text) => text,
+            Err(_) => postgres::without_comments(sql),
+        },
+    }
+}
+
+/// The key under which a text's reading may be cached: its constants folded where the
+/// dialect's lexer can find them exactly (`None`: do not fold, key by the exact text).
+pub fn folded_key(protocol: Protocol, sql: &str) -> Option<String> {
+    match protocol {
+        Protocol::Mysql => mysql::folded_key(sql, mysql::Modes::default()),
+        _ => postgres::folded_key(sql),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pg(sql: &str) -> String {
+        classify(Protocol::Postgres, sql).to_string()
+    }
+
+    #[test]
+    fn classes_of_common_statements() {
+        let table = [
+            ("SELECT 1", "select"),
+            ("select * from t where id = $1", "select"),
+            ("INSERT INTO t VALUES (1)", "insert"),
+            ("UPDATE t SET a = 1 WHERE id = 2", "update"),
+            ("update t set a = 1", "update-without-where"),
+            ("DELETE FROM t WHERE id = 1", "delete"),
+            ("/* hidden */ DeLeTe FROM t", "delete-without-where"),
+            ("TRUNCATE t", "truncate"),
+            ("DROP TABLE t", "drop"),
+            ("DROP INDEX i", "drop"),
+            ("CREATE TABLE t (a int)", "ddl"),
+            ("ALTER TABLE t ADD COLUMN b int", "ddl"),
+            ("GRANT SELECT ON t TO bob", "dcl"),
+            ("REVOKE SELECT ON t FROM bob", "dcl"),
+            ("COPY t FROM STDIN", "copy"),
+            ("COPY t TO STDOUT", "copy"),
+            ("BEGIN", "transaction"),
+            ("COMMIT", "transaction"),
+            ("ROLLBACK", "transaction"),
+            ("SET search_path = public", "other"),
+            ("EXPLAIN ANALYZE DELETE FROM t", "delete-without-where"),
+            ("EXPLAIN DELETE FROM t", "select"),
+            ("EXPLAIN (ANALYZE) DELETE FROM t", "delete-without-where"),
+            ("EXPLAIN (ANALYZE false) DELETE FROM t", "select"),
+            (
+                "COPY (DELETE FROM t RETURNING 1) TO STDOUT",
+                "copy,delete-without-where",
+            ),
+            ("this is not sql", "unknown"),
+            ("", ""),
+        ];
+        for (sql, want) in table {
+            assert_eq!(pg(sql), want, "{sql}");
+        }
+    }
+
+    #[test]
+    fn canonical_text_drops_comments() {
+        assert_eq!(
+            canonical(Protocol::Postgres, "/* x */ grant/**/select on t to bob"),
+            "GRANT select ON t TO bob"
+        );
+        assert_eq!(
+            canonical(Protocol::Postgres, "not sql -- x\n/* y */ 'a -- b'"),
+            "not sql 'a -- b'"
+        );
+        assert_eq!(StatementClass::parse("drop"), Some(StatementClass::Drop));
+        assert_eq!(StatementClass::parse("nope"), None);
+        assert!(mentions("x ExEcUtE y", "execute"));
+        assert!(!mentions("exec", "execute"));
+    }
+
+    #[test]
+    fn the_server_reading_wins() {
+        // Nested block comments: two statements to PostgreSQL.
+        assert_eq!(
+            pg("SELECT /* /* */ ' */ 1; DELETE FROM t; -- '"),
+            "select,delete-without-where"
+        );
+        assert_eq!(
+            pg("SELECT /* /* */ */ 1; DELETE FROM t; -- '"),
+            "select,delete-without-where"
+        );
+        // E'' strings: the backslash escapes the quote.
+        assert_eq!(
+            pg(r"SELECT E'\''; DELETE FROM t; -- '"),
+            "select,delete-without-where"
+        );
+        assert_eq!(
+            pg("SELECT $x$ '; $x$; DELETE FROM t"),
+            "select,delete-without-where"
+        );
+    }
+
+    #[test]
+    fn classes_say_what_a_statement_does() {
+        let table = [
+            (
+                "MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE",
+                "delete-without-where",
+            ),
+            (
+                "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE",
+                "delete",
+            ),
+            (
+                "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET a = 1 \
+                 WHEN NOT MATCHED THEN INSERT VALUES (1)",
+                "update,insert",
+            ),
+            ("SELECT * INTO t2 FROM t", "ddl,select"),
+            (
+                "INSERT INTO t VALUES (1) ON CONFLICT (id) DO UPDATE SET a = 2",
+                "insert,update",
+            ),
+            ("INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING", "insert"),
+            ("DELETE FROM t WHERE true", "delete-without-where"),
+            ("DELETE FROM t WHERE 1 = 1", "delete-without-where"),
+            ("DELETE FROM t WHERE $1", "delete-without-where"),
+            (
+                "DELETE FROM t WHERE id = 5 OR 1 = 1",
+                "delete-without-where",
+            ),
+            ("DELETE FROM t WHERE id = 5 AND true", "delete"),
+            ("UPDATE t SET a = 1 WHERE coalesce(id, 0) = 5", "update"),
+            ("CREATE TABLE t2 AS SELECT 1", "ddl,select"),
+            ("DO $$ BEGIN DELETE FROM t; END $$", "unknown"),
+            ("EXPLAIN (ANALYZE 1) DELETE FROM t", "delete-without-where"),
+            ("EXPLAIN (ANALYZE 0) DELETE FROM t", "select"),
+            ("EXPLAIN (ANALYZE off) DELETE FROM t", "select"),
+        ];
+        for (sql, want) in table {
+            assert_eq!(pg(sql), want, "{sql}");
+        }
+        let my = |sql: &str| classify(Protocol::Mysql, sql).to_string();
+        assert_eq!(my("DELETE FROM t WHERE 1=1"), "delete-without-where");
+        assert_eq!(
+            my("INSERT INTO t VALUES (1) ON DUPLICATE KEY UPDATE a = 2"),
+            "insert,update"
+        );
+        assert_eq!(my("/*!32302 DELETE FROM t */"), "delete-without-where");
+        assert_eq!(my("SELECT 1 # ; DELETE FROM t"), "select");
+    }
+
+    #[test]
+    fn executes_are_found_wherever_they_are() {
+        let uses = |sql: &str| read(Protocol::Postgres, sql).uses;
+        for sql in [
+            "EXECUTE s1",
+            "EXPLAIN ANALYZE EXECUTE s1",
+            "CREATE TABLE x AS EXECUTE s1",
+            "EXPLAIN (ANALYZE) CREATE TABLE x AS EXECUTE s1",
+        ] {
+            assert!(
+                uses(sql).contains(&PreparedUse::Execute("s1".into())),
+                "{sql}"
+            );
+        }
+        assert_eq!(
+            uses("PREPARE p AS DELETE FROM t; DEALLOCATE p; DISCARD ALL"),
+            vec![
+                PreparedUse::Prepare {
+                    name: "p".into(),
+                    text: Some("PREPARE p AS DELETE FROM t".into())
+                },
+                PreparedUse::Deallocate(Some("p".into())),
+                PreparedUse::Deallocate(None),
+            ]
+        );
+        let my = read(
+            Protocol::Mysql,
+            "PREPARE s FROM 'DELETE FROM t'; EXECUTE s USING @a",
+        );
+        assert_eq!(my.classes.to_string(), "delete-without-where");
+        assert_eq!(my.uses.len(), 2);
+        let var = read(Protocol::Mysql, "PREPARE s FROM @q");
+        assert_eq!(var.classes.to_string(), "unknown");
+    }
+
+    #[test]
+    fn settings_that_change_lexing_are_refused() {
+        let refused = |p, sql: &str| read(p, sql).refusal.is_some();
+        let pgp = Protocol::Postgres;
+        assert!(refused(pgp, "SET standard_conforming_strings = off"));
+        assert!(refused(pgp, "SET LOCAL standard_conforming_strings TO off"));
+        assert!(refused(pgp, "RESET standard_conforming_strings"));
+        assert!(refused(
+            pgp,
+            "SELECT set_config('standard_conforming_strings', 'off', false)"
+        ));
+        assert!(refused(
+            pgp,
+            "SELECT pg_catalog.set_config(name, 'off', false) FROM x"
+        ));
+        assert!(refused(
+            pgp,
+            "ALTER ROLE app SET standard_conforming_strings = off"
+        ));
+        assert!(refused(pgp, "SET client_encoding = 'SJIS'"));
+        assert!(refused(pgp, "SET NAMES 'big5'"));
+        assert!(!refused(pgp, "SET standard_conforming_strings = on"));
+        assert!(!refused(pgp, "SET client_encoding = 'LATIN1'"));
+        assert!(!refused(pgp, "SELECT set_config('app.user', '42', false)"));
+        assert!(!refused(pgp, "RESET ALL"));
+        let my = Protocol::Mysql;
+        assert!(refused(my, "SET NAMES gbk"));
+        assert!(refused(my, "SET CHARACTER SET sjis"));
+        assert!(refused(my, "SET character_set_client = big5"));
+        assert!(refused(my, "SET @@session.character_set_client = @cs"));
+        assert!(!refused(my, "SET NAMES utf8mb4"));
+        assert!(!refused(my, "SET autocommit = 1"));
+    }
+
+    #[test]
+    fn multi_statement_text_keeps_every_class() {
+        assert_eq!(
+            pg("SELECT 1; DELETE FROM t; SELECT 2"),
+            "select,delete-without-where"
+        );
+    }
+
+    #[test]
+    fn writes_hidden_in_ctes_are_seen() {
+        assert_eq!(
+            pg("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d"),
+            "delete-without-where,select"
+        );
+    }
+}

@@ -1,0 +1,353 @@
+//! The boundary: nothing reaches the server unjudged. Each test tries a way around the rules
+//! with a real client and checks the server's own tables afterwards (the rows are still
+//! there), not only the gateway's answer.
+
+use crate::mysql_support::{mysql, mysql_connection, root_sql, scratch_mysql_db, shown};
+use crate::support::*;
+
+const DENY_UNBOUNDED: &str = r#"
+[[rule]]
+name = "no-unbounded-deletes"
+when = { class = ["delete-without-where", "update-without-where", "unknown"] }
+action = "deny"
+message = "unbounded writes and statements the gateway cannot read are refused"
+"#;
+
+fn pg_gateway(db: &str) -> (Gateway, String) {
+    scratch_db(db);
+    admin_sql(
+        db,
+        "CREATE TABLE accounts (id int, owner text); \
+         INSERT INTO accounts VALUES (1, 'ada'), (2, 'grace'), (3, 'alan')",
+    );
+    let gw = Gateway::start_with_policy(&[Conn::local("app", db)], DENY_UNBOUNDED, &[]);
+    let token = gw.token("job", &["batch"]);
+    (gw, token)
+}
+
+fn rows_left(db: &str) -> String {
+    admin_sql(db, "SELECT count(*) FROM accounts")
+}
+
+#[test]
+fn a_statement_prepared_by_the_protocol_is_judged_when_sql_executes_it() {
+    let (gw, token) = pg_gateway("gh_bound_exec");
+    // libpq's PQprepare (a protocol Parse), then EXECUTE in SQL, under EXPLAIN ANALYZE, and
+    // after a PREPARE of the same name that the server refuses (the name is taken).
+    let script = r#"
+import sys, psycopg
+conn = psycopg.connect(sys.argv[1], autocommit=True)
+res = conn.pgconn.prepare(b"s1", b"DELETE FROM accounts")
+print("prepared", res.status)
+for sql in ["EXECUTE s1", "EXPLAIN ANALYZE EXECUTE s1", "PREPARE s1 AS SELECT 1",
+            "EXECUTE s1", "EXECUTE never_prepared", "SELECT 1"]:
+    try:
+        conn.execute(sql)
+        print("ran", sql)
+    except psycopg.Error as e:
+        print("refused", sql, "|", e.sqlstate, "|", str(e).splitlines()[0])
+"#;
+    let out = run(
+        "python3",
+        &["-c", script, &gw.dsn("app", &token)],
+        None,
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", shown(&out));
+    for refused in [
+        "refused EXECUTE s1 | 42501",
+        "refused EXPLAIN ANALYZE EXECUTE s1 | 42501",
+        "refused EXECUTE never_prepared | 42501",
+    ] {
+        assert!(stdout.contains(refused), "{refused}: {stdout}");
+    }
+    // The refused PREPARE did not replace s1 in the gateway's reading either.
+    assert!(
+        stdout.contains("refused PREPARE s1 AS SELECT 1 | 42P05"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("refused EXECUTE s1 | 42501").count(),
+        2,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ran SELECT 1"),
+        "the session goes on: {stdout}"
+    );
+    assert_eq!(rows_left("gh_bound_exec"), "3");
+
+    // The audit entry of an EXECUTE names what it would have run.
+    let rows =
+        gw.audit_until(|rows| !with_statement(rows, "EXPLAIN ANALYZE EXECUTE s1").is_empty());
+    let explain = with_statement(&rows, "EXPLAIN ANALYZE EXECUTE s1");
+    let text = explain[0]["statement"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("EXECUTE s1 runs: DELETE FROM accounts"),
+        "{text}"
+    );
+    assert_eq!(explain[0]["verdict"], "deny", "{explain:#?}");
+}
+
+#[test]
+fn sql_prepare_counts_only_once_the_server_accepted_it() {
+    let (gw, token) = pg_gateway("gh_bound_prep");
+    // A PREPARE the gateway allows is executed by name; DEALLOCATE forgets it, so a later
+    // EXECUTE of the name is unknown (refused here).
+    let (ok, out, err) = psql(
+        &gw.dsn("app", &token),
+        &[
+            "-c",
+            "PREPARE one(int) AS DELETE FROM accounts WHERE id = $1",
+            "-c",
+            "EXECUTE one(1)",
+            "-c",
+            "DEALLOCATE one",
+            "-c",
+            "EXECUTE one(2)",
+        ],
+        None,
+    );
+    assert!(!ok, "{out}");
+    assert!(err.contains("unbounded writes"), "{err}");
+    assert_eq!(rows_left("gh_bound_prep"), "2", "only EXECUTE one(1) ran");
+    // A whole-table PREPARE is itself judged as what it runs.
+    let (ok, _, err) = psql(
+        &gw.dsn("app", &token),
+        &["-c", "PREPARE every AS DELETE FROM accounts"],
+        None,
+    );
+    assert!(!ok && err.contains("unbounded writes"), "{err}");
+    assert_eq!(rows_left("gh_bound_prep"), "2");
+}
+
+#[test]
+fn the_gateway_reads_comments_and_strings_as_the_server_does() {
+    let (gw, token) = pg_gateway("gh_bound_lex");
+    let dsn = gw.dsn("app", &token);
+    for sql in [
+        // PostgreSQL nests block comments: this is a SELECT and then a DELETE.
+        "SELECT /* /* */ ' */ 1; DELETE FROM accounts; -- '",
+        // With standard_conforming_strings on, the backslash is a character: the DELETE runs.
+        r"SELECT 'a\'; DELETE FROM accounts; -- '",
+        // An E'' string's backslash escapes the quote.
+        r"SELECT E'\''; DELETE FROM accounts WHERE true; -- '",
+        "MERGE INTO accounts a USING accounts b ON true WHEN MATCHED THEN DELETE",
+        "DELETE FROM accounts WHERE 1 = 1 OR id = 2",
+        "DO $$ BEGIN DELETE FROM accounts; END $$",
+    ] {
+        let (ok, out, err) = psql(&dsn, &["-c", sql], None);
+        assert!(!ok, "{sql} ran: {out}");
+        assert!(err.contains("unbounded writes"), "{sql}: {err}");
+    }
+    // Settings that would change how text is read are refused, whatever the rules.
+    for sql in [
+        "SET standard_conforming_strings = off",
+        "SELECT set_config('standard_conforming_strings', 'off', false)",
+        "SET client_encoding = 'SJIS'",
+    ] {
+        let (ok, _, err) = psql(&dsn, &["-c", sql], None);
+        assert!(!ok, "{sql} was allowed");
+        assert!(
+            err.contains("gateway") && (err.contains("read") || err.contains("backslash")),
+            "{sql}: {err}"
+        );
+    }
+    assert_eq!(rows_left("gh_bound_lex"), "3");
+    // Ordinary text still goes through.
+    let (ok, out, err) = psql(
+        &dsn,
+        &[
+            "-Atc",
+            r"SELECT 'it''s', E'a\tb', $q$ ' $q$, count(*) FROM accounts",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("it's|a\tb| ' |3"), "{out}");
+}
+
+#[test]
+fn explain_variants_never_share_a_cached_class() {
+    let (gw, token) = pg_gateway("gh_bound_cache");
+    let (ok, out, err) = psql(
+        &gw.dsn("app", &token),
+        &[
+            "-c",
+            "EXPLAIN (ANALYZE 0) DELETE FROM accounts",
+            "-c",
+            "EXPLAIN (ANALYZE 1) DELETE FROM accounts",
+        ],
+        None,
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("Delete on accounts"),
+        "the plain EXPLAIN ran: {out}"
+    );
+    assert!(err.contains("unbounded writes"), "{err}");
+    assert_eq!(rows_left("gh_bound_cache"), "3");
+}
+
+#[test]
+fn startup_parameters_are_allow_listed_and_options_need_the_connection_to_allow_them() {
+    let db = "gh_bound_startup";
+    scratch_db(db);
+    let open = format!(
+        "[[connection]]\nname = \"opts\"\nprotocol = \"postgres\"\naddress = \"127.0.0.1:5432\"\n\
+         database = \"{db}\"\nusername = \"postgres\"\ngroups = [\"batch\"]\nstartup_options = true\n"
+    );
+    let gw = Gateway::start_with_policy(&[Conn::local("app", db)], &open, &[]);
+    let token = gw.token("job", &["batch"]);
+    let (ok, _, err) = psql(
+        &format!(
+            "{} options='-c session_replication_role=replica'",
+            gw.dsn("app", &token)
+        ),
+        &["-c", "SELECT 1"],
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("startup_options = true"), "{err}");
+    let (ok, _, err) = psql(
+        &format!("{} client_encoding=SJIS", gw.dsn("app", &token)),
+        &["-c", "SELECT 1"],
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("client encoding SJIS"), "{err}");
+    // Where the connection allows options, they apply, but never to the pinned settings.
+    let (ok, out, err) = psql(
+        &format!(
+            "{} options='-c statement_timeout=1234'",
+            gw.dsn("opts", &token)
+        ),
+        &["-Atc", "SELECT current_setting('statement_timeout')"],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "1234ms");
+    let (ok, _, err) = psql(
+        &format!(
+            "{} options='-c standard_conforming_strings=off'",
+            gw.dsn("opts", &token)
+        ),
+        &["-c", "SELECT 1"],
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("standard_conforming_strings"), "{err}");
+    // The gateway keeps serving.
+    let (ok, out, err) = psql(&gw.dsn("app", &token), &["-Atc", "SELECT 42"], None);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "42");
+}
+
+fn my_gateway(db: &str) -> (Gateway, String) {
+    scratch_mysql_db(db);
+    root_sql(&format!(
+        "CREATE TABLE {db}.t (id INT, s TEXT); INSERT INTO {db}.t VALUES (1,'a'),(2,'b'),(3,'c')"
+    ));
+    let policy = format!("{}\n{DENY_UNBOUNDED}", mysql_connection("my", db, ""));
+    let gw = Gateway::start_with_policy(&[], &policy, &[]);
+    let token = gw.token("job", &["batch"]);
+    (gw, token)
+}
+
+fn my_rows_left(db: &str) -> String {
+    root_sql(&format!("SELECT count(*) FROM {db}.t"))
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn mysql_executable_comments_modes_and_prepares_are_read_as_the_server_reads_them() {
+    let db = "gh_bound_my";
+    let (gw, token) = my_gateway(db);
+    // Multi-statement texts through PyMySQL, so no client splits them first.
+    let script = r#"
+import sys, pymysql
+from pymysql.constants import CLIENT
+port, token, db = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+conn = pymysql.connect(host="127.0.0.1", port=port, user="tester", password=token,
+                       database="my", connect_timeout=10, client_flag=CLIENT.MULTI_STATEMENTS,
+                       autocommit=True)
+def attempt(sql):
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            while cur.nextset():
+                pass
+        print("ran", sql)
+    except pymysql.MySQLError as e:
+        print("refused", sql, "|", e.args[0], "|", e.args[1])
+attempt("/*!32302 DELETE FROM t */")
+attempt("/*M!100000 DELETE FROM t */")
+attempt("SELECT 1 /*!99999 ; DELETE FROM t */")
+attempt("SELECT 'x' # ; DELETE FROM t\n; DELETE FROM t")
+attempt("SET @q = 'DELETE FROM t'; PREPARE s FROM @q; EXECUTE s")
+attempt("SET sql_mode = 'NO_BACKSLASH_ESCAPES'")
+attempt("SELECT 'a\\'; DELETE FROM t; -- '")
+attempt("SET sql_mode = ''")
+attempt("SET NAMES gbk")
+attempt("KILL 1")
+attempt("/* x */ KILL 1")
+attempt("SELECT 'a\\'; DELETE FROM t; -- '")
+"#;
+    let port = gw.mysql_port.to_string();
+    let out = run("python3", &["-c", script, &port, &token, db], None, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", shown(&out));
+    let lines: Vec<&str> = stdout.lines().collect();
+    let refused = |sql: &str| {
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("refused {sql} |")))
+    };
+    assert!(refused("/*!32302 DELETE FROM t */"), "{stdout}");
+    assert!(refused("/*M!100000 DELETE FROM t */"), "{stdout}");
+    assert!(
+        refused("SELECT 'x' # ; DELETE FROM t\n; DELETE FROM t")
+            || stdout.contains("refused SELECT 'x' #"),
+        "{stdout}"
+    );
+    assert!(
+        refused("SET @q = 'DELETE FROM t'; PREPARE s FROM @q; EXECUTE s"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ran SET sql_mode = 'NO_BACKSLASH_ESCAPES'"),
+        "{stdout}"
+    );
+    assert!(refused("SET NAMES gbk"), "{stdout}");
+    assert!(refused("KILL 1"), "{stdout}");
+    assert!(refused("/* x */ KILL 1"), "{stdout}");
+    // Under NO_BACKSLASH_ESCAPES the DELETE is a statement; with the mode back off it is
+    // inside the string, and the SELECT runs.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("refused SELECT 'a\\'; DELETE FROM t; -- ' |")),
+        "{stdout}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ran SELECT 'a\\'; DELETE FROM t; -- '")),
+        "{stdout}"
+    );
+    // MariaDB runs `/*!99999` (version 9.99.99 is older than it): the DELETE is code.
+    assert!(refused("SELECT 1 /*!99999 ; DELETE FROM t */"), "{stdout}");
+    assert_eq!(my_rows_left(db), "3");
+    // The mysql CLI still works, and a dump's executable comments read as code.
+    let out = mysql(
+        &gw,
+        "my",
+        &token,
+        &["-N", "-e", "/*!40101 SELECT count(*) FROM t */"],
+        None,
+    );
+    assert!(out.status.success(), "{}", shown(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
+}
