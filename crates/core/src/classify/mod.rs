@@ -481,6 +481,16 @@ mod tests {
         assert!(refused(my, "SET character_set_client = big5"));
         assert!(refused(my, "SET @@session.character_set_client = @cs"));
         assert!(!refused(my, "SET NAMES utf8mb4"));
+        assert!(!refused(
+            my,
+            "/*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */"
+        ));
+        assert!(!refused(
+            my,
+            "/*!40101 SET CHARACTER_SET_CLIENT = @OLD_CHARACTER_SET_CLIENT */"
+        ));
+        assert!(refused(my, "SET @old_character_set_client = 'gbk'"));
+        assert!(refused(my, "SELECT @old_character_set_client := 'gbk'"));
         assert!(!refused(my, "SET autocommit = 1"));
     }
 

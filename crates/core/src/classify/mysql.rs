@@ -93,6 +93,26 @@ pub fn charset_is_safe(name: &str) -> bool {
 /// the gateway cannot read is refused, and so is any such SET to a value not in the text.
 fn character_set(statement: &str, out: &mut Reading) {
     let lower = statement.trim_start().to_ascii_lowercase();
+    // mysqldump saves the client character set in `@old_character_set_client` (or, around a
+    // view or routine, `@saved_cs_client`) and restores it; those variables may only ever
+    // hold the server's own (readable) setting.
+    for var in ["old_character_set_client", "saved_cs_client"] {
+        if !lower.contains(var) {
+            continue;
+        }
+        let squeezed: String = lower.split_whitespace().collect();
+        let squeezed = squeezed.trim_end_matches(';');
+        let save = squeezed == format!("set@{var}=@@character_set_client");
+        let restore = squeezed == format!("setcharacter_set_client=@{var}");
+        out.literal_dependent = true;
+        if !save && !restore {
+            out.refuse(format!(
+                "@{var} is kept for mysqldump's own save and restore of the client character \
+                 set through the gateway"
+            ));
+        }
+        return;
+    }
     if !lower.starts_with("set") {
         return;
     }

@@ -135,7 +135,7 @@ fn denied_timed_out_and_hidden_commands_are_refused_and_the_session_goes_on() {
         thread::spawn(move || {
             let mut denied = 0;
             let deadline = std::time::Instant::now() + Duration::from_secs(60);
-            while denied < 8 && std::time::Instant::now() < deadline {
+            while denied < 7 && std::time::Instant::now() < deadline {
                 let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
                     .args(["--config", config.to_str().unwrap()])
                     .args(["--server", &format!("http://127.0.0.1:{port}")])
@@ -199,7 +199,13 @@ SELECT 'still here', count(*) FROM t;
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
-    assert_eq!(approver.join().unwrap(), 8, "{err}");
+    // The denied PREPARE never reached the server, so `EXECUTE wipe` is of a name the server
+    // does not hold (unknown to the gateway, allowed here, and failing upstream).
+    assert_eq!(approver.join().unwrap(), 7, "{err}");
+    assert!(
+        err.contains("prepared statement \"wipe\" does not exist"),
+        "{err}"
+    );
     assert!(stdout.contains("after denial|3"), "{stdout}");
     assert!(stdout.contains("after timeout|3"), "{stdout}");
     assert!(stdout.contains("still here|3"), "{stdout}");
@@ -208,7 +214,7 @@ SELECT 'still here', count(*) FROM t;
     assert!(err.contains("denied by bob: not now"), "{err}");
     assert!(err.contains("got no decision within 3s"), "{err}");
     assert!(err.contains("refused by rule \"no-grants\""), "{err}");
-    assert_eq!(err.matches("was denied by bob").count(), 8, "{err}");
+    assert_eq!(err.matches("was denied by bob").count(), 7, "{err}");
     assert_eq!(
         admin_sql("gh_review_no", "SELECT count(*) FROM t").trim(),
         "3"
@@ -229,7 +235,7 @@ SELECT 'still here', count(*) FROM t;
             .iter()
             .filter(|v| **v == ("rejected", "not-run"))
             .count(),
-        9,
+        8,
         "{rows:#?}"
     );
     let grant = with_statement(&rows, "GRANT");
