@@ -4,7 +4,7 @@
 # own parser (libpg_query, through the pg_query crate) is compiled from C and bound by bindgen.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+if ! { ls /usr/lib/llvm-*/lib/libclang.so* || ls /usr/lib/x86_64-linux-gnu/libclang-[0-9]*.so*; } >/dev/null 2>&1; then
   echo "serve: installing libclang-dev (needed to build PostgreSQL's parser)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -6,7 +6,7 @@ set -euo pipefail
 need_apt=()
 # Building: PostgreSQL's own parser (libpg_query, through the pg_query crate) is compiled from C
 # and its bindings made by bindgen, which needs libclang.
-ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 \
+ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang-[0-9]*.so* >/dev/null 2>&1 \
   || need_apt+=(libclang-dev)
 command -v psql >/dev/null || need_apt+=(postgresql-client)
 command -v pgbench >/dev/null || need_apt+=(postgresql-contrib)

@@ -339,6 +339,7 @@ mod tests {
                 client: "[::1]:5555".into(),
                 claimed_user: "x".into(),
                 started_at: 1,
+                settings: vec![],
             },
             Entry::Close {
                 id: "s1".into(),

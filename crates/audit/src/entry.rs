@@ -58,6 +58,10 @@ pub(crate) enum Entry {
         client: String,
         claimed_user: String,
         started_at: i64,
+        /// The client's startup settings (absent in entries written before they were kept,
+        /// so those still encode as they did when chained).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        settings: Vec<(String, String)>,
     },
     /// A session ended.
     Close {
@@ -119,6 +123,10 @@ impl Entry {
     ) -> rusqlite::Result<Option<Self>> {
         let list = |text: String| serde_json::from_str::<Vec<String>>(&text).unwrap_or_default();
         let log = |text: Option<String>| crate::queries::mask_log(text);
+        let settings = |text: Option<String>| {
+            text.and_then(|t| serde_json::from_str::<Vec<(String, String)>>(&t).ok())
+                .unwrap_or_default()
+        };
         match kind {
             "admit" => conn
                 .query_row(
@@ -175,7 +183,7 @@ impl Entry {
             "open" => conn
                 .query_row(
                     "SELECT identity, groups_json, token_id, connection, protocol, client_addr,
-                        claimed_user, started_at
+                        claimed_user, started_at, settings_json
                      FROM sessions WHERE id = ?1",
                     [session],
                     |r| {
@@ -189,6 +197,7 @@ impl Entry {
                             client: r.get(5)?,
                             claimed_user: r.get(6)?,
                             started_at: r.get(7)?,
+                            settings: settings(r.get(8)?),
                         })
                     },
                 )
@@ -274,6 +283,7 @@ impl Entry {
             client: s.client_addr.to_string(),
             claimed_user: s.claimed_user.clone(),
             started_at: to_micros(s.started_at),
+            settings: s.settings.clone(),
         }
     }
 
@@ -465,11 +475,13 @@ impl Entry {
                 client,
                 claimed_user,
                 started_at,
+                settings,
             } => {
                 conn.prepare_cached(
                     "INSERT OR IGNORE INTO sessions (id, identity, groups_json, token_id,
-                        connection, protocol, client_addr, claimed_user, started_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                        connection, protocol, client_addr, claimed_user, started_at,
+                        settings_json)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )?
                 .execute(params![
                     id,
@@ -480,7 +492,8 @@ impl Entry {
                     protocol,
                     client,
                     claimed_user,
-                    started_at
+                    started_at,
+                    (!settings.is_empty()).then(|| json(settings))
                 ])?;
             }
             Self::Close {

@@ -104,6 +104,9 @@ pub struct SessionRow {
     pub commands: i64,
     /// SHA-256 of its recording, sealed at its end.
     pub recording_sha256: Option<String>,
+    /// The client's startup settings as it sent them (PostgreSQL's startup parameters).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<(String, String)>,
 }
 
 impl SqliteStore {
@@ -144,7 +147,7 @@ impl SqliteStore {
                     s.client_addr, s.claimed_user, s.started_at, s.ended_at, s.end_reason,
                     s.bytes_from_client, s.bytes_from_server,
                     (SELECT count(*) FROM audit_entries a WHERE a.session_id = s.id),
-                    s.recording_sha256
+                    s.recording_sha256, s.settings_json
                  FROM sessions s WHERE s.started_at >= ?1 ORDER BY s.started_at",
             )?;
             let rows = stmt.query_map([since], session_row)?;
@@ -233,5 +236,9 @@ fn session_row(row: &Row<'_>) -> rusqlite::Result<SessionRow> {
         bytes_from_server: row.get(12)?,
         commands: row.get(13)?,
         recording_sha256: row.get(14)?,
+        settings: row
+            .get::<_, Option<String>>(15)?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default(),
     })
 }

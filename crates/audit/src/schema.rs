@@ -132,6 +132,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("audit_entries", "masked_json", "TEXT"),
     ("audit_entries", "result_masked_json", "TEXT"),
     ("sessions", "recording_sha256", "TEXT"),
+    ("sessions", "settings_json", "TEXT"),
     ("tokens", "kind", "TEXT NOT NULL DEFAULT 'token'"),
     ("tokens", "fingerprint", "TEXT"),
     ("tokens", "public_key", "TEXT"),

@@ -55,6 +55,7 @@ impl Fixture {
                 protocol: Protocol::Ssh,
                 client_addr: "127.0.0.1:5000".parse().unwrap(),
                 claimed_user: "web1".into(),
+                settings: Vec::new(),
                 started_at: SystemTime::now(),
             })
             .await

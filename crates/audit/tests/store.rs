@@ -22,6 +22,7 @@ fn session(id: &str) -> SessionInfo {
         protocol: Protocol::Postgres,
         client_addr: "127.0.0.1:5000".parse().unwrap(),
         claimed_user: "x".into(),
+        settings: Vec::new(),
         started_at: SystemTime::now(),
     }
 }

@@ -36,6 +36,9 @@ pub struct SessionInfo {
     pub client_addr: SocketAddr,
     /// The user name the client claimed (recorded, never trusted).
     pub claimed_user: String,
+    /// The settings the client asked for as it connected, as it sent them (PostgreSQL's
+    /// startup parameters other than user and database), passed on only once allowed.
+    pub settings: Vec<(String, String)>,
     /// When it opened.
     pub started_at: SystemTime,
 }

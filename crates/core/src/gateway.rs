@@ -85,6 +85,9 @@ pub struct OpenRequest<'a> {
     pub credential: Credential<'a>,
     /// The user name it claimed (recorded only).
     pub claimed_user: &'a str,
+    /// The settings it sent as it connected (recorded in the session's entry; the wire decides
+    /// which reach the server).
+    pub settings: &'a [(String, String)],
     /// Where it connects from.
     pub client_addr: SocketAddr,
     /// The wire it came in on; a connection of another protocol is "not found".
@@ -182,6 +185,7 @@ impl Gateway {
             protocol: req.protocol,
             client_addr: req.client_addr,
             claimed_user: req.claimed_user.to_owned(),
+            settings: req.settings.to_vec(),
             started_at: now,
         };
         self.inner
@@ -325,6 +329,7 @@ impl Gateway {
             protocol: req.protocol,
             client_addr: req.client_addr,
             claimed_user: req.claimed_user.to_owned(),
+            settings: req.settings.to_vec(),
             started_at: now,
         };
         let end = crate::events::SessionEnd {

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use crate::approval::ApprovalDesk;
 use crate::classify::{folded_key, mysql, PreparedUse, Reading, StatementClass};
 use crate::command::Command;
-use crate::connection::ConnectionSpec;
+use crate::connection::{ConnectionSpec, Protocol};
 use crate::error::StoreError;
 use crate::events::{CommandCompletion, CommandRecord, MaskLog, Outcome, SessionEnd, SessionInfo};
 use crate::identity::TokenId;
@@ -477,6 +477,7 @@ impl Session {
         // Judged on what the server would run; stored only as masked (a card number typed in
         // a WHERE clause never reaches the store or the recording in clear).
         let mut masked = MaskCounts::new();
+        let command = self.without_passwords(command);
         let command = bounded(mask_command(&self.evidence_masker, command, &mut masked));
         let at = SystemTime::now();
         self.recordings.append(
@@ -546,6 +547,25 @@ impl Session {
             started,
             state,
             prepares,
+        }
+    }
+
+    /// The command as stored: SQL with its password literals redacted (the server gets it as
+    /// sent). Commands a wire classed itself are not SQL.
+    fn without_passwords(&self, command: Command) -> Command {
+        if command.class().is_some() {
+            return command;
+        }
+        let modes = match self.info.protocol {
+            Protocol::Mysql => self.mysql_modes(),
+            _ => mysql::Modes::default(),
+        };
+        match crate::classify::secrets::redact(self.info.protocol, command.text(), modes) {
+            Some(text) => {
+                let (_, params) = command.into_parts();
+                Command::with_params(text, params)
+            }
+            None => command,
         }
     }
 

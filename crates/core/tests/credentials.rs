@@ -151,6 +151,7 @@ fn request(credential: Credential<'_>) -> OpenRequest<'_> {
         connection: "box",
         credential,
         claimed_user: "whoever",
+        settings: &[],
         client_addr: "127.0.0.1:9".parse().unwrap(),
         protocol: Protocol::Ssh,
     }

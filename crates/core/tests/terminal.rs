@@ -121,6 +121,7 @@ async fn session(groups: &[&str]) -> (Session, Arc<Memory>) {
             connection: "web1",
             credential: gatehouse_core::Credential::Token("gh_x"),
             claimed_user: "web1",
+            settings: &[],
             client_addr: "127.0.0.1:9".parse().unwrap(),
             protocol: Protocol::Ssh,
         })

@@ -91,6 +91,9 @@ enum RetentionCmd {
 }
 
 fn main() -> ExitCode {
+    // Everything the gateway writes (the store, its WAL, the journal, recordings, casts,
+    // keys, evidence) holds audit data or secrets: readable by its own user only.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     init_tracing(matches!(cli.command, Cmd::Serve));
     match run(cli) {

@@ -43,6 +43,9 @@ pub async fn run(config: Config) -> Result<(), CliError> {
 
     let approvals = SqliteApprovals::open(&db_path)?;
     let state_dir = db_path.parent().map(|p| p.to_owned()).unwrap_or_default();
+    for dir in [state_dir.as_path(), config.recordings_dir().as_path()] {
+        keep_private(dir);
+    }
     let audit = Arc::new(store.start_writer()?);
     let store = Arc::new(store);
     let gateway = Gateway::new(GatewayParts {
@@ -279,6 +282,22 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
         options.mode(0o600);
     }
     options.open(path)?.write_all(bytes)
+}
+
+/// Makes a state directory made before the gateway set its umask readable by its own user
+/// only (new files are, by the umask `main` sets). A directory it cannot change (not its
+/// own) is left as it is, with a warning.
+fn keep_private(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return;
+    };
+    if meta.permissions().mode() & 0o077 == 0 {
+        return;
+    }
+    if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+        tracing::warn!(dir = %dir.display(), error = %e, "state directory is readable by others");
+    }
 }
 
 /// On an empty store, issues the first admin token (identity `admin`, group `admin`).

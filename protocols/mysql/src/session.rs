@@ -271,6 +271,7 @@ impl Greeted {
             connection: &connection,
             credential: Credential::Token(&token),
             claimed_user: &r.user,
+            settings: &[],
             client_addr: peer,
             protocol: Protocol::Mysql,
         };

@@ -81,12 +81,12 @@ pub fn setting(name: &str, value: &str) -> Result<(), PgError> {
     Ok(())
 }
 
-/// The startup parameters as the session's record shows them.
-pub fn describe(params: &[(String, String)]) -> String {
-    let shown: Vec<String> = params
+/// The startup parameters the session's entry records: all the client sent but the user and
+/// database, which the entry shows as the claimed user and the connection.
+pub fn recorded(params: &[(String, String)]) -> Vec<(String, String)> {
+    params
         .iter()
         .filter(|(k, _)| k != "user" && k != "database")
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    format!("startup parameters: {}", shown.join(", "))
+        .cloned()
+        .collect()
 }

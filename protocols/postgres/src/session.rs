@@ -199,10 +199,12 @@ impl Connected {
                 return None;
             }
         };
+        let settings = crate::reading::recorded(&self.params);
         let request = OpenRequest {
             connection: &connection,
             credential: Credential::Token(&token),
             claimed_user: &user,
+            settings: &settings,
             client_addr: self.peer,
             protocol: Protocol::Postgres,
         };
@@ -241,7 +243,6 @@ impl Authenticated {
             self.session.close(&format!("refused: {e}"), 0, 0).await;
             return None;
         }
-        self.session.note(crate::reading::describe(&self.params));
         let upstream = match upstream::connect(self.session.connection(), &self.params).await {
             Ok(u) => u,
             Err(e) => {

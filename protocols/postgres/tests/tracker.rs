@@ -112,6 +112,7 @@ async fn session_with_rules(rules: gatehouse_core::Rules) -> (Session, Arc<Memor
             connection: "db",
             credential: Credential::Token("gh_x"),
             claimed_user: "u",
+            settings: &[],
             client_addr: "127.0.0.1:9".parse().unwrap(),
             protocol: Protocol::Postgres,
         })

@@ -59,6 +59,7 @@ impl ClientHandler {
                 connection: user,
                 credential,
                 claimed_user: user,
+                settings: &[],
                 client_addr: self.peer,
                 protocol: Protocol::Ssh,
             })
@@ -283,11 +284,16 @@ impl server::Handler for ClientHandler {
     async fn env_request(
         &mut self,
         channel: ChannelId,
-        _variable_name: &str,
-        _variable_value: &str,
+        variable_name: &str,
+        variable_value: &str,
         session: &mut server::Session,
     ) -> Result<(), Self::Error> {
-        session.channel_success(channel)?;
+        // The relay records the request and passes the allowed ones to the host.
+        if crate::env::allowed(variable_name, variable_value) {
+            session.channel_success(channel)?;
+        } else {
+            session.channel_failure(channel)?;
+        }
         Ok(())
     }
 

@@ -14,6 +14,7 @@
 mod conn;
 pub mod counted;
 mod downstream;
+mod env;
 pub mod error;
 mod handler;
 pub mod host_key;
@@ -23,6 +24,7 @@ pub mod service;
 pub mod sftp;
 mod sftp_link;
 pub mod shell_lines;
+mod transfer;
 mod tunnel;
 pub mod upstream;
 

@@ -212,15 +212,6 @@ impl ClientHalf {
                     )
                     .await?;
             }
-            ChannelMsg::SetEnv {
-                variable_name,
-                variable_value,
-                ..
-            } => {
-                self.up
-                    .set_env(false, variable_name, variable_value)
-                    .await?
-            }
             ChannelMsg::WindowChange {
                 col_width,
                 row_height,
@@ -239,6 +230,36 @@ impl ClientHalf {
                     .await?
             }
             ChannelMsg::Signal { signal } => self.up.signal(signal).await?,
+            ChannelMsg::SetEnv {
+                variable_name,
+                variable_value,
+                ..
+            } if !self.started => {
+                let passed = crate::env::allowed(&variable_name, &variable_value);
+                let text = crate::env::describe(&variable_name, &variable_value, passed);
+                let Ok(admitted) = self
+                    .core
+                    .observe(Command::classed(text, StatementClass::Other))
+                    .wait()
+                    .await
+                else {
+                    // Fail closed: a setting whose evidence cannot be kept is not passed on.
+                    return Ok(Flow::Go);
+                };
+                let tag = if passed { "passed" } else { "refused" };
+                self.core.finish(
+                    admitted,
+                    Outcome::Completed { tag: tag.into() },
+                    0,
+                    None,
+                    Default::default(),
+                );
+                if passed {
+                    self.up
+                        .set_env(false, variable_name, variable_value)
+                        .await?;
+                }
+            }
             ChannelMsg::Exec { command, .. } if !self.started => {
                 self.started = true;
                 let line = String::from_utf8_lossy(&command).into_owned();
@@ -248,7 +269,7 @@ impl ClientHalf {
                 let Some(admitted) = self.wait(admission, client).await else {
                     return Ok(Flow::Stop);
                 };
-                let transfer = is_transfer(&command);
+                let transfer = crate::transfer::is_transfer(&command);
                 if !transfer {
                     self.record_start(Some(String::from_utf8_lossy(&command).into_owned()));
                 }
@@ -568,19 +589,4 @@ async fn unavailable(
         break;
     }
     drop(client_tx);
-}
-
-/// Whether an exec line moves files (scp's and rsync's server sides): binary streams, relayed
-/// and audited but not recorded as a terminal cast.
-fn is_transfer(command: &[u8]) -> bool {
-    let line = String::from_utf8_lossy(command);
-    let line = line.trim_start();
-    [
-        "scp ",
-        "rsync --server",
-        "sftp-server",
-        "/usr/lib/openssh/sftp-server",
-    ]
-    .iter()
-    .any(|p| line.starts_with(p))
 }

@@ -18,6 +18,7 @@ use crate::connection::Protocol;
 pub mod mysql;
 pub mod mysql_lexer;
 pub mod postgres;
+pub mod secrets;
 
 /// The class of one SQL statement, as rules and auditors name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -41,6 +41,51 @@ pub struct Lexed {
     pub statements: Vec<String>,
     /// The same with every number and string replaced by a marker: the cache key.
     pub folded: String,
+    /// Where, in the text as sent, the string literals that hold a password are (quotes
+    /// included): `IDENTIFIED BY '...'`, `PASSWORD('...')`, `MASTER_PASSWORD = '...'`,
+    /// `SET PASSWORD ... = '...'`, and any string that carries `password=`.
+    pub secrets: Vec<std::ops::Range<usize>>,
+}
+
+/// The words and signs of the statement being lexed, for telling a password literal apart.
+#[derive(Default)]
+struct Words {
+    /// Upper-cased words and the signs `=` `(` `'` (a string), in order.
+    seen: Vec<String>,
+    /// The word being read.
+    word: String,
+}
+
+impl Words {
+    fn flush(&mut self) {
+        if !self.word.is_empty() {
+            self.seen
+                .push(std::mem::take(&mut self.word).to_ascii_uppercase());
+        }
+    }
+
+    fn sign(&mut self, sign: &str) {
+        self.flush();
+        self.seen.push(sign.to_owned());
+    }
+
+    /// Whether a string literal starting now holds a password.
+    fn secret_follows(&mut self) -> bool {
+        self.flush();
+        let has = |w: &str| self.seen.iter().any(|s| s == w);
+        let before = self
+            .seen
+            .iter()
+            .rev()
+            .find(|w| *w != "=" && *w != "(")
+            .map(String::as_str)
+            .unwrap_or("");
+        before.ends_with("PASSWORD")
+            || (matches!(before, "BY" | "USING" | "AS") && has("IDENTIFIED"))
+            || (self.seen.first().is_some_and(|w| w == "SET")
+                && self.seen.get(1).is_some_and(|w| w == "PASSWORD")
+                && has("="))
+    }
 }
 
 /// Why a text could not be lexed with certainty.
@@ -59,10 +104,18 @@ pub fn lex(sql: &str, modes: Modes) -> Result<Lexed, Uncertain> {
     let mut i = 0usize;
     // Inside an executable comment the server runs: its `*/` closes it.
     let mut in_exec = false;
+    let mut words = Words::default();
     while let Some(&c) = b.get(i) {
+        if !ident_byte(c) {
+            words.flush();
+        }
         match c {
             b'\'' | b'"' if c == b'\'' || !modes.ansi_quotes => {
                 let (content, end) = string(b, i, c, !modes.no_backslash_escapes)?;
+                if words.secret_follows() || content.to_ascii_lowercase().contains("password=") {
+                    out.secrets.push(i..end);
+                }
+                words.sign("'");
                 stmt.push('\'');
                 stmt.push_str(&content.replace('\\', "\\\\").replace('\'', "''"));
                 stmt.push('\'');
@@ -107,6 +160,7 @@ pub fn lex(sql: &str, modes: Modes) -> Result<Lexed, Uncertain> {
                 i += 2;
             }
             b';' => {
+                words = Words::default();
                 out.folded.push(';');
                 let done = std::mem::take(&mut stmt);
                 if !done.trim().is_empty() {
@@ -142,6 +196,11 @@ pub fn lex(sql: &str, modes: Modes) -> Result<Lexed, Uncertain> {
                 let text = sql.get(i..i + len).ok_or(Uncertain)?;
                 stmt.push_str(text);
                 out.folded.push_str(text);
+                if ident_byte(c) {
+                    words.word.push_str(text);
+                } else if !c.is_ascii_whitespace() {
+                    words.sign(text);
+                }
                 i += len;
             }
         }

@@ -242,6 +242,47 @@ fn startup_parameters_are_allow_listed_and_options_need_the_connection_to_allow_
     let (ok, out, err) = psql(&gw.dsn("app", &token), &["-Atc", "SELECT 42"], None);
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "42");
+
+    // Every session's entry records what the client asked for, refused or not, and the
+    // refused ones end saying why.
+    let sessions =
+        gw.sessions_until(|s| s.len() >= 5 && s.iter().all(|r| !r["ended_at"].is_null()));
+    let with = |name: &str, value: &str| -> Vec<&serde_json::Value> {
+        sessions
+            .iter()
+            .filter(|s| {
+                s["settings"].as_array().is_some_and(|kv| {
+                    kv.iter()
+                        .any(|p| p[0] == name && p[1].as_str().is_some_and(|v| v.contains(value)))
+                })
+            })
+            .collect()
+    };
+    let replica = with("options", "session_replication_role=replica");
+    assert_eq!(replica.len(), 1, "{sessions:#?}");
+    assert!(
+        replica[0]["end_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("refused")),
+        "{:#?}",
+        replica[0]
+    );
+    assert_eq!(with("client_encoding", "SJIS").len(), 1, "{sessions:#?}");
+    assert_eq!(
+        with("options", "statement_timeout=1234").len(),
+        1,
+        "{sessions:#?}"
+    );
+    assert!(
+        sessions.iter().all(|s| s["settings"]
+            .as_array()
+            .is_some_and(|kv| kv.iter().any(|p| {
+                p[0].as_str()
+                    .is_some_and(|k| k.ends_with("application_name"))
+                    && p[1] == "psql"
+            }))),
+        "{sessions:#?}"
+    );
 }
 
 fn my_gateway(db: &str) -> (Gateway, String) {
@@ -350,4 +391,87 @@ attempt("SELECT 'a\\'; DELETE FROM t; -- '")
     );
     assert!(out.status.success(), "{}", shown(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
+}
+
+const MASK_PAN: &str = r#"
+[[mask]]
+name = "pan"
+detect = "pan"
+style = "keep-last-4"
+"#;
+
+#[test]
+fn an_exec_line_that_only_looks_like_a_transfer_is_masked_and_recorded() {
+    use crate::ssh_support::{ssh, text, Sshd};
+    let sshd = Sshd::start();
+    let cards = sshd.path("cards.csv");
+    std::fs::write(&cards, "ada,4111111111111111\n").expect("cards");
+    let policy = format!("{}{MASK_PAN}", sshd.connection("box", ""));
+    let gw = Gateway::start_with_policy(&[], &policy, &[]);
+    let token = gw.token("job", &["batch"]);
+
+    for line in [
+        format!(" scp x; cat {}", cards.display()),
+        format!("scp -t /tmp/x; cat {}", cards.display()),
+        format!(
+            "rsync --server . /tmp/y >/dev/null; cat {}",
+            cards.display()
+        ),
+    ] {
+        let out = ssh(&gw, "box", &token, &[&line], None);
+        let shown = text(&out.stdout);
+        assert!(shown.contains("ada,************1111"), "{line}: {out:?}");
+        assert!(!shown.contains("4111111111111111"), "{line}: {out:?}");
+    }
+    // Each was recorded as a terminal cast, masked there too.
+    let dir = gw.dir.path().join("var/recordings");
+    let casts: Vec<String> = std::fs::read_dir(&dir)
+        .expect("recordings")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cast"))
+        .map(|e| read(&e.path()))
+        .collect();
+    let with_output = casts
+        .iter()
+        .filter(|c| c.contains("************1111"))
+        .count();
+    assert_eq!(with_output, 3, "{casts:#?}");
+    assert!(casts.iter().all(|c| !c.contains("4111111111111111")));
+}
+
+#[test]
+fn ssh_env_requests_pass_only_the_locale_and_every_one_is_audited() {
+    use crate::ssh_support::{ssh, text, Sshd};
+    let sshd = Sshd::start();
+    let gw = Gateway::start_with_policy(&[], &sshd.connection("box", ""), &[]);
+    let token = gw.token("job", &["batch"]);
+    // The host accepts LANG and GH_* (its AcceptEnv); the gateway passes only the locale.
+    let out = ssh(
+        &gw,
+        "box",
+        &token,
+        &[
+            "-o",
+            "SetEnv=LANG=C.UTF-8 GH_PRELOAD=/tmp/evil.so",
+            "echo \"[$LANG][$GH_PRELOAD]\"",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(text(&out.stdout), "[C.UTF-8][]\n", "{out:?}");
+    let rows = gw.audit_until(|r| with_statement(r, "env GH_PRELOAD").len() == 1);
+    // LANG may come twice: from the client's SendEnv and from its SetEnv.
+    let passed = with_statement(&rows, "env LANG=C.UTF-8");
+    assert!(!passed.is_empty(), "{rows:#?}");
+    assert!(passed.iter().all(|e| e["tag"] == "passed"), "{passed:#?}");
+    let refused = with_statement(&rows, "env GH_PRELOAD");
+    assert_eq!(refused.len(), 1, "{rows:#?}");
+    assert_eq!(refused[0]["tag"], "refused", "{:#?}", refused[0]);
+    assert!(
+        refused[0]["statement"]
+            .as_str()
+            .is_some_and(|s| s.contains("/tmp/evil.so")),
+        "{:#?}",
+        refused[0]
+    );
 }

@@ -10,6 +10,7 @@ mod support;
 mod admin_api;
 mod approvals;
 mod boundary;
+mod credentials;
 mod drivers;
 mod durability;
 mod evidence;

@@ -43,6 +43,7 @@ async fn record(dir: &Path) {
             protocol: Protocol::Ssh,
             client_addr: "127.0.0.1:5000".parse().unwrap(),
             claimed_user: "web1".into(),
+            settings: Vec::new(),
             started_at: SystemTime::now(),
         })
         .await

@@ -1,0 +1,154 @@
+//! Credentials and keys: a password set through the gateway reaches the server but never the
+//! audit trail, the recordings or the journal; everything the gateway writes under its state
+//! directory is readable by its own user only.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::mysql_support::{mysql, mysql_connection, root_sql, scratch_mysql_db, shown};
+use crate::support::*;
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path.clone());
+            }
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Whether any file under `dir` contains `needle` (binary files included: the database).
+fn anywhere(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
+    files(dir)
+        .into_iter()
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            std::fs::read(p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        })
+        .collect()
+}
+
+#[test]
+fn passwords_set_through_the_gateway_reach_the_server_but_no_stored_text() {
+    let db = "gh_cred_pw";
+    scratch_db(db);
+    admin_sql("postgres", "DROP ROLE IF EXISTS gh_cred_role");
+    scratch_mysql_db(db);
+    root_sql("DROP USER IF EXISTS 'gh_cred_user'@'%'");
+    let policy = mysql_connection("my", db, "");
+    let gw = Gateway::start_with_policy(&[Conn::local("app", db)], &policy, &[]);
+    let token = gw.token("dba", &["dba", "batch"]);
+
+    let (ok, _, err) = psql(
+        &gw.dsn("app", &token),
+        &[
+            "-c",
+            "CREATE ROLE gh_cred_role LOGIN PASSWORD 'Hunter2-pg'",
+            "-c",
+            "ALTER ROLE gh_cred_role WITH ENCRYPTED PASSWORD /* new */ 'Hunter3-pg'",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let out = mysql(
+        &gw,
+        "my",
+        &token,
+        &[
+            "-e",
+            "CREATE USER 'gh_cred_user'@'%' IDENTIFIED BY 'Hunter2-my'; \
+             SET PASSWORD FOR 'gh_cred_user'@'%' = PASSWORD('Hunter3-my')",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", shown(&out));
+
+    // The server has the passwords: the roles log in with them.
+    let (ok, out, err) = psql(
+        "host=127.0.0.1 port=5432 dbname=postgres user=gh_cred_role password=Hunter3-pg",
+        &["-Atc", "SELECT current_user"],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "gh_cred_role");
+    let direct = run(
+        "mysql",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-P",
+            "3306",
+            "-u",
+            "gh_cred_user",
+            "-pHunter3-my",
+            "-Nse",
+            "SELECT current_user()",
+        ],
+        None,
+        &[],
+    );
+    assert!(direct.status.success(), "{}", shown(&direct));
+
+    // The audit shows the statements with the passwords redacted...
+    let rows = gw.audit_until(|r| with_statement(r, "SET PASSWORD").len() == 1);
+    for needle in [
+        "CREATE ROLE gh_cred_role",
+        "ALTER ROLE",
+        "CREATE USER",
+        "SET PASSWORD",
+    ] {
+        let found = with_statement(&rows, needle);
+        assert_eq!(found.len(), 1, "{needle}: {rows:#?}");
+        assert!(
+            found[0]["statement"]
+                .as_str()
+                .is_some_and(|s| s.contains("'<redacted>'")),
+            "{:#?}",
+            found[0]
+        );
+    }
+    // ... and no file the gateway wrote holds them: database, journal, recordings.
+    gw.cli(&["audit", "verify"]);
+    for secret in ["Hunter2-pg", "Hunter3-pg", "Hunter2-my", "Hunter3-my"] {
+        let found = anywhere(gw.dir.path(), secret);
+        assert!(found.is_empty(), "{secret} in {found:?}");
+    }
+    admin_sql("postgres", "DROP ROLE IF EXISTS gh_cred_role");
+    root_sql("DROP USER IF EXISTS 'gh_cred_user'@'%'");
+}
+
+#[test]
+fn everything_under_the_state_directory_is_private() {
+    let db = "gh_cred_modes";
+    scratch_db(db);
+    let gw = Gateway::start(&[Conn::local("app", db)]);
+    let token = gw.token("job", &["batch"]);
+    let (ok, _, err) = psql(&gw.dsn("app", &token), &["-c", "SELECT 1"], None);
+    assert!(ok, "{err}");
+    gw.sessions_until(|s| s.iter().any(|r| !r["ended_at"].is_null()));
+    let state = gw.dir.path().join("var");
+    let all = files(&state);
+    assert!(
+        all.iter().any(|p| p.extension().is_some_and(|x| x == "db")),
+        "{all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|p| p.extension().is_some_and(|x| x == "jsonl")),
+        "a recording: {all:?}"
+    );
+    for path in all.iter().chain([&state]) {
+        let mode = std::fs::metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{} is {:o}", path.display(), mode & 0o777);
+    }
+}
