@@ -185,6 +185,21 @@ impl TokenRegistry for SqliteStore {
         .await
     }
 
+    async fn subject_revoked_at(&self, identity: &str) -> Result<Option<SystemTime>, StoreError> {
+        let id = gatehouse_core::revocation::subject_key(identity).0;
+        self.read_async(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT revoked_at FROM tokens WHERE id = ?1 AND kind = 'subject'",
+                    [id],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?
+                .map(from_micros))
+        })
+        .await
+    }
+
     async fn revoked_since(
         &self,
         since: SystemTime,

@@ -107,6 +107,30 @@ impl SqliteStore {
         self.revoke_credential(CredentialKind::Token, id, by)
     }
 
+    /// Revokes a JWT subject (`namespace:sub`, as sessions show its identity): its live
+    /// sessions end within a second, and its tokens issued until now are refused; tokens the
+    /// identity provider issues later are not. Revoking again moves that time forward.
+    pub fn revoke_subject(&self, identity: &str, by: &str) -> Result<(), AuditError> {
+        if !identity.contains(':') {
+            return Err(AuditError::NotFound(format!(
+                "{identity:?} is not an identity from an identity provider: those are \
+                 namespace:subject, as `gatehouse sessions list` shows them (a token or key \
+                 is revoked by its id)"
+            )));
+        }
+        let id = gatehouse_core::revocation::subject_key(identity).0;
+        let now = to_micros(SystemTime::now());
+        schema_conn(self)?.execute(
+            "INSERT INTO tokens (id, hash, identity, groups_json, connections_json, created_at,
+                created_by, revoked_at, revoked_by, kind)
+             VALUES (?1, ?1, ?2, '[]', '[]', ?3, ?4, ?3, ?4, 'subject')
+             ON CONFLICT(id) DO UPDATE SET revoked_at = excluded.revoked_at,
+                revoked_by = excluded.revoked_by",
+            params![id, identity, now, by],
+        )?;
+        Ok(())
+    }
+
     /// Revokes a token or a key (only of that kind: a key id given to `token revoke` is not
     /// found); a running gateway ends its sessions within a second. Revoking twice is not an
     /// error, and keeps the first revocation's time.
@@ -148,6 +172,14 @@ pub(crate) fn insert(
     kind: CredentialKind,
     key: Option<(&str, &str)>,
 ) -> Result<(), AuditError> {
+    if new.identity.contains(':') {
+        // `namespace:sub` names a JWT's bearer; a gateway credential never looks like one.
+        return Err(AuditError::Conflict(format!(
+            "identity {:?} contains ':', which the gateway keeps for identities from an \
+             identity provider (namespace:subject); choose another name",
+            new.identity
+        )));
+    }
     conn.execute(
         "INSERT INTO tokens (id, hash, identity, groups_json, connections_json, created_at,
             created_by, expires_at, kind, fingerprint, public_key)

@@ -14,7 +14,7 @@ use crate::error::{CoreError, Refusal};
 use crate::events::SessionInfo;
 use crate::identity::{random_hex, Identity, TokenHash, TokenId, TokenRecord};
 use crate::mask::MaskPolicy;
-use crate::oidc::OidcVerifier;
+use crate::oidc::{OidcVerifier, VerifiedJwt};
 use crate::revocation::Revocations;
 use crate::rules::Rules;
 use crate::session::{Session, SessionId};
@@ -271,18 +271,21 @@ impl Gateway {
             return match self.inner.oidc.verify(token).await {
                 // A JWT is as good as a service token for its lifetime: same identity shape,
                 // its own non-secret id for the audit trail, no connection scope of its own.
-                Ok(jwt) => Ok(TokenRecord {
-                    id: TokenId(jwt.token_id),
-                    identity: Identity {
-                        name: jwt.subject,
-                        groups: jwt.groups,
-                    },
-                    connections: Vec::new(),
-                    created_at: now,
-                    expires_at: jwt.expires_at,
-                    revoked_at: None,
-                    created_by: jwt.issuer,
-                }),
+                Ok(jwt) => {
+                    self.subject_not_revoked(&jwt).await?;
+                    Ok(TokenRecord {
+                        id: TokenId(jwt.token_id),
+                        identity: Identity {
+                            name: jwt.identity,
+                            groups: jwt.groups,
+                        },
+                        connections: Vec::new(),
+                        created_at: now,
+                        expires_at: jwt.expires_at,
+                        revoked_at: None,
+                        created_by: jwt.issuer,
+                    })
+                }
                 Err(e) => Err(Unauthenticated::Invalid(format!("JWT refused: {e}"), None)),
             };
         }
@@ -293,6 +296,29 @@ impl Gateway {
             .await
             .map_err(Unauthenticated::Store)?;
         valid_at(found, now, "token", || "unknown token".into())
+    }
+
+    /// A JWT issued before its subject was revoked is refused; one issued after (the
+    /// identity provider vouching again) is not.
+    async fn subject_not_revoked(&self, jwt: &VerifiedJwt) -> Result<(), Unauthenticated> {
+        let revoked = self
+            .inner
+            .tokens
+            .subject_revoked_at(&jwt.identity)
+            .await
+            .map_err(Unauthenticated::Store)?;
+        match revoked {
+            Some(at) if jwt.issued_at.is_none_or(|iat| iat <= at) => Err(Unauthenticated::Invalid(
+                format!(
+                    "JWT refused: subject {} was revoked at {}; tokens issued before then \
+                         are refused (get a new one from the identity provider)",
+                    jwt.identity,
+                    crate::time::display(at)
+                ),
+                None,
+            )),
+            _ => Ok(()),
+        }
     }
 
     async fn identify_key(
@@ -362,9 +388,13 @@ impl Gateway {
         Arc::strong_count(&self.inner.live) - 1
     }
 
-    /// Ends the live sessions of these tokens.
+    /// Ends the live sessions of these tokens (or JWT subjects, see
+    /// [`crate::revocation::subject_key`]), revoked now.
     pub fn revoke(&self, ids: impl IntoIterator<Item = TokenId>) {
-        self.inner.revocations.revoke(ids);
+        let now = SystemTime::now();
+        self.inner
+            .revocations
+            .revoke(ids.into_iter().map(|id| (id, now)));
     }
 
     /// Polls the registry for revocations (made by the CLI or another instance) and ends the
@@ -386,7 +416,7 @@ impl Gateway {
                     if let Some(latest) = revoked.iter().map(|(_, at)| *at).max() {
                         since = latest;
                     }
-                    self.revoke(revoked.into_iter().map(|(id, _)| id));
+                    self.inner.revocations.revoke(revoked);
                 }
                 Err(e) => tracing::warn!(error = %e, "could not poll for revoked tokens"),
             }

@@ -641,12 +641,24 @@ impl Session {
         let mut revoked = self.revoked.clone();
         let mut shutdown = self.shutdown.clone();
         let token: &TokenId = &self.info.token_id;
+        // A JWT's session also ends when its subject is revoked.
+        let subject = token
+            .0
+            .starts_with(crate::revocation::JWT_PREFIX)
+            .then(|| crate::revocation::subject_key(&self.info.identity));
         let expiry = self.token_expires.map(|t| {
             let left = t.duration_since(SystemTime::now()).unwrap_or_default();
             tokio::time::Instant::now() + left
         });
         loop {
-            if revoked.borrow_and_update().contains(token) {
+            let set = revoked.borrow_and_update().clone();
+            // A subject's revocation ends the sessions opened before it; a token issued
+            // after it was let in at login.
+            let subject_revoked = subject
+                .as_ref()
+                .and_then(|s| set.get(s))
+                .is_some_and(|at| *at >= self.info.started_at);
+            if set.contains_key(token) || subject_revoked {
                 return EndReason::TokenRevoked;
             }
             if *shutdown.borrow_and_update() {

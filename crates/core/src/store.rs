@@ -289,6 +289,11 @@ pub trait TokenRegistry: Send + Sync {
     async fn find_by_key(&self, _fingerprint: &str) -> Result<Option<TokenRecord>, StoreError> {
         Ok(None)
     }
+    /// When the JWT subject `identity` (`namespace:sub`) was last revoked, if ever: its
+    /// tokens issued until then are refused, and its sessions end. The default revokes none.
+    async fn subject_revoked_at(&self, _identity: &str) -> Result<Option<SystemTime>, StoreError> {
+        Ok(None)
+    }
     /// Tokens revoked at or after `since`, with when, so live sessions can be ended.
     /// Keys are included: their sessions end the same way.
     async fn revoked_since(

@@ -61,6 +61,10 @@ use jwks::{JwksSource, KeyCache, KeySet};
 pub struct VerifiedJwt {
     /// The `sub` claim: who the issuer says this is.
     pub subject: String,
+    /// The gateway's name for the bearer: the issuer's namespace, `:`, the subject.
+    pub identity: String,
+    /// When the issuer issued it (`iat`), if the token says.
+    pub issued_at: Option<SystemTime>,
     /// The groups from the issuer's groups claim (empty if the claim is absent).
     pub groups: Vec<String>,
     /// The issuer that vouched for it.
@@ -151,10 +155,22 @@ impl OidcVerifier {
                 }
                 JwksSource::Url(_) => None,
             };
+            let namespace = spec.namespace();
+            if namespace.is_empty()
+                || issuers
+                    .values()
+                    .any(|i: &verify::Issuer| i.namespace == namespace)
+            {
+                return Err(config(
+                    "its identities' namespace is empty or another issuer's: give each \
+                     [[oidc]] a distinct `name`",
+                ));
+            }
             let keys = KeyCache::new(&spec.issuer, source, initial);
             issuers.insert(
                 spec.issuer.clone(),
                 verify::Issuer {
+                    namespace,
                     issuer: spec.issuer,
                     audience: spec.audience,
                     groups_claim: spec.groups_claim,

@@ -59,11 +59,17 @@ pub struct OidcSpec {
     pub issuer: String,
     /// The audience a token must name in its `aud` claim (a string or one of an array).
     pub audience: String,
+    /// The namespace of this issuer's identities: a token's identity is `name:sub`, so two
+    /// issuers' subjects (or a subject and a gateway token's identity, which cannot hold a
+    /// `:`) never share a name. Default: the issuer without its scheme.
+    #[serde(default)]
+    pub name: Option<String>,
     /// A JWKS document on disk; a relative path is resolved against the configuration's
     /// directory. Read at startup, and read again when a token names a key it lacks.
     #[serde(default)]
     pub jwks_file: Option<PathBuf>,
-    /// Where the issuer publishes its JWKS (`https://…`, or `http://…`). Fetched at first use
+    /// Where the issuer publishes its JWKS (`https://…`; `http://…` only to a loopback
+    /// address). Fetched at first use
     /// (or by [`OidcVerifier::warm_up`]) and again when a token names a key it lacks.
     ///
     /// [`OidcVerifier::warm_up`]: super::OidcVerifier::warm_up
@@ -83,6 +89,19 @@ pub struct OidcSpec {
 }
 
 impl OidcSpec {
+    /// The namespace of this issuer's identities: `name`, or the issuer without its scheme
+    /// and trailing slash (`idp.example.com/realms/corp`), so two realms of one server differ.
+    pub fn namespace(&self) -> String {
+        if let Some(name) = &self.name {
+            return name.clone();
+        }
+        let rest = self
+            .issuer
+            .split_once("://")
+            .map_or(self.issuer.as_str(), |(_, r)| r);
+        rest.trim_end_matches('/').to_owned()
+    }
+
     /// An issuer whose keys are in a JWKS file, with the default groups claim and algorithms.
     pub fn with_jwks_file(issuer: &str, audience: &str, jwks_file: impl Into<PathBuf>) -> Self {
         Self {
@@ -104,6 +123,7 @@ impl OidcSpec {
         Self {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
+            name: None,
             jwks_file: None,
             jwks_url: None,
             jwks_ca: None,

@@ -117,6 +117,7 @@ fn bad_claim(claim: &str, why: &str) -> OidcError {
 /// One configured issuer and its keys.
 pub(crate) struct Issuer {
     pub(crate) issuer: String,
+    pub(crate) namespace: String,
     pub(crate) audience: String,
     pub(crate) groups_claim: String,
     pub(crate) algorithms: Vec<JwtAlgorithm>,
@@ -260,14 +261,23 @@ impl Issuer {
         };
         let groups = self.groups(claims)?;
         let hash = digest::digest(&digest::SHA256, token.as_bytes());
+        let issued_at = numeric_date(claims, "iat")?
+            .and_then(|iat| Duration::try_from_secs_f64(iat).ok())
+            .and_then(|d| UNIX_EPOCH.checked_add(d));
         Ok(VerifiedJwt {
+            identity: format!("{}:{subject}", self.namespace),
+            issued_at,
             subject,
             groups,
             issuer: self.issuer.clone(),
             expires_at: Duration::try_from_secs_f64(exp)
                 .ok()
                 .and_then(|d| UNIX_EPOCH.checked_add(d)),
-            token_id: format!("jwt_{}", hex(hash.as_ref().get(..6).unwrap_or_default())),
+            token_id: format!(
+                "{}{}",
+                crate::revocation::JWT_PREFIX,
+                hex(hash.as_ref().get(..6).unwrap_or_default())
+            ),
         })
     }
 

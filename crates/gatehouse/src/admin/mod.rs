@@ -44,6 +44,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/approvals/{id}/deny", post(approvals::deny))
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{id}/revoke", post(tokens::revoke))
+        .route("/v1/subjects/revoke", post(tokens::revoke_subject))
         .route("/v1/keys", get(keys::list).post(keys::add))
         .route("/v1/keys/{id}/revoke", post(keys::revoke))
         .route("/v1/sessions", get(listings::sessions))

@@ -64,6 +64,31 @@ pub(super) async fn revoke(
     revoke_credential(state, caller, CredentialKind::Token, id).await
 }
 
+/// `POST /v1/subjects/revoke` `{"identity": "namespace:sub"}`: a JWT subject's sessions end
+/// here at once (elsewhere at the next poll), and its tokens issued until now are refused.
+pub(super) async fn revoke_subject(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Json(body): Json<SubjectBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require_admin(&state)?;
+    let store = state.store.clone();
+    let (identity, by) = (body.identity.clone(), format!("api:{}", caller.0.name));
+    blocking(move || Ok(store.revoke_subject(&identity, &by)?)).await?;
+    state
+        .gateway
+        .revoke([gatehouse_core::revocation::subject_key(&body.identity)]);
+    Ok(Json(
+        serde_json::json!({ "identity": body.identity, "revoked": true }),
+    ))
+}
+
+/// The body of a subject's revocation.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct SubjectBody {
+    identity: String,
+}
+
 /// What a token or key is issued for, by the caller.
 pub(super) fn grant(
     caller: &Caller,

@@ -29,6 +29,12 @@ pub enum TokenCmd {
         /// The token id (`tok_...`).
         id: String,
     },
+    /// Revoke an identity provider's subject (`namespace:sub`, as `sessions list` shows it):
+    /// its sessions end within a second and its JWTs issued until now are refused.
+    RevokeSubject {
+        /// The identity, e.g. `idp.example.com:deploy-bot`.
+        identity: String,
+    },
 }
 
 /// Who a token or key authenticates as, where it may go, and for how long.
@@ -99,6 +105,18 @@ pub fn run(config: &Config, server: Option<&str>, command: TokenCmd) -> Result<(
         TokenCmd::Revoke { id } => {
             revoke(config, server, &store, CredentialKind::Token, &id)?;
             println!("revoked {id}");
+        }
+        TokenCmd::RevokeSubject { identity } => {
+            match Remote::from_env(config, server)? {
+                Some(api) => {
+                    api.post(
+                        "/v1/subjects/revoke",
+                        &serde_json::json!({ "identity": identity }),
+                    )?;
+                }
+                None => store.revoke_subject(&identity, &format!("cli:{}", cli_user()))?,
+            }
+            println!("revoked subject {identity}");
         }
     }
     Ok(())

@@ -73,9 +73,16 @@ fn jwts_open_sessions_with_their_groups_and_bad_ones_are_refused() {
         let (ok, out, err) = psql(&gw.dsn("app", &jwt), &["-Atc", "SELECT 40 + 2"], None);
         assert!(ok && out.trim() == "42", "{alg:?}: {err}");
     }
-    let sessions =
-        gw.sessions_until(|s| s.iter().filter(|r| r["identity"] == "svc-ed").count() == 1);
-    let ed = sessions.iter().find(|s| s["identity"] == "svc-ed").unwrap();
+    let sessions = gw.sessions_until(|s| {
+        s.iter()
+            .filter(|r| r["identity"] == "idp.gatehouse.test:svc-ed")
+            .count()
+            == 1
+    });
+    let ed = sessions
+        .iter()
+        .find(|s| s["identity"] == "idp.gatehouse.test:svc-ed")
+        .unwrap();
     assert_eq!(ed["groups"], json!(["batch"]));
     assert!(ed["token_id"].as_str().unwrap().starts_with("jwt_"));
 
@@ -176,7 +183,10 @@ fn a_jwt_approver_decides_through_the_admin_api() {
         String::from_utf8_lossy(&out.stderr)
     );
     let (ok, _, err) = held.join().unwrap();
-    assert!(!ok && err.contains("denied by dana: use a WHERE"), "{err}");
+    assert!(
+        !ok && err.contains("denied by idp.gatehouse.test:dana: use a WHERE"),
+        "{err}"
+    );
 }
 
 /// Logs in with a password and runs one command: prints its exit status and its output.
@@ -275,19 +285,21 @@ fn a_jwt_is_an_ssh_password_and_bad_ones_are_refused() {
     let ran = with_statement(&rows, "echo via-jwt; exit 4");
     assert_eq!(ran.len(), 4, "{rows:#?}");
     for row in &ran {
-        assert_eq!(row["identity"], "deploy-bot");
+        assert_eq!(row["identity"], "idp.gatehouse.test:deploy-bot");
         assert_eq!(row["class"], "exec");
     }
     assert!(with_statement(&rows, "echo should-not-run-jwt").is_empty());
     let sessions = gw.sessions_until(|s| {
         s.iter()
-            .filter(|r| r["identity"] == "deploy-bot" && !r["end_reason"].is_null())
+            .filter(|r| {
+                r["identity"] == "idp.gatehouse.test:deploy-bot" && !r["end_reason"].is_null()
+            })
             .count()
             >= 5
     });
     let bot: Vec<_> = sessions
         .iter()
-        .filter(|s| s["identity"] == "deploy-bot" && s["connection"] == "box")
+        .filter(|s| s["identity"] == "idp.gatehouse.test:deploy-bot" && s["connection"] == "box")
         .collect();
     assert!(
         bot.iter().any(|s| s["token_id"]
@@ -358,6 +370,93 @@ fn a_jwt_is_a_mysql_password_and_bad_ones_are_refused() {
     let rows = gw.audit_until(|rows| with_statement(rows, "via_jwt").len() == 4);
     let ran = with_statement(&rows, "via_jwt");
     assert_eq!(ran.len(), 4, "{rows:#?}");
-    assert!(ran.iter().all(|r| r["identity"] == "report-job"));
+    assert!(ran
+        .iter()
+        .all(|r| r["identity"] == "idp.gatehouse.test:report-job"));
     assert!(with_statement(&rows, "should-not-run-my").is_empty());
+}
+
+#[test]
+fn a_jwt_subject_is_namespaced_by_its_issuer_and_revoking_it_cuts_its_sessions() {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+    scratch_db("gh_oidc_revoke");
+    let gw = Gateway::start_with_policy(&[Conn::local("app", "gh_oidc_revoke")], &policy(), &[]);
+    let identity = "idp.gatehouse.test:etl-bot";
+    let jwt = mint(Algorithm::EdDSA, "ed1", &claims("etl-bot", &["batch"]));
+    let mut child = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-d",
+            &gw.dsn("app", &jwt),
+            "-c",
+            "SELECT pg_sleep(20)",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("psql");
+    gw.sessions_until(|s| s.iter().any(|r| r["identity"] == identity));
+    std::thread::sleep(Duration::from_millis(300));
+
+    // A gateway credential can never take an identity provider's name.
+    let out = gw.cli_output(&["token", "create", "--identity", identity]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("contains ':'"));
+
+    // Revoked in the store (no admin API): the live session ends within the poll.
+    let started = Instant::now();
+    let out = gw.cli_output(&["token", "revoke-subject", identity]);
+    assert!(out.status.success(), "{out:?}");
+    let status = child.wait().expect("psql ends");
+    assert!(!status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("read");
+    assert!(err.contains("revoked"), "{err}");
+
+    // The same token is refused from now on; one the issuer signs later is not.
+    let (ok, _, err) = psql(
+        &gw.dsn("app", &jwt),
+        &["-Atc", "SELECT 'after-revoke'"],
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("not valid"), "{err}");
+    // The refused attempt's record says why (the client is told only that it failed).
+    let sessions = gw.sessions_until(|s| {
+        s.iter().any(|r| {
+            r["end_reason"]
+                .as_str()
+                .is_some_and(|e| e.contains("etl-bot was revoked"))
+        })
+    });
+    assert!(
+        sessions.iter().any(|r| r["end_reason"]
+            .as_str()
+            .is_some_and(|e| e.contains("etl-bot was revoked"))),
+        "{sessions:#?}"
+    );
+    let mut fresh = claims("etl-bot", &["batch"]);
+    fresh["iat"] = json!(now() + 2);
+    let (ok, out, err) = psql(
+        &gw.dsn("app", &mint(Algorithm::EdDSA, "ed1", &fresh)),
+        &["-Atc", "SELECT 'issued-again'"],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "issued-again");
+    // Another subject of the issuer was never affected.
+    let other = mint(Algorithm::EdDSA, "ed1", &claims("etl-bot-2", &["batch"]));
+    let (ok, _, err) = psql(&gw.dsn("app", &other), &["-Atc", "SELECT 1"], None);
+    assert!(ok, "{err}");
 }

@@ -16,8 +16,18 @@ fn urls_parse() {
     );
     let t = FetchTarget::new("HTTP://[::1]", None).unwrap();
     assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("::1", 80, "/"));
-    let t = FetchTarget::new("http://idp.test?a", None).unwrap();
+    let t = FetchTarget::new("http://localhost?a", None).unwrap();
     assert_eq!(t.path, "/?a");
+    // Keys that decide who logs in never come over plain HTTP from another host.
+    for cleartext in [
+        "http://idp.test/jwks",
+        "http://10.0.0.1/jwks",
+        "http://[fe80::1]/",
+    ] {
+        let err = FetchTarget::new(cleartext, None).err().unwrap_or_default();
+        assert!(err.contains("https://"), "{cleartext}: {err}");
+    }
+    assert!(FetchTarget::new("https://idp.test/jwks", None).is_ok());
     for bad in [
         "ftp://x/",
         "http://",
@@ -31,7 +41,7 @@ fn urls_parse() {
     ] {
         assert!(FetchTarget::new(bad, None).is_err(), "{bad}");
     }
-    assert!(FetchTarget::new("http://x/", Some(Path::new("ca.pem"))).is_err());
+    assert!(FetchTarget::new("http://127.0.0.1/", Some(Path::new("ca.pem"))).is_err());
 }
 
 #[test]
