@@ -110,12 +110,18 @@ pub struct AdminSection {
     /// Approvers of a review rule may always list and decide approvals.
     #[serde(default = "default_admin_groups")]
     pub groups: Vec<String>,
+    /// Serve the admin API over HTTPS with the gateway's `[tls]` certificate (or the one it
+    /// generates). Required when `[listen] admin` is not a loopback address: the API carries
+    /// tokens.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 impl Default for AdminSection {
     fn default() -> Self {
         Self {
             groups: default_admin_groups(),
+            tls: false,
         }
     }
 }

@@ -104,8 +104,12 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     }
     if let Some(addr) = &config.listen.admin {
         let (listener, local) = bind(addr).await?;
-        if !local.ip().is_loopback() {
-            tracing::warn!(%local, "the admin API speaks plain HTTP: keep it on loopback or behind TLS");
+        if !local.ip().is_loopback() && !config.admin.tls {
+            return Err(CliError::Config(format!(
+                "[listen] admin = {addr:?} is not a loopback address, and the admin API would \
+                 carry tokens over plain HTTP: set `tls = true` under [admin] (it uses the [tls] \
+                 certificate), or listen on 127.0.0.1"
+            )));
         }
         eprintln!("gatehouse: admin listening on {local}");
         let state = AdminState {
@@ -115,7 +119,14 @@ pub async fn run(config: Config) -> Result<(), CliError> {
             admin_groups: Arc::from(config.admin.groups.clone()),
             approver_groups: Arc::from(config.approver_groups()),
         };
-        tasks.spawn(admin::serve(listener, state));
+        if config.admin.tls {
+            let acceptor = tls::acceptor(&config, &state_dir)?;
+            let listener = admin::tls_listener::TlsListener::new(listener, acceptor)
+                .map_err(|e| CliError::Config(format!("admin listener: {e}")))?;
+            tasks.spawn(admin::serve_tls(listener, state));
+        } else {
+            tasks.spawn(admin::serve(listener, state));
+        }
     }
     if config.listen.admin.is_none() && !config.approver_groups().is_empty() {
         tracing::warn!(

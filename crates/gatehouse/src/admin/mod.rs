@@ -9,6 +9,7 @@ mod auth;
 mod error;
 mod keys;
 mod listings;
+pub mod tls_listener;
 mod tokens;
 
 use std::sync::Arc;
@@ -55,6 +56,13 @@ pub fn router(state: AdminState) -> Router {
 
 /// Serves the API until the future is dropped.
 pub async fn serve(listener: TcpListener, state: AdminState) {
+    if let Err(e) = axum::serve(listener, router(state)).await {
+        tracing::error!(error = %e, "admin API stopped");
+    }
+}
+
+/// Serves the API over TLS until the future is dropped.
+pub async fn serve_tls(listener: tls_listener::TlsListener, state: AdminState) {
     if let Err(e) = axum::serve(listener, router(state)).await {
         tracing::error!(error = %e, "admin API stopped");
     }

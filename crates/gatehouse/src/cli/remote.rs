@@ -1,11 +1,18 @@
 //! The online commands' client of the admin API: a small blocking HTTP/1.1 client (one request
 //! per connection, JSON in and out) authenticated with `GATEHOUSE_TOKEN`.
 //!
-//! The server is `--server URL` or `http://` + the configuration's `[listen] admin`.
+//! The server is `--server URL` or the configuration's `[listen] admin` (`https://` when
+//! `[admin] tls = true`). Over https the gateway's own certificate (`[tls] cert`, or the one
+//! it generated in the state directory) is trusted beside the system's roots. A token is never
+//! sent over plain HTTP to anything but the loopback interface.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 
 use crate::config::Config;
 use crate::error::CliError;
@@ -18,6 +25,8 @@ const MAX_ANSWER: u64 = 256 << 20;
 pub struct Remote {
     host_port: String,
     token: String,
+    /// Over https: the TLS settings and the name the certificate must carry.
+    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
 }
 
 impl Remote {
@@ -28,26 +37,50 @@ impl Remote {
         };
         let server = match server {
             Some(s) => s.to_owned(),
-            None => config.listen.admin.clone().ok_or_else(|| {
-                CliError::Usage(
-                    "the configuration has no [listen] admin; pass --server http://HOST:PORT"
-                        .into(),
-                )
-            })?,
+            None => {
+                let admin = config.listen.admin.clone().ok_or_else(|| {
+                    CliError::Usage(
+                        "the configuration has no [listen] admin; pass --server https://HOST:PORT"
+                            .into(),
+                    )
+                })?;
+                let scheme = if config.admin.tls { "https" } else { "http" };
+                format!("{scheme}://{admin}")
+            }
         };
-        let host_port = server
-            .strip_prefix("http://")
-            .unwrap_or(&server)
-            .trim_end_matches('/')
-            .to_owned();
-        if host_port.contains("://") {
+        let (https, rest) = if let Some(rest) = server.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = server.strip_prefix("http://") {
+            (false, rest)
+        } else if server.contains("://") {
             return Err(CliError::Usage(format!(
-                "--server {server}: only http:// is supported (the admin API listens on loopback)"
+                "--server {server}: give an https:// (or, on this machine, http://) URL"
             )));
-        }
+        } else {
+            (config.admin.tls, server.as_str())
+        };
+        let host_port = rest.trim_end_matches('/').to_owned();
+        let host = host_of(&host_port);
+        let tls = if https {
+            let name = ServerName::try_from(host.to_owned()).map_err(|e| {
+                CliError::Usage(format!(
+                    "--server {server}: {host:?} is not a TLS name: {e}"
+                ))
+            })?;
+            Some((client_config(config)?, name))
+        } else {
+            if !is_loopback(host) {
+                return Err(CliError::Usage(format!(
+                    "refusing to send your token over plain HTTP to {host}: use \
+                     --server https://{host_port} (the gateway's `[admin] tls = true`)"
+                )));
+            }
+            None
+        };
         Ok(Some(Self {
             host_port,
             token: token.trim().to_owned(),
+            tls,
         }))
     }
 
@@ -87,10 +120,17 @@ impl Remote {
                 self.host_port
             ))
         };
-        let mut stream = TcpStream::connect(&self.host_port).map_err(unreachable)?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
+        let tcp = TcpStream::connect(&self.host_port).map_err(unreachable)?;
+        tcp.set_read_timeout(Some(Duration::from_secs(30)))
             .map_err(unreachable)?;
+        let mut stream: Box<dyn ReadWrite> = match &self.tls {
+            Some((config, name)) => {
+                let conn = rustls::ClientConnection::new(config.clone(), name.clone())
+                    .map_err(|e| CliError::Remote(format!("TLS to {}: {e}", self.host_port)))?;
+                Box::new(rustls::StreamOwned::new(conn, tcp))
+            }
+            None => Box::new(tcp),
+        };
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
@@ -101,10 +141,13 @@ impl Remote {
         );
         stream.write_all(request.as_bytes()).map_err(unreachable)?;
         let mut answer = Vec::new();
-        stream
-            .take(MAX_ANSWER)
-            .read_to_end(&mut answer)
-            .map_err(unreachable)?;
+        match stream.take(MAX_ANSWER).read_to_end(&mut answer) {
+            Ok(_) => {}
+            // A TLS peer that closes without close_notify after a whole answer: the answer's
+            // own framing (parsed below) says whether it is complete.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !answer.is_empty() => {}
+            Err(e) => return Err(unreachable(e)),
+        }
         let (status, body) = parse_answer(&answer)?;
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(
             |_| serde_json::json!({ "error": String::from_utf8_lossy(&body).trim().to_owned() }),
@@ -119,6 +162,52 @@ impl Remote {
         }
         Ok(json)
     }
+}
+
+/// A stream the client talks over: plain TCP or TLS.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// The host of `host:port` or `[v6]:port`, without brackets.
+fn host_of(host_port: &str) -> &str {
+    if let Some(rest) = host_port.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    host_port.rsplit_once(':').map_or(host_port, |(h, _)| h)
+}
+
+/// Whether `host` is the loopback interface.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// TLS toward the admin API: the system's roots and the gateway's own certificate.
+fn client_config(config: &Config) -> Result<Arc<rustls::ClientConfig>, CliError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    let own = match &config.tls {
+        Some(t) => Some(config.resolve(&t.cert)),
+        None => config
+            .sqlite_path()
+            .ok()
+            .and_then(|db| db.parent().map(|d| d.join("tls/gateway.crt"))),
+    };
+    if let Some(path) = own.filter(|p| p.exists()) {
+        let certs = CertificateDer::pem_file_iter(&path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| CliError::Tls(format!("cannot read {}: {e}", path.display())))?;
+        roots.add_parsable_certificates(certs);
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| CliError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// Splits an HTTP/1.1 answer into its status and body (Content-Length, chunked, or to EOF).

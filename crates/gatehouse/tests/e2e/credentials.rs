@@ -152,3 +152,77 @@ fn everything_under_the_state_directory_is_private() {
         assert_eq!(mode & 0o077, 0, "{} is {:o}", path.display(), mode & 0o777);
     }
 }
+
+/// Runs the gateway's CLI with `config`, `GATEHOUSE_TOKEN` = `token`, bounded in time.
+fn online(config: &Path, token: &str, args: &[&str]) -> std::process::Output {
+    let config = config.to_string_lossy();
+    let mut all = vec!["20", env!("CARGO_BIN_EXE_gatehouse"), "--config", &config];
+    all.extend(args);
+    run("timeout", &all, None, &[("GATEHOUSE_TOKEN", token)])
+}
+
+#[test]
+fn the_admin_api_carries_tokens_only_over_tls_or_loopback() {
+    let gw = Gateway::start_with_policy(&[], "[admin]\ntls = true\n", &[]);
+    let admin = gw.token("root-admin", &["admin"]);
+    // The CLI follows the configuration (`[admin] tls`: https for a bare host:port),
+    // trusting the gateway's own certificate.
+    let server = format!("127.0.0.1:{}", gw.admin_port);
+    let out = online(
+        &gw.config,
+        &admin,
+        &["--server", &server, "approvals", "list", "--json"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]", "{out:?}");
+    // curl agrees: TLS with the generated certificate; plain HTTP gets no answer.
+    let cert = gw.dir.path().join("var/tls/gateway.crt");
+    let url = format!("https://127.0.0.1:{}/healthz", gw.admin_port);
+    let out = run(
+        "curl",
+        &["-sS", "--cacert", &cert.to_string_lossy(), &url],
+        None,
+        &[],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n", "{out:?}");
+    let plain = format!("http://127.0.0.1:{}/healthz", gw.admin_port);
+    let out = run("curl", &["-sS", "-m", "5", &plain], None, &[]);
+    assert!(!out.status.success(), "{out:?}");
+
+    // The CLI never sends a token over plain HTTP off this machine (it does not even connect).
+    let out = online(
+        &gw.config,
+        &admin,
+        &["--server", "http://192.0.2.10:8080", "approvals", "list"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to send your token over plain HTTP"),
+        "{err}"
+    );
+
+    // The gateway will not serve the admin API in clear off loopback.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("gatehouse.toml");
+    std::fs::write(
+        &config,
+        "[gateway]\nstate = \"sqlite:var/gatehouse.db\"\n[listen]\nadmin = \"0.0.0.0:0\"\n",
+    )
+    .expect("config");
+    let out = run(
+        "timeout",
+        &[
+            "20",
+            env!("CARGO_BIN_EXE_gatehouse"),
+            "--config",
+            &config.to_string_lossy(),
+            "serve",
+        ],
+        None,
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tls = true"), "{err}");
+}
