@@ -309,6 +309,8 @@ impl Config {
             ))
         })?;
         let tls = match &c.tls {
+            // Naming a CA means the server's certificate can be checked: then it is.
+            None if c.tls_ca.is_some() => UpstreamTls::VerifyFull,
             None => UpstreamTls::default(),
             Some(t) => UpstreamTls::parse(t).ok_or_else(|| {
                 bad(format!(

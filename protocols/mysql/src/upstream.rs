@@ -114,13 +114,15 @@ async fn connect_inner(spec: &ConnectionSpec, hello: ClientHello) -> Result<Upst
     capabilities &= greeting.capabilities;
     let mut seq = seq.wrapping_add(1);
     let tls = spec.tls != UpstreamTls::Disable && server_tls;
+    let mut link = upstream_tls::Link::over(&tcp);
     let stream: Stream = if tls {
         capabilities |= caps::SSL;
         let request = ssl_request(capabilities, hello.max_packet, hello.charset);
         seq = write_message(&mut tcp, &request, seq).await?;
-        let stream = upstream_tls::connect(spec, tcp)
+        let (stream, verified) = upstream_tls::connect(spec, tcp)
             .await
             .map_err(|e| MysqlError::Upstream(e.to_string()))?;
+        link.verified_tls = verified;
         Box::new(stream)
     } else {
         Box::new(tcp)
@@ -131,6 +133,16 @@ async fn connect_inner(spec: &ConnectionSpec, hello: ClientHello) -> Result<Upst
         .map(|p| p.expose().as_bytes())
         .unwrap_or_default();
     let mut plugin = greeting.auth_plugin.clone();
+    let guarded = |plugin: &str| -> Result<(), MysqlError> {
+        if plugin == "mysql_clear_password" && !upstream_tls::may_reveal_password(link) {
+            return Err(MysqlError::Upstream(upstream_tls::password_refused(
+                spec,
+                "cleartext (mysql_clear_password)",
+            )));
+        }
+        Ok(())
+    };
+    guarded(&plugin)?;
     let first = auth::answer(&plugin, password, &greeting.scramble).unwrap_or_default();
     let response = HandshakeResponse {
         capabilities,
@@ -158,12 +170,23 @@ async fn connect_inner(spec: &ConnectionSpec, hello: ClientHello) -> Result<Upst
             Some(0xFE) => {
                 let switch = auth::AuthSwitch::decode(&m.payload)?;
                 plugin = switch.plugin;
+                guarded(&plugin)?;
                 scramble = switch.data;
                 auth::answer(&plugin, password, &scramble)?
             }
             Some(0x01) => match (plugin.as_str(), m.payload.get(1..).unwrap_or_default()) {
                 // caching_sha2_password: fast authentication succeeded, an OK follows.
                 ("caching_sha2_password", [3]) => continue,
+                // Full authentication reveals the password to whoever holds the link's (or
+                // the RSA key's) other end.
+                ("caching_sha2_password" | "sha256_password", _)
+                    if !upstream_tls::may_reveal_password(link) =>
+                {
+                    return Err(MysqlError::Upstream(upstream_tls::password_refused(
+                        spec,
+                        &format!("{plugin} full authentication"),
+                    )));
+                }
                 // Full authentication: the password in clear over TLS, else ask for the
                 // server's RSA key.
                 ("caching_sha2_password", [4]) if tls => auth::clear_password(password),

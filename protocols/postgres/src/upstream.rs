@@ -66,7 +66,7 @@ async fn connect_inner(
         ))
     })?;
     let _ = tcp.set_nodelay(true);
-    let mut stream = negotiate_tls(tcp, spec).await?;
+    let (mut stream, link) = negotiate_tls(tcp, spec).await?;
 
     let database = spec.database.as_deref().unwrap_or(&spec.name);
     let mut startup = MessageBuilder::untagged()
@@ -93,13 +93,20 @@ async fn connect_inner(
         match frame.tag() {
             backend::AUTHENTICATION => {
                 let mut r = Reader::new(frame.body());
-                match r.i32()? {
+                let code = r.i32()?;
+                match code {
                     0 if scram.as_ref().is_some_and(|c| !c.verified()) => {
                         return Err(PgError::Upstream(
                             "upstream ended SCRAM without proving it knows the password".into(),
                         ))
                     }
                     0 => {}
+                    3 | 5 if !upstream_tls::may_reveal_password(link) => {
+                        let method = if code == 3 { "cleartext" } else { "md5" };
+                        return Err(PgError::Upstream(upstream_tls::password_refused(
+                            spec, method,
+                        )));
+                    }
                     3 => send_password(&mut stream, password(spec)?).await?,
                     5 => {
                         let salt = r.take(4)?;
@@ -229,16 +236,20 @@ async fn read_frame(stream: &mut PgStream, buf: &mut BytesMut) -> Result<Frame, 
     }
 }
 
-async fn negotiate_tls(mut tcp: TcpStream, spec: &ConnectionSpec) -> Result<PgStream, PgError> {
+async fn negotiate_tls(
+    mut tcp: TcpStream,
+    spec: &ConnectionSpec,
+) -> Result<(PgStream, upstream_tls::Link), PgError> {
+    let mut link = upstream_tls::Link::over(&tcp);
     if spec.tls == UpstreamTls::Disable {
-        return Ok(PgStream::Plain(tcp));
+        return Ok((PgStream::Plain(tcp), link));
     }
     let request = MessageBuilder::untagged().i32(request_code::SSL).finish();
     tcp.write_all(&request).await?;
     let answer = tcp.read_u8().await?;
     match answer {
         b'S' => {}
-        b'N' if spec.tls == UpstreamTls::Prefer => return Ok(PgStream::Plain(tcp)),
+        b'N' if spec.tls == UpstreamTls::Prefer => return Ok((PgStream::Plain(tcp), link)),
         b'N' => {
             return Err(PgError::Upstream(format!(
                 "upstream {} does not offer TLS, and connection \"{}\" requires it",
@@ -251,10 +262,11 @@ async fn negotiate_tls(mut tcp: TcpStream, spec: &ConnectionSpec) -> Result<PgSt
             ))
         }
     }
-    let tls = upstream_tls::connect(spec, tcp)
+    let (tls, verified) = upstream_tls::connect(spec, tcp)
         .await
         .map_err(|e| PgError::Upstream(e.to_string()))?;
-    Ok(PgStream::Client(Box::new(tls)))
+    link.verified_tls = verified;
+    Ok((PgStream::Client(Box::new(tls)), link))
 }
 
 #[cfg(test)]

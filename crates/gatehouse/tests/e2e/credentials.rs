@@ -226,3 +226,115 @@ fn the_admin_api_carries_tokens_only_over_tls_or_loopback() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("tls = true"), "{err}");
 }
+
+/// A veth pair whose far end carries `addr`: a non-loopback address that never leaves the
+/// machine. Removed on drop.
+struct PrivateLink {
+    name: String,
+}
+
+impl PrivateLink {
+    fn new(name: &str, near: &str, far: &str) -> Self {
+        let peer = format!("{name}p");
+        let _ = run("ip", &["link", "del", name], None, &[]);
+        for args in [
+            vec!["link", "add", name, "type", "veth", "peer", "name", &peer],
+            vec!["addr", "add", near, "dev", name],
+            vec!["addr", "add", far, "dev", &peer],
+            vec!["link", "set", name, "up"],
+            vec!["link", "set", &peer, "up"],
+        ] {
+            let out = run("ip", &args, None, &[]);
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {out:?} (tests run as root)"
+            );
+        }
+        Self {
+            name: name.to_owned(),
+        }
+    }
+}
+
+impl Drop for PrivateLink {
+    fn drop(&mut self) {
+        let _ = run("ip", &["link", "del", &self.name], None, &[]);
+    }
+}
+
+/// A server that speaks just enough of PostgreSQL's login to ask for a password with
+/// `method` (3 cleartext, 5 md5), and reports whether a password message came back.
+fn password_asking_server(addr: &str, method: i32) -> (u16, std::thread::JoinHandle<bool>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind(addr).expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let handle = std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+        let mut frame = |s: &mut std::net::TcpStream| -> Option<Vec<u8>> {
+            let mut len = [0u8; 4];
+            s.read_exact(&mut len).ok()?;
+            let mut body = vec![0u8; (i32::from_be_bytes(len) as usize).saturating_sub(4)];
+            s.read_exact(&mut body).ok()?;
+            Some(body)
+        };
+        // SSLRequest (answered N) and the StartupMessage.
+        let Some(first) = frame(&mut s) else {
+            return false;
+        };
+        if first.get(..4) == Some(&[4, 210, 22, 47]) {
+            let _ = s.write_all(b"N");
+            if frame(&mut s).is_none() {
+                return false;
+            }
+        }
+        let mut ask = vec![b'R', 0, 0, 0, if method == 5 { 12 } else { 8 }];
+        ask.extend_from_slice(&method.to_be_bytes());
+        if method == 5 {
+            ask.extend_from_slice(b"salt");
+        }
+        let _ = s.write_all(&ask);
+        let mut tag = [0u8; 1];
+        matches!(s.read_exact(&mut tag), Ok(()) if tag[0] == b'p')
+    });
+    (port, handle)
+}
+
+#[test]
+fn a_password_the_server_could_read_never_crosses_an_unverified_link() {
+    let _link = PrivateLink::new("ghpw0", "10.203.7.1/30", "10.203.7.2/30");
+    for method in [3, 5] {
+        // Off loopback, TLS not verified (here: not offered): the gateway refuses to answer.
+        let (port, asked) = password_asking_server("10.203.7.2:0", method);
+        let address = format!("10.203.7.2:{port}");
+        let conn = Conn {
+            address: &address,
+            password_env: Some("UPSTREAM_PW"),
+            ..Conn::local("remote", "postgres")
+        };
+        let gw = Gateway::start_with_env(&[conn], &[("UPSTREAM_PW", "s3cret-upstream")]);
+        let token = gw.token("job", &["batch"]);
+        let (ok, _, err) = psql(&gw.dsn("remote", &token), &["-c", "SELECT 1"], None);
+        assert!(!ok);
+        assert!(err.contains("verify-full"), "{err}");
+        assert!(
+            !asked.join().expect("server"),
+            "method {method}: the password was sent"
+        );
+
+        // The same server on loopback does get it: the check above could fail.
+        let (port, asked) = password_asking_server("127.0.0.1:0", method);
+        let address = format!("127.0.0.1:{port}");
+        let conn = Conn {
+            address: &address,
+            password_env: Some("UPSTREAM_PW"),
+            ..Conn::local("local", "postgres")
+        };
+        let gw = Gateway::start_with_env(&[conn], &[("UPSTREAM_PW", "s3cret-upstream")]);
+        let token = gw.token("job", &["batch"]);
+        let _ = psql(&gw.dsn("local", &token), &["-c", "SELECT 1"], None);
+        assert!(asked.join().expect("server"), "method {method}: loopback");
+    }
+}
