@@ -273,7 +273,7 @@ fn password_asking_server(addr: &str, method: i32) -> (u16, std::thread::JoinHan
             return false;
         };
         let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
-        let mut frame = |s: &mut std::net::TcpStream| -> Option<Vec<u8>> {
+        let frame = |s: &mut std::net::TcpStream| -> Option<Vec<u8>> {
             let mut len = [0u8; 4];
             s.read_exact(&mut len).ok()?;
             let mut body = vec![0u8; (i32::from_be_bytes(len) as usize).saturating_sub(4)];
