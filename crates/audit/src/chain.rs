@@ -97,6 +97,27 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     options.open(path)?.write_all(bytes)
 }
 
+impl ChainKey {
+    /// The MAC a journal line carries after its JSON: the first 16 bytes of HMAC-SHA256 over
+    /// the JSON, hex. Someone who can write the journal but not read `chain.key` cannot make
+    /// a line that is ingested.
+    pub(crate) fn line_mac(&self, json: &str) -> String {
+        let tag = aws_lc_rs::hmac::sign(&self.0, json.as_bytes());
+        gatehouse_core::identity::hex(tag.as_ref().get(..16).unwrap_or_default())
+    }
+
+    /// Whether `mac` is this key's MAC of `json` (compared in constant time).
+    pub(crate) fn line_mac_holds(&self, json: &str, mac: &str) -> bool {
+        let expected = self.line_mac(json);
+        expected.len() == mac.len()
+            && expected
+                .bytes()
+                .zip(mac.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
 /// The link hash: the previous link, what this link is about, and its content's hash, keyed.
 pub(crate) fn link_hash(
     chain: &ChainKey,
@@ -159,7 +180,12 @@ pub(crate) fn content_of(entry: &Entry) -> Result<Vec<u8>, AuditError> {
 /// as this process wrote it (`serde_json::to_string` of the same value and a newline, so
 /// the same bytes as [`content_of`]); without it, or if it is empty, the entry is encoded.
 fn content_sha256(entry: &Entry, line: Option<&str>) -> Result<String, AuditError> {
-    match line.map(|l| l.strip_suffix('\n').unwrap_or(l)) {
+    // A journal line is `JSON<TAB>MAC`; the content is the JSON (which holds no raw tab).
+    let json = line.map(|l| {
+        let l = l.strip_suffix('\n').unwrap_or(l);
+        l.split_once('\t').map_or(l, |(json, _)| json)
+    });
+    match json {
         Some(encoded) if !encoded.is_empty() => Ok(sha256(encoded.as_bytes())),
         _ => Ok(sha256(&content_of(entry)?)),
     }
@@ -350,8 +376,13 @@ mod tests {
                 recording_sha256: Some(sha256(b"")),
             },
         ];
+        let key = ChainKey(aws_lc_rs::hmac::Key::new(
+            aws_lc_rs::hmac::HMAC_SHA256,
+            b"0123456789abcdef0123456789abcdef",
+        ));
         for entry in &entries {
-            let line = crate::writer::journal_line(entry);
+            let line = crate::writer::journal_line(entry, &key);
+            assert!(line.contains('\t'), "the line carries its MAC: {line}");
             let fresh = sha256(&content_of(entry).unwrap_or_default());
             assert_eq!(content_sha256(entry, Some(&line)).ok(), Some(fresh.clone()));
             assert_eq!(content_sha256(entry, None).ok(), Some(fresh.clone()));

@@ -77,11 +77,67 @@ pub(crate) fn segments(db: &Path) -> Result<Vec<PathBuf>, AuditError> {
     Ok(found)
 }
 
-/// Reads a segment. A torn last line (the process died mid-write, so the command it belonged
-/// to was never forwarded) is skipped; anything else unreadable is an error.
-pub(crate) fn read_segment(path: &Path) -> Result<Vec<Entry>, AuditError> {
-    let file = File::open(path).map_err(io(format!("could not open {}", path.display())))?;
-    let lines: Vec<String> = BufReader::new(file)
+/// Where segments refused at ingest are kept, as evidence: `DB.journal/refused/`.
+pub fn refused_dir(db: &Path) -> PathBuf {
+    dir_of(db).join("refused")
+}
+
+/// What `audit verify` reports about the journal: every segment refused at ingest.
+pub fn problems(db: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(refused_dir(db)) else {
+        return Vec::new();
+    };
+    let mut found: Vec<String> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .map(|p| {
+            format!(
+                "journal segment {} was refused at ingest: a line's MAC does not hold (written \
+                 or altered by something other than the gateway); its entries are not in the \
+                 store or the chain",
+                p.display()
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Reads a sealed segment left by a gateway and checks every line's MAC. A segment with a
+/// line that fails (planted, or altered after it was written) is moved to
+/// [`refused_dir`] and `None` comes back: nothing of it is ingested or chained.
+pub(crate) fn read_checked(
+    db: &Path,
+    path: &Path,
+    key: &crate::chain::ChainKey,
+) -> Result<Option<Vec<Entry>>, AuditError> {
+    match read_segment(path, key) {
+        Ok(entries) => Ok(Some(entries)),
+        Err(AuditError::Corrupt(why)) => {
+            let refused = refused_dir(db);
+            std::fs::create_dir_all(&refused)
+                .map_err(io(format!("could not create {}", refused.display())))?;
+            let to = refused.join(path.file_name().unwrap_or_default());
+            std::fs::rename(path, &to)
+                .map_err(io(format!("could not move {} aside", path.display())))?;
+            tracing::error!(segment = %to.display(), %why,
+                "journal segment refused: not ingested; `gatehouse audit verify` reports it");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads a segment, checking each line's MAC. A torn last line (the process died mid-write,
+/// so the command it belonged to was never forwarded) is skipped; anything else unreadable
+/// or unauthenticated is [`AuditError::Corrupt`].
+pub(crate) fn read_segment(
+    path: &Path,
+    key: &crate::chain::ChainKey,
+) -> Result<Vec<Entry>, AuditError> {
+    let bytes = std::fs::read(path).map_err(io(format!("could not read {}", path.display())))?;
+    // Only a last line without its newline can be torn by a write cut short.
+    let complete = bytes.ends_with(b"\n");
+    let lines: Vec<String> = BufReader::new(bytes.as_slice())
         .lines()
         .collect::<Result<_, _>>()
         .map_err(io(format!("could not read {}", path.display())))?;
@@ -91,14 +147,19 @@ pub(crate) fn read_segment(path: &Path) -> Result<Vec<Entry>, AuditError> {
         if line.is_empty() {
             continue;
         }
-        match serde_json::from_str(line) {
+        let checked = line
+            .split_once('\t')
+            .filter(|(json, mac)| key.line_mac_holds(json, mac))
+            .ok_or(())
+            .and_then(|(json, _)| serde_json::from_str(json).map_err(|_| ()));
+        match checked {
             Ok(e) => entries.push(e),
-            Err(_) if n == last => {
+            Err(()) if n == last && !complete => {
                 tracing::warn!(segment = %path.display(), "skipping a torn last journal line");
             }
-            Err(e) => {
+            Err(()) => {
                 return Err(AuditError::Corrupt(format!(
-                    "{} line {}: {e}",
+                    "{} line {}: not a journal line the gateway wrote (its MAC does not hold)",
                     path.display(),
                     n + 1
                 )))
@@ -196,11 +257,30 @@ mod tests {
     #[test]
     fn a_torn_last_line_is_skipped_and_other_damage_is_not() {
         let dir = tempfile::tempdir().unwrap();
-        let good = r#"{"op":"close","id":"s","ended_at":1,"reason":"x","bytes_from_client":0,"bytes_from_server":0}"#;
+        let db = dir.path().join("g.db");
+        let key = crate::chain::ChainKey::for_store(&db, true).unwrap();
+        let json = r#"{"op":"close","id":"s","ended_at":1,"reason":"x","bytes_from_client":0,"bytes_from_server":0}"#;
+        let good = format!("{json}\t{}", key.line_mac(json));
         let path = dir.path().join("1.jsonl");
         std::fs::write(&path, format!("{good}\n{good}\n{{\"op\":\"clo")).unwrap();
-        assert_eq!(read_segment(&path).unwrap().len(), 2);
+        assert_eq!(read_segment(&path, &key).unwrap().len(), 2);
         std::fs::write(&path, format!("{good}\n{{broken\n{good}\n")).unwrap();
-        assert!(read_segment(&path).is_err());
+        assert!(read_segment(&path, &key).is_err());
+        // A well-formed line without the MAC, or with another key's, is refused anywhere.
+        std::fs::create_dir(dir.path().join("x")).unwrap();
+        let other = crate::chain::ChainKey::for_store(&dir.path().join("x/g.db"), true).unwrap();
+        let forged = format!("{json}\t{}", other.line_mac(json));
+        std::fs::write(&path, format!("{good}\n{forged}\n")).unwrap();
+        assert!(read_segment(&path, &key).is_err());
+        std::fs::write(&path, format!("{json}\n{good}\n")).unwrap();
+        assert!(read_segment(&path, &key).is_err());
+        // An altered line is refused, and a complete last line is never taken as torn.
+        let altered = good.replace("\"x\"", "\"y\"");
+        std::fs::write(&path, format!("{good}\n{altered}\n")).unwrap();
+        assert!(read_segment(&path, &key).is_err());
+        // Moved aside, reported, not ingested.
+        assert!(read_checked(&db, &path, &key).unwrap().is_none());
+        assert!(!path.exists());
+        assert_eq!(problems(&db).len(), 1);
     }
 }

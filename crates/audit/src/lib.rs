@@ -28,7 +28,7 @@ mod entry;
 pub mod error;
 pub mod evidence;
 pub mod export;
-mod journal;
+pub mod journal;
 pub mod keys;
 pub mod queries;
 pub mod recording;

@@ -102,7 +102,9 @@ fn recover_if_idle(path: &Path, conn: &mut Connection) -> Result<(), AuditError>
     }
     let chain = crate::chain::ChainKey::for_store(path, true)?;
     for segment in segments {
-        let entries = journal::read_segment(&segment)?;
+        let Some(entries) = journal::read_checked(path, &segment, &chain)? else {
+            continue;
+        };
         apply(conn, &chain, &entries, &[])?;
         std::fs::remove_file(&segment).map_err(|source| AuditError::Io {
             what: format!("could not remove replayed segment {}", segment.display()),

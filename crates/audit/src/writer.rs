@@ -69,6 +69,8 @@ struct Inner {
     journal: Mutex<Active>,
     ingest: Mutex<Ingest>,
     failing: Mutex<Option<StoreError>>,
+    /// The chain key, for the journal lines' MACs.
+    key: crate::chain::ChainKey,
 }
 
 struct Active {
@@ -106,10 +108,13 @@ impl Writer {
         // Checkpoints run on the ticker's own connection, never inside an ingest commit.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let journal = Journal::open(db, LOCK_WAIT)?;
+        let key = crate::chain::ChainKey::for_store(db, true)?;
         let mut sealed = VecDeque::new();
         for path in journal::segments(db)? {
             if path != journal.active_path() {
-                let entries = journal::read_segment(&path)?;
+                let Some(entries) = journal::read_checked(db, &path, &key)? else {
+                    continue;
+                };
                 sealed.push_back((
                     path,
                     Segment {
@@ -128,10 +133,11 @@ impl Writer {
                 }),
                 ingest: Mutex::new(Ingest {
                     conn,
-                    chain: crate::chain::ChainKey::for_store(db, true)?,
+                    chain: key.clone(),
                     sealed,
                 }),
                 failing: Mutex::new(None),
+                key,
             }),
         };
         writer.ingest();
@@ -185,7 +191,7 @@ impl Writer {
     }
 
     fn push(&self, entry: Entry, ack: Option<Ack>) {
-        let line = journal_line(&entry);
+        let line = journal_line(&entry, &self.inner.key);
         lock(&self.inner.queue).push(Queued { line, entry, ack });
     }
 
@@ -303,11 +309,14 @@ impl Writer {
     }
 }
 
-/// An entry's line in the journal: its JSON and a newline. The chain hashes the JSON as the
-/// write's content (see [`crate::chain::content_of`], which encodes the same value the same
-/// way).
-pub(crate) fn journal_line(entry: &Entry) -> String {
+/// An entry's line in the journal: its JSON, a tab, the JSON's MAC under the chain key, and
+/// a newline. The chain hashes the JSON as the write's content (see
+/// [`crate::chain::content_of`], which encodes the same value the same way).
+pub(crate) fn journal_line(entry: &Entry, key: &crate::chain::ChainKey) -> String {
     let mut line = serde_json::to_string(entry).unwrap_or_default();
+    let mac = key.line_mac(&line);
+    line.push('\t');
+    line.push_str(&mac);
     line.push('\n');
     line
 }

@@ -31,4 +31,5 @@ mod ssh_exec;
 mod ssh_faults;
 mod ssh_shell;
 mod ssh_transfer;
+mod trail;
 mod upstream_auth;
