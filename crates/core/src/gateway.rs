@@ -112,6 +112,7 @@ struct Inner {
     revocations: Revocations,
     shutdown: tokio::sync::watch::Sender<bool>,
     live: Arc<()>,
+    refusals: crate::refusal_budget::RefusalBudget,
 }
 
 impl Gateway {
@@ -137,6 +138,7 @@ impl Gateway {
                 revocations: Revocations::default(),
                 shutdown: tokio::sync::watch::Sender::new(false),
                 live: Arc::new(()),
+                refusals: Default::default(),
             }),
         })
     }
@@ -344,6 +346,20 @@ impl Gateway {
     }
 
     async fn record_refusal(&self, req: &OpenRequest<'_>, identity: Option<&str>, why: &str) {
+        use crate::refusal_budget::Budget;
+        let source = req.client_addr.ip();
+        let why = match self.inner.refusals.spend(source, std::time::Instant::now()) {
+            Budget::Count => {
+                tracing::info!(%source, why, "refused attempt counted, not recorded (flood)");
+                return;
+            }
+            Budget::Record { counted_before: 0 } => why.to_owned(),
+            Budget::Record { counted_before } => format!(
+                "{why} ({counted_before} more refused attempts from {source} in the minute \
+                 before were counted, not recorded one by one)"
+            ),
+        };
+        let why = why.as_str();
         let Ok(id) = new_session_id() else { return };
         let now = SystemTime::now();
         let info = SessionInfo {

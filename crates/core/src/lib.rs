@@ -27,6 +27,7 @@ pub mod identity;
 pub mod mask;
 pub mod oidc;
 pub mod policy;
+pub mod refusal_budget;
 pub mod review;
 pub mod revocation;
 pub mod rules;

@@ -245,7 +245,9 @@ impl Rules {
                 let hit = re.is_match(subject.text)
                     || rendered
                         .get_or_insert_with(|| {
-                            self.any_pattern
+                            // Text too long to parse is matched as sent only.
+                            (self.any_pattern
+                                && subject.text.len() <= crate::session::MAX_PARSED_TEXT)
                                 .then(|| canonical(subject.protocol, subject.text))
                         })
                         .as_deref()

@@ -198,6 +198,26 @@ pub const MAX_AUDITED_TEXT: usize = 1 << 20;
 /// Longest bind parameter kept whole in an entry.
 pub const MAX_AUDITED_PARAM: usize = 8 << 10;
 
+/// Longest text the gateway parses: longer text is class `unknown` (which rules can deny),
+/// still audited (cut at [`MAX_AUDITED_TEXT`], with its length), so a huge text cannot tie
+/// a worker up in the parser.
+pub const MAX_PARSED_TEXT: usize = 256 << 10;
+
+/// Texts longer than this are parsed on a blocking thread (`block_in_place`), so the async
+/// workers keep relaying other sessions meanwhile.
+const PARSED_ON_WORKER: usize = 16 << 10;
+
+/// Runs a parse that may take a while without stalling the async worker it is called from.
+fn off_worker<T>(parse: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(parse)
+        }
+        _ => parse(),
+    }
+}
+
 fn cut(text: String, max: usize) -> String {
     if text.len() <= max {
         return text;
@@ -238,8 +258,15 @@ impl Session {
             crate::connection::Protocol::Mysql => mysql::read(text, modes),
             other => crate::classify::read(other, text),
         };
+        if text.len() > MAX_PARSED_TEXT {
+            return Reading::unknown();
+        }
         if text.len() > CLASSIFIED_MAX_TEXT {
-            return read();
+            return if text.len() > PARSED_ON_WORKER {
+                off_worker(read)
+            } else {
+                read()
+            };
         }
         let folded = match self.info.protocol {
             crate::connection::Protocol::Mysql => mysql::folded_key(text, modes),

@@ -39,6 +39,9 @@ pub struct Config {
     /// `[[mask]]`: what identities may not see.
     #[serde(default)]
     pub mask: Vec<MaskSpec>,
+    /// `[limits]`: connections held at once, per listener and per client address.
+    #[serde(default)]
+    pub limits: crate::limits::LimitsSection,
     /// The directory relative paths are resolved against.
     #[serde(skip)]
     pub base: PathBuf,

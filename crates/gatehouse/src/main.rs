@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod error;
 mod evidence;
+mod limits;
 mod serve;
 mod table;
 mod tls;

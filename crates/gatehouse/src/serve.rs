@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::error::CliError;
+use crate::limits::ConnectionLimits;
 use crate::tls;
 
 /// How often the registry is polled for revocations (a revoked token's sessions end within it).
@@ -72,15 +73,29 @@ pub async fn run(config: Config) -> Result<(), CliError> {
                 tls: Some(tls::acceptor(&config, &state_dir)?),
                 allow_plaintext_tokens: local.ip().is_loopback(),
                 limits: RelayLimits::default(),
+                login_timeout: config.limits.login_timeout,
             },
         );
         // Scripts and tests read this line to find the port when the config says :0.
         eprintln!("gatehouse: postgres listening on {local}");
         pg_local = Some(local);
-        tasks.spawn(accept_loop(listener, local, move |tcp, peer| {
-            let service = service.clone();
-            async move { service.handle(tcp, peer).await }
-        }));
+        let refusing = service.clone();
+        tasks.spawn(accept_loop(
+            listener,
+            local,
+            ConnectionLimits::new(&config.limits),
+            move |tcp, peer| {
+                let service = service.clone();
+                async move { service.handle(tcp, peer).await }
+            },
+            {
+                let service = refusing.clone();
+                move |tcp, why| {
+                    let service = service.clone();
+                    async move { service.refuse_busy(tcp, &why).await }
+                }
+            },
+        ));
     }
     if let Some(addr) = &config.listen.mysql {
         let (listener, local) = bind(addr).await?;
@@ -89,6 +104,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
             MysqlConfig {
                 tls: Some(tls::acceptor(&config, &state_dir)?),
                 allow_plaintext_tokens: local.ip().is_loopback(),
+                login_timeout: config.limits.login_timeout,
                 ..MysqlConfig::default()
             },
         );
@@ -97,10 +113,16 @@ pub async fn run(config: Config) -> Result<(), CliError> {
             service.learn_upstream(&upstream).await;
         }
         eprintln!("gatehouse: mysql listening on {local}");
-        tasks.spawn(accept_loop(listener, local, move |tcp, peer| {
-            let service = service.clone();
-            async move { service.handle(tcp, peer).await }
-        }));
+        tasks.spawn(accept_loop(
+            listener,
+            local,
+            ConnectionLimits::new(&config.limits),
+            move |tcp, peer| {
+                let service = service.clone();
+                async move { service.handle(tcp, peer).await }
+            },
+            |tcp, why| async move { gatehouse_mysql::refuse_busy(tcp, &why).await },
+        ));
     }
     if let Some(addr) = &config.listen.admin {
         let (listener, local) = bind(addr).await?;
@@ -140,12 +162,23 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         let host_key =
             gatehouse_ssh::host_key::load_or_create(&state_dir.join("ssh_host_ed25519_key"))
                 .map_err(|e| CliError::Config(e.to_string()))?;
-        let service = SshService::new(gateway.clone(), host_key);
+        let service = SshService::new(gateway.clone(), host_key)
+            .with_login_timeout(config.limits.login_timeout);
         eprintln!("gatehouse: ssh listening on {local}");
-        tasks.spawn(accept_loop(listener, local, move |tcp, peer| {
-            let service = service.clone();
-            async move { service.handle(tcp, peer).await }
-        }));
+        tasks.spawn(accept_loop(
+            listener,
+            local,
+            ConnectionLimits::new(&config.limits),
+            move |tcp, peer| {
+                let service = service.clone();
+                async move { service.handle(tcp, peer).await }
+            },
+            |tcp, _why| async move {
+                // SSH has no error before its key exchange: the connection is closed, as
+                // OpenSSH's MaxStartups does.
+                drop(tcp);
+            },
+        ));
     }
     if tasks.is_empty() {
         return Err(CliError::Config(
@@ -213,16 +246,43 @@ async fn retention_schedule(config: Config, store: Arc<SqliteStore>) {
 }
 
 /// Accepts connections and serves each in a task of its own.
-async fn accept_loop<F, Fut>(listener: TcpListener, local: SocketAddr, handle: F)
-where
+async fn accept_loop<F, Fut, R, RFut>(
+    listener: TcpListener,
+    local: SocketAddr,
+    limits: Arc<ConnectionLimits>,
+    handle: F,
+    refuse: R,
+) where
     F: Fn(TcpStream, SocketAddr) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
+    R: Fn(TcpStream, String) -> RFut,
+    RFut: std::future::Future<Output = ()> + Send + 'static,
 {
+    // Refusals are told at most this many at a time; past that a connection is just closed,
+    // so a flood cannot turn the telling into work without bound.
+    let telling = Arc::new(tokio::sync::Semaphore::new(64));
     loop {
         match listener.accept().await {
-            Ok((tcp, peer)) => {
-                tokio::spawn(handle(tcp, peer));
-            }
+            Ok((tcp, peer)) => match limits.admit(peer.ip()) {
+                Ok(place) => {
+                    let serve = handle(tcp, peer);
+                    tokio::spawn(async move {
+                        serve.await;
+                        drop(place);
+                    });
+                }
+                Err(why) => {
+                    tracing::warn!(listener = %local, %peer, %why, "connection refused");
+                    let Ok(turn) = telling.clone().try_acquire_owned() else {
+                        continue;
+                    };
+                    let told = refuse(tcp, why);
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), told).await;
+                        drop(turn);
+                    });
+                }
+            },
             Err(e) => {
                 // Out of file descriptors and the like: wait a little rather than spin.
                 tracing::warn!(listener = %local, error = %e, "accept failed");

@@ -26,4 +26,4 @@ pub mod session;
 pub mod upstream;
 
 pub use error::MysqlError;
-pub use session::{MysqlConfig, MysqlService};
+pub use session::{refuse_busy, MysqlConfig, MysqlService};

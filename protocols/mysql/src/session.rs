@@ -41,6 +41,8 @@ pub struct MysqlConfig {
     pub allow_plaintext_tokens: bool,
     /// Largest message (joined across 16 MiB packets) relayed either way.
     pub max_message: usize,
+    /// How long a client has for the handshake, and again for its token.
+    pub login_timeout: Duration,
 }
 
 impl Default for MysqlConfig {
@@ -49,6 +51,7 @@ impl Default for MysqlConfig {
             tls: None,
             allow_plaintext_tokens: false,
             max_message: 1 << 30,
+            login_timeout: LOGIN_TIMEOUT,
         }
     }
 }
@@ -104,17 +107,18 @@ impl MysqlService {
     }
 
     async fn handle_inner(&self, tcp: TcpStream, peer: SocketAddr, id: u32) {
-        let greeted = match tokio::time::timeout(LOGIN_TIMEOUT, self.greet(tcp, id)).await {
-            Ok(Ok(greeted)) => greeted,
-            Ok(Err(e)) => {
-                tracing::info!(error = %e, "handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::info!("no handshake in time; connection dropped");
-                return;
-            }
-        };
+        let greeted =
+            match tokio::time::timeout(self.config.login_timeout, self.greet(tcp, id)).await {
+                Ok(Ok(greeted)) => greeted,
+                Ok(Err(e)) => {
+                    tracing::info!(error = %e, "handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!("no handshake in time; connection dropped");
+                    return;
+                }
+            };
         let Some(authenticated) = greeted.authenticate(self, peer).await else {
             return;
         };
@@ -243,7 +247,7 @@ impl Greeted {
                 self.conn.flush().await?;
                 self.conn.next(MAX_PREAUTH_PACKET).await
             };
-            match tokio::time::timeout(LOGIN_TIMEOUT, answer).await {
+            match tokio::time::timeout(service.config.login_timeout, answer).await {
                 Ok(Ok(m)) => {
                     seq = m.last_seq.wrapping_add(1);
                     m.payload.to_vec()
@@ -429,6 +433,13 @@ impl Ready {
             .close(&reason, client.read_total, server.read_total)
             .await;
     }
+}
+
+/// Tells a client the gateway will not take its connection now (a connection limit): an ERR
+/// in place of the greeting, as the server sends "Too many connections" (1040).
+pub async fn refuse_busy(mut tcp: TcpStream, message: &str) {
+    let _ = write_message(&mut tcp, &error_payload((1040, "08004"), message), 0).await;
+    let _ = tcp.shutdown().await;
 }
 
 /// An ERR payload of the gateway's own.

@@ -24,9 +24,9 @@ use crate::startup::{self, negotiate_protocol_version, ClientStart};
 use crate::stream::PgStream;
 use crate::upstream::{self, Upstream};
 
-/// How long a client has for its startup packets and its password: idle half-open
-/// connections must not pile up before anyone has authenticated.
-const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a client has for each login step unless configured (its startup packets, its
+/// password): idle half-open connections must not pile up before anyone has authenticated.
+pub const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How a PostgreSQL listener treats its clients.
 #[derive(Clone)]
@@ -37,6 +37,8 @@ pub struct PgConfig {
     pub allow_plaintext_tokens: bool,
     /// Frame size limits.
     pub limits: RelayLimits,
+    /// How long a client has for its startup message, and again for its password.
+    pub login_timeout: std::time::Duration,
 }
 
 /// The PostgreSQL wire of one gateway: shared by every connection of a listener.
@@ -65,9 +67,39 @@ impl PgService {
         self.handle_inner(tcp, peer).instrument(span).await;
     }
 
+    /// Tells a client the gateway will not take its connection now (a connection limit), as
+    /// a server at its limit does: after the startup exchange (TLS included, so libpq shows
+    /// the message), a FATAL ErrorResponse with SQLSTATE 53300, too_many_connections. A
+    /// cancel request is still honoured: it frees the place of a query that runs too long.
+    pub async fn refuse_busy(&self, tcp: TcpStream, message: &str) {
+        let start = tokio::time::timeout(
+            self.config
+                .login_timeout
+                .min(std::time::Duration::from_secs(5)),
+            startup::negotiate(tcp, self.config.tls.as_ref()),
+        )
+        .await;
+        let mut stream = match start {
+            Ok(Ok(ClientStart::Cancel { pid, secret })) => {
+                self.cancels.cancel(pid, secret).await;
+                return;
+            }
+            Ok(Ok(ClientStart::Session { stream, .. })) => stream,
+            Ok(Err((_, Some(stream)))) => stream,
+            Ok(Err((_, None))) | Err(_) => return,
+        };
+        fatal(
+            &mut stream,
+            "53300",
+            message,
+            Some("try again later, or ask the gateway operator to raise [limits]"),
+        )
+        .await;
+    }
+
     async fn handle_inner(&self, tcp: TcpStream, peer: SocketAddr) {
         let start = match tokio::time::timeout(
-            LOGIN_TIMEOUT,
+            self.config.login_timeout,
             startup::negotiate(tcp, self.config.tls.as_ref()),
         )
         .await
@@ -188,7 +220,7 @@ impl Connected {
             return None;
         }
         let password = read_password(&mut self.stream, &mut self.leftover);
-        let token = match tokio::time::timeout(LOGIN_TIMEOUT, password)
+        let token = match tokio::time::timeout(service.config.login_timeout, password)
             .await
             .unwrap_or_else(|_| Err(PgError::Protocol("no password message in time".into())))
         {

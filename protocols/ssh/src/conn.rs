@@ -28,6 +28,14 @@ impl ConnState {
         *lock(&self.session) = Some(session);
     }
 
+    /// Whether the client has authenticated (a session was opened).
+    pub(crate) fn authenticated(&self) -> bool {
+        self.session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
     pub(crate) fn take_session(&self) -> Option<Arc<Session>> {
         lock(&self.session).take()
     }

@@ -22,7 +22,11 @@ const CHANNEL_GRACE: Duration = Duration::from_secs(5);
 pub struct SshService {
     gateway: Gateway,
     config: Arc<server::Config>,
+    login_timeout: Duration,
 }
+
+/// How long a client has from connecting to being authenticated.
+pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl SshService {
     /// A service presenting `host_key` to clients.
@@ -51,7 +55,14 @@ impl SshService {
         Self {
             gateway,
             config: Arc::new(config),
+            login_timeout: LOGIN_TIMEOUT,
         }
+    }
+
+    /// The same service, giving clients `timeout` to connect and authenticate.
+    pub fn with_login_timeout(mut self, timeout: Duration) -> Self {
+        self.login_timeout = timeout;
+        self
     }
 
     /// Serves one client connection to its end, then records the session's end.
@@ -60,9 +71,26 @@ impl SshService {
         let state = Arc::new(ConnState::default());
         let handler = ClientHandler::new(self.gateway.clone(), peer, state.clone());
         let stream = Counted::new(tcp, state.client_counter());
-        let ended = match server::run_stream(self.config.clone(), stream, handler).await {
-            Ok(running) => running.await,
-            Err(e) => Err(e),
+        let served = async {
+            match server::run_stream(self.config.clone(), stream, handler).await {
+                Ok(running) => running.await,
+                Err(e) => Err(e),
+            }
+        };
+        // A client gets LOGIN_TIMEOUT to finish the key exchange and authenticate; one that
+        // holds a connection open without doing so is dropped.
+        let login = async {
+            tokio::time::sleep(self.login_timeout).await;
+            if state.authenticated() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let ended = tokio::select! {
+            ended = served => ended,
+            () = login => {
+                tracing::info!(%peer, "ssh client did not authenticate in time; connection dropped");
+                Ok(())
+            }
         };
         state.stop_watcher().await;
         let Some(session) = state.take_session() else {

@@ -16,6 +16,7 @@ mod durability;
 mod evidence;
 mod export;
 mod faults;
+mod limits;
 mod masking;
 mod mysql_cli;
 mod mysql_drivers;
