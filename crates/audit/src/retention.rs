@@ -177,8 +177,14 @@ impl SqliteStore {
                 .ok(),
         }
         .filter(|(seq, _)| *seq > 0);
+        // The manifest: which sessions this purge removed. `audit verify` accepts a link as
+        // purged by it only if the link's session is listed here, so marking a live session's
+        // links with an old purge does not hide their deletion.
+        let mut manifest: Vec<&str> = doomed.iter().map(|(id, _)| id.as_str()).collect();
+        manifest.sort_unstable();
         let record = serde_json::json!({
             "purge": "retention",
+            "sessions_purged": manifest,
             "cutoff_us": cutoff_us,
             "cutoff": report.cutoff,
             "at": display(now),

@@ -88,7 +88,7 @@ pub fn verify(
     report.anchor_seq = expected_seq - 1;
     // Purge cutoffs by the purge link's sequence, to check the links they claim (a purge's
     // link comes after the links it marks).
-    let mut cutoffs: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+    let mut cutoffs: std::collections::HashMap<i64, PurgeCover> = std::collections::HashMap::new();
     {
         let mut stmt = conn.prepare("SELECT seq, content FROM audit_chain WHERE kind = 'purge'")?;
         let purges = stmt.query_map([], |r| {
@@ -96,11 +96,20 @@ pub fn verify(
         })?;
         for purge in purges {
             let (seq, record) = purge?;
+            let record = record.and_then(|r| serde_json::from_str::<serde_json::Value>(&r).ok());
             let cutoff = record
-                .and_then(|r| serde_json::from_str::<serde_json::Value>(&r).ok())
+                .as_ref()
                 .and_then(|v| v["cutoff_us"].as_i64())
                 .unwrap_or(i64::MIN);
-            cutoffs.insert(seq, cutoff);
+            // Purges recorded before manifests were kept cover by their cutoff alone.
+            let sessions = record.as_ref().and_then(|v| {
+                v["sessions_purged"].as_array().map(|ids| {
+                    ids.iter()
+                        .filter_map(|id| id.as_str().map(str::to_owned))
+                        .collect()
+                })
+            });
+            cutoffs.insert(seq, PurgeCover { cutoff, sessions });
         }
     }
     let mut stmt = conn.prepare(
@@ -182,11 +191,28 @@ pub fn verify(
     Ok(report)
 }
 
+/// What a purge may have removed: links older than its cutoff, of the sessions its manifest
+/// lists (or of the `retention` pseudo-session).
+struct PurgeCover {
+    cutoff: i64,
+    sessions: Option<std::collections::HashSet<String>>,
+}
+
+impl PurgeCover {
+    fn covers(&self, purge_seq: i64, link: &Link) -> bool {
+        let listed = match &self.sessions {
+            None => true,
+            Some(ids) => link.key.session == "retention" || ids.contains(&link.key.session),
+        };
+        purge_seq > link.seq && link.key.at < self.cutoff && listed
+    }
+}
+
 /// Re-reads the write a link seals and compares it.
 fn check_write(
     conn: &Connection,
     link: &Link,
-    cutoffs: &std::collections::HashMap<i64, i64>,
+    cutoffs: &std::collections::HashMap<i64, PurgeCover>,
     report: &mut VerifyReport,
 ) -> Result<(), AuditError> {
     if link.key.kind == "purge" {
@@ -203,7 +229,7 @@ fn check_write(
     if let Some(purge) = link.purged_by {
         report.purged_links += 1;
         match cutoffs.get(&purge) {
-            Some(cutoff) if link.key.at < *cutoff => {}
+            Some(cover) if cover.covers(purge, link) => {}
             _ => report.problems.push(format!(
                 "removed: {} is gone and marked purged, but no purge covers it",
                 describe(&link.key)

@@ -249,4 +249,35 @@ async fn a_large_purge_goes_in_batches_and_the_chain_still_verifies() {
         .filter(|r| r.statement.starts_with("PURGE"))
         .count();
     assert_eq!(purges, 2);
+
+    // Rows deleted later cannot hide under an old purge: a session written after it (so
+    // before its far cutoff) is removed and its links marked as purged by it.
+    writer.session_opened(&session("late")).await.unwrap();
+    writer
+        .command_admitted(command("late", 1, "DELETE FROM cards"))
+        .await
+        .unwrap();
+    writer.flush().await.unwrap();
+    let first_purge: i64 = conn
+        .query_row(
+            "SELECT MIN(seq) FROM audit_chain WHERE kind = 'purge'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute_batch(&format!(
+        "DELETE FROM audit_entries WHERE session_id = 'late';
+         DELETE FROM sessions WHERE id = 'late';
+         UPDATE audit_chain SET purged_by = {first_purge} WHERE session_id = 'late';"
+    ))
+    .unwrap();
+    let verified = gatehouse_audit::verify(&conn, &key, &dir.path().join("recordings")).unwrap();
+    assert!(
+        verified
+            .problems
+            .iter()
+            .any(|p| p.contains("session late") && p.contains("no purge covers it")),
+        "{:?}",
+        verified.problems
+    );
 }
