@@ -341,6 +341,7 @@ mod tests {
                 rule: Some("r".into()),
                 approval: None,
                 masked: [("pan".to_owned(), 2)].into_iter().collect(),
+                approved_by: Some("dana".into()),
             },
             Entry::Finish {
                 session: "s1".into(),

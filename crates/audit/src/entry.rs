@@ -31,6 +31,9 @@ pub(crate) enum Entry {
         approval: Option<String>,
         #[serde(default, skip_serializing_if = "MaskLog::is_empty")]
         masked: MaskLog,
+        /// Who approved it (verdict `approved`): the entry names its approver.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        approved_by: Option<String>,
     },
     /// A command's outcome.
     Finish {
@@ -131,7 +134,8 @@ impl Entry {
             "admit" => conn
                 .query_row(
                     "SELECT at, identity, groups_json, connection, protocol, client_addr,
-                        statement, params_json, class, verdict, rule, approval_id, masked_json
+                        statement, params_json, class, verdict, rule, approval_id, masked_json,
+                        approved_by
                      FROM audit_entries WHERE session_id = ?1 AND seq = ?2",
                     params![session, entry_seq],
                     |r| {
@@ -152,6 +156,7 @@ impl Entry {
                             rule: r.get(10)?,
                             approval: r.get(11)?,
                             masked: log(r.get(12)?),
+                            approved_by: r.get(13)?,
                         })
                     },
                 )
@@ -245,6 +250,10 @@ impl Entry {
             params: r.params,
             class: r.classes.to_string(),
             verdict: r.verdict.as_str().to_owned(),
+            approved_by: match &r.verdict {
+                gatehouse_core::Verdict::Approved { by } => Some(by.clone()),
+                _ => None,
+            },
             rule: r.rule,
             approval: r.approval,
             masked: r.masked,
@@ -325,6 +334,7 @@ impl Entry {
                 rule,
                 approval,
                 masked: masked_in,
+                approved_by,
             },
             Self::Finish {
                 status,
@@ -349,9 +359,9 @@ impl Entry {
                 "INSERT OR IGNORE INTO audit_entries (session_id, seq, at, identity, groups_json,
                     connection, protocol, client_addr, statement, params_json, class, verdict,
                     status, tag, sqlstate, error, rows_returned, rows_affected, duration_us,
-                    finished_at, rule, approval_id, masked_json, result_masked_json)
+                    finished_at, rule, approval_id, masked_json, result_masked_json, approved_by)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+                    ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
             )?
             .execute(params![
                 session,
@@ -377,7 +387,8 @@ impl Entry {
                 rule,
                 approval,
                 masked_json(masked_in),
-                masked_json(masked_out)
+                masked_json(masked_out),
+                approved_by
             ])?;
         if inserted == 0 {
             outcome.apply(conn)?;
@@ -405,12 +416,14 @@ impl Entry {
                 rule,
                 approval,
                 masked,
+                approved_by,
             } => {
                 conn.prepare_cached(
                     "INSERT OR IGNORE INTO audit_entries (session_id, seq, at, identity,
                         groups_json, connection, protocol, client_addr, statement, params_json,
-                        class, verdict, rule, approval_id, masked_json)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                        class, verdict, rule, approval_id, masked_json, approved_by)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                        ?16)",
                 )?
                 .execute(params![
                     session,
@@ -427,7 +440,8 @@ impl Entry {
                     verdict,
                     rule,
                     approval,
-                    masked_json(masked)
+                    masked_json(masked),
+                    approved_by
                 ])?;
             }
             Self::Finish {

@@ -67,6 +67,8 @@ pub struct AuditRow {
     pub rule: Option<String>,
     /// The approval request it went through, if it was held.
     pub approval: Option<String>,
+    /// Who approved it, for verdict `approved`.
+    pub approved_by: Option<String>,
     /// The masking log: values masked per column or place.
     pub masked: std::collections::BTreeMap<String, u64>,
 }
@@ -128,7 +130,7 @@ impl SqliteStore {
                     SELECT id, at, session_id, seq, identity, groups_json, connection, protocol,
                         client_addr, statement, params_json, class, verdict, status, tag,
                         sqlstate, error, rows_returned, rows_affected, duration_us, rule,
-                        approval_id, masked_json, result_masked_json
+                        approval_id, masked_json, result_masked_json, approved_by
                     FROM audit_entries WHERE at >= ?1 AND session_id LIKE ?2
                     ORDER BY id DESC LIMIT ?3)
                  ORDER BY id",
@@ -208,6 +210,7 @@ fn audit_row(row: &Row<'_>) -> rusqlite::Result<AuditRow> {
         duration_us: row.get(19)?,
         rule: row.get(20)?,
         approval: row.get(21)?,
+        approved_by: row.get(24)?,
         masked: {
             let mut log = mask_log(row.get(22)?);
             for (k, v) in mask_log(row.get(23)?) {

@@ -238,6 +238,7 @@ impl SqliteStore {
                 rule: None,
                 approval: None,
                 masked: Default::default(),
+                approved_by: None,
             },
             Entry::Finish {
                 session: "retention".into(),

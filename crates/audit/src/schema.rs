@@ -133,6 +133,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("audit_entries", "result_masked_json", "TEXT"),
     ("sessions", "recording_sha256", "TEXT"),
     ("sessions", "settings_json", "TEXT"),
+    ("audit_entries", "approved_by", "TEXT"),
     ("tokens", "kind", "TEXT NOT NULL DEFAULT 'token'"),
     ("tokens", "fingerprint", "TEXT"),
     ("tokens", "public_key", "TEXT"),

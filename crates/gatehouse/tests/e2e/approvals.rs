@@ -113,6 +113,15 @@ fn a_held_delete_runs_once_another_approver_approves_it() {
         assert_eq!(d["class"], "delete-without-where");
     }
     assert_eq!(deletes[0]["rows_affected"], 3);
+    // The entry names its approver: bob, and for the re-run his decision's grace.
+    assert_eq!(deletes[0]["approved_by"], "bob", "{:#?}", deletes[0]);
+    assert!(
+        deletes[1]["approved_by"]
+            .as_str()
+            .is_some_and(|by| by.contains(id.as_str())),
+        "{:#?}",
+        deletes[1]
+    );
     let trail = gw.cli_as(&bob, &["approvals", "list", "--json"]);
     let trail: serde_json::Value = serde_json::from_slice(&trail.stdout).unwrap();
     let request = &trail[0];
