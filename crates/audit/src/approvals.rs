@@ -353,18 +353,26 @@ impl ApprovalDesk for SqliteApprovals {
                     return Ok(Err(DecideError::NotPending { id: key, state }));
                 }
                 let at = SystemTime::now();
-                let changed = conn.execute(
-                    "UPDATE approvals SET state = ?2, decided_by = ?3, decided_at = ?4,
-                        reason = ?5
-                     WHERE id = ?1 AND state = 'pending' AND expires_at > ?4",
-                    params![
-                        key,
-                        if approve { "approved" } else { "denied" },
-                        who.name,
-                        to_micros(at),
-                        reason
-                    ],
-                )?;
+                let changed = crate::events::with_event(conn, |tx| {
+                    let changed = tx.execute(
+                        "UPDATE approvals SET state = ?2, decided_by = ?3, decided_at = ?4,
+                            reason = ?5
+                         WHERE id = ?1 AND state = 'pending' AND expires_at > ?4",
+                        params![
+                            key,
+                            if approve { "approved" } else { "denied" },
+                            who.name,
+                            to_micros(at),
+                            reason
+                        ],
+                    )?;
+                    let event = match changed {
+                        0 => None,
+                        _ => crate::events::decided(tx, &key)?
+                            .map(|body| (crate::events::DECIDED, key.clone(), body)),
+                    };
+                    Ok((changed, event))
+                })?;
                 if changed == 0 {
                     return Ok(Err(DecideError::NotPending {
                         id: key,

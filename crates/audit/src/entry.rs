@@ -66,6 +66,15 @@ pub(crate) enum Entry {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         settings: Vec<(String, String)>,
     },
+    /// A trail event (see [`crate::events`]): a credential issued or revoked, an approval
+    /// decided. Never journaled: written with the change it records.
+    Event {
+        seq: i64,
+        at: i64,
+        kind: String,
+        subject: String,
+        body: String,
+    },
     /// A session ended.
     Close {
         id: String,
@@ -113,6 +122,14 @@ impl Entry {
                 session: id.clone(),
                 entry_seq: 0,
                 at: *ended_at,
+            },
+            Self::Event {
+                seq, at, subject, ..
+            } => LinkKey {
+                kind: "event",
+                session: subject.clone(),
+                entry_seq: *seq,
+                at: *at,
             },
         }
     }
@@ -203,6 +220,21 @@ impl Entry {
                             claimed_user: r.get(6)?,
                             started_at: r.get(7)?,
                             settings: settings(r.get(8)?),
+                        })
+                    },
+                )
+                .optional(),
+            "event" => conn
+                .query_row(
+                    "SELECT at, kind, body FROM trail_events WHERE seq = ?1 AND subject = ?2",
+                    params![entry_seq, session],
+                    |r| {
+                        Ok(Self::Event {
+                            seq: entry_seq,
+                            at: r.get(0)?,
+                            kind: r.get(1)?,
+                            subject: session.to_owned(),
+                            body: r.get(2)?,
                         })
                     },
                 )
@@ -531,6 +563,19 @@ impl Entry {
                     *bytes_from_server as i64,
                     recording_sha256
                 ])?;
+            }
+            Self::Event {
+                seq,
+                at,
+                kind,
+                subject,
+                body,
+            } => {
+                conn.prepare_cached(
+                    "INSERT OR IGNORE INTO trail_events (seq, at, kind, subject, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![seq, at, kind, subject, body])?;
             }
         }
         Ok(())

@@ -51,7 +51,7 @@ pub enum ExportFormat {
 }
 
 /// The exported fields, in order: the CSV header and the JSON keys.
-pub const FIELDS: [&str; 23] = [
+pub const FIELDS: [&str; 24] = [
     "id",
     "at",
     "session",
@@ -75,13 +75,14 @@ pub const FIELDS: [&str; 23] = [
     "rule",
     "approval",
     "masked",
+    "approved_by",
 ];
 
 /// The stored columns read for [`FIELDS`], in the same order.
 const COLUMNS: &str = "id, at, session_id, seq, identity, groups_json, connection, protocol,
     client_addr, statement, params_json, class, verdict, status, tag, sqlstate, error,
     rows_returned, rows_affected, duration_us, rule, approval_id, masked_json,
-    result_masked_json";
+    result_masked_json, approved_by";
 
 /// Bytes buffered before the output is written to.
 const BUFFER: usize = 64 * 1024;
@@ -203,6 +204,7 @@ struct Entry<'r> {
     rule: Option<&'r str>,
     approval: Option<&'r str>,
     masked: BTreeMap<String, u64>,
+    approved_by: Option<&'r str>,
 }
 
 impl Sink {
@@ -258,6 +260,7 @@ impl Sink {
                 }
                 log
             },
+            approved_by: optional_text(row, 24)?,
         };
         match self.format {
             ExportFormat::Jsonl => {
@@ -307,6 +310,8 @@ fn csv_record(e: &Entry<'_>, cell: &mut Vec<u8>, out: &mut impl Write) -> std::i
     }
     out.write_all(b",")?;
     csv_json(out, cell, &e.masked)?;
+    out.write_all(b",")?;
+    csv_text(out, e.approved_by.unwrap_or_default().as_bytes())?;
     out.write_all(b"\r\n")
 }
 

@@ -26,6 +26,7 @@ pub mod cast;
 pub mod chain;
 mod entry;
 pub mod error;
+pub mod events;
 pub mod evidence;
 pub mod export;
 pub mod journal;

@@ -153,6 +153,13 @@ impl SqliteStore {
                     OR (session_id = 'retention' AND at < ?2))",
             params![purge, cutoff_us],
         )?;
+        // Trail events are carried forward: the purge chains the current state of every
+        // credential and decision again after its own record, so the old event links (and
+        // rows) can go with the purged run instead of pinning the chain's start forever.
+        tx.execute(
+            "UPDATE audit_chain SET purged_by = ?1 WHERE purged_by IS NULL AND kind = 'event'",
+            [purge],
+        )?;
         // The oldest run of purged links goes; the chain then starts from an anchor, which the
         // purge's own record names (so an anchor nobody purged to is caught).
         let first_kept: Option<i64> = tx.query_row(
@@ -185,6 +192,7 @@ impl SqliteStore {
         let record = serde_json::json!({
             "purge": "retention",
             "sessions_purged": manifest,
+            "events_carried_forward": true,
             "cutoff_us": cutoff_us,
             "cutoff": report.cutoff,
             "at": display(now),
@@ -202,6 +210,7 @@ impl SqliteStore {
                 "the chain moved during a purge (link {appended}, expected {purge})"
             )));
         }
+        crate::events::carry_forward(&tx, &chain, purge)?;
         if let Some((seq, hash)) = &anchor {
             tx.execute("DELETE FROM audit_chain WHERE seq <= ?1", [seq])?;
             tx.execute(

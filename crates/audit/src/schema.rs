@@ -117,6 +117,17 @@ CREATE TABLE IF NOT EXISTS audit_chain (
 );
 CREATE INDEX IF NOT EXISTS audit_chain_session ON audit_chain(session_id);
 
+-- What changes who may do what (credentials issued and revoked, approvals decided), each
+-- chained (kind 'event' in audit_chain) in the transaction that made the change.
+CREATE TABLE IF NOT EXISTS trail_events (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: a link names it
+    at      INTEGER NOT NULL,
+    kind    TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS trail_events_subject ON trail_events(kind, subject, seq);
+
 -- Where the chain starts after a purge removed its oldest links.
 CREATE TABLE IF NOT EXISTS chain_anchor (
     id     INTEGER PRIMARY KEY CHECK (id = 1),

@@ -44,6 +44,7 @@ impl SqliteStore {
         }
         let mut conn = schema::open(path)?;
         schema::migrate(&conn)?;
+        crate::events::baseline(&conn)?;
         recover_if_idle(path, &mut conn)?;
         Ok(Self {
             path: path.to_owned(),

@@ -120,15 +120,20 @@ impl SqliteStore {
         }
         let id = gatehouse_core::revocation::subject_key(identity).0;
         let now = to_micros(SystemTime::now());
-        schema_conn(self)?.execute(
-            "INSERT INTO tokens (id, hash, identity, groups_json, connections_json, created_at,
-                created_by, revoked_at, revoked_by, kind)
-             VALUES (?1, ?1, ?2, '[]', '[]', ?3, ?4, ?3, ?4, 'subject')
-             ON CONFLICT(id) DO UPDATE SET revoked_at = excluded.revoked_at,
-                revoked_by = excluded.revoked_by",
-            params![id, identity, now, by],
-        )?;
-        Ok(())
+        let conn = schema_conn(self)?;
+        crate::events::with_event(&conn, |tx| {
+            tx.execute(
+                "INSERT INTO tokens (id, hash, identity, groups_json, connections_json,
+                    created_at, created_by, revoked_at, revoked_by, kind)
+                 VALUES (?1, ?1, ?2, '[]', '[]', ?3, ?4, ?3, ?4, 'subject')
+                 ON CONFLICT(id) DO UPDATE SET revoked_at = excluded.revoked_at,
+                    revoked_by = excluded.revoked_by",
+                params![id, identity, now, by],
+            )?;
+            let event = crate::events::revoked(tx, &id)?
+                .map(|body| (crate::events::REVOKED, id.clone(), body));
+            Ok(((), event))
+        })
     }
 
     /// Revokes a token or a key (only of that kind: a key id given to `token revoke` is not
@@ -141,11 +146,19 @@ impl SqliteStore {
         by: &str,
     ) -> Result<(), AuditError> {
         let conn = schema_conn(self)?;
-        let changed = conn.execute(
-            "UPDATE tokens SET revoked_at = ?2, revoked_by = ?3
-             WHERE id = ?1 AND kind = ?4 AND revoked_at IS NULL",
-            params![id, to_micros(SystemTime::now()), by, kind.as_str()],
-        )?;
+        let changed = crate::events::with_event(&conn, |tx| {
+            let changed = tx.execute(
+                "UPDATE tokens SET revoked_at = ?2, revoked_by = ?3
+                 WHERE id = ?1 AND kind = ?4 AND revoked_at IS NULL",
+                params![id, to_micros(SystemTime::now()), by, kind.as_str()],
+            )?;
+            let event = match changed {
+                0 => None,
+                _ => crate::events::revoked(tx, id)?
+                    .map(|body| (crate::events::REVOKED, id.to_owned(), body)),
+            };
+            Ok((changed, event))
+        })?;
         if changed == 0 {
             let exists: bool = conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM tokens WHERE id = ?1 AND kind = ?2)",
@@ -180,25 +193,29 @@ pub(crate) fn insert(
             new.identity
         )));
     }
-    conn.execute(
-        "INSERT INTO tokens (id, hash, identity, groups_json, connections_json, created_at,
+    crate::events::with_event(conn, |tx| {
+        tx.execute(
+            "INSERT INTO tokens (id, hash, identity, groups_json, connections_json, created_at,
             created_by, expires_at, kind, fingerprint, public_key)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![
-            id.0,
-            hash,
-            new.identity,
-            serde_json::to_string(&new.groups).unwrap_or_else(|_| "[]".into()),
-            serde_json::to_string(&new.connections).unwrap_or_else(|_| "[]".into()),
-            to_micros(SystemTime::now()),
-            new.created_by,
-            new.expires_at.map(to_micros),
-            kind.as_str(),
-            key.map(|(fingerprint, _)| fingerprint),
-            key.map(|(_, line)| line),
-        ],
-    )?;
-    Ok(())
+            params![
+                id.0,
+                hash,
+                new.identity,
+                serde_json::to_string(&new.groups).unwrap_or_else(|_| "[]".into()),
+                serde_json::to_string(&new.connections).unwrap_or_else(|_| "[]".into()),
+                to_micros(SystemTime::now()),
+                new.created_by,
+                new.expires_at.map(to_micros),
+                kind.as_str(),
+                key.map(|(fingerprint, _)| fingerprint),
+                key.map(|(_, line)| line),
+            ],
+        )?;
+        let issued = crate::events::issued(tx, &id.0)?
+            .ok_or_else(|| AuditError::Corrupt(format!("credential {} not written", id.0)))?;
+        Ok(((), Some((crate::events::ISSUED, id.0.clone(), issued))))
+    })
 }
 
 /// Token administration is rare: it uses its own short-lived connection so it never waits

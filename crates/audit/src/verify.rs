@@ -63,6 +63,7 @@ fn describe(key: &LinkKey) -> String {
         ),
         "open" => format!("session {} (its opening)", key.session),
         "close" => format!("session {} (its end)", key.session),
+        "event" => format!("trail event #{} (of {})", key.entry_seq, key.session),
         _ => format!("purge record #{}", key.entry_seq),
     }
 }
@@ -109,7 +110,17 @@ pub fn verify(
                         .collect()
                 })
             });
-            cutoffs.insert(seq, PurgeCover { cutoff, sessions });
+            let events = record
+                .as_ref()
+                .is_some_and(|v| v["events_carried_forward"] == true);
+            cutoffs.insert(
+                seq,
+                PurgeCover {
+                    cutoff,
+                    sessions,
+                    events,
+                },
+            );
         }
     }
     let mut stmt = conn.prepare(
@@ -129,6 +140,7 @@ pub fn verify(
                     "open" => "open",
                     "close" => "close",
                     "purge" => "purge",
+                    "event" => "event",
                     _ => "unknown",
                 },
                 session: r.get(2)?,
@@ -187,6 +199,7 @@ pub fn verify(
         }
     }
     find_inserted(conn, &mut report)?;
+    crate::events::check_state(conn, &mut report)?;
     check_recordings(conn, recordings, &mut report)?;
     Ok(report)
 }
@@ -196,10 +209,16 @@ pub fn verify(
 struct PurgeCover {
     cutoff: i64,
     sessions: Option<std::collections::HashSet<String>>,
+    /// It chained every credential's and decision's state again after itself, superseding
+    /// the event links before it.
+    events: bool,
 }
 
 impl PurgeCover {
     fn covers(&self, purge_seq: i64, link: &Link) -> bool {
+        if link.key.kind == "event" {
+            return self.events && purge_seq > link.seq;
+        }
         let listed = match &self.sessions {
             None => true,
             Some(ids) => link.key.session == "retention" || ids.contains(&link.key.session),
@@ -274,6 +293,11 @@ fn find_inserted(conn: &Connection, report: &mut VerifyReport) -> Result<(), Aud
             "SELECT s.id, 0 FROM sessions s WHERE NOT EXISTS
                (SELECT 1 FROM audit_chain c WHERE c.kind = 'open' AND c.session_id = s.id)",
             "a session",
+        ),
+        (
+            "SELECT e.subject, e.seq FROM trail_events e WHERE NOT EXISTS
+               (SELECT 1 FROM audit_chain c WHERE c.kind = 'event' AND c.entry_seq = e.seq)",
+            "a trail event of",
         ),
     ];
     for (sql, what) in checks {

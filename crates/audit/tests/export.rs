@@ -156,7 +156,7 @@ fn csv(store: &SqliteStore, filter: &ExportFilter) -> Vec<Vec<String>> {
         n + 1,
         "header and one record per entry"
     );
-    assert!(records.iter().all(|r| r.len() == 23), "{records:?}");
+    assert!(records.iter().all(|r| r.len() == 24), "{records:?}");
     records
 }
 
@@ -173,7 +173,7 @@ fn csv_quotes_commas_quotes_and_line_breaks_and_round_trips() {
         records[0].join(","),
         "id,at,session,seq,identity,groups,connection,protocol,client,statement,params,class,\
          verdict,status,tag,sqlstate,error,rows_returned,rows_affected,duration_us,rule,\
-         approval,masked"
+         approval,masked,approved_by"
     );
     let col = |name: &str| records[0].iter().position(|h| h == name).unwrap();
     assert_eq!(records[1][col("statement")], AWKWARD);
@@ -195,7 +195,7 @@ fn csv_quotes_commas_quotes_and_line_breaks_and_round_trips() {
     );
     assert!(
         text.ends_with(
-            ":5000,SELECT 2,\"[\"\"1\"\",null]\",select,allow,ok,SELECT 1,,,1,0,250,,,{}\r\n"
+            ":5000,SELECT 2,\"[\"\"1\"\",null]\",select,allow,ok,SELECT 1,,,1,0,250,,,{},\r\n"
         ),
         "{text:?}"
     );
@@ -222,6 +222,7 @@ fn nulls_are_empty_cells_and_json_nulls() {
         "duration_us",
         "rule",
         "approval",
+        "approved_by",
     ] {
         assert_eq!(get(name), "", "{name}");
     }
@@ -229,7 +230,7 @@ fn nulls_are_empty_cells_and_json_nulls() {
 
     let entry = &jsonl(&store, &ExportFilter::default())[0];
     let object = entry.as_object().unwrap();
-    assert_eq!(object.len(), 23, "every field present: {entry}");
+    assert_eq!(object.len(), 24, "every field present: {entry}");
     for name in ["status", "tag", "rows_returned", "duration_us", "approval"] {
         assert_eq!(entry[name], Value::Null, "{name}");
     }
@@ -352,7 +353,7 @@ fn filters_select_exact_matches_and_combine() {
         ExportFormat::Csv,
     );
     assert_eq!(n, 0);
-    assert!(text.starts_with("id,at,") && text.ends_with("masked\r\n"));
+    assert!(text.starts_with("id,at,") && text.ends_with("masked,approved_by\r\n"));
 }
 
 #[test]

@@ -42,3 +42,65 @@ fn a_journal_segment_planted_before_ingest_is_refused_and_reported() {
     }
     assert!(shown.contains("MAC does not hold"), "{shown}");
 }
+
+#[test]
+fn credential_and_approval_changes_are_chained_and_edits_to_them_are_reported() {
+    let db = "gh_trail_events";
+    scratch_db(db);
+    admin_sql(db, "CREATE TABLE t (id int); INSERT INTO t VALUES (1)");
+    let policy = "[[rule]]\nname = \"wipes\"\nwhen = { class = [\"delete-without-where\"] }\n\
+                  action = \"review\"\napprovers = [\"dba\"]\ntimeout = \"30s\"\n";
+    let gw = Gateway::start_with_policy(&[Conn::local("app", db)], policy, &[]);
+    let job = gw.token("job", &["batch"]);
+    let dana = gw.token("dana", &["dba"]);
+    gw.token("leaver", &["batch"]);
+    let tokens: Vec<serde_json::Value> =
+        serde_json::from_str(&gw.cli(&["token", "list", "--json"])).expect("token list");
+    let leaver_id = tokens
+        .iter()
+        .find(|t| t["identity"] == "leaver")
+        .and_then(|t| t["id"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(leaver_id.starts_with("tok_"), "{leaver_id}");
+    gw.cli(&["token", "revoke", &leaver_id]);
+    let dsn = gw.dsn("app", &job);
+    let held = std::thread::spawn(move || psql(&dsn, &["-c", "DELETE FROM t"], None));
+    let id = gw.wait_for_request(&dana);
+    let out = gw.cli_as(&dana, &["approve", &id, "--reason", "ticket 7"]);
+    assert!(out.status.success(), "{out:?}");
+    let (ok, _, err) = held.join().expect("psql");
+    assert!(ok, "{err}");
+
+    // As things happened, everything verifies.
+    let out = gw.cli_output(&["audit", "verify"]);
+    assert!(out.status.success(), "{out:?}");
+
+    // Someone with write access to the database widens a token, un-revokes another, and
+    // changes who approved: each is named.
+    store_sql(
+        &gw,
+        "UPDATE tokens SET groups_json = '[\"batch\",\"admin\"]' WHERE identity = 'job';
+         UPDATE tokens SET revoked_at = NULL WHERE identity = 'leaver';
+         UPDATE approvals SET decided_by = 'mallory';",
+    );
+    let out = gw.cli_output(&["audit", "verify"]);
+    assert!(!out.status.success());
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        shown.contains(&format!("the revocation of {leaver_id}")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("the decision on approval {id}")),
+        "{shown}"
+    );
+    assert!(
+        shown
+            .lines()
+            .filter(|l| l.contains("altered: credential tok_"))
+            .count()
+            == 1,
+        "{shown}"
+    );
+}
