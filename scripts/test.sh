@@ -7,3 +7,6 @@ bash scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace
+# Every fuzz target briefly from its seed corpus, so a regression in a decoder fails CI
+# (long runs: `bash scripts/fuzz.sh 3600`).
+bash scripts/fuzz.sh 15

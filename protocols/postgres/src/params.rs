@@ -97,6 +97,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_timestamp_past_year_9999_renders_without_panicking() {
+        // The pg_wire fuzz target's first crash: a binary timestamp parameter of the largest
+        // value panicked while being rendered for the audit trail.
+        for oid in [1114, 1184] {
+            let far = 300_000_000_000_000_000i64;
+            let shown = render(Some(&far.to_be_bytes()), 1, oid);
+            assert!(shown.is_some_and(|s| s.contains("after the epoch")));
+            assert!(render(Some(&i64::MAX.to_be_bytes()), 1, oid).is_some());
+        }
+    }
+
+    #[test]
     fn renders_text_binary_and_null() {
         assert_eq!(render(None, 0, 0), None);
         assert_eq!(render(Some(b"42"), 0, 23).as_deref(), Some("42"));
