@@ -151,3 +151,12 @@ pub struct ConnectionSpec {
     /// is audited with its destination and bytes.
     pub port_forwarding: bool,
 }
+
+/// Whether `host` (a name or an address, without port or brackets) is this machine's loopback
+/// interface: `localhost` or a loopback address. What crosses it never reaches a network.
+pub fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}

@@ -108,7 +108,15 @@ pub async fn connect(
         .await
         .map_err(|e| UpstreamTlsError::Handshake {
             address: spec.address.clone(),
-            why: e.to_string(),
+            why: if spec.tls == UpstreamTls::VerifyFull {
+                format!(
+                    "{e} (the server's certificate is checked: set tls_ca on connection \"{}\" \
+                     to the CA that signs it, or tls = \"require\" to encrypt without checking)",
+                    spec.name
+                )
+            } else {
+                e.to_string()
+            },
         })?;
     let verified = spec.tls == UpstreamTls::VerifyFull || verified.load(Ordering::Acquire);
     Ok((tls, verified))

@@ -314,7 +314,10 @@ impl Config {
         let tls = match &c.tls {
             // Naming a CA means the server's certificate can be checked: then it is.
             None if c.tls_ca.is_some() => UpstreamTls::VerifyFull,
-            None => UpstreamTls::default(),
+            // On this machine nothing crosses a network: encrypt if offered. Anywhere else the
+            // server is verified unless the connection says otherwise.
+            None if on_loopback(&c.address) => UpstreamTls::default(),
+            None => UpstreamTls::VerifyFull,
             Some(t) => UpstreamTls::parse(t).ok_or_else(|| {
                 bad(format!(
                     "unknown tls {t:?} (disable, prefer, require, verify-full)"
@@ -362,5 +365,39 @@ impl Config {
             host_key: c.host_key.clone(),
             port_forwarding: c.port_forwarding,
         })
+    }
+}
+
+/// Whether a `host:port` address names this machine (`localhost` or a loopback address).
+fn on_loopback(address: &str) -> bool {
+    let host = match address.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => address.rsplit_once(':').map_or(address, |(h, _)| h),
+    };
+    gatehouse_core::connection::is_loopback_host(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_loopback;
+
+    #[test]
+    fn loopback_addresses_are_recognised() {
+        for a in [
+            "127.0.0.1:5432",
+            "localhost:3306",
+            "[::1]:5432",
+            "127.9.9.9:1",
+        ] {
+            assert!(on_loopback(a), "{a}");
+        }
+        for a in [
+            "10.0.0.5:5432",
+            "db.internal:5432",
+            "[fe80::1]:5432",
+            "0.0.0.0:5432",
+        ] {
+            assert!(!on_loopback(a), "{a}");
+        }
     }
 }

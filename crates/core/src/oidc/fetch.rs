@@ -77,7 +77,7 @@ impl FetchTarget {
         }
         let (host, port) = split_host_port(authority)
             .ok_or_else(|| format!("jwks_url {url:?} has no valid host[:port]"))?;
-        if !https && !is_loopback(host) {
+        if !https && !crate::connection::is_loopback_host(host) {
             return Err(format!(
                 "jwks_url {url:?}: the keys that decide who may log in must come over https:// \
                  (http:// is accepted only to a loopback address, for tests)"
@@ -146,14 +146,6 @@ fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> 
     head.eq_ignore_ascii_case(prefix)
         .then(|| text.get(prefix.len()..))
         .flatten()
-}
-
-/// Whether `host` is the loopback interface: `localhost` or a loopback address.
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Splits `host`, `host:port`, `[v6]` or `[v6]:port`; the host comes back without brackets.

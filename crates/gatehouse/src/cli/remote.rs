@@ -69,7 +69,7 @@ impl Remote {
             })?;
             Some((client_config(config)?, name))
         } else {
-            if !is_loopback(host) {
+            if !gatehouse_core::connection::is_loopback_host(host) {
                 return Err(CliError::Usage(format!(
                     "refusing to send your token over plain HTTP to {host}: use \
                      --server https://{host_port} (the gateway's `[admin] tls = true`)"
@@ -174,14 +174,6 @@ fn host_of(host_port: &str) -> &str {
         return rest.split(']').next().unwrap_or(rest);
     }
     host_port.rsplit_once(':').map_or(host_port, |(h, _)| h)
-}
-
-/// Whether `host` is the loopback interface.
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// TLS toward the admin API: the system's roots and the gateway's own certificate.

@@ -324,6 +324,24 @@ fn a_password_the_server_could_read_never_crosses_an_unverified_link() {
             "method {method}: the password was sent"
         );
 
+        // Off loopback a connection that names no `tls` verifies the server: one without TLS
+        // is refused before any login.
+        let (port, asked) = password_asking_server("10.203.7.2:0", method);
+        let policy = format!(
+            "[[connection]]\nname = \"remote\"\nprotocol = \"postgres\"\n\
+             address = \"10.203.7.2:{port}\"\nusername = \"postgres\"\n\
+             password = {{ env = \"UPSTREAM_PW\" }}\ngroups = [\"batch\"]\n"
+        );
+        let gw = Gateway::start_with_policy(&[], &policy, &[("UPSTREAM_PW", "s3cret-upstream")]);
+        let token = gw.token("job", &["batch"]);
+        let (ok, _, err) = psql(&gw.dsn("remote", &token), &["-c", "SELECT 1"], None);
+        assert!(!ok);
+        assert!(err.contains("does not offer TLS"), "{err}");
+        assert!(
+            !asked.join().expect("server"),
+            "method {method}: default tls"
+        );
+
         // The same server on loopback does get it: the check above could fail.
         let (port, asked) = password_asking_server("127.0.0.1:0", method);
         let address = format!("127.0.0.1:{port}");
