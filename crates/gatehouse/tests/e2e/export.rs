@@ -72,12 +72,12 @@ fn export_gives_csv_and_jsonl_an_auditor_can_read_with_filters() {
     // CSV, everything: one record per listed entry, in the same order, read back exactly.
     let records = python_csv(&gw.cli(&["audit", "export", "--format", "csv"]));
     let header = &records[0];
-    assert_eq!(header.len(), 23);
+    assert_eq!(header.len(), 24);
     let col = |name: &str| header.iter().position(|h| h == name).expect(name);
     let body = &records[1..];
     assert_eq!(body.len(), listed.len());
     for (record, entry) in body.iter().zip(&listed) {
-        assert_eq!(record.len(), 23, "{record:?}");
+        assert_eq!(record.len(), 24, "{record:?}");
         assert_eq!(record[col("id")], entry["id"].to_string());
         assert_eq!(
             record[col("statement")],
