@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let row = r.rest();
-    let plan = plan(&masker, &columns);
+    let plan = plan(masker, &columns);
     let mut counts = MaskCounts::new();
     let _ = mask_text_row(&plan, row, &mut counts);
     let _ = mask_binary_row(&plan, &columns, row, &mut counts);

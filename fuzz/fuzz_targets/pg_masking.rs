@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let (description, rest) = data.split_at(split);
     let mut counts = MaskCounts::new();
     if let Ok(fields) = decode_row_description(description) {
-        let plan = plan(&masker, None, &fields);
+        let plan = plan(masker, None, &fields);
         if let Ok(Some(rewritten)) = mask_data_row(&plan, rest, &mut counts) {
             // The rewritten row is a whole DataRow frame: its body decodes again.
             let body = rewritten.get(5..).unwrap_or_default();
@@ -24,6 +24,6 @@ fuzz_target!(|data: &[u8]| {
             assert!(decoded.is_ok(), "a masked DataRow does not decode");
         }
     }
-    let _ = mask_notice(&masker, b'E', rest, &mut counts);
-    let _ = mask_copy_data(&masker, rest, &mut counts);
+    let _ = mask_notice(masker, b'E', rest, &mut counts);
+    let _ = mask_copy_data(masker, rest, &mut counts);
 });

@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let masker = gatehouse_fuzz::masker();
     let mut editor = LineEditor::new();
-    let mut output = OutputMasker::new(&masker, "output");
+    let mut output = OutputMasker::new(masker, "output");
     let mut out_len = 0usize;
     let mut rest = data;
     while !rest.is_empty() {
