@@ -139,7 +139,7 @@ fn opportunistic(verified: Arc<AtomicBool>) -> Arc<ClientConfig> {
             .with_custom_certificate_verifier(Arc::new(Opportunistic {
                 system,
                 verified,
-                signatures: NoVerification::new(),
+                provider: rustls::crypto::aws_lc_rs::default_provider(),
             }))
             .with_no_client_auth(),
     )
@@ -150,7 +150,8 @@ fn opportunistic(verified: Arc<AtomicBool>) -> Arc<ClientConfig> {
 struct Opportunistic {
     system: Option<Arc<WebPkiServerVerifier>>,
     verified: Arc<AtomicBool>,
-    signatures: NoVerification,
+    /// Checks the handshake's signatures with the certificate's key, trusted or not.
+    provider: rustls::crypto::CryptoProvider,
 }
 
 impl ServerCertVerifier for Opportunistic {
@@ -176,7 +177,12 @@ impl ServerCertVerifier for Opportunistic {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.signatures.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -185,28 +191,26 @@ impl ServerCertVerifier for Opportunistic {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.signatures.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.signatures.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
-/// The rustls client configuration for a connection's TLS mode.
+/// The rustls client configuration for a connection's TLS mode (`prefer`/`require`: any
+/// certificate, see [`connect`] for whether it was verified).
 pub fn client_config(spec: &ConnectionSpec) -> Result<Arc<ClientConfig>, UpstreamTlsError> {
     if spec.tls != UpstreamTls::VerifyFull {
-        static UNVERIFIED: OnceLock<Arc<ClientConfig>> = OnceLock::new();
-        return Ok(UNVERIFIED
-            .get_or_init(|| {
-                Arc::new(
-                    ClientConfig::builder()
-                        .dangerous()
-                        .with_custom_certificate_verifier(Arc::new(NoVerification::new()))
-                        .with_no_client_auth(),
-                )
-            })
-            .clone());
+        return Ok(opportunistic(Arc::new(AtomicBool::new(false))));
     }
     let ca_path = spec
         .tls_ca
@@ -229,59 +233,4 @@ pub fn client_config(spec: &ConnectionSpec) -> Result<Arc<ClientConfig>, Upstrea
             .with_root_certificates(roots)
             .with_no_client_auth(),
     ))
-}
-
-/// `prefer` and `require` encrypt without checking the certificate (libpq's meaning).
-#[derive(Debug)]
-struct NoVerification(rustls::crypto::CryptoProvider);
-
-impl NoVerification {
-    fn new() -> Self {
-        Self(rustls::crypto::aws_lc_rs::default_provider())
-    }
-}
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
