@@ -1,7 +1,8 @@
 //! The classifier on arbitrary SQL, with two differential checks against the server's own
 //! parser (libpg_query):
 //!
-//! - reading PostgreSQL's own rendering of a text (its deparse) gives the same classes;
+//! - reading PostgreSQL's own rendering of a text (its deparse, where the server accepts
+//!   that rendering) gives the same classes;
 //! - the per-session cache is sound: a text whose reading did not look at a constant reads
 //!   the same after its constants are replaced (`1` → `2`, `'a'` → `'b'`), which is exactly
 //!   what sharing a folded key assumes.
@@ -46,7 +47,14 @@ fuzz_target!(|data: &[u8]| {
     let _ = folded_key(Protocol::Postgres, sql);
     let _ = secrets::redact(Protocol::Postgres, sql, Modes::default());
     if let Ok(parsed) = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT) {
-        if let Ok(rendered) = parsed.deparse(pg_query::DeparseOptions::default()) {
+        // Only a rendering the server itself accepts is compared: libpg_query's deparser writes
+        // some odd inputs (`$0`, a cast of a column list) as text it cannot parse back, which
+        // says nothing about the gateway (both inputs are seeds in fixtures/fuzz/classify).
+        let rendered = parsed
+            .deparse(pg_query::DeparseOptions::default())
+            .ok()
+            .filter(|r| pg_query::parse(r, pg_query::ParserOptions::DEFAULT).is_ok());
+        if let Some(rendered) = rendered {
             let again = read(Protocol::Postgres, &rendered);
             assert_eq!(
                 pg.classes, again.classes,
