@@ -423,19 +423,33 @@ fn an_exec_line_that_only_looks_like_a_transfer_is_masked_and_recorded() {
         assert!(shown.contains("ada,************1111"), "{line}: {out:?}");
         assert!(!shown.contains("4111111111111111"), "{line}: {out:?}");
     }
-    // Each was recorded as a terminal cast, masked there too.
+    // Each was recorded as a terminal cast, masked there too (written out within moments of
+    // the channel's end).
     let dir = gw.dir.path().join("var/recordings");
-    let casts: Vec<String> = std::fs::read_dir(&dir)
-        .expect("recordings")
-        .filter_map(Result::ok)
-        .filter(|e| e.path().extension().is_some_and(|x| x == "cast"))
-        .map(|e| read(&e.path()))
-        .collect();
-    let with_output = casts
-        .iter()
-        .filter(|c| c.contains("************1111"))
-        .count();
-    assert_eq!(with_output, 3, "{casts:#?}");
+    let read_casts = || -> Vec<String> {
+        std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "cast"))
+                    .map(|e| read(&e.path()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let masked = |casts: &[String]| {
+        casts
+            .iter()
+            .filter(|c| c.contains("************1111"))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut casts = read_casts();
+    while masked(&casts) < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        casts = read_casts();
+    }
+    assert_eq!(masked(&casts), 3, "{casts:#?}");
     assert!(casts.iter().all(|c| !c.contains("4111111111111111")));
 }
 
