@@ -53,10 +53,7 @@ impl ChainKey {
     /// The key of the store whose database is `db`: read from `chain.key` in its directory,
     /// made (once, mode 0600) when `create` and there is none.
     pub fn for_store(db: &std::path::Path, create: bool) -> Result<Self, AuditError> {
-        let path = db
-            .parent()
-            .map(|d| d.join("chain.key"))
-            .unwrap_or_else(|| std::path::PathBuf::from("chain.key"));
+        let path = Self::path_for(db);
         let io = |what: &str, source| AuditError::Io {
             what: format!("{what} {}", path.display()),
             source,
@@ -82,6 +79,25 @@ impl ChainKey {
             aws_lc_rs::hmac::HMAC_SHA256,
             &secret,
         )))
+    }
+}
+
+impl ChainKey {
+    /// Where the key of the store whose database is `db` is kept.
+    pub fn path_for(db: &std::path::Path) -> std::path::PathBuf {
+        db.parent()
+            .map(|d| d.join("chain.key"))
+            .unwrap_or_else(|| std::path::PathBuf::from("chain.key"))
+    }
+
+    /// The key of the store whose database is `db`, or `None` if it has none yet (nothing
+    /// was ever chained: a store only read, or made by an older build before its first write).
+    pub fn existing(db: &std::path::Path) -> Result<Option<Self>, AuditError> {
+        if Self::path_for(db).exists() {
+            Self::for_store(db, false).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 }
 

@@ -401,3 +401,31 @@ fn check_casts(dir: &Path, session: &str, report: &mut VerifyReport) {
         }
     }
 }
+
+impl crate::SqliteStore {
+    /// `audit verify` of this store: the chain, the recordings in `recordings`, and the
+    /// journal's refused segments. A store with no chain key yet has nothing chained: an empty
+    /// chain, unless links are there after all (then the missing key is the problem).
+    pub fn verify(&self, recordings: &Path) -> Result<VerifyReport, AuditError> {
+        let conn = crate::schema::open(self.path())?;
+        let mut report = match crate::chain::ChainKey::existing(self.path())? {
+            Some(key) => verify(&conn, &key, recordings)?,
+            None => {
+                let links: i64 =
+                    conn.query_row("SELECT count(*) FROM audit_chain", [], |r| r.get(0))?;
+                let mut report = VerifyReport::default();
+                if links > 0 {
+                    report.problems.push(format!(
+                        "the chain key {} is missing: none of the {links} links can be checked",
+                        crate::chain::ChainKey::path_for(self.path()).display()
+                    ));
+                }
+                report
+            }
+        };
+        report
+            .problems
+            .extend(crate::journal::problems(self.path()));
+        Ok(report)
+    }
+}

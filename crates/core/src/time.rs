@@ -27,17 +27,6 @@ pub fn display(t: SystemTime) -> String {
     out
 }
 
-/// Parses either an RFC 3339 timestamp or a relative duration meaning "that long ago"
-/// (`90s`, `15m`, `2h`, `7d`).
-pub fn parse_since(text: &str, now: SystemTime) -> Option<SystemTime> {
-    if let Ok(t) = humantime::parse_rfc3339_weak(text) {
-        return Some(t);
-    }
-    humantime::parse_duration(text)
-        .ok()
-        .and_then(|d| now.checked_sub(d))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,19 +47,5 @@ mod tests {
     fn micros_round_trip() {
         let t = UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
         assert_eq!(from_micros(to_micros(t)), t);
-    }
-
-    #[test]
-    fn since_accepts_durations_and_timestamps() {
-        let now = UNIX_EPOCH + Duration::from_secs(10_000);
-        assert_eq!(
-            parse_since("1h", now),
-            Some(UNIX_EPOCH + Duration::from_secs(6_400))
-        );
-        assert_eq!(
-            parse_since("1970-01-01T00:00:10Z", now),
-            Some(UNIX_EPOCH + Duration::from_secs(10))
-        );
-        assert_eq!(parse_since("yesterday-ish", now), None);
     }
 }

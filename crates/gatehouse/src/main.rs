@@ -37,6 +37,10 @@ struct Cli {
     /// `[listen] admin` of the configuration).
     #[arg(long, global = true, env = "GATEHOUSE_SERVER")]
     server: Option<String>,
+    /// The zone dates and times without an offset are read in (`--from 2026-01-01`): an IANA
+    /// name such as `Europe/Berlin`, `UTC` (the default) or an offset like `+02:00`.
+    #[arg(long, global = true, env = "GATEHOUSE_TZ", value_parser = cli::when::parse_zone)]
+    tz: Option<jiff::tz::TimeZone>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -109,6 +113,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), CliError> {
     let config = Config::load(&cli.config)?;
     let server = cli.server.as_deref();
+    let clock = cli::when::Clock::new(cli.tz.unwrap_or(jiff::tz::TimeZone::UTC));
     match cli.command {
         Cmd::Serve => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -119,16 +124,16 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Cmd::Token { command } => cli::token::run(&config, server, command),
         Cmd::Key { command } => cli::key::run(&config, server, command),
-        Cmd::Sessions { command } => cli::sessions::run(&config, command),
+        Cmd::Sessions { command } => cli::sessions::run(&config, &clock, command),
         Cmd::Replay(args) => cli::replay::run(&config, &args),
-        Cmd::Audit { command } => cli::audit::run(&config, command),
+        Cmd::Audit { command } => cli::audit::run(&config, &clock, command),
         Cmd::Approvals { command } => cli::approvals::list(&config, server, command),
         Cmd::Approve(args) => cli::approvals::decide(&config, server, &args, true),
         Cmd::Deny(args) => cli::approvals::decide(&config, server, &args, false),
         Cmd::Retention {
             command: RetentionCmd::Run(args),
-        } => cli::retention::run(&config, &args),
-        Cmd::Evidence(args) => evidence::run(&config, &args),
+        } => cli::retention::run(&config, &clock, &args),
+        Cmd::Evidence(args) => evidence::run(&config, &clock, &args),
     }
 }
 

@@ -7,11 +7,12 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::{blocking, AdminState, ApiError};
+use crate::cli::when::{Clock, When};
 
 /// Filters of the listings.
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
-    /// RFC 3339 or a duration ago (`15m`).
+    /// A date, RFC 3339 or a duration ago (`15m`), as the CLI's `--since` (UTC).
     since: Option<String>,
     /// Audit: a session id (prefix).
     session: Option<String>,
@@ -20,7 +21,14 @@ pub struct ListQuery {
 }
 
 fn since(q: &ListQuery) -> Result<Option<std::time::SystemTime>, ApiError> {
-    crate::cli::since(q.since.as_deref()).map_err(|e| ApiError::BadRequest(e.to_string()))
+    let Some(text) = q.since.as_deref() else {
+        return Ok(None);
+    };
+    let when = When::parse(text).map_err(|e| ApiError::BadRequest(format!("since {text}: {e}")))?;
+    Clock::utc()
+        .at("since", &when)
+        .map(Some)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
 pub(super) async fn sessions(

@@ -2,12 +2,12 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::SystemTime;
 
 use clap::{Subcommand, ValueEnum};
 use gatehouse_audit::{AuditError, AuditFilter, ExportFilter, ExportFormat, SqliteStore};
 
 use super::open_store;
+use super::when::{Clock, When};
 use crate::config::Config;
 use crate::error::CliError;
 use crate::table;
@@ -17,9 +17,9 @@ use crate::table;
 pub enum AuditCmd {
     /// List audit entries, oldest first.
     List {
-        /// Only entries since (RFC 3339, or a duration ago such as `15m`).
-        #[arg(long)]
-        since: Option<String>,
+        /// Only entries since (a date, RFC 3339, or a duration ago such as `15m`).
+        #[arg(long, value_parser = When::parse)]
+        since: Option<When>,
         /// Only entries of the session whose id starts with this.
         #[arg(long)]
         session: Option<String>,
@@ -40,12 +40,12 @@ pub enum AuditCmd {
     /// Export audit entries, oldest first, as JSON Lines or CSV (streamed: any number of
     /// entries in constant memory). The count goes to stderr.
     Export {
-        /// Only entries admitted at or after (RFC 3339, or a duration ago such as `7d`).
-        #[arg(long)]
-        from: Option<String>,
-        /// Only entries admitted before (exclusive; RFC 3339, or a duration ago).
-        #[arg(long)]
-        to: Option<String>,
+        /// Only entries admitted at or after (a date, RFC 3339, or a duration ago such as `7d`).
+        #[arg(long, value_parser = When::parse)]
+        from: Option<When>,
+        /// Only entries admitted before (exclusive; a date, RFC 3339, or a duration ago).
+        #[arg(long, value_parser = When::parse)]
+        to: Option<When>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Jsonl)]
         format: Format,
@@ -77,7 +77,7 @@ pub enum Format {
 }
 
 /// Runs an audit subcommand.
-pub fn run(config: &Config, command: AuditCmd) -> Result<(), CliError> {
+pub fn run(config: &Config, clock: &Clock, command: AuditCmd) -> Result<(), CliError> {
     let store = open_store(config)?;
     match command {
         AuditCmd::Verify { json } => return super::verify::run(config, &store, json),
@@ -92,8 +92,8 @@ pub fn run(config: &Config, command: AuditCmd) -> Result<(), CliError> {
             out,
         } => {
             let filter = ExportFilter {
-                from: time("--from", from.as_deref())?,
-                to: time("--to", to.as_deref())?,
+                from: clock.at_opt("--from", from.as_ref())?,
+                to: clock.at_opt("--to", to.as_ref())?,
                 identity,
                 connection,
                 protocol,
@@ -118,7 +118,7 @@ pub fn run(config: &Config, command: AuditCmd) -> Result<(), CliError> {
             limit,
             json,
         } => {
-            let since = super::since(since.as_deref())?;
+            let since = clock.at_opt("--since", since.as_ref())?;
             let rows = store.list_audit(&AuditFilter {
                 since,
                 session,
@@ -191,16 +191,6 @@ pub fn run(config: &Config, command: AuditCmd) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Parses `--from`/`--to` as `--since` is parsed.
-fn time(flag: &str, value: Option<&str>) -> Result<Option<SystemTime>, CliError> {
-    super::since(value).map_err(|_| {
-        CliError::Usage(format!(
-            "{flag} {}: give RFC 3339 or a duration ago like 7d",
-            value.unwrap_or_default()
-        ))
-    })
-}
-
 /// Runs the export to `out` or stdout. A reader that goes away (`| head`) ends it quietly.
 fn export(
     store: &SqliteStore,
@@ -209,17 +199,35 @@ fn export(
     out: Option<&std::path::Path>,
 ) -> Result<(), CliError> {
     let written = match out {
+        Some(path) if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) => {
+            // A device or a pipe (`--out /dev/null`): written as it goes.
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| CliError::Usage(format!("cannot open {}: {e}", path.display())))?;
+            store.export(filter, format, &mut file)?
+        }
         Some(path) => {
-            let mut file = std::fs::File::create(path)
-                .map_err(|e| CliError::Usage(format!("cannot create {}: {e}", path.display())))?;
-            let written = store.export(filter, format, &mut file)?;
-            // On disk before the count is reported (a device such as /dev/null has no sync).
-            if file.metadata().is_ok_and(|m| m.is_file()) {
-                file.sync_all().map_err(|e| {
-                    CliError::Usage(format!("cannot write {}: {e}", path.display()))
-                })?;
+            // A file appears only whole: written beside it, on disk, then renamed over it, so
+            // a failed export leaves no truncated file behind.
+            let cannot = |e: std::io::Error| {
+                CliError::Usage(format!("cannot write {}: {e}", path.display()))
+            };
+            let mut staging = path.as_os_str().to_owned();
+            staging.push(format!(".partial-{}", std::process::id()));
+            let staging = std::path::PathBuf::from(staging);
+            let mut file = std::fs::File::create(&staging).map_err(|e| {
+                CliError::Usage(format!("cannot create {}: {e}", staging.display()))
+            })?;
+            let written = store
+                .export(filter, format, &mut file)
+                .map_err(CliError::from)
+                .and_then(|n| file.sync_all().map(|()| n).map_err(cannot))
+                .and_then(|n| std::fs::rename(&staging, path).map(|()| n).map_err(cannot));
+            if written.is_err() {
+                let _ = std::fs::remove_file(&staging);
             }
-            written
+            written?
         }
         None => match store.export(filter, format, &mut std::io::stdout().lock()) {
             Err(AuditError::Io { source, .. })

@@ -12,11 +12,9 @@ pub mod retention;
 pub mod sessions;
 pub mod token;
 pub mod verify;
-
-use std::time::SystemTime;
+pub mod when;
 
 use gatehouse_audit::SqliteStore;
-use gatehouse_core::time::parse_since;
 
 use crate::config::Config;
 use crate::error::CliError;
@@ -24,15 +22,4 @@ use crate::error::CliError;
 /// Opens the store of the configuration.
 pub fn open_store(config: &Config) -> Result<SqliteStore, CliError> {
     Ok(SqliteStore::open(&config.sqlite_path()?)?)
-}
-
-/// Parses a `--since` value: RFC 3339, or a duration ago such as `15m` or `2h`.
-pub fn since(value: Option<&str>) -> Result<Option<SystemTime>, CliError> {
-    value
-        .map(|s| {
-            parse_since(s, SystemTime::now()).ok_or_else(|| {
-                CliError::Usage(format!("--since {s}: give RFC 3339 or a duration like 15m"))
-            })
-        })
-        .transpose()
 }

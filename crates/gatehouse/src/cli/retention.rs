@@ -6,15 +6,17 @@ use std::time::{Duration, SystemTime};
 use clap::Args;
 use gatehouse_audit::{PurgeReport, SqliteStore};
 
+use super::when::{Clock, When};
 use crate::config::Config;
 use crate::error::CliError;
 
 /// `retention run` options.
 #[derive(Debug, Args)]
 pub struct RetentionArgs {
-    /// Purge as if it were this time (RFC 3339): to see what a date will remove, or to test.
-    #[arg(long)]
-    pub now: Option<String>,
+    /// Purge as if it were this time (a date or RFC 3339): to see what a date will remove, or
+    /// to test.
+    #[arg(long, value_parser = When::parse)]
+    pub now: Option<When>,
     /// The report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -37,11 +39,10 @@ pub fn purge(
 }
 
 /// Runs `retention run`.
-pub fn run(config: &Config, args: &RetentionArgs) -> Result<(), CliError> {
+pub fn run(config: &Config, clock: &Clock, args: &RetentionArgs) -> Result<(), CliError> {
     let now = match &args.now {
-        None => SystemTime::now(),
-        Some(t) => humantime::parse_rfc3339_weak(t)
-            .map_err(|e| CliError::Usage(format!("--now {t}: {e} (give RFC 3339)")))?,
+        None => clock.now(),
+        Some(t) => clock.at("--now", t)?,
     };
     let store = super::open_store(config)?;
     let by = format!(

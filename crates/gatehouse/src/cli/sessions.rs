@@ -3,6 +3,7 @@
 use clap::Subcommand;
 
 use super::open_store;
+use super::when::{Clock, When};
 use crate::config::Config;
 use crate::error::CliError;
 use crate::table;
@@ -12,9 +13,9 @@ use crate::table;
 pub enum SessionsCmd {
     /// List sessions, oldest first (refused attempts included).
     List {
-        /// Only sessions started since (RFC 3339, or a duration ago such as `2h`).
-        #[arg(long)]
-        since: Option<String>,
+        /// Only sessions started since (a date, RFC 3339, or a duration ago such as `2h`).
+        #[arg(long, value_parser = When::parse)]
+        since: Option<When>,
         /// Only sessions of this identity.
         #[arg(long)]
         identity: Option<String>,
@@ -37,7 +38,7 @@ pub enum SessionsCmd {
 }
 
 /// Runs a sessions subcommand.
-pub fn run(config: &Config, command: SessionsCmd) -> Result<(), CliError> {
+pub fn run(config: &Config, clock: &Clock, command: SessionsCmd) -> Result<(), CliError> {
     let store = open_store(config)?;
     match command {
         SessionsCmd::List {
@@ -49,7 +50,7 @@ pub fn run(config: &Config, command: SessionsCmd) -> Result<(), CliError> {
             open,
             json,
         } => {
-            let since = super::since(since.as_deref())?;
+            let since = clock.at_opt("--since", since.as_ref())?;
             let is = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
             let sessions: Vec<_> = store
                 .list_sessions(since)?

@@ -7,15 +7,7 @@ use crate::error::CliError;
 
 /// Verifies; an error (non-zero exit) if anything does not hold.
 pub fn run(config: &Config, store: &SqliteStore, json: bool) -> Result<(), CliError> {
-    let conn = gatehouse_audit::schema::open(store.path())?;
-    let mut report = gatehouse_audit::verify(
-        &conn,
-        &gatehouse_audit::chain::ChainKey::for_store(store.path(), false)?,
-        &config.recordings_dir(),
-    )?;
-    report
-        .problems
-        .extend(gatehouse_audit::journal::problems(store.path()));
+    let report = store.verify(&config.recordings_dir())?;
     if json {
         crate::table::json(&report);
     } else {

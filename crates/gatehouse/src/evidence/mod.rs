@@ -22,6 +22,7 @@ use gatehouse_core::time::display;
 use serde_json::{json, Value};
 
 use crate::cli::open_store;
+use crate::cli::when::{Clock, When};
 use crate::config::Config;
 use crate::error::CliError;
 use files::Written;
@@ -30,28 +31,24 @@ use report::Report;
 /// `evidence` options.
 #[derive(Debug, Args)]
 pub struct EvidenceArgs {
-    /// Start of the period (RFC 3339, or a duration ago such as `90d`).
-    #[arg(long)]
-    pub from: String,
-    /// End of the period (RFC 3339 or a duration ago; default now).
-    #[arg(long)]
-    pub to: Option<String>,
+    /// Start of the period (a date such as `2026-01-01`, RFC 3339, or a duration ago such as
+    /// `90d`).
+    #[arg(long, value_parser = When::parse)]
+    pub from: When,
+    /// End of the period, exclusive (a date, RFC 3339 or a duration ago; default now).
+    #[arg(long, value_parser = When::parse)]
+    pub to: Option<When>,
     /// Directory to write the package to (created; must be empty if it exists).
     #[arg(long)]
     pub out: PathBuf,
 }
 
-fn when(text: &str, what: &str) -> Result<SystemTime, CliError> {
-    crate::cli::since(Some(text))?
-        .ok_or_else(|| CliError::Usage(format!("--{what} {text}: give RFC 3339 or a duration")))
-}
-
 /// Writes the package.
-pub fn run(config: &Config, args: &EvidenceArgs) -> Result<(), CliError> {
-    let from = when(&args.from, "from")?;
+pub fn run(config: &Config, clock: &Clock, args: &EvidenceArgs) -> Result<(), CliError> {
+    let from = clock.at("--from", &args.from)?;
     let to = match &args.to {
-        Some(t) => when(t, "to")?,
-        None => SystemTime::now(),
+        Some(t) => clock.at("--to", t)?,
+        None => clock.now(),
     };
     if to <= from {
         return Err(CliError::Usage("--to must be after --from".into()));
@@ -67,8 +64,63 @@ pub fn run(config: &Config, args: &EvidenceArgs) -> Result<(), CliError> {
             dir.display()
         )));
     }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| CliError::Usage(format!("cannot create {}: {e}", dir.display())))?;
+    // Written into a staging folder beside the destination and renamed into place at the end,
+    // so a command that fails leaves no half package an auditor could mistake for a whole one.
+    let staging = staging_dir(dir)?;
+    let done = write_package(config, from, to, &staging).and_then(|summary| {
+        std::fs::rename(&staging, dir)
+            .map_err(|e| CliError::Usage(format!("cannot create {}: {e}", dir.display())))?;
+        Ok(summary)
+    });
+    let (files, report) = match done {
+        Ok(done) => done,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    eprintln!(
+        "wrote {} files to {} (manifest.json, SHA256SUMS); {} entries, {} sessions",
+        files,
+        dir.display(),
+        report.counts.entries,
+        report.counts.sessions
+    );
+    if !report.verify.ok() {
+        eprintln!(
+            "warning: audit verify found {} problem(s); they are listed in the report",
+            report.verify.problems.len()
+        );
+    }
+    Ok(())
+}
+
+/// A new, empty folder beside `dir` (same filesystem, so the final rename is atomic).
+fn staging_dir(dir: &Path) -> Result<PathBuf, CliError> {
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "evidence".into());
+    std::fs::create_dir_all(&parent)
+        .map_err(|e| CliError::Usage(format!("cannot create {}: {e}", parent.display())))?;
+    let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir(&staging)
+        .map_err(|e| CliError::Usage(format!("cannot create {}: {e}", staging.display())))?;
+    Ok(staging)
+}
+
+/// Writes every file of the package into `dir`; how many, and the report.
+fn write_package(
+    config: &Config,
+    from: SystemTime,
+    to: SystemTime,
+    dir: &Path,
+) -> Result<(usize, Report), CliError> {
     let store = open_store(config)?;
     let mut written = Written::default();
 
@@ -159,12 +211,7 @@ pub fn run(config: &Config, args: &EvidenceArgs) -> Result<(), CliError> {
     });
     written.file(dir, "retention.json", |out| json_to(out, &retention))?;
 
-    let conn = gatehouse_audit::schema::open(store.path())?;
-    let verify = gatehouse_audit::verify(
-        &conn,
-        &gatehouse_audit::chain::ChainKey::for_store(store.path(), false)?,
-        &recordings_dir,
-    )?;
+    let verify = store.verify(&recordings_dir)?;
     written.file(dir, "verify.json", |out| json_to(out, &verify))?;
 
     let policy = policy_text(config);
@@ -208,20 +255,7 @@ pub fn run(config: &Config, args: &EvidenceArgs) -> Result<(), CliError> {
     written.file(dir, "report.md", |out| text_to(out, &md))?;
     written.file(dir, "report.html", |out| text_to(out, &html))?;
     let n = written.manifest(dir)?;
-    eprintln!(
-        "wrote {} files to {} (manifest.json, SHA256SUMS); {} entries, {} sessions",
-        n,
-        dir.display(),
-        report.counts.entries,
-        report.counts.sessions
-    );
-    if !report.verify.ok() {
-        eprintln!(
-            "warning: audit verify found {} problem(s); they are listed in the report",
-            report.verify.problems.len()
-        );
-    }
-    Ok(())
+    Ok((n, report))
 }
 
 /// Copies a recording file to `name` in the package; its name there and hash, if it exists.
@@ -238,7 +272,8 @@ fn copy_recording(
     written.file(dir, &name, |out| {
         let mut file = std::fs::File::open(source)
             .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", source.display())))?;
-        std::io::copy(&mut file, out).map_err(|e| CliError::Usage(e.to_string()))?;
+        std::io::copy(&mut file, out)
+            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", source.display())))?;
         Ok(())
     })?;
     let hash = file_sha256(&dir.join(&name)).map_err(|e| CliError::Usage(e.to_string()))?;

@@ -22,6 +22,7 @@ mod mysql_cli;
 mod mysql_drivers;
 mod mysql_faults;
 mod mysql_policy;
+mod new_user;
 mod oidc;
 mod pgbench;
 mod pipelines;

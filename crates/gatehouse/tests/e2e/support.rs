@@ -57,7 +57,8 @@ impl<'a> Conn<'a> {
     }
 }
 
-fn bin() -> &'static str {
+/// The `gatehouse` binary under test.
+pub fn gatehouse_bin() -> &'static str {
     env!("CARGO_BIN_EXE_gatehouse")
 }
 
@@ -118,7 +119,7 @@ impl Gateway {
     }
 
     fn spawn(&mut self, env: &[(&str, &str)]) {
-        let mut cmd = Command::new(bin());
+        let mut cmd = Command::new(gatehouse_bin());
         cmd.arg("serve")
             .arg("--config")
             .arg(&self.config)
@@ -222,7 +223,7 @@ impl Gateway {
 
     /// Runs a CLI command and returns its output whatever the status.
     pub fn cli_output(&self, args: &[&str]) -> Output {
-        Command::new(bin())
+        Command::new(gatehouse_bin())
             .arg("--config")
             .arg(&self.config)
             .args(args)
@@ -232,7 +233,7 @@ impl Gateway {
 
     /// Runs an online CLI command (through the admin API) as the holder of `token`.
     pub fn cli_as(&self, token: &str, args: &[&str]) -> Output {
-        Command::new(bin())
+        Command::new(gatehouse_bin())
             .arg("--config")
             .arg(&self.config)
             .arg("--server")
