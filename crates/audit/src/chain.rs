@@ -113,24 +113,48 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     options.open(path)?.write_all(bytes)
 }
 
+/// What a journal line is sealed with: the SHA-256 of its JSON (the content hash its chain
+/// link will carry, so the ingest does not hash the bytes again) and its MAC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LineSeal {
+    /// SHA-256 of the JSON, hex: the link's `content_sha256`.
+    pub content_sha256: String,
+    /// The MAC the line carries after its JSON.
+    pub mac: String,
+}
+
 impl ChainKey {
-    /// The MAC a journal line carries after its JSON: the first 16 bytes of HMAC-SHA256 over
-    /// the JSON, hex. Someone who can write the journal but not read `chain.key` cannot make
-    /// a line that is ingested.
-    pub(crate) fn line_mac(&self, json: &str) -> String {
+    /// Seals a journal line's JSON: its MAC is the first 16 bytes of HMAC-SHA256 over the
+    /// JSON's SHA-256, hex. Someone who can write the journal but not read `chain.key` cannot
+    /// make a line that is ingested. The JSON is hashed once, for both the MAC and the chain
+    /// (hashing it under the key again would cost as much once more, on every statement).
+    pub(crate) fn seal_line(&self, json: &str) -> LineSeal {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, json.as_bytes());
+        let tag = aws_lc_rs::hmac::sign(&self.0, digest.as_ref());
+        LineSeal {
+            content_sha256: gatehouse_core::identity::hex(digest.as_ref()),
+            mac: gatehouse_core::identity::hex(tag.as_ref().get(..16).unwrap_or_default()),
+        }
+    }
+
+    /// The MAC lines carried before the seal hashed the JSON first: HMAC-SHA256 over the JSON
+    /// itself. Still accepted on reading, so a segment left by the previous build is ingested.
+    fn legacy_line_mac(&self, json: &str) -> String {
         let tag = aws_lc_rs::hmac::sign(&self.0, json.as_bytes());
         gatehouse_core::identity::hex(tag.as_ref().get(..16).unwrap_or_default())
     }
 
     /// Whether `mac` is this key's MAC of `json` (compared in constant time).
     pub(crate) fn line_mac_holds(&self, json: &str, mac: &str) -> bool {
-        let expected = self.line_mac(json);
-        expected.len() == mac.len()
-            && expected
-                .bytes()
-                .zip(mac.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+        let same = |expected: &str| {
+            expected.len() == mac.len()
+                && expected
+                    .bytes()
+                    .zip(mac.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        };
+        same(&self.seal_line(json).mac) || same(&self.legacy_line_mac(json))
     }
 }
 
@@ -192,17 +216,12 @@ pub(crate) fn content_of(entry: &Entry) -> Result<Vec<u8>, AuditError> {
     serde_json::to_vec(entry).map_err(|e| AuditError::Corrupt(format!("cannot encode: {e}")))
 }
 
-/// The SHA-256 of a write's canonical encoding. `line`, if given, is the entry's journal line
-/// as this process wrote it (`serde_json::to_string` of the same value and a newline, so
-/// the same bytes as [`content_of`]); without it, or if it is empty, the entry is encoded.
-fn content_sha256(entry: &Entry, line: Option<&str>) -> Result<String, AuditError> {
-    // A journal line is `JSON<TAB>MAC`; the content is the JSON (which holds no raw tab).
-    let json = line.map(|l| {
-        let l = l.strip_suffix('\n').unwrap_or(l);
-        l.split_once('\t').map_or(l, |(json, _)| json)
-    });
-    match json {
-        Some(encoded) if !encoded.is_empty() => Ok(sha256(encoded.as_bytes())),
+/// The SHA-256 of a write's canonical encoding. `sealed`, if given, is the hash its journal
+/// line was sealed with as this process wrote it (of `serde_json::to_string` of the same
+/// value, so of the same bytes as [`content_of`]); without it, the entry is encoded.
+fn content_sha256(entry: &Entry, sealed: Option<&str>) -> Result<String, AuditError> {
+    match sealed {
+        Some(hash) if !hash.is_empty() => Ok(hash.to_owned()),
         _ => Ok(sha256(&content_of(entry)?)),
     }
 }
@@ -228,18 +247,19 @@ pub(crate) fn head(tx: &Transaction<'_>) -> Result<String, AuditError> {
 }
 
 /// Appends a link for each write, in order. A write already linked (a journal replayed after a
-/// crash) is skipped and does not move the head. `lines` are the writes' journal lines, in
-/// step with `entries`, or empty (see [`crate::writer::apply`]). `landed` marks, in step or
+/// crash) is skipped and does not move the head. `hashes` are the content hashes the writes'
+/// journal lines were sealed with, in step with `entries`, or empty (see
+/// [`crate::writer::apply`]). `landed` marks, in step or
 /// empty, outcomes this transaction inserted with their admission's row: those are known to
 /// be in the table, and are not looked up.
 pub(crate) fn append(
     tx: &Transaction<'_>,
     chain: &ChainKey,
     entries: &[Entry],
-    lines: &[String],
+    hashes: &[String],
     landed: &[bool],
 ) -> Result<(), AuditError> {
-    let lines = (lines.len() == entries.len()).then_some(lines);
+    let hashes = (hashes.len() == entries.len()).then_some(hashes);
     let mut prev = head(tx)?;
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO audit_chain
@@ -265,8 +285,8 @@ pub(crate) fn append(
         if !landed {
             continue;
         }
-        let line = lines.and_then(|l| l.get(i)).map(String::as_str);
-        let content = content_sha256(entry, line)?;
+        let sealed = hashes.and_then(|h| h.get(i)).map(String::as_str);
+        let content = content_sha256(entry, sealed)?;
         let hash = link_hash(chain, &prev, &key, &content);
         let added = insert.execute(params![
             key.kind,
@@ -398,13 +418,21 @@ mod tests {
             b"0123456789abcdef0123456789abcdef",
         ));
         for entry in &entries {
-            let line = crate::writer::journal_line(entry, &key);
+            let (line, sealed) = crate::writer::journal_line(entry, &key);
             assert!(line.contains('\t'), "the line carries its MAC: {line}");
             let fresh = sha256(&content_of(entry).unwrap_or_default());
-            assert_eq!(content_sha256(entry, Some(&line)).ok(), Some(fresh.clone()));
+            assert_eq!(sealed, fresh, "the seal's hash is the content hash");
+            assert_eq!(
+                content_sha256(entry, Some(&sealed)).ok(),
+                Some(fresh.clone())
+            );
             assert_eq!(content_sha256(entry, None).ok(), Some(fresh.clone()));
-            // A line that could not be encoded is never hashed as the content.
-            assert_eq!(content_sha256(entry, Some("\n")).ok(), Some(fresh));
+            // A line that could not be encoded is never taken as the content's hash.
+            assert_eq!(content_sha256(entry, Some("")).ok(), Some(fresh));
+            let (json, mac) = line.trim_end().split_once('\t').unwrap_or_default();
+            assert!(key.line_mac_holds(json, mac));
+            assert!(key.line_mac_holds(json, &key.legacy_line_mac(json)));
+            assert!(!key.line_mac_holds(&format!("{json} "), mac));
         }
     }
 

@@ -260,7 +260,7 @@ mod tests {
         let db = dir.path().join("g.db");
         let key = crate::chain::ChainKey::for_store(&db, true).unwrap();
         let json = r#"{"op":"close","id":"s","ended_at":1,"reason":"x","bytes_from_client":0,"bytes_from_server":0}"#;
-        let good = format!("{json}\t{}", key.line_mac(json));
+        let good = format!("{json}\t{}", key.seal_line(json).mac);
         let path = dir.path().join("1.jsonl");
         std::fs::write(&path, format!("{good}\n{good}\n{{\"op\":\"clo")).unwrap();
         assert_eq!(read_segment(&path, &key).unwrap().len(), 2);
@@ -269,7 +269,7 @@ mod tests {
         // A well-formed line without the MAC, or with another key's, is refused anywhere.
         std::fs::create_dir(dir.path().join("x")).unwrap();
         let other = crate::chain::ChainKey::for_store(&dir.path().join("x/g.db"), true).unwrap();
-        let forged = format!("{json}\t{}", other.line_mac(json));
+        let forged = format!("{json}\t{}", other.seal_line(json).mac);
         std::fs::write(&path, format!("{good}\n{forged}\n")).unwrap();
         assert!(read_segment(&path, &key).is_err());
         std::fs::write(&path, format!("{json}\n{good}\n")).unwrap();

@@ -54,6 +54,8 @@ type Ack = oneshot::Sender<Result<(), StoreError>>;
 
 struct Queued {
     line: String,
+    /// The content hash the line was sealed with (its chain link's `content_sha256`).
+    hash: String,
     entry: Entry,
     ack: Option<Ack>,
 }
@@ -84,13 +86,13 @@ struct Ingest {
     sealed: VecDeque<(PathBuf, Segment)>,
 }
 
-/// A segment's entries, and (for segments this process wrote) each one's journal line, so
-/// the chain hashes the encoding already made instead of making it again.
+/// A segment's entries, and (for segments this process wrote) the content hash each one's
+/// journal line was sealed with, so the chain does not encode and hash the entry again.
 #[derive(Default)]
 struct Segment {
     entries: Vec<Entry>,
     /// Empty for segments read back from disk; else one per entry, in step.
-    lines: Vec<String>,
+    hashes: Vec<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -119,7 +121,7 @@ impl Writer {
                     path,
                     Segment {
                         entries,
-                        lines: Vec::new(),
+                        hashes: Vec::new(),
                     },
                 ));
             }
@@ -191,8 +193,13 @@ impl Writer {
     }
 
     fn push(&self, entry: Entry, ack: Option<Ack>) {
-        let line = journal_line(&entry, &self.inner.key);
-        lock(&self.inner.queue).push(Queued { line, entry, ack });
+        let (line, hash) = journal_line(&entry, &self.inner.key);
+        lock(&self.inner.queue).push(Queued {
+            line,
+            hash,
+            entry,
+            ack,
+        });
     }
 
     /// Appends whatever is queued, unless another thread is already doing so.
@@ -221,7 +228,7 @@ impl Writer {
                 Ok(()) => {
                     for q in batch.drain(..) {
                         active.unsealed.entries.push(q.entry);
-                        active.unsealed.lines.push(q.line);
+                        active.unsealed.hashes.push(q.hash);
                         acks.extend(q.ack);
                     }
                     Ok(())
@@ -276,7 +283,7 @@ impl Writer {
         } = &mut *ingest;
         let mut applied = 0;
         while let Some((path, segment)) = sealed.front() {
-            match apply(conn, chain, &segment.entries, &segment.lines) {
+            match apply(conn, chain, &segment.entries, &segment.hashes) {
                 Ok(()) => {
                     applied += segment.entries.len();
                     if let Err(e) = std::fs::remove_file(path) {
@@ -309,16 +316,22 @@ impl Writer {
     }
 }
 
-/// An entry's line in the journal: its JSON, a tab, the JSON's MAC under the chain key, and
-/// a newline. The chain hashes the JSON as the write's content (see
+/// An entry's line in the journal (its JSON, a tab, the JSON's MAC under the chain key, and
+/// a newline) and the JSON's SHA-256, which is the write's content hash in the chain (see
 /// [`crate::chain::content_of`], which encodes the same value the same way).
-pub(crate) fn journal_line(entry: &Entry, key: &crate::chain::ChainKey) -> String {
+pub(crate) fn journal_line(entry: &Entry, key: &crate::chain::ChainKey) -> (String, String) {
     let mut line = serde_json::to_string(entry).unwrap_or_default();
-    let mac = key.line_mac(&line);
+    let seal = key.seal_line(&line);
     line.push('\t');
-    line.push_str(&mac);
+    line.push_str(&seal.mac);
     line.push('\n');
-    line
+    // A line that could not be encoded carries no hash: the chain encodes the entry itself.
+    let hash = if line.len() > seal.mac.len() + 2 {
+        seal.content_sha256
+    } else {
+        String::new()
+    };
+    (line, hash)
 }
 
 /// Applies entries in one transaction; all or nothing.
@@ -326,14 +339,14 @@ pub(crate) fn journal_line(entry: &Entry, key: &crate::chain::ChainKey) -> Strin
 /// An admission whose outcome is in the same batch (the common case: a command takes less than
 /// a tick) is written with it in one INSERT instead of an INSERT and an UPDATE.
 ///
-/// `lines` are the entries' journal lines as this process encoded them (the chain hashes
-/// them rather than encoding each entry again), or empty: entries read back from a segment
-/// are encoded afresh, as `verify` does.
+/// `hashes` are the content hashes the entries' journal lines were sealed with as this process
+/// encoded them (the chain takes them rather than encoding and hashing each entry again), or
+/// empty: entries read back from a segment are encoded afresh, as `verify` does.
 pub(crate) fn apply(
     conn: &mut Connection,
     chain: &crate::chain::ChainKey,
     entries: &[Entry],
-    lines: &[String],
+    hashes: &[String],
 ) -> Result<(), AuditError> {
     let mut outcomes: HashMap<(&str, u64), usize> = HashMap::new();
     for (i, entry) in entries.iter().enumerate() {
@@ -372,7 +385,7 @@ pub(crate) fn apply(
             None => entry.apply(&tx)?,
         }
     }
-    crate::chain::append(&tx, chain, entries, lines, &landed)?;
+    crate::chain::append(&tx, chain, entries, hashes, &landed)?;
     tx.commit()?;
     Ok(())
 }

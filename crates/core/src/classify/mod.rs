@@ -240,12 +240,37 @@ pub enum PreparedUse {
 /// Whether `text` contains the ASCII `word` in any case, without allocating (it runs for
 /// every command).
 pub fn mentions(text: &str, word: &str) -> bool {
-    let word = word.as_bytes();
-    !word.is_empty()
-        && text
-            .as_bytes()
-            .windows(word.len())
-            .any(|w| w.eq_ignore_ascii_case(word))
+    let (text, word) = (text.as_bytes(), word.as_bytes());
+    if word.is_empty() || text.len() < word.len() {
+        return false;
+    }
+    // Candidates are found by the word's rarest letter in SQL (memchr, both cases), not by
+    // comparing at every offset: this runs on every statement (the password check).
+    let (at, anchor) = word
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, b)| rarity_rank(**b))
+        .map_or((0, word[0]), |(i, b)| (i, *b));
+    memchr::memchr2_iter(
+        anchor.to_ascii_lowercase(),
+        anchor.to_ascii_uppercase(),
+        text,
+    )
+    .any(|i| {
+        i >= at
+            && text
+                .get(i - at..i - at + word.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(word))
+    })
+}
+
+/// How common a letter is in SQL text, rarest first (letters not listed rank last).
+fn rarity_rank(b: u8) -> usize {
+    const RAREST_FIRST: &[u8] = b"qjzxkvwyfbgphmudclnortiase";
+    RAREST_FIRST
+        .iter()
+        .position(|r| *r == b.to_ascii_lowercase())
+        .unwrap_or(RAREST_FIRST.len())
 }
 
 impl Classification {
@@ -342,6 +367,12 @@ mod tests {
         assert_eq!(StatementClass::parse("nope"), None);
         assert!(mentions("x ExEcUtE y", "execute"));
         assert!(!mentions("exec", "execute"));
+        assert!(mentions("ALTER ROLE a PASSWORD 'x'", "password"));
+        assert!(mentions("password", "password"));
+        assert!(!mentions("pass word", "password"));
+        assert!(mentions("wwidentifiedw", "identified"));
+        assert!(!mentions("", "password"));
+        assert!(mentions("é identified", "identified"));
     }
 
     #[test]
