@@ -67,6 +67,12 @@ if ! python3 -c 'import paramiko' 2>/dev/null; then
   python3 -m pip install -q --disable-pip-version-check 'paramiko>=3.4'
 fi
 
+# Ansible: its modules reach a host as files over SFTP, then run (the SSH file tests).
+if ! command -v ansible-playbook >/dev/null; then
+  echo "setup: installing ansible-core"
+  python3 -m pip install -q --disable-pip-version-check 'ansible-core>=2.15'
+fi
+
 # A stock asciicast player (Python asciinema 2.x: `asciinema cat`), to check the SSH terminal
 # recordings the gateway writes.
 if ! command -v asciinema >/dev/null; then

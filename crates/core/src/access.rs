@@ -54,6 +54,7 @@ mod tests {
             private_key: None,
             host_key: None,
             port_forwarding: false,
+            upload_copy_max_bytes: 0,
         }
     }
 

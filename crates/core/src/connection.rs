@@ -150,7 +150,15 @@ pub struct ConnectionSpec {
     /// SSH: whether clients may open TCP tunnels (direct-tcpip) through this connection; each
     /// is audited with its destination and bytes.
     pub port_forwarding: bool,
+    /// SSH: files uploaded (SFTP, scp) no larger than this many bytes are copied into the
+    /// session's recording (as masked text; 0 copies none), so a replay shows the script or
+    /// module a job uploaded and then ran. Every file's SHA-256 and size are recorded whatever
+    /// its size.
+    pub upload_copy_max_bytes: u64,
 }
+
+/// The default of [`ConnectionSpec::upload_copy_max_bytes`]: 1 MiB.
+pub const UPLOAD_COPY_MAX_BYTES: u64 = 1 << 20;
 
 /// Whether `host` (a name or an address, without port or brackets) is this machine's loopback
 /// interface: `localhost` or a loopback address. What crosses it never reaches a network.

@@ -22,6 +22,7 @@ pub mod command;
 pub mod connection;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod gateway;
 pub mod identity;
 pub mod mask;

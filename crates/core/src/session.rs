@@ -15,6 +15,7 @@ use crate::command::Command;
 use crate::connection::{ConnectionSpec, Protocol};
 use crate::error::StoreError;
 use crate::events::{CommandCompletion, CommandRecord, MaskLog, Outcome, SessionEnd, SessionInfo};
+use crate::files::FileCrossed;
 use crate::identity::TokenId;
 use crate::mask::{MaskCounts, Masker};
 use crate::policy::Verdict;
@@ -658,6 +659,29 @@ impl Session {
             RecordingEvent::Notice {
                 at: time::display(SystemTime::now()),
                 text,
+            },
+        );
+    }
+
+    /// Records a file that crossed the session in its recording, under the entry `seq`; an
+    /// uploaded copy's text is masked like everything the recording holds.
+    pub fn record_file(&self, seq: u64, file: FileCrossed) {
+        let content = file.content.map(|text| {
+            self.evidence_masker
+                .mask_text(&text, &mut MaskCounts::new(), "file")
+                .into_owned()
+        });
+        self.recordings.append(
+            &self.info.id,
+            RecordingEvent::File {
+                at: time::display(SystemTime::now()),
+                seq,
+                direction: file.direction.as_str().to_owned(),
+                path: file.path,
+                bytes: file.bytes,
+                sha256: file.sha256,
+                content,
+                note: file.note,
             },
         );
     }

@@ -148,6 +148,29 @@ pub enum RecordingEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         command: Option<String>,
     },
+    /// A file crossed the session (an SFTP or scp upload or download): its size and SHA-256,
+    /// and the text of a small upload, so a replay shows the script or module a job ran.
+    File {
+        /// Time (RFC 3339).
+        at: String,
+        /// The audit entry it belongs to (the SFTP open, the scp command).
+        seq: u64,
+        /// `upload` or `download`.
+        direction: String,
+        /// The path, as the audit entry shows it.
+        path: String,
+        /// Bytes moved.
+        bytes: u64,
+        /// SHA-256 (hex) of the bytes moved, in file order, if they could be hashed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
+        /// The file's text, masked as every recording is: a small upload that is UTF-8.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content: Option<String>,
+        /// Why there is no hash or no copy (`binary: not copied`), if that is the case.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
     /// A terminal channel's cast is complete: its seal. The session's own seal covers this
     /// line, so the chain covers the cast.
     Cast {

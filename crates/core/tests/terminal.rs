@@ -106,6 +106,7 @@ async fn session(groups: &[&str]) -> (Session, Arc<Memory>) {
             private_key: None,
             host_key: None,
             port_forwarding: false,
+            upload_copy_max_bytes: 0,
         }],
         tokens: memory.clone(),
         audit: memory.clone(),

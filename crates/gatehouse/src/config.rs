@@ -195,6 +195,14 @@ pub struct ConnectionSection {
     /// SSH: allow TCP tunnels (direct-tcpip) through this connection (default false).
     #[serde(default)]
     pub port_forwarding: bool,
+    /// SSH: uploaded files up to this many bytes are copied into the recording (default
+    /// 1 MiB; 0: none).
+    #[serde(default = "default_upload_copy_max_bytes")]
+    pub upload_copy_max_bytes: u64,
+}
+
+fn default_upload_copy_max_bytes() -> u64 {
+    gatehouse_core::connection::UPLOAD_COPY_MAX_BYTES
 }
 
 impl Config {
@@ -364,6 +372,7 @@ impl Config {
             private_key,
             host_key: c.host_key.clone(),
             port_forwarding: c.port_forwarding,
+            upload_copy_max_bytes: c.upload_copy_max_bytes,
         })
     }
 }

@@ -97,6 +97,7 @@ async fn session_with_rules(rules: gatehouse_core::Rules) -> (Session, Arc<Memor
             private_key: None,
             host_key: None,
             port_forwarding: false,
+            upload_copy_max_bytes: 0,
         }],
         tokens: memory.clone(),
         audit: memory.clone(),

@@ -16,8 +16,10 @@ use tokio::time::Instant;
 use crate::output_mask::OutputMasker;
 use crate::relay::Ends;
 
+use crate::scp_stream::ScpWatch;
 use crate::sftp::Framer;
 use crate::sftp_link::SftpLink;
+use gatehouse_core::files::FileDirection;
 use gatehouse_core::store::TerminalEvent;
 
 /// How much of the last output line is looked at for a password prompt.
@@ -39,6 +41,9 @@ pub(crate) enum Mode {
     },
     /// An SFTP channel: the host's bytes are followed packet by packet.
     Sftp(SftpLink),
+    /// An scp channel: its files go in the command's entry (and a download's are followed
+    /// here, from the host's bytes).
+    Scp(ScpWatch),
     /// A packet the gateway answers the client with itself (a refused SFTP operation), written
     /// between whole packets of the host's.
     Reply(Bytes),
@@ -74,6 +79,7 @@ struct HostHalf {
     command: Option<Admitted>,
     ending: Ending,
     sftp: Option<(Framer, SftpLink)>,
+    scp: Option<ScpWatch>,
     recording: bool,
     /// stdout and stderr through the detectors, across chunk boundaries.
     masks: Option<[OutputMasker; 2]>,
@@ -110,6 +116,7 @@ pub(crate) async fn run(
         command: None,
         ending: Ending::default(),
         sftp: None,
+        scp: None,
         recording: false,
         masks: None,
         flush_at: None,
@@ -165,6 +172,7 @@ impl HostHalf {
                 }
             }
             Mode::Sftp(link) => self.sftp = Some((Framer::new(), link)),
+            Mode::Scp(watch) => self.scp = Some(watch),
             Mode::Reply(packet) => self.client.data_bytes(packet).await?,
         }
         Ok(true)
@@ -179,6 +187,11 @@ impl HostHalf {
             }
             ChannelMsg::Data { data } => {
                 self.ending.bytes_out += data.len() as u64;
+                if let Some(scp) = &self.scp {
+                    if scp.direction() == FileDirection::Download {
+                        scp.feed(&self.core, &data);
+                    }
+                }
                 self.watch_prompt(&data);
                 let data = self.mask(0, data);
                 self.send(0, data).await?;
@@ -373,8 +386,11 @@ impl HostHalf {
             }
         }
         if let Some(admitted) = self.command.take() {
-            self.core
-                .finish(admitted, self.ending.outcome(), 0, None, log);
+            let mut outcome = self.ending.outcome();
+            if let Some(files) = self.scp.as_ref().map(ScpWatch::summary) {
+                outcome = with_files(outcome, &files);
+            }
+            self.core.finish(admitted, outcome, 0, None, log);
         }
     }
 }
@@ -435,6 +451,23 @@ impl Ending {
                 message: format!("the channel closed before the command ended; {bytes}"),
             },
         }
+    }
+}
+
+/// An scp command's outcome with its files (`upload x.txt 5 bytes, sha256 …`) appended.
+fn with_files(outcome: Outcome, files: &str) -> Outcome {
+    if files.is_empty() {
+        return outcome;
+    }
+    match outcome {
+        Outcome::Completed { tag } => Outcome::Completed {
+            tag: format!("{tag}; {files}"),
+        },
+        Outcome::Failed { code, message } => Outcome::Failed {
+            code,
+            message: format!("{message}; {files}"),
+        },
+        other => other,
     }
 }
 

@@ -20,9 +20,11 @@ use tokio::task::JoinHandle;
 
 use crate::downstream::{self, Mode};
 use crate::output_mask::OutputMasker;
+use crate::scp_stream::ScpWatch;
 use crate::sftp::{denied_packet, Framer, SftpError};
 use crate::sftp_link::SftpLink;
 use crate::shell_lines::LineEditor;
+use gatehouse_core::files::FileDirection;
 
 /// The exit status a client sees when the gateway refuses its command (as a shell answers a
 /// command it may not run), with the reason on stderr.
@@ -68,6 +70,7 @@ pub(crate) fn spawn(
                         pending: VecDeque::new(),
                         pty: None,
                         sftp: None,
+                        scp: None,
                         recording: false,
                         shell: None,
                         prompt,
@@ -107,6 +110,8 @@ struct ClientHalf {
     pty: Option<Pty>,
     /// An SFTP channel's client-side framer and the state shared with the host half.
     sftp: Option<(Framer, SftpLink)>,
+    /// An scp upload's stream, followed for its files' hashes.
+    scp: Option<ScpWatch>,
     /// Whether the channel is recorded as a terminal cast (shells and commands, not file
     /// transfers).
     recording: bool,
@@ -181,6 +186,9 @@ impl ClientHalf {
                 return self.shell_data(data).await
             }
             ChannelMsg::Data { data } => {
+                if let Some(scp) = &self.scp {
+                    scp.feed(&self.core, &data);
+                }
                 self.record_input(&data);
                 self.up.data_bytes(data).await?
             }
@@ -273,8 +281,18 @@ impl ClientHalf {
                 if !transfer {
                     self.record_start(Some(String::from_utf8_lossy(&command).into_owned()));
                 }
+                let scp = crate::transfer::scp_direction(&command).map(|direction| {
+                    let limit = self.core.connection().upload_copy_max_bytes;
+                    ScpWatch::new(direction, admitted.seq(), limit)
+                });
                 self.start(Mode::command(admitted, self.recording, !transfer))
                     .await;
+                if let Some(scp) = scp {
+                    self.start(Mode::Scp(scp.clone())).await;
+                    // The client sends the files of an upload; the host half follows a
+                    // download's.
+                    self.scp = (scp.direction() == FileDirection::Upload).then_some(scp);
+                }
                 self.up.exec(true, command).await?;
             }
             ChannelMsg::RequestShell { .. } if !self.started => {
@@ -303,7 +321,7 @@ impl ClientHalf {
                 let Some(admitted) = self.wait(admission, client).await else {
                     return Ok(Flow::Stop);
                 };
-                let link = SftpLink::default();
+                let link = SftpLink::new(self.core.connection().upload_copy_max_bytes);
                 self.start(Mode::command(admitted, false, false)).await;
                 self.start(Mode::Sftp(link.clone())).await;
                 self.sftp = Some((Framer::new(), link));

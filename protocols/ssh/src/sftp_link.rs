@@ -1,26 +1,36 @@
 //! What the two halves of an SFTP channel share: the [`Tracker`] that follows both directions,
 //! and the audit permits of the operations admitted and not yet finished (an OPEN's lasts until
-//! its file is closed, so its entry carries the bytes moved).
+//! its file is closed, so its entry carries the bytes moved and their SHA-256, and the
+//! recording the file: its hash, and the text of a small upload).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
+use gatehouse_core::files::FileDirection;
 use gatehouse_core::{Admitted, Outcome, Session};
 
 use crate::sftp::{Audited, Finished, Request, Response, SftpError, Tracker};
 
 /// The shared state of one SFTP channel. Never locked across an `.await`.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct SftpLink(Arc<Mutex<Shared>>);
 
-#[derive(Default)]
 struct Shared {
     tracker: Tracker,
     permits: HashMap<u64, Admitted>,
 }
 
 impl SftpLink {
+    /// A link whose uploads up to `copy_limit` bytes are copied into the recording.
+    pub(crate) fn new(copy_limit: u64) -> Self {
+        let limit = usize::try_from(copy_limit).unwrap_or(usize::MAX);
+        Self(Arc::new(Mutex::new(Shared {
+            tracker: Tracker::new().keep_uploads_up_to(limit),
+            permits: HashMap::new(),
+        })))
+    }
+
     fn lock(&self) -> MutexGuard<'_, Shared> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -104,5 +114,16 @@ fn finish(core: &Session, finished: &Finished, permit: Admitted) {
             message: summary,
         },
     };
+    if let Some(transfer) = finished.transfer() {
+        let files = [
+            (FileDirection::Download, transfer.download()),
+            (FileDirection::Upload, transfer.upload()),
+        ];
+        for (direction, seen) in files {
+            if let Some(seen) = seen {
+                core.record_file(permit.seq(), seen.crossed(direction, transfer.path()));
+            }
+        }
+    }
     core.finish(permit, outcome, 0, None, Default::default());
 }

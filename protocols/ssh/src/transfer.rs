@@ -26,6 +26,29 @@ pub(crate) fn is_transfer(command: &[u8]) -> bool {
     }
 }
 
+/// For an exact scp server-side invocation: which way its files go (`-t`: the client sends
+/// them, an upload; `-f`: the server sends them, a download). `None` for anything else.
+pub(crate) fn scp_direction(command: &[u8]) -> Option<gatehouse_core::files::FileDirection> {
+    use gatehouse_core::files::FileDirection;
+    if !is_transfer(command) || !command.starts_with(b"scp ") {
+        return None;
+    }
+    let line = std::str::from_utf8(command).ok()?;
+    let flags = line
+        .split(' ')
+        .skip(1)
+        .take_while(|w| *w != "--" && w.starts_with('-'));
+    let mut direction = None;
+    for flag in flags {
+        if flag.contains('t') {
+            direction = Some(FileDirection::Upload);
+        } else if flag.contains('f') {
+            direction = Some(FileDirection::Download);
+        }
+    }
+    direction
+}
+
 /// A byte no POSIX shell gives a meaning to inside a word (no quoting, expansion, globbing,
 /// redirection or separation).
 fn plain(b: u8) -> bool {
@@ -57,7 +80,23 @@ fn is_scp_server(words: &[&str]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_transfer;
+    use super::{is_transfer, scp_direction};
+    use gatehouse_core::files::FileDirection;
+
+    #[test]
+    fn scp_says_which_way_its_files_go() {
+        assert_eq!(scp_direction(b"scp -t /tmp/x"), Some(FileDirection::Upload));
+        assert_eq!(
+            scp_direction(b"scp -v -r -t -- /srv/"),
+            Some(FileDirection::Upload)
+        );
+        assert_eq!(
+            scp_direction(b"scp -rpf q1.csv"),
+            Some(FileDirection::Download)
+        );
+        assert_eq!(scp_direction(b"rsync --server . /x"), None);
+        assert_eq!(scp_direction(b"scp -t /tmp/x; cat y"), None);
+    }
 
     #[test]
     fn what_scp_and_rsync_send_is_a_transfer() {

@@ -100,6 +100,26 @@ pub fn run(config: &Config, args: &ReplayArgs) -> Result<(), CliError> {
                 );
             }
             RecordingEvent::Notice { at, text } => println!("{at}  note     {text}"),
+            RecordingEvent::File {
+                at,
+                seq,
+                direction,
+                path,
+                bytes,
+                sha256,
+                content,
+                note,
+            } => {
+                let hash = sha256.as_deref().unwrap_or("unknown");
+                println!("{at}  #{seq:<6} {direction} {path} ({bytes} bytes, sha256 {hash})");
+                if let Some(note) = note {
+                    println!("{:24}         {note}", "");
+                }
+                // The copy of a small upload, line by line: the script or module that ran.
+                for line in content.iter().flat_map(|c| c.lines()) {
+                    println!("{:24}         | {line}", "");
+                }
+            }
             RecordingEvent::End {
                 at,
                 reason,

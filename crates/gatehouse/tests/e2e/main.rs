@@ -31,6 +31,7 @@ mod replay_cast;
 mod ssh_automation;
 mod ssh_exec;
 mod ssh_faults;
+mod ssh_files;
 mod ssh_shell;
 mod ssh_transfer;
 mod trail;

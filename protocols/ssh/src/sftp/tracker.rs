@@ -18,6 +18,7 @@ use super::error::SftpError;
 use super::packet::{type_name, Attrs, OpenFlags, Request, Response};
 use super::render;
 use super::status::StatusCode;
+use crate::file_digest::{FileDigest, FileSeen};
 
 /// The most requests followed in flight at once. OpenSSH's client keeps 64 in flight by
 /// default; the bound only stops a client from growing the table without end.
@@ -140,12 +141,18 @@ pub enum Outcome {
     Interrupted,
 }
 
-/// The bytes that went through one file handle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The bytes that went through one file handle, and the files they made.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transfer {
+    /// The file's path, as rendered in the audit text.
+    path: String,
     read: u64,
     written: u64,
     writable: bool,
+    /// The bytes read, in file order: their SHA-256.
+    download: Option<FileSeen>,
+    /// The bytes written, in file order: their SHA-256, and a copy of a small upload.
+    upload: Option<FileSeen>,
 }
 
 impl Transfer {
@@ -159,15 +166,37 @@ impl Transfer {
         self.written
     }
 
-    /// `wrote 3 bytes`, `read 1 byte`, `read 5 bytes, wrote 2 bytes`; with nothing moved,
-    /// the direction the file was opened for.
+    /// The file's path, as the audit text shows it.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// What was known of the bytes read (their SHA-256), if any were.
+    pub fn download(&self) -> Option<&FileSeen> {
+        self.download.as_ref()
+    }
+
+    /// What was known of the bytes written (their SHA-256, a copy of a small file), if the
+    /// file was opened for writing.
+    pub fn upload(&self) -> Option<&FileSeen> {
+        self.upload.as_ref()
+    }
+
+    /// `wrote 3 bytes, sha256 …`, `read 1 byte, sha256 …`, both joined by `; `; with nothing
+    /// moved, the direction the file was opened for. The hash is of the bytes moved, in file
+    /// order (the whole file when it was read or written from start to end).
     fn past(&self) -> String {
+        let hash = |seen: &Option<FileSeen>| match seen {
+            Some(seen) => format!(", {}", seen.hash_text()),
+            None => String::new(),
+        };
+        let read = format!("read {}{}", bytes(self.read), hash(&self.download));
+        let wrote = format!("wrote {}{}", bytes(self.written), hash(&self.upload));
         match (self.read, self.written) {
-            (0, 0) if self.writable => "wrote 0 bytes".to_owned(),
-            (0, 0) => "read 0 bytes".to_owned(),
-            (read, 0) => format!("read {}", bytes(read)),
-            (0, written) => format!("wrote {}", bytes(written)),
-            (read, written) => format!("read {}, wrote {}", bytes(read), bytes(written)),
+            (0, 0) if self.writable => wrote,
+            (_, 0) => read,
+            (0, _) => wrote,
+            _ => format!("{read}; {wrote}"),
         }
     }
 
@@ -254,6 +283,8 @@ impl fmt::Display for Finished {
 pub struct Tracker {
     next_key: u64,
     max_pending: usize,
+    /// Uploads no larger than this are kept whole (for the recording); 0 keeps none.
+    copy_limit: usize,
     pending: HashMap<u32, Pending>,
     /// Open handles, by the server's handle bytes.
     handles: HashMap<Box<[u8]>, Key>,
@@ -273,8 +304,8 @@ enum Pending {
     },
     /// Another audited request: its STATUS ends it.
     Status { key: Key, op: Op },
-    /// A READ on an open file: DATA counts as read.
-    Read { file: Key },
+    /// A READ on an open file: DATA counts as read, and is hashed at its offset.
+    Read { file: Key, offset: u64 },
     /// A WRITE on an open file: an OK counts it as written.
     Write { file: Key, len: u32 },
     /// A CLOSE of an open file or directory: its STATUS ends the OPEN.
@@ -307,15 +338,22 @@ struct OpenFile {
     handle: Box<[u8]>,
     read: u64,
     written: u64,
+    /// The bytes read through the handle, hashed in file order.
+    download: FileDigest,
+    /// The bytes written through the handle (a file opened for writing), hashed in file order.
+    upload: Option<FileDigest>,
 }
 
 impl OpenFile {
     /// Its end, with the bytes moved if it is a file.
     fn finish(self, key: Key, outcome: Outcome) -> Finished {
-        let transfer = (self.op == Op::Open).then_some(Transfer {
+        let transfer = (self.op == Op::Open).then(|| Transfer {
+            path: self.path,
             read: self.read,
             written: self.written,
             writable: self.flags.writes(),
+            download: (self.read > 0).then(|| self.download.finish()),
+            upload: self.upload.map(FileDigest::finish),
         });
         Finished {
             key,
@@ -338,10 +376,17 @@ impl Tracker {
         Self {
             next_key: 0,
             max_pending: max,
+            copy_limit: 0,
             pending: HashMap::new(),
             handles: HashMap::new(),
             files: HashMap::new(),
         }
+    }
+
+    /// Keeps a copy of each upload no larger than `limit` bytes (0: none), for the recording.
+    pub fn keep_uploads_up_to(mut self, limit: usize) -> Self {
+        self.copy_limit = limit;
+        self
     }
 
     /// Notes a request the client sent; call it for every request, before forwarding it.
@@ -386,13 +431,23 @@ impl Tracker {
                 };
                 (pending, Some((key, Op::Opendir, text)))
             }
-            Request::Read { handle, .. } => match self.handles.get(handle) {
-                Some(&file) => (Pending::Read { file }, None),
+            Request::Read { handle, offset, .. } => match self.handles.get(handle) {
+                Some(&file) => (Pending::Read { file, offset }, None),
                 None => (Pending::Passed, None),
             },
-            Request::Write { handle, data, .. } => match self.handles.get(handle) {
+            Request::Write {
+                handle,
+                offset,
+                data,
+                ..
+            } => match self.handles.get(handle) {
                 // The framer's bound keeps a packet, and so its data, far below u32::MAX.
                 Some(&file) => {
+                    // Hashed as sent; a write the server refuses voids the hash.
+                    if let Some(upload) = self.files.get_mut(&file).and_then(|f| f.upload.as_mut())
+                    {
+                        upload.add(offset, data);
+                    }
                     let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
                     (Pending::Write { file, len }, None)
                 }
@@ -461,18 +516,21 @@ impl Tracker {
         };
         match (pending, response) {
             (Pending::Passed, _) => Ok(None),
-            (Pending::Read { file }, Response::Data { data, .. }) => {
+            (Pending::Read { file, offset }, Response::Data { data, .. }) => {
                 if let Some(f) = self.files.get_mut(&file) {
                     f.read += data.len() as u64;
+                    f.download.add(offset, data);
                 }
                 Ok(None)
             }
             // EOF, or a failed read: nothing moved.
             (Pending::Read { .. }, Response::Status { .. }) => Ok(None),
             (Pending::Write { file, len }, Response::Status { code, .. }) => {
-                if code.is_ok() {
-                    if let Some(f) = self.files.get_mut(&file) {
+                if let Some(f) = self.files.get_mut(&file) {
+                    if code.is_ok() {
                         f.written += u64::from(len);
+                    } else if let Some(upload) = &mut f.upload {
+                        upload.give_up("the server refused a write");
                     }
                 }
                 Ok(None)
@@ -500,6 +558,20 @@ impl Tracker {
                 }
                 let handle: Box<[u8]> = Box::from(*handle);
                 self.handles.insert(handle.clone(), key);
+                let upload = flags.writes().then(|| {
+                    let mut digest = FileDigest::new(self.copy_limit);
+                    if flags.contains(OpenFlags::APPEND) {
+                        digest.give_up("appended to the file, not written from its start");
+                    } else if !flags.contains(OpenFlags::TRUNC)
+                        && !flags.contains(OpenFlags::CREAT | OpenFlags::EXCL)
+                    {
+                        // Bytes written into an existing file that was not truncated are a
+                        // change to it, not the whole file: still hashed (the bytes sent),
+                        // never copied as if they were the file.
+                        digest.no_copy("written into an existing file, not a whole file");
+                    }
+                    digest
+                });
                 self.files.insert(
                     key,
                     OpenFile {
@@ -510,6 +582,8 @@ impl Tracker {
                         handle,
                         read: 0,
                         written: 0,
+                        download: FileDigest::new(0),
+                        upload,
                     },
                 );
                 Ok(None)

@@ -113,8 +113,11 @@ fn open_write_three_times_close_reports_the_bytes_written() {
     assert_eq!(s.tracker.open_handles(), 1);
 
     // Pipelined, as OpenSSH sends them.
-    for (i, len) in [(2u32, 32768usize), (3, 32768), (4, 100)] {
-        assert_eq!(s.client(&write(i, b"\0\0\0\x07", 0, &vec![1; len])), None);
+    for (i, offset, len) in [(2u32, 0u64, 32768usize), (3, 32768, 32768), (4, 65536, 100)] {
+        assert_eq!(
+            s.client(&write(i, b"\0\0\0\x07", offset, &vec![1; len])),
+            None
+        );
     }
     assert_eq!(s.tracker.in_flight(), 3);
     for i in 2..=4 {
@@ -128,8 +131,15 @@ fn open_write_three_times_close_reports_the_bytes_written() {
     assert_eq!(finished.outcome(), &Outcome::Ok);
     let t = finished.transfer().unwrap();
     assert_eq!((t.read(), t.written()), (0, 65636));
-    assert_eq!(finished.summary(), "wrote 65636 bytes");
-    assert_eq!(finished.to_string(), "wrote 65636 bytes");
+    const SHA: &str = "9c7f327d75dc489382caad322bd5e11cb8950e2a5f4b19cee5afad9d98a054ed";
+    assert_eq!(
+        finished.summary(),
+        format!("wrote 65636 bytes, sha256 {SHA}")
+    );
+    assert_eq!(finished.to_string(), finished.summary());
+    assert_eq!(t.path(), "/tmp/x");
+    assert_eq!(t.upload().and_then(|u| u.sha256.as_deref()), Some(SHA));
+    assert_eq!(t.download(), None);
     assert_eq!(s.tracker.open_handles(), 0);
     assert_eq!(s.tracker.in_flight(), 0);
     assert!(s.tracker.drain().is_empty());
@@ -173,7 +183,10 @@ fn reads_count_the_data_the_server_returned() {
     s.client(&close(5, b"h1"));
     let finished = s.server(&ok(5)).unwrap();
     assert_eq!(finished.key(), audited.key());
-    assert_eq!(finished.summary(), "read 101 bytes");
+    assert_eq!(
+        finished.summary(),
+        "read 101 bytes, no sha256: a gap never filled"
+    );
 }
 
 #[test]
@@ -188,18 +201,77 @@ fn a_read_write_handle_reports_both_and_an_empty_one_its_direction() {
     s.client(&close(4, b"h"));
     assert_eq!(
         s.server(&ok(4)).unwrap().summary(),
-        "read 1 byte, wrote 2 bytes"
+        "read 1 byte, sha256 ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb; \
+         wrote 2 bytes, sha256 fb8e20fc2e4c3f248c60c39bd652f3c1347298bb977b8b4d5903b85055620603"
     );
 
     s.client(&open(5, "/g", OpenFlags::APPEND));
     s.server(&handle(5, b"g"));
     s.client(&close(6, b"g"));
-    assert_eq!(s.server(&ok(6)).unwrap().summary(), "wrote 0 bytes");
+    assert_eq!(
+        s.server(&ok(6)).unwrap().summary(),
+        "wrote 0 bytes, no sha256: appended to the file, not written from its start"
+    );
 
     s.client(&open(7, "/r", OpenFlags::READ));
     s.server(&handle(7, b"r"));
     s.client(&close(8, b"r"));
     assert_eq!(s.server(&ok(8)).unwrap().summary(), "read 0 bytes");
+}
+
+#[test]
+fn a_small_upload_is_copied_and_a_download_in_any_order_is_hashed() {
+    let mut s = Session {
+        tracker: Tracker::new().keep_uploads_up_to(16),
+    };
+    s.client(&open(1, "/tmp/AnsiballZ_command.py", WRITE_CREATE_TRUNC));
+    s.server(&handle(1, b"w"));
+    // Two writes in flight, answered out of order.
+    s.client(&write(2, b"w", 5, b" world"));
+    s.client(&write(3, b"w", 0, b"hello"));
+    s.server(&ok(3));
+    s.server(&ok(2));
+    s.client(&close(4, b"w"));
+    let finished = s.server(&ok(4)).unwrap();
+    let upload = finished.transfer().unwrap().upload().unwrap();
+    assert_eq!(upload.copy.as_deref(), Some(&b"hello world"[..]));
+    assert_eq!(upload.bytes, 11);
+
+    // Too big for the copy: hashed only, and why is said.
+    s.client(&open(5, "/tmp/big", WRITE_CREATE_TRUNC));
+    s.server(&handle(5, b"b"));
+    s.client(&write(6, b"b", 0, &[7; 17]));
+    s.server(&ok(6));
+    s.client(&close(7, b"b"));
+    let finished = s.server(&ok(7)).unwrap();
+    let upload = finished.transfer().unwrap().upload().unwrap();
+    assert!(upload.sha256.is_some());
+    assert_eq!(upload.copy, None);
+    assert!(upload
+        .uncopied
+        .is_some_and(|w| w.contains("upload_copy_max_bytes")));
+
+    // A download whose short read is filled in later.
+    s.client(&open(8, "/etc/hosts", OpenFlags::READ));
+    s.server(&handle(8, b"r"));
+    s.client(&read(9, b"r", 0));
+    s.client(&read(10, b"r", 32768));
+    s.server(&data(9, b"abc"));
+    s.server(&data(10, b"z"));
+    s.client(&read(11, b"r", 3));
+    s.server(&data(11, &[b'y'; 32765]));
+    s.client(&close(12, b"r"));
+    let finished = s.server(&ok(12)).unwrap();
+    let download = finished.transfer().unwrap().download().unwrap();
+    let mut whole = b"abc".to_vec();
+    whole.extend([b'y'; 32765]);
+    whole.push(b'z');
+    let expected = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &whole);
+    assert_eq!(
+        download.sha256.as_deref(),
+        Some(gatehouse_core::identity::hex(expected.as_ref()).as_str())
+    );
+    assert_eq!(download.copy, None, "downloads are never copied");
 }
 
 #[test]
@@ -212,7 +284,10 @@ fn a_write_the_server_refused_is_not_counted() {
     s.server(&ok(2));
     s.server(&status(3, StatusCode::FAILURE, "No space left on device"));
     s.client(&close(4, b"h"));
-    assert_eq!(s.server(&ok(4)).unwrap().summary(), "wrote 10 bytes");
+    assert_eq!(
+        s.server(&ok(4)).unwrap().summary(),
+        "wrote 10 bytes, no sha256: the server refused a write"
+    );
 }
 
 #[test]
@@ -228,7 +303,8 @@ fn a_failed_close_ends_the_file_with_its_bytes() {
         .unwrap();
     assert_eq!(
         finished.summary(),
-        "SSH_FX_FAILURE: Stale file handle; wrote 5 bytes"
+        "SSH_FX_FAILURE: Stale file handle; wrote 5 bytes, \
+         sha256 8855508aade16ec573d21e6a485dfd0a7624085c1a14b5ecdd6485de0c6839a4"
     );
     assert_eq!(finished.transfer().unwrap().written(), 5);
     assert_eq!(s.tracker.open_handles(), 0);
@@ -670,7 +746,7 @@ fn a_session_split_at_any_boundary_gives_the_same_trail() {
     assert_eq!(
         whole.1,
         [
-            "wrote 98304 bytes",
+            "wrote 98304 bytes, sha256 117dad8e79aeaee19eaa34a0d81557ac57e806dcc26a426f73408505304d16f8",
             "ok",
             "SSH_FX_NO_SUCH_FILE: No such file"
         ]

@@ -1,0 +1,38 @@
+//! Files that cross a session (SFTP and scp transfers), as a wire reports them to the session
+//! for its recording.
+
+/// Which way a file went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileDirection {
+    /// From the client to the server.
+    Upload,
+    /// From the server to the client.
+    Download,
+}
+
+impl FileDirection {
+    /// `upload` or `download`, as the recording says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Upload => "upload",
+            Self::Download => "download",
+        }
+    }
+}
+
+/// A file that crossed a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileCrossed {
+    /// Which way.
+    pub direction: FileDirection,
+    /// The path, as the audit entry shows it.
+    pub path: String,
+    /// Bytes moved.
+    pub bytes: u64,
+    /// SHA-256 (hex) of the bytes moved, in file order, if they could be hashed.
+    pub sha256: Option<String>,
+    /// The text of a small upload (masked by the session before it is recorded).
+    pub content: Option<String>,
+    /// Why there is no hash or no copy, if that is the case.
+    pub note: Option<String>,
+}
