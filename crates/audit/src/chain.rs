@@ -113,49 +113,61 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     options.open(path)?.write_all(bytes)
 }
 
-/// What a journal line is sealed with: the SHA-256 of its JSON (the content hash its chain
-/// link will carry, so the ingest does not hash the bytes again) and its MAC.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LineSeal {
-    /// SHA-256 of the JSON, hex: the link's `content_sha256`.
-    pub content_sha256: String,
-    /// The MAC the line carries after its JSON.
-    pub mac: String,
-}
-
+/// A journal write's lines, as the writer seals them: each entry line is its JSON alone, and
+/// the write ends with a seal line (a tab, then the MAC) that authenticates every line of the
+/// write at once.
 impl ChainKey {
-    /// Seals a journal line's JSON: its MAC is the first 16 bytes of HMAC-SHA256 over the
-    /// JSON's SHA-256, hex. Someone who can write the journal but not read `chain.key` cannot
-    /// make a line that is ingested. The JSON is hashed once, for both the MAC and the chain
-    /// (hashing it under the key again would cost as much once more, on every statement).
-    pub(crate) fn seal_line(&self, json: &str) -> LineSeal {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, json.as_bytes());
-        let tag = aws_lc_rs::hmac::sign(&self.0, digest.as_ref());
-        LineSeal {
-            content_sha256: gatehouse_core::identity::hex(digest.as_ref()),
-            mac: gatehouse_core::identity::hex(tag.as_ref().get(..16).unwrap_or_default()),
-        }
+    /// The seal line of a write whose entry lines' JSON hash to `digests`, in order: a tab,
+    /// the first 16 bytes of HMAC-SHA256 over the digests, hex, and a newline. Someone who can
+    /// write the journal but not read `chain.key` cannot make lines that are ingested. One MAC
+    /// per write, not per line, over hashes the chain needs anyway: this runs before every
+    /// statement is forwarded.
+    pub(crate) fn seal_write(&self, digests: &[[u8; 32]]) -> String {
+        format!("\t{}\n", self.write_mac(digests))
     }
 
-    /// The MAC lines carried before the seal hashed the JSON first: HMAC-SHA256 over the JSON
-    /// itself. Still accepted on reading, so a segment left by the previous build is ingested.
-    fn legacy_line_mac(&self, json: &str) -> String {
-        let tag = aws_lc_rs::hmac::sign(&self.0, json.as_bytes());
+    fn write_mac(&self, digests: &[[u8; 32]]) -> String {
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.0);
+        for digest in digests {
+            ctx.update(digest);
+        }
+        let tag = ctx.sign();
         gatehouse_core::identity::hex(tag.as_ref().get(..16).unwrap_or_default())
     }
 
-    /// Whether `mac` is this key's MAC of `json` (compared in constant time).
-    pub(crate) fn line_mac_holds(&self, json: &str, mac: &str) -> bool {
-        let same = |expected: &str| {
-            expected.len() == mac.len()
-                && expected
-                    .bytes()
-                    .zip(mac.bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-        };
-        same(&self.seal_line(json).mac) || same(&self.legacy_line_mac(json))
+    /// Whether `mac` seals lines whose JSON hash to `digests` (compared in constant time).
+    pub(crate) fn write_seal_holds(&self, digests: &[[u8; 32]], mac: &str) -> bool {
+        same_text(&self.write_mac(digests), mac)
     }
+
+    /// Whether `mac` is the MAC a line of an earlier build carried after its JSON: HMAC-SHA256
+    /// over the JSON itself. Still accepted, so a segment a previous build left is ingested.
+    pub(crate) fn line_mac_holds(&self, json: &str, mac: &str) -> bool {
+        let tag = aws_lc_rs::hmac::sign(&self.0, json.as_bytes());
+        same_text(
+            &gatehouse_core::identity::hex(tag.as_ref().get(..16).unwrap_or_default()),
+            mac,
+        )
+    }
+}
+
+/// The SHA-256 of a journal line's JSON: what its write's seal covers, and (hex) its chain
+/// link's content hash.
+pub(crate) fn json_digest(json: &str) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, json.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+/// Equal texts, compared in constant time.
+fn same_text(expected: &str, got: &str) -> bool {
+    expected.len() == got.len()
+        && expected
+            .bytes()
+            .zip(got.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 /// The link hash: the previous link, what this link is about, and its content's hash, keyed.
@@ -418,21 +430,25 @@ mod tests {
             b"0123456789abcdef0123456789abcdef",
         ));
         for entry in &entries {
-            let (line, sealed) = crate::writer::journal_line(entry, &key);
-            assert!(line.contains('\t'), "the line carries its MAC: {line}");
+            let line = crate::writer::journal_line(entry);
+            assert!(!line.text.contains('\t'), "an entry line is its JSON alone");
             let fresh = sha256(&content_of(entry).unwrap_or_default());
-            assert_eq!(sealed, fresh, "the seal's hash is the content hash");
             assert_eq!(
-                content_sha256(entry, Some(&sealed)).ok(),
+                line.content_sha256, fresh,
+                "the line's hash is the content hash"
+            );
+            assert_eq!(
+                content_sha256(entry, Some(&line.content_sha256)).ok(),
                 Some(fresh.clone())
             );
             assert_eq!(content_sha256(entry, None).ok(), Some(fresh.clone()));
             // A line that could not be encoded is never taken as the content's hash.
             assert_eq!(content_sha256(entry, Some("")).ok(), Some(fresh));
-            let (json, mac) = line.trim_end().split_once('\t').unwrap_or_default();
-            assert!(key.line_mac_holds(json, mac));
-            assert!(key.line_mac_holds(json, &key.legacy_line_mac(json)));
-            assert!(!key.line_mac_holds(&format!("{json} "), mac));
+            let seal = key.seal_write(&[line.digest]);
+            let mac = seal.trim();
+            assert!(key.write_seal_holds(&[line.digest], mac));
+            assert!(!key.write_seal_holds(&[line.digest, line.digest], mac));
+            assert!(!key.write_seal_holds(&[json_digest("{}")], mac));
         }
     }
 

@@ -127,44 +127,73 @@ pub(crate) fn read_checked(
     }
 }
 
-/// Reads a segment, checking each line's MAC. A torn last line (the process died mid-write,
-/// so the command it belonged to was never forwarded) is skipped; anything else unreadable
-/// or unauthenticated is [`AuditError::Corrupt`].
+/// Reads a segment, checking every write's seal. The last write, if it was cut short (a torn
+/// last line: the process or the machine died mid-write, so the commands it belonged to were
+/// never forwarded), is skipped; anything else unreadable or
+/// unauthenticated is [`AuditError::Corrupt`]. Lines an earlier build wrote, each with its own
+/// MAC after a tab, are read as well.
 pub(crate) fn read_segment(
     path: &Path,
     key: &crate::chain::ChainKey,
 ) -> Result<Vec<Entry>, AuditError> {
     let bytes = std::fs::read(path).map_err(io(format!("could not read {}", path.display())))?;
-    // Only a last line without its newline can be torn by a write cut short.
-    let complete = bytes.ends_with(b"\n");
     let lines: Vec<String> = BufReader::new(bytes.as_slice())
         .lines()
         .collect::<Result<_, _>>()
         .map_err(io(format!("could not read {}", path.display())))?;
-    let last = lines.len().saturating_sub(1);
+    let corrupt = |n: usize, what: &str| {
+        AuditError::Corrupt(format!("{} line {}: {what}", path.display(), n + 1))
+    };
     let mut entries = Vec::with_capacity(lines.len());
+    // Lines of the current write, waiting for its seal: the line number, the JSON (parsed
+    // only once the seal holds) and its digest.
+    let mut unsealed: Vec<(usize, &str, [u8; 32])> = Vec::new();
     for (n, line) in lines.iter().enumerate() {
         if line.is_empty() {
             continue;
         }
-        let checked = line
-            .split_once('\t')
-            .filter(|(json, mac)| key.line_mac_holds(json, mac))
-            .ok_or(())
-            .and_then(|(json, _)| serde_json::from_str(json).map_err(|_| ()));
-        match checked {
-            Ok(e) => entries.push(e),
-            Err(()) if n == last && !complete => {
-                tracing::warn!(segment = %path.display(), "skipping a torn last journal line");
+        if let Some(mac) = line.strip_prefix('\t') {
+            let digests: Vec<[u8; 32]> = unsealed.iter().map(|(_, _, d)| *d).collect();
+            if unsealed.is_empty() || !key.write_seal_holds(&digests, mac) {
+                return Err(corrupt(
+                    n,
+                    "a seal that does not hold for the lines before it",
+                ));
             }
-            Err(()) => {
-                return Err(AuditError::Corrupt(format!(
-                    "{} line {}: not a journal line the gateway wrote (its MAC does not hold)",
-                    path.display(),
-                    n + 1
-                )))
+            for (at, json, _) in unsealed.drain(..) {
+                let entry = serde_json::from_str(json)
+                    .map_err(|_| corrupt(at, "sealed, but not an entry the gateway writes"))?;
+                entries.push(entry);
             }
+            continue;
         }
+        match line.split_once('\t') {
+            // A line an earlier build wrote: its JSON and its own MAC.
+            Some((json, mac)) if unsealed.is_empty() && key.line_mac_holds(json, mac) => {
+                let entry = serde_json::from_str(json)
+                    .map_err(|_| corrupt(n, "not an entry the gateway writes"))?;
+                entries.push(entry);
+            }
+            Some(_) => {
+                return Err(corrupt(
+                    n,
+                    "not a journal line the gateway wrote (its MAC does not hold)",
+                ))
+            }
+            None => unsealed.push((n, line, crate::chain::json_digest(line))),
+        }
+    }
+    if let Some((first, _, _)) = unsealed.first() {
+        // A write is one `write` of its lines and its seal: only one cut short (a torn last
+        // line) lacks it. Whole lines without a seal were put there by something else.
+        if bytes.ends_with(b"\n") {
+            return Err(corrupt(
+                *first,
+                "lines without the seal their write ends with",
+            ));
+        }
+        tracing::warn!(segment = %path.display(), from_line = first + 1, lines = unsealed.len(),
+            "skipping the journal's last write: it was cut short before its seal");
     }
     Ok(entries)
 }
@@ -255,29 +284,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_torn_last_line_is_skipped_and_other_damage_is_not() {
+    fn a_write_cut_short_is_skipped_and_other_damage_is_not() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("g.db");
         let key = crate::chain::ChainKey::for_store(&db, true).unwrap();
         let json = r#"{"op":"close","id":"s","ended_at":1,"reason":"x","bytes_from_client":0,"bytes_from_server":0}"#;
-        let good = format!("{json}\t{}", key.seal_line(json).mac);
+        let digest = crate::chain::json_digest(json);
+        // One write of two lines and its seal.
+        let write = format!("{json}\n{json}\n{}", key.seal_write(&[digest, digest]));
         let path = dir.path().join("1.jsonl");
-        std::fs::write(&path, format!("{good}\n{good}\n{{\"op\":\"clo")).unwrap();
+        std::fs::write(&path, format!("{write}{write}")).unwrap();
+        assert_eq!(read_segment(&path, &key).unwrap().len(), 4);
+        // The last write cut short (a torn last line): skipped, with whole lines before it.
+        std::fs::write(&path, format!("{write}{{\"op\":\"clo")).unwrap();
         assert_eq!(read_segment(&path, &key).unwrap().len(), 2);
-        std::fs::write(&path, format!("{good}\n{{broken\n{good}\n")).unwrap();
+        std::fs::write(&path, format!("{write}{json}\n{{\"op\":\"clo")).unwrap();
+        assert_eq!(read_segment(&path, &key).unwrap().len(), 2);
+        // Whole lines with no seal after them were not cut short: refused.
+        std::fs::write(&path, format!("{write}{json}\n")).unwrap();
         assert!(read_segment(&path, &key).is_err());
-        // A well-formed line without the MAC, or with another key's, is refused anywhere.
+        // Lines of an earlier build, each with its MAC over the JSON, are read too.
+        let tag = aws_lc_rs::hmac::sign(
+            &aws_lc_rs::hmac::Key::new(
+                aws_lc_rs::hmac::HMAC_SHA256,
+                &std::fs::read(crate::chain::ChainKey::path_for(&db)).unwrap(),
+            ),
+            json.as_bytes(),
+        );
+        let legacy = format!(
+            "{json}\t{}\n",
+            gatehouse_core::identity::hex(&tag.as_ref()[..16])
+        );
+        std::fs::write(&path, format!("{legacy}{write}")).unwrap();
+        assert_eq!(read_segment(&path, &key).unwrap().len(), 3);
+
+        // A line slipped into a sealed write, another key's seal, a line altered after it was
+        // sealed, a seal with nothing before it: refused wherever they are.
         std::fs::create_dir(dir.path().join("x")).unwrap();
         let other = crate::chain::ChainKey::for_store(&dir.path().join("x/g.db"), true).unwrap();
-        let forged = format!("{json}\t{}", other.seal_line(json).mac);
-        std::fs::write(&path, format!("{good}\n{forged}\n")).unwrap();
-        assert!(read_segment(&path, &key).is_err());
-        std::fs::write(&path, format!("{json}\n{good}\n")).unwrap();
-        assert!(read_segment(&path, &key).is_err());
-        // An altered line is refused, and a complete last line is never taken as torn.
-        let altered = good.replace("\"x\"", "\"y\"");
-        std::fs::write(&path, format!("{good}\n{altered}\n")).unwrap();
-        assert!(read_segment(&path, &key).is_err());
+        let planted = format!(
+            "{json}\n{json}\n{json}\n{}",
+            key.seal_write(&[digest, digest])
+        );
+        let forged = format!("{json}\n{}", other.seal_write(&[digest]));
+        let altered = write.replacen("\"x\"", "\"y\"", 1);
+        let bare = key.seal_write(&[]);
+        for bad in [planted, forged, altered, bare] {
+            std::fs::write(&path, format!("{write}{bad}{write}")).unwrap();
+            assert!(read_segment(&path, &key).is_err(), "{bad}");
+        }
         // Moved aside, reported, not ingested.
         assert!(read_checked(&db, &path, &key).unwrap().is_none());
         assert!(!path.exists());

@@ -53,9 +53,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(5);
 type Ack = oneshot::Sender<Result<(), StoreError>>;
 
 struct Queued {
-    line: String,
-    /// The content hash the line was sealed with (its chain link's `content_sha256`).
-    hash: String,
+    line: JournalLine,
     entry: Entry,
     ack: Option<Ack>,
 }
@@ -193,13 +191,8 @@ impl Writer {
     }
 
     fn push(&self, entry: Entry, ack: Option<Ack>) {
-        let (line, hash) = journal_line(&entry, &self.inner.key);
-        lock(&self.inner.queue).push(Queued {
-            line,
-            hash,
-            entry,
-            ack,
-        });
+        let line = journal_line(&entry);
+        lock(&self.inner.queue).push(Queued { line, entry, ack });
     }
 
     /// Appends whatever is queued, unless another thread is already doing so.
@@ -222,13 +215,16 @@ impl Writer {
                 }
                 continue;
             }
-            let bytes: String = batch.iter().map(|q| q.line.as_str()).collect();
+            // The write's lines, then one seal for them all.
+            let mut bytes: String = batch.iter().map(|q| q.line.text.as_str()).collect();
+            let digests: Vec<[u8; 32]> = batch.iter().map(|q| q.line.digest).collect();
+            bytes.push_str(&self.inner.key.seal_write(&digests));
             let written = active.journal.append(bytes.as_bytes());
             let result = match written {
                 Ok(()) => {
                     for q in batch.drain(..) {
                         active.unsealed.entries.push(q.entry);
-                        active.unsealed.hashes.push(q.hash);
+                        active.unsealed.hashes.push(q.line.content_sha256);
                         acks.extend(q.ack);
                     }
                     Ok(())
@@ -316,22 +312,33 @@ impl Writer {
     }
 }
 
-/// An entry's line in the journal (its JSON, a tab, the JSON's MAC under the chain key, and
-/// a newline) and the JSON's SHA-256, which is the write's content hash in the chain (see
-/// [`crate::chain::content_of`], which encodes the same value the same way).
-pub(crate) fn journal_line(entry: &Entry, key: &crate::chain::ChainKey) -> (String, String) {
-    let mut line = serde_json::to_string(entry).unwrap_or_default();
-    let seal = key.seal_line(&line);
-    line.push('\t');
-    line.push_str(&seal.mac);
-    line.push('\n');
-    // A line that could not be encoded carries no hash: the chain encodes the entry itself.
-    let hash = if line.len() > seal.mac.len() + 2 {
-        seal.content_sha256
-    } else {
+/// An entry's line in the journal, and its JSON's SHA-256.
+pub(crate) struct JournalLine {
+    /// The JSON and a newline (the write's seal line follows the write's last line).
+    pub text: String,
+    /// The JSON's SHA-256: what the write's seal covers.
+    pub digest: [u8; 32],
+    /// The same, hex: the entry's content hash in the chain (see
+    /// [`crate::chain::content_of`], which encodes the same value the same way); empty if
+    /// the entry could not be encoded, so the chain encodes it itself.
+    pub content_sha256: String,
+}
+
+/// An entry's line in the journal.
+pub(crate) fn journal_line(entry: &Entry) -> JournalLine {
+    let mut text = serde_json::to_string(entry).unwrap_or_default();
+    let digest = crate::chain::json_digest(&text);
+    let content_sha256 = if text.is_empty() {
         String::new()
+    } else {
+        gatehouse_core::identity::hex(&digest)
     };
-    (line, hash)
+    text.push('\n');
+    JournalLine {
+        text,
+        digest,
+        content_sha256,
+    }
 }
 
 /// Applies entries in one transaction; all or nothing.
