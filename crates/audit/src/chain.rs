@@ -64,7 +64,8 @@ impl ChainKey {
                 let secret = gatehouse_core::identity::random_hex(32)
                     .map_err(|e| AuditError::Corrupt(e.to_string()))?
                     .into_bytes();
-                write_private(&path, &secret).map_err(|e| io("could not create", e))?;
+                gatehouse_core::private_file::write_private(&path, &secret)
+                    .map_err(|e| io("could not create", e))?;
                 secret
             }
             Err(e) => return Err(io("could not read the chain key", e)),
@@ -99,18 +100,6 @@ impl ChainKey {
             Ok(None)
         }
     }
-}
-
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(bytes)
 }
 
 /// A journal write's lines, as the writer seals them: each entry line is its JSON alone, and

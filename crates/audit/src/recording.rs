@@ -18,9 +18,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant, SystemTime};
 
-use gatehouse_core::store::{
-    RecordingEvent, RecordingSink, TerminalEvent, TerminalEventKind, TerminalStart,
-};
+use gatehouse_core::events::{TerminalEvent, TerminalEventKind, TerminalStart};
+use gatehouse_core::store::{RecordingEvent, RecordingSink};
 use gatehouse_core::time::display;
 use gatehouse_core::SessionId;
 

@@ -12,9 +12,8 @@ use bytes::Bytes;
 use gatehouse_audit::cast::{casts_of, read_cast, CastFrame};
 use gatehouse_audit::recording::file_sha256;
 use gatehouse_audit::{read_recording, AuditWriter, FileRecordings, SqliteStore};
-use gatehouse_core::store::{
-    AuditSink, RecordingEvent, RecordingSink, TerminalEvent, TerminalEventKind, TerminalStart,
-};
+use gatehouse_core::events::{TerminalEvent, TerminalEventKind, TerminalStart};
+use gatehouse_core::store::{AuditSink, RecordingEvent, RecordingSink};
 use gatehouse_core::{Protocol, SessionEnd, SessionId, SessionInfo, TokenId};
 use serde_json::Value;
 

@@ -20,7 +20,7 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
-    use crate::connection::{Protocol, UpstreamTls};
+    use crate::connection::Protocol;
     use crate::identity::{Identity, TokenId};
 
     fn token(groups: &[&str], scope: &[&str]) -> TokenRecord {
@@ -39,23 +39,7 @@ mod tests {
     }
 
     fn payments() -> ConnectionSpec {
-        ConnectionSpec {
-            name: "payments".into(),
-            protocol: Protocol::Postgres,
-            address: "127.0.0.1:5432".into(),
-            database: None,
-            username: "app".into(),
-            password: None,
-            groups: vec!["batch".into(), "dba".into()],
-            tls: UpstreamTls::Disable,
-            tls_ca: None,
-            local_infile: false,
-            startup_options: false,
-            private_key: None,
-            host_key: None,
-            port_forwarding: false,
-            upload_copy_max_bytes: 0,
-        }
+        crate::testing::connection("payments", Protocol::Postgres, &["batch", "dba"])
     }
 
     #[test]

@@ -12,8 +12,8 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::error::StoreError;
+use crate::events::SessionId;
 use crate::identity::{random_hex, Identity};
-use crate::session::SessionId;
 
 /// An approval request's id (`apr_` + 12 hex): what the client is told and the approver types.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]

@@ -16,10 +16,12 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod admission;
 pub mod approval;
 pub mod classify;
 pub mod command;
 pub mod connection;
+pub mod end_watch;
 pub mod error;
 pub mod events;
 pub mod files;
@@ -28,26 +30,36 @@ pub mod identity;
 pub mod mask;
 pub mod oidc;
 pub mod policy;
+pub mod private_file;
 pub mod refusal_budget;
+pub mod refused;
 pub mod review;
 pub mod revocation;
 pub mod rules;
 pub mod session;
 pub mod ssh_key;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod time;
 pub mod upstream_tls;
 
+pub use admission::{Admission, Admitted, Waited};
 pub use approval::{ApprovalDesk, ApprovalId, ApprovalRequest, DecideError, Decision};
 pub use classify::{classify, Classification, StatementClass};
 pub use command::{Command, Param};
 pub use connection::{ConnectionSpec, Protocol, Secret, UpstreamTls};
+pub use end_watch::EndReason;
 pub use error::{CoreError, PublicKeyError, Refusal, StoreError};
-pub use events::{CommandCompletion, CommandRecord, MaskLog, Outcome, SessionEnd, SessionInfo};
+pub use events::SessionId;
+pub use events::{
+    CommandCompletion, CommandEnd, CommandRecord, MaskLog, Outcome, SessionEnd, SessionInfo,
+};
 pub use gateway::{Credential, Gateway, GatewayParts, OpenRequest};
 pub use identity::{Identity, TokenHash, TokenId, TokenRecord};
 pub use policy::Verdict;
+pub use refused::{RefusalKind, Refused};
 pub use review::HoldNotice;
 pub use rules::{RuleError, RuleSpec, Rules};
-pub use session::{Admission, Admitted, EndReason, Refused, Session, SessionId};
+pub use session::Session;
 pub use ssh_key::{fingerprint_of_blob, ssh_key_fingerprint};

@@ -12,8 +12,8 @@ use crate::approval::{ApprovalDesk, ApprovalId, ApprovalRequest, Decision};
 use crate::events::CommandRecord;
 use crate::identity::hex;
 use crate::policy::Verdict;
+use crate::refused::{not_run, store_refusal, RefusalKind, Refused};
 use crate::rules::Review;
-use crate::session::{not_run, store_refusal, Refused};
 use crate::store::{AuditSink, Receipt, RecordingEvent, RecordingSink};
 use crate::time;
 
@@ -116,7 +116,7 @@ impl Held {
         );
         Refused {
             message: reason,
-            by_policy: true,
+            kind: RefusalKind::Approval,
         }
     }
 

@@ -247,7 +247,7 @@ impl Rules {
                         .get_or_insert_with(|| {
                             // Text too long to parse is matched as sent only.
                             (self.any_pattern
-                                && subject.text.len() <= crate::session::MAX_PARSED_TEXT)
+                                && subject.text.len() <= crate::classify::MAX_PARSED_TEXT)
                                 .then(|| canonical(subject.protocol, subject.text))
                         })
                         .as_deref()

@@ -2,59 +2,31 @@
 //! command was judged and recorded before it ran.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use tokio::sync::watch;
 
+use crate::admission::{Admission, AdmissionState, Admitted};
 use crate::approval::ApprovalDesk;
 use crate::classify::{folded_key, mysql, PreparedUse, Reading, StatementClass};
 use crate::command::Command;
 use crate::connection::{ConnectionSpec, Protocol};
-use crate::error::StoreError;
-use crate::events::{CommandCompletion, CommandRecord, MaskLog, Outcome, SessionEnd, SessionInfo};
+use crate::end_watch::{EndReason, EndWatch};
+use crate::events::SessionId;
+use crate::events::{
+    CommandCompletion, CommandEnd, CommandRecord, Outcome, SessionEnd, SessionInfo,
+};
 use crate::files::FileCrossed;
-use crate::identity::TokenId;
 use crate::mask::{MaskCounts, Masker};
 use crate::policy::Verdict;
-use crate::review::{Held, HoldNotice};
+use crate::refused::{not_run, RefusalKind, Refused};
+use crate::review::Held;
 use crate::revocation::RevokedSet;
 use crate::rules::{Judgement, Rules, Subject};
-use crate::store::{AuditSink, Receipt, RecordingEvent, RecordingSink};
+use crate::store::{AuditSink, RecordingEvent, RecordingSink};
 use crate::time;
-
-/// A session's id: 32 hex characters, unique across instances.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(pub Arc<str>);
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Why a session ended from the gateway's side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndReason {
-    /// The token was revoked while the session ran.
-    TokenRevoked,
-    /// The token expired while the session ran.
-    TokenExpired,
-    /// The gateway is shutting down.
-    Shutdown,
-}
-
-impl fmt::Display for EndReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::TokenRevoked => "token revoked",
-            Self::TokenExpired => "token expired",
-            Self::Shutdown => "gateway shutting down",
-        })
-    }
-}
 
 /// An open session. Both halves of a relay share it by reference.
 pub struct Session {
@@ -97,100 +69,17 @@ pub type Resolver<'a> = &'a dyn Fn(&str) -> Vec<Arc<str>>;
 /// change how SQL text is read (whatever the configured rules say).
 pub const READS_SQL_RULE: &str = "gatehouse:reads-sql-as-the-server";
 
+/// Whether the rules decide a command or it is only recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Judged {
+    /// The rules decide it (every command a wire forwards).
+    ByRules,
+    /// Recorded as observed, not decided (a line typed into an admitted shell).
+    Observed,
+}
+
 /// Marks a folded key apart from an exact text in the same cache.
 const EXACT: char = '\u{2}';
-
-/// A command on its way through admission: its entry is being written, or it is held for an
-/// approver, or it was refused by a rule.
-#[derive(Debug)]
-#[must_use = "an admission must be waited for before the command is forwarded"]
-pub struct Admission {
-    seq: u64,
-    started: Instant,
-    state: AdmissionState,
-    prepares: Vec<PreparedUse>,
-}
-
-#[derive(Debug)]
-enum AdmissionState {
-    Writing(Receipt),
-    Refused(Refused),
-    Held(Box<Held>),
-}
-
-/// The permit to forward one command: its entry is durable and its verdict allowed it.
-/// Consumed by [`Session::finish`].
-#[derive(Debug)]
-#[must_use = "finish the command with its outcome"]
-pub struct Admitted {
-    seq: u64,
-    started: Instant,
-    prepares: Vec<PreparedUse>,
-}
-
-impl Admitted {
-    /// The command's number within the session.
-    pub fn seq(&self) -> u64 {
-        self.seq
-    }
-
-    /// The prepared statements it makes or drops (`PREPARE`, `DEALLOCATE`, `DISCARD ALL`),
-    /// in statement order: the wire applies each once the server confirms it.
-    pub fn prepared_uses(&self) -> &[PreparedUse] {
-        &self.prepares
-    }
-}
-
-/// A command the gateway will not forward, and what the client is told.
-#[derive(Debug, Clone)]
-pub struct Refused {
-    /// What the client is told (already says what to do).
-    pub message: String,
-    /// Whether it was refused by policy (`true`) or because the store failed (`false`).
-    pub by_policy: bool,
-}
-
-impl Admission {
-    /// Waits until the entry is durable. Fails closed: if the store cannot write it, the
-    /// command is refused. A held command waits for its decision without telling the client;
-    /// wires that can tell it use [`Admission::wait_with`].
-    pub async fn wait(self) -> Result<Admitted, Refused> {
-        self.wait_with(|_| {}).await
-    }
-
-    /// Whether a review rule holds the command (the wait may be long).
-    pub fn is_held(&self) -> bool {
-        matches!(self.state, AdmissionState::Held(_))
-    }
-
-    /// Like [`Admission::wait`]; if the command is held for approval, `on_hold` is called once
-    /// the request is stored, with what the client should be told at once.
-    pub async fn wait_with(self, on_hold: impl FnOnce(&HoldNotice)) -> Result<Admitted, Refused> {
-        let receipt = match self.state {
-            AdmissionState::Writing(receipt) => receipt,
-            AdmissionState::Refused(refused) => return Err(refused),
-            AdmissionState::Held(held) => held.decide(self.started, on_hold).await?,
-        };
-        match receipt.await {
-            Ok(()) => Ok(Admitted {
-                seq: self.seq,
-                started: self.started,
-                prepares: self.prepares,
-            }),
-            Err(e) => Err(store_refusal(&e)),
-        }
-    }
-}
-
-pub(crate) fn store_refusal(e: &StoreError) -> Refused {
-    Refused {
-        message: format!(
-            "the gateway could not record this command, so it was not run ({e}); \
-             try again later or tell the gateway operator"
-        ),
-        by_policy: false,
-    }
-}
 
 /// Longest statement text kept whole in an entry; longer text is cut, with its full length
 /// noted, so one huge prepared statement executed many times cannot fill the store.
@@ -198,11 +87,6 @@ pub const MAX_AUDITED_TEXT: usize = 1 << 20;
 
 /// Longest bind parameter kept whole in an entry.
 pub const MAX_AUDITED_PARAM: usize = 8 << 10;
-
-/// Longest text the gateway parses: longer text is class `unknown` (which rules can deny),
-/// still audited (cut at [`MAX_AUDITED_TEXT`], with its length), so a huge text cannot tie
-/// a worker up in the parser.
-pub const MAX_PARSED_TEXT: usize = 256 << 10;
 
 /// Texts longer than this are parsed on a blocking thread (`block_in_place`), so the async
 /// workers keep relaying other sessions meanwhile.
@@ -259,7 +143,7 @@ impl Session {
             crate::connection::Protocol::Mysql => mysql::read(text, modes),
             other => crate::classify::read(other, text),
         };
-        if text.len() > MAX_PARSED_TEXT {
+        if text.len() > crate::classify::MAX_PARSED_TEXT {
             return Reading::unknown();
         }
         if text.len() > CLASSIFIED_MAX_TEXT {
@@ -410,13 +294,13 @@ impl Session {
     /// Judges a command and starts writing its audit entry. Wait on the returned
     /// [`Admission`] before forwarding the command; several can be in flight at once.
     pub fn admit(&self, command: Command) -> Admission {
-        self.admit_as(command, true, &|_| Vec::new())
+        self.admit_as(command, Judged::ByRules, &|_| Vec::new())
     }
 
     /// [`Session::admit`] for a wire that tracks prepared statements: `resolver` says what
     /// each `EXECUTE name` in the text may run.
     pub fn admit_resolving(&self, command: Command, resolver: Resolver<'_>) -> Admission {
-        self.admit_as(command, true, resolver)
+        self.admit_as(command, Judged::ByRules, resolver)
     }
 
     /// Records a command the gateway observed but does not decide — a line typed into an
@@ -424,10 +308,10 @@ impl Session {
     /// shell itself was admitted). No rule judges it; its entry is written like any other, so
     /// waiting on the admission still means the entry is durable.
     pub fn observe(&self, command: Command) -> Admission {
-        self.admit_as(command, false, &|_| Vec::new())
+        self.admit_as(command, Judged::Observed, &|_| Vec::new())
     }
 
-    fn admit_as(&self, command: Command, judge: bool, resolver: Resolver<'_>) -> Admission {
+    fn admit_as(&self, command: Command, judged: Judged, resolver: Resolver<'_>) -> Admission {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let started = Instant::now();
         let (reading, command) = match command.class() {
@@ -465,7 +349,7 @@ impl Session {
                 rule: READS_SQL_RULE.into(),
                 reason,
             }
-        } else if judge {
+        } else if judged == Judged::ByRules {
             self.rules.judge(&Subject {
                 protocol: self.info.protocol,
                 connection: &self.info.connection,
@@ -555,7 +439,7 @@ impl Session {
                 );
                 AdmissionState::Refused(Refused {
                     message: reason,
-                    by_policy: true,
+                    kind: RefusalKind::Rule,
                 })
             }
             Judgement::Review(review) => {
@@ -570,11 +454,14 @@ impl Session {
                 }))
             }
         };
+        // Only a held command waits long enough for the session to end meanwhile.
+        let ended = matches!(state, AdmissionState::Held(_)).then(|| self.end_watch());
         Admission {
             seq,
             started,
             state,
             prepares,
+            ended,
         }
     }
 
@@ -599,14 +486,13 @@ impl Session {
 
     /// Closes a command with its outcome: the audit entry and the recording get it, with what
     /// was masked in its result.
-    pub fn finish(
-        &self,
-        admitted: Admitted,
-        outcome: Outcome,
-        rows_returned: u64,
-        rows_affected: Option<u64>,
-        masked: MaskLog,
-    ) {
+    pub fn finish(&self, admitted: Admitted, end: impl Into<CommandEnd>) {
+        let CommandEnd {
+            outcome,
+            rows_returned,
+            rows_affected,
+            masked,
+        } = end.into();
         let finished_at = SystemTime::now();
         let duration = admitted.started.elapsed();
         let outcome = match outcome {
@@ -689,51 +575,24 @@ impl Session {
     /// Resolves when the gateway ends the session: its token was revoked or expired, or the
     /// gateway is shutting down. Cancel-safe: dropping the future loses nothing.
     pub async fn ended(&self) -> EndReason {
-        let mut revoked = self.revoked.clone();
-        let mut shutdown = self.shutdown.clone();
-        let token: &TokenId = &self.info.token_id;
+        self.end_watch().ended().await
+    }
+
+    /// What tells this session's end, for a wait that must stop at it.
+    pub(crate) fn end_watch(&self) -> EndWatch {
+        let token = self.info.token_id.clone();
         // A JWT's session also ends when its subject is revoked.
         let subject = token
             .0
             .starts_with(crate::revocation::JWT_PREFIX)
             .then(|| crate::revocation::subject_key(&self.info.identity));
-        let expiry = self.token_expires.map(|t| {
-            let left = t.duration_since(SystemTime::now()).unwrap_or_default();
-            tokio::time::Instant::now() + left
-        });
-        loop {
-            let set = revoked.borrow_and_update().clone();
-            // A subject's revocation ends the sessions opened before it; a token issued
-            // after it was let in at login.
-            let subject_revoked = subject
-                .as_ref()
-                .and_then(|s| set.get(s))
-                .is_some_and(|at| *at >= self.info.started_at);
-            if set.contains_key(token) || subject_revoked {
-                return EndReason::TokenRevoked;
-            }
-            if *shutdown.borrow_and_update() {
-                return EndReason::Shutdown;
-            }
-            let expired = async {
-                match expiry {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                changed = revoked.changed() => {
-                    if changed.is_err() {
-                        return EndReason::Shutdown;
-                    }
-                }
-                changed = shutdown.changed() => {
-                    if changed.is_err() {
-                        return EndReason::Shutdown;
-                    }
-                }
-                () = expired => return EndReason::TokenExpired,
-            }
+        EndWatch {
+            revoked: self.revoked.clone(),
+            shutdown: self.shutdown.clone(),
+            token,
+            subject,
+            started_at: self.info.started_at,
+            expires: self.token_expires,
         }
     }
 
@@ -778,8 +637,8 @@ impl Session {
     /// The wire hands over output as it forwarded it (masked by [`Session::masker`]). What the
     /// recording keeps is masked by every rule, exemptions ignored, like all evidence: so
     /// output of an exempt identity, the input and an exec's command are masked here.
-    pub fn terminal(&self, mut event: crate::store::TerminalEvent) {
-        use crate::store::TerminalEventKind as Kind;
+    pub fn terminal(&self, mut event: crate::events::TerminalEvent) {
+        use crate::events::TerminalEventKind as Kind;
         let evidence = &self.evidence_masker;
         if evidence.has_detectors() {
             let mut counts = MaskCounts::new();
@@ -839,43 +698,6 @@ fn mask_command(masker: &Masker, command: Command, counts: &mut MaskCounts) -> C
         })
     };
     rebuilt.unwrap_or(command)
-}
-
-/// Writes the entry of a command that will not run, with its outcome, at once.
-pub(crate) fn not_run(
-    audit: &dyn AuditSink,
-    recordings: &dyn RecordingSink,
-    record: CommandRecord,
-    started: Instant,
-    reason: String,
-) {
-    let session = record.session.clone();
-    let seq = record.seq;
-    // Not awaited: the command does not run, so nothing waits on this evidence, and a store
-    // that fails here already refuses everything else.
-    drop(audit.command_admitted(record));
-    let finished_at = SystemTime::now();
-    recordings.append(
-        &session,
-        RecordingEvent::Result {
-            at: time::display(finished_at),
-            seq,
-            status: "not-run".into(),
-            detail: reason.clone(),
-            rows: 0,
-            duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-        },
-    );
-    audit.command_finished(CommandCompletion {
-        session,
-        seq,
-        outcome: Outcome::NotExecuted { reason },
-        rows_returned: 0,
-        rows_affected: None,
-        duration: started.elapsed(),
-        finished_at,
-        masked: MaskLog::new(),
-    });
 }
 
 #[cfg(test)]

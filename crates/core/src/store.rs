@@ -8,16 +8,16 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::error::StoreError;
-use crate::events::{CommandCompletion, CommandRecord, SessionEnd, SessionInfo};
+use crate::events::{
+    CommandCompletion, CommandRecord, SessionEnd, SessionId, SessionInfo, TerminalEvent,
+};
 use crate::identity::{TokenHash, TokenId, TokenRecord};
-use crate::session::SessionId;
 
 /// Proof, once awaited, that a write is durable.
 ///
@@ -188,96 +188,6 @@ pub enum RecordingEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         status: Option<String>,
     },
-}
-
-/// One event of a terminal channel (an SSH shell or exec): the store writes each channel as an
-/// asciicast v2 file beside the session's recording.
-#[derive(Debug, Clone)]
-pub struct TerminalEvent {
-    /// The channel it happened on (the SSH channel id); a session may run several at once.
-    pub channel: u32,
-    /// When it happened. The cast's offsets are differences of these, so they are exact even
-    /// though the store writes events out later, in batches.
-    pub at: Instant,
-    /// What happened.
-    pub kind: TerminalEventKind,
-}
-
-/// What happened on a terminal channel.
-#[derive(Debug, Clone)]
-pub enum TerminalEventKind {
-    /// The channel started a shell or a command: opens its cast. A channel id used again
-    /// after its `End` opens a new cast.
-    Start(TerminalStart),
-    /// Bytes the client's terminal was sent (stdout and stderr), as the wire forwarded them
-    /// (masked). Any bytes: what is not UTF-8 is kept lossily, a character split between
-    /// two events is kept whole.
-    Output(Bytes),
-    /// Bytes the client typed. Beware: a password typed at a prompt that does not echo is
-    /// kept in clear, and a card number typed key by key escapes masking (each key is its
-    /// own event); what a terminal echoes is in the output already.
-    Input(Bytes),
-    /// The client's terminal changed size (`window-change`).
-    Resize {
-        /// Columns.
-        width: u32,
-        /// Rows.
-        height: u32,
-    },
-    /// The channel ended: its cast is sealed.
-    End {
-        /// How (e.g. `exit-status 0`, `exit-signal KILL`), if known.
-        status: Option<String>,
-    },
-}
-
-/// How a terminal channel started (the asciicast header).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TerminalStart {
-    /// Columns (0 if the client asked for no terminal: the cast says 80).
-    pub width: u32,
-    /// Rows (0 if the client asked for no terminal: the cast says 24).
-    pub height: u32,
-    /// The client's `TERM` (`pty-req`), if it asked for a terminal.
-    pub term: Option<String>,
-    /// The command (exec), or none for a shell.
-    pub command: Option<String>,
-}
-
-impl TerminalEvent {
-    /// An event that happened just now.
-    pub fn now(channel: u32, kind: TerminalEventKind) -> Self {
-        Self {
-            channel,
-            at: Instant::now(),
-            kind,
-        }
-    }
-
-    /// The channel started a shell or command, just now.
-    pub fn start(channel: u32, start: TerminalStart) -> Self {
-        Self::now(channel, TerminalEventKind::Start(start))
-    }
-
-    /// Output to the client's terminal, just now.
-    pub fn output(channel: u32, data: Bytes) -> Self {
-        Self::now(channel, TerminalEventKind::Output(data))
-    }
-
-    /// Input from the client, just now (see [`TerminalEventKind::Input`] before using it).
-    pub fn input(channel: u32, data: Bytes) -> Self {
-        Self::now(channel, TerminalEventKind::Input(data))
-    }
-
-    /// The client's terminal was resized, just now.
-    pub fn resize(channel: u32, width: u32, height: u32) -> Self {
-        Self::now(channel, TerminalEventKind::Resize { width, height })
-    }
-
-    /// The channel ended, just now.
-    pub fn end(channel: u32, status: Option<String>) -> Self {
-        Self::now(channel, TerminalEventKind::End { status })
-    }
 }
 
 /// Where session recordings go: an append-only stream per session, flushed as it goes.

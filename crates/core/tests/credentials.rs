@@ -4,16 +4,13 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use async_trait::async_trait;
-use gatehouse_core::store::{AuditSink, Receipt, RecordingEvent, RecordingSink, TokenRegistry};
+use gatehouse_core::testing::{connection, token_record, MemoryStore};
 use gatehouse_core::{
-    CommandCompletion, CommandRecord, ConnectionSpec, Credential, EndReason, Gateway, GatewayParts,
-    Identity, OpenRequest, Protocol, Refusal, Session, SessionEnd, SessionId, SessionInfo,
-    StoreError, TokenHash, TokenId, TokenRecord, UpstreamTls,
+    Credential, EndReason, Gateway, OpenRequest, Protocol, Refusal, Session, TokenHash, TokenId,
+    TokenRecord,
 };
 
 const KEY: &str = "SHA256:2TGVr39c88cuJae2B/zXeB10cgF90VV3k6vy8ARxqlE";
@@ -23,127 +20,45 @@ const SCOPED_KEY: &str = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 const UNKNOWN_KEY: &str = "SHA256:BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
 const TOKEN: &str = "gh_secret";
 
-#[derive(Default)]
-struct Memory {
-    tokens: HashMap<TokenHash, TokenRecord>,
-    keys: HashMap<String, TokenRecord>,
-    key_lookups: Mutex<Vec<String>>,
-    opened: Mutex<Vec<SessionInfo>>,
-    closed: Mutex<Vec<SessionEnd>>,
-}
-
-fn done() -> Receipt {
-    let (tx, rx) = Receipt::channel();
-    let _ = tx.send(Ok(()));
-    rx
-}
-
-impl AuditSink for Memory {
-    fn session_opened(&self, info: &SessionInfo) -> Receipt {
-        self.opened.lock().unwrap().push(info.clone());
-        done()
-    }
-    fn command_admitted(&self, _: CommandRecord) -> Receipt {
-        done()
-    }
-    fn command_finished(&self, _: CommandCompletion) {}
-    fn session_closed(&self, end: &SessionEnd) -> Receipt {
-        self.closed.lock().unwrap().push(end.clone());
-        done()
-    }
-}
-
-impl RecordingSink for Memory {
-    fn append(&self, _: &SessionId, _: RecordingEvent) {}
-    fn close(&self, _: &SessionId) {}
-}
-
-#[async_trait]
-impl TokenRegistry for Memory {
-    async fn find_by_hash(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
-        Ok(self.tokens.get(hash).cloned())
-    }
-    async fn find_by_key(&self, fingerprint: &str) -> Result<Option<TokenRecord>, StoreError> {
-        self.key_lookups
-            .lock()
-            .unwrap()
-            .push(fingerprint.to_owned());
-        Ok(self.keys.get(fingerprint).cloned())
-    }
-    async fn revoked_since(&self, _: SystemTime) -> Result<Vec<(TokenId, SystemTime)>, StoreError> {
-        Ok(vec![])
-    }
-}
-
 fn record(id: &str, name: &str, edit: impl FnOnce(&mut TokenRecord)) -> TokenRecord {
-    let mut r = TokenRecord {
-        id: TokenId(id.into()),
-        identity: Identity {
-            name: name.into(),
-            groups: vec!["ops".into()],
-        },
-        connections: vec![],
-        created_at: SystemTime::now(),
-        expires_at: None,
-        revoked_at: None,
-        created_by: "test".into(),
-    };
+    let mut r = token_record(id, name, &["ops"]);
     edit(&mut r);
     r
 }
 
-fn gateway() -> (Gateway, Arc<Memory>) {
-    let mut memory = Memory::default();
+fn gateway() -> (Gateway, Arc<MemoryStore>) {
+    let memory = MemoryStore::default();
     memory
         .tokens
+        .lock()
+        .unwrap()
         .insert(TokenHash::of(TOKEN), record("tok_1", "job", |_| {}));
+    let keys = [
+        (KEY, record("key_1", "alice", |_| {})),
+        (
+            REVOKED_KEY,
+            record("key_2", "bob", |r| r.revoked_at = Some(SystemTime::now())),
+        ),
+        (
+            EXPIRED_KEY,
+            record("key_3", "carol", |r| {
+                r.expires_at = Some(SystemTime::now() - Duration::from_secs(1))
+            }),
+        ),
+        (
+            SCOPED_KEY,
+            record("key_4", "dave", |r| {
+                r.connections = vec!["elsewhere".into()]
+            }),
+        ),
+    ];
     memory
         .keys
-        .insert(KEY.into(), record("key_1", "alice", |_| {}));
-    memory.keys.insert(
-        REVOKED_KEY.into(),
-        record("key_2", "bob", |r| r.revoked_at = Some(SystemTime::now())),
-    );
-    memory.keys.insert(
-        EXPIRED_KEY.into(),
-        record("key_3", "carol", |r| {
-            r.expires_at = Some(SystemTime::now() - Duration::from_secs(1))
-        }),
-    );
-    memory.keys.insert(
-        SCOPED_KEY.into(),
-        record("key_4", "dave", |r| {
-            r.connections = vec!["elsewhere".into()]
-        }),
-    );
+        .lock()
+        .unwrap()
+        .extend(keys.map(|(k, r)| (k.to_owned(), r)));
     let memory = Arc::new(memory);
-    let gateway = Gateway::new(GatewayParts {
-        connections: vec![ConnectionSpec {
-            name: "box".into(),
-            protocol: Protocol::Ssh,
-            address: "127.0.0.1:1".into(),
-            database: None,
-            username: "u".into(),
-            password: None,
-            groups: vec!["ops".into()],
-            tls: UpstreamTls::Disable,
-            tls_ca: None,
-            local_infile: false,
-            startup_options: false,
-            private_key: None,
-            host_key: None,
-            port_forwarding: false,
-            upload_copy_max_bytes: 0,
-        }],
-        tokens: memory.clone(),
-        audit: memory.clone(),
-        recordings: memory.clone(),
-        rules: Default::default(),
-        approvals: Arc::new(gatehouse_core::approval::NoApprovals),
-        oidc: Default::default(),
-        masks: Default::default(),
-    })
-    .unwrap();
+    let gateway = Gateway::new(memory.parts(connection("box", Protocol::Ssh, &["ops"]))).unwrap();
     (gateway, memory)
 }
 
@@ -167,7 +82,7 @@ fn refusal(opened: Result<Session, Refusal>) -> Refusal {
 }
 
 /// The reason recorded for the last refused attempt, and the identity it names.
-fn last_refusal(memory: &Memory) -> (String, String) {
+fn last_refusal(memory: &MemoryStore) -> (String, String) {
     let reason = memory.closed.lock().unwrap().last().unwrap().reason.clone();
     let who = memory
         .opened

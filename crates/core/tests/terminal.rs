@@ -3,81 +3,17 @@
 //! of an identity exempt from masking, which the wire forwarded in clear).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::sync::Arc;
+use std::time::Instant;
 
-use async_trait::async_trait;
 use bytes::Bytes;
+use gatehouse_core::events::{TerminalEvent, TerminalEventKind, TerminalStart};
 use gatehouse_core::mask::{MaskPolicy, MaskSpec};
-use gatehouse_core::store::{
-    AuditSink, Receipt, RecordingEvent, RecordingSink, TerminalEvent, TerminalEventKind,
-    TerminalStart, TokenRegistry,
-};
-use gatehouse_core::{
-    CommandCompletion, CommandRecord, ConnectionSpec, Gateway, GatewayParts, Identity, OpenRequest,
-    Protocol, Session, SessionEnd, SessionId, SessionInfo, StoreError, TokenHash, TokenId,
-    TokenRecord, UpstreamTls,
-};
+use gatehouse_core::testing::{connection, open, MemoryStore};
+use gatehouse_core::{Gateway, Protocol, Session};
 
-/// A store double: the sink is what is tested, not the store.
-struct Memory {
-    groups: Vec<String>,
-    terminal: Mutex<Vec<TerminalEvent>>,
-}
-
-fn done() -> Receipt {
-    let (tx, rx) = Receipt::channel();
-    let _ = tx.send(Ok(()));
-    rx
-}
-
-impl AuditSink for Memory {
-    fn session_opened(&self, _: &SessionInfo) -> Receipt {
-        done()
-    }
-    fn command_admitted(&self, _: CommandRecord) -> Receipt {
-        done()
-    }
-    fn command_finished(&self, _: CommandCompletion) {}
-    fn session_closed(&self, _: &SessionEnd) -> Receipt {
-        done()
-    }
-}
-
-impl RecordingSink for Memory {
-    fn append(&self, _: &SessionId, _: RecordingEvent) {}
-    fn close(&self, _: &SessionId) {}
-    fn terminal(&self, _: &SessionId, event: TerminalEvent) {
-        self.terminal.lock().unwrap().push(event);
-    }
-}
-
-#[async_trait]
-impl TokenRegistry for Memory {
-    async fn find_by_hash(&self, _: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
-        Ok(Some(TokenRecord {
-            id: TokenId("tok_test".into()),
-            identity: Identity {
-                name: "t".into(),
-                groups: self.groups.clone(),
-            },
-            connections: vec![],
-            created_at: SystemTime::now(),
-            expires_at: None,
-            revoked_at: None,
-            created_by: "test".into(),
-        }))
-    }
-    async fn revoked_since(&self, _: SystemTime) -> Result<Vec<(TokenId, SystemTime)>, StoreError> {
-        Ok(vec![])
-    }
-}
-
-async fn session(groups: &[&str]) -> (Session, Arc<Memory>) {
-    let memory = Arc::new(Memory {
-        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-        terminal: Mutex::new(Vec::new()),
-    });
+async fn session(groups: &[&str]) -> (Session, Arc<MemoryStore>) {
+    let memory = Arc::new(MemoryStore::accepting_any_token("t", groups));
     let masks = MaskPolicy::new(
         vec![MaskSpec {
             name: "pan".into(),
@@ -90,44 +26,10 @@ async fn session(groups: &[&str]) -> (Session, Arc<Memory>) {
         vec![7; 32],
     )
     .unwrap();
-    let gateway = Gateway::new(GatewayParts {
-        connections: vec![ConnectionSpec {
-            name: "web1".into(),
-            protocol: Protocol::Ssh,
-            address: "127.0.0.1:1".into(),
-            database: None,
-            username: "u".into(),
-            password: None,
-            groups: vec!["ops".into(), "fraud".into()],
-            tls: UpstreamTls::Disable,
-            tls_ca: None,
-            local_infile: false,
-            startup_options: false,
-            private_key: None,
-            host_key: None,
-            port_forwarding: false,
-            upload_copy_max_bytes: 0,
-        }],
-        tokens: memory.clone(),
-        audit: memory.clone(),
-        recordings: memory.clone(),
-        rules: Default::default(),
-        approvals: Arc::new(gatehouse_core::approval::NoApprovals),
-        oidc: Default::default(),
-        masks,
-    })
-    .unwrap();
-    let session = gateway
-        .open(OpenRequest {
-            connection: "web1",
-            credential: gatehouse_core::Credential::Token("gh_x"),
-            claimed_user: "web1",
-            settings: &[],
-            client_addr: "127.0.0.1:9".parse().unwrap(),
-            protocol: Protocol::Ssh,
-        })
-        .await
-        .unwrap();
+    let mut parts = memory.parts(connection("web1", Protocol::Ssh, &["ops", "fraud"]));
+    parts.masks = masks;
+    let gateway = Gateway::new(parts).unwrap();
+    let session = open(&gateway, "web1", Protocol::Ssh).await;
     (session, memory)
 }
 

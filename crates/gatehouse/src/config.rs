@@ -97,11 +97,11 @@ fn default_retention() -> u32 {
 pub struct ListenSection {
     /// PostgreSQL listener.
     pub postgres: Option<String>,
-    /// MySQL listener (not in this build yet).
+    /// MySQL listener (`host:port`).
     pub mysql: Option<String>,
-    /// SSH listener (not in this build yet).
+    /// SSH listener (`host:port`).
     pub ssh: Option<String>,
-    /// Admin HTTP API (not in this build yet).
+    /// Admin HTTP API listener (`host:port`; HTTPS with `[admin] tls`).
     pub admin: Option<String>,
 }
 

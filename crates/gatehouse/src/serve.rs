@@ -338,21 +338,9 @@ fn mask_key(state_dir: &std::path::Path) -> Result<Vec<u8>, CliError> {
         .map_err(|e| CliError::Config(e.to_string()))?
         .into_bytes();
     std::fs::create_dir_all(state_dir)
-        .and_then(|()| write_private(&path, &key))
+        .and_then(|()| gatehouse_core::private_file::write_private(&path, &key))
         .map_err(|e| CliError::Config(format!("cannot write {}: {e}", path.display())))?;
     Ok(key)
-}
-
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(bytes)
 }
 
 /// Makes a state directory made before the gateway set its umask readable by its own user

@@ -42,21 +42,16 @@ fn self_signed(state_dir: &Path) -> Result<(PathBuf, PathBuf), CliError> {
     let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
     let pair = rcgen::generate_simple_self_signed(names)
         .map_err(|e| CliError::Tls(format!("cannot generate a certificate: {e}")))?;
+    // A certificate without its key (or the other way round) is made again, both of them.
+    let _ = std::fs::remove_file(&key);
     std::fs::write(&cert, pair.cert.pem())
-        .and_then(|()| write_private(&key, pair.signing_key.serialize_pem().as_bytes()))
+        .and_then(|()| {
+            gatehouse_core::private_file::write_private(
+                &key,
+                pair.signing_key.serialize_pem().as_bytes(),
+            )
+        })
         .map_err(|e| CliError::Tls(format!("cannot write {}: {e}", dir.display())))?;
     tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate");
     Ok((cert, key))
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?
-        .write_all(bytes)
 }

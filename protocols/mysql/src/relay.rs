@@ -380,7 +380,7 @@ impl<'a> Relay<'a> {
         let admitted = match self.wait(admission).await? {
             Waited::Admitted(a) => a,
             Waited::Refused(refused) => {
-                let code = if refused.by_policy {
+                let code = if refused.by_policy() {
                     (1227, "42000")
                 } else {
                     (1105, "HY000")
@@ -427,8 +427,7 @@ impl<'a> Relay<'a> {
                 };
                 self.client.queue(&payload, 1);
                 self.client.flush().await?;
-                self.session
-                    .finish(admitted, outcome, 0, None, MaskCounts::new().to_log());
+                self.session.finish(admitted, outcome);
                 return Ok(false);
             }
         }
@@ -443,8 +442,13 @@ impl<'a> Relay<'a> {
             Ok(a) => {
                 let completed = matches!(a.outcome, Outcome::Completed { .. });
                 self.follow_prepared(admitted.prepared_uses(), completed);
-                self.session
-                    .finish(admitted, a.outcome, a.rows, a.affected, a.masked.to_log());
+                self.session.finish(
+                    admitted,
+                    gatehouse_core::CommandEnd::from(a.outcome)
+                        .rows(a.rows)
+                        .affected(a.affected)
+                        .masked(a.masked.to_log()),
+                );
                 Ok(true)
             }
             Err(e) => {
@@ -452,8 +456,7 @@ impl<'a> Relay<'a> {
                     code: "08S01".into(),
                     message: format!("the answer was cut short: {e}"),
                 };
-                self.session
-                    .finish(admitted, outcome, 0, None, MaskCounts::new().to_log());
+                self.session.finish(admitted, outcome);
                 Err(e)
             }
         }
@@ -485,35 +488,27 @@ impl<'a> Relay<'a> {
     /// Waits for the core's verdict. A held command also watches the client (hanging up
     /// withdraws the request) and `KILL QUERY` from the client's other connection.
     async fn wait(&mut self, admission: Admission) -> Result<Waited, MysqlError> {
-        if !admission.is_held() {
-            return Ok(match admission.wait().await {
-                Ok(a) => Waited::Admitted(a),
-                Err(r) => Waited::Refused(r),
-            });
-        }
-        let session = self.session;
         let held = self.held.clone();
-        let wait = admission.wait_with(|notice| {
+        let on_hold = |notice: &gatehouse_core::review::HoldNotice| {
             tracing::info!(request = %notice.approval, rule = %notice.rule, "command held for approval");
-        });
-        tokio::pin!(wait);
-        loop {
-            tokio::select! {
-                verdict = &mut wait => {
-                    return Ok(match verdict {
-                        Ok(a) => Waited::Admitted(a),
-                        Err(r) => Waited::Refused(r),
-                    });
+        };
+        // `KILL QUERY` from the client's other connection, or the client going away (its
+        // stream is read meanwhile; what it sends is kept).
+        let client = &mut self.client;
+        let interrupted = async {
+            loop {
+                tokio::select! {
+                    () = held.notified() => return Ok(()),
+                    read = client.fill() => read?,
                 }
-                () = held.notified() => return Ok(Waited::Interrupted),
-                // Dropping the wait withdraws the request and records the command as not run.
-                read = self.client.fill() => read?,
-                _ = session.ended() => return Ok(Waited::Refused(Refused {
-                    message: "the session was ended while the command waited for approval".into(),
-                    by_policy: true,
-                })),
             }
-        }
+        };
+        Ok(match admission.wait_or(on_hold, interrupted).await {
+            gatehouse_core::Waited::Admitted(a) => Waited::Admitted(a),
+            gatehouse_core::Waited::Refused(r) => Waited::Refused(r),
+            gatehouse_core::Waited::Interrupted(Ok(())) => Waited::Interrupted,
+            gatehouse_core::Waited::Interrupted(Err(e)) => return Err(e),
+        })
     }
 
     async fn prepare(&mut self, m: Message) -> Result<(), MysqlError> {

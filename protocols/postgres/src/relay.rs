@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
-use gatehouse_core::{Admission, Command, EndReason, Session};
+use gatehouse_core::{Admission, Command, EndReason, Session, Waited};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use crate::error::PgError;
@@ -129,21 +129,36 @@ where
     let (notices, notices_rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
     let (client_rd, client_wr, client_buf) = client;
     let (server_rd, server_wr, server_buf) = upstream;
+    let shared = Shared {
+        session,
+        tracker: &tracker,
+        limits,
+        traffic,
+    };
     let end = {
-        let c2s = client_to_server(
-            session,
-            &tracker,
-            client_rd,
-            server_wr,
-            client_buf,
-            limits,
-            traffic,
-            (notices, cancelled),
-        );
-        let s2c = server_to_client(
-            session, &tracker, server_rd, client_wr, server_buf, limits, traffic, notices_rx,
-            masking,
-        );
+        let c2s = ClientHalf {
+            shared,
+            rd: client_rd,
+            wr: server_wr,
+            buf: client_buf,
+            notices,
+            cancelled,
+        }
+        .run();
+        let s2c = ServerHalf {
+            shared,
+            rd: server_rd,
+            wr: client_wr,
+            buf: server_buf,
+            notices: notices_rx,
+            scan: ServerScan {
+                passthrough: 0,
+                rows: 0,
+                replacements: Vec::new(),
+                mask: masking,
+            },
+        }
+        .run();
         tokio::pin!(c2s, s2c);
         let end = tokio::select! {
             end = &mut c2s => end,
@@ -169,45 +184,75 @@ fn lock(tracker: &Mutex<Tracker>) -> MutexGuard<'_, Tracker> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn client_to_server<C: AsyncRead, U: AsyncWrite>(
-    session: &Session,
-    tracker: &Mutex<Tracker>,
-    mut rd: ReadHalf<C>,
-    wr: &mut WriteHalf<U>,
-    mut buf: BytesMut,
+/// What both halves of the relay share.
+#[derive(Clone, Copy)]
+struct Shared<'a> {
+    session: &'a Session,
+    tracker: &'a Mutex<Tracker>,
     limits: RelayLimits,
-    traffic: &Traffic,
-    (notices, cancelled): (Notices, &tokio::sync::Notify),
-) -> RelayEnd {
-    let mut passthrough = 0usize;
-    let mut steps: Vec<(usize, usize, Step)> = Vec::new();
-    loop {
-        if !buf.is_empty() {
-            let scanned =
-                match scan_client(session, tracker, &buf, &mut passthrough, &mut steps, limits) {
-                    Ok(s) => s,
-                    Err(e) => return RelayEnd::Failed(e),
-                };
-            let terminate = scanned.terminate;
-            if scanned.len > 0 {
-                let chunk = buf.split_to(scanned.len).freeze();
-                if let Err(e) =
-                    forward_client_chunk(tracker, wr, chunk, &mut steps, &notices, cancelled).await
-                {
-                    return RelayEnd::Failed(e);
+    traffic: &'a Traffic,
+}
+
+/// The client → server half: frames are judged, audited and forwarded in chunks.
+struct ClientHalf<'a, C, U> {
+    shared: Shared<'a>,
+    rd: ReadHalf<C>,
+    wr: &'a mut WriteHalf<U>,
+    buf: BytesMut,
+    /// What the server half is to tell the client meanwhile (a held command's request id).
+    notices: Notices,
+    /// The client's cancel, which ends a held command's wait.
+    cancelled: &'a tokio::sync::Notify,
+}
+
+impl<C: AsyncRead, U: AsyncWrite> ClientHalf<'_, C, U> {
+    /// Relays until the client ends or a frame cannot be relayed.
+    async fn run(self) -> RelayEnd {
+        let Self {
+            shared:
+                Shared {
+                    session,
+                    tracker,
+                    limits,
+                    traffic,
+                },
+            mut rd,
+            wr,
+            mut buf,
+            notices,
+            cancelled,
+        } = self;
+        let mut passthrough = 0usize;
+        let mut steps: Vec<(usize, usize, Step)> = Vec::new();
+        loop {
+            if !buf.is_empty() {
+                let scanned =
+                    match scan_client(session, tracker, &buf, &mut passthrough, &mut steps, limits)
+                    {
+                        Ok(s) => s,
+                        Err(e) => return RelayEnd::Failed(e),
+                    };
+                let terminate = scanned.terminate;
+                if scanned.len > 0 {
+                    let chunk = buf.split_to(scanned.len).freeze();
+                    if let Err(e) =
+                        forward_client_chunk(tracker, wr, chunk, &mut steps, &notices, cancelled)
+                            .await
+                    {
+                        return RelayEnd::Failed(e);
+                    }
+                }
+                if terminate {
+                    return RelayEnd::ClientTerminated;
                 }
             }
-            if terminate {
-                return RelayEnd::ClientTerminated;
+            match rd.read_buf(&mut buf).await {
+                Ok(0) => return RelayEnd::ClientClosed,
+                Ok(n) => {
+                    traffic.from_client.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) => return RelayEnd::Failed(e.into()),
             }
-        }
-        match rd.read_buf(&mut buf).await {
-            Ok(0) => return RelayEnd::ClientClosed,
-            Ok(n) => {
-                traffic.from_client.fetch_add(n as u64, Ordering::Relaxed);
-            }
-            Err(e) => return RelayEnd::Failed(e.into()),
         }
     }
 }
@@ -426,8 +471,7 @@ async fn forward_client_chunk<U: AsyncWrite>(
                 tag,
                 shape,
             } => {
-                let held = admission.is_held();
-                let wait = admission.wait_with(|hold| {
+                let on_hold = |hold: &gatehouse_core::review::HoldNotice| {
                     // The client hears the request id at once, while its command waits.
                     let _ = notices.send(error_response(
                         Severity::Notice,
@@ -435,21 +479,18 @@ async fn forward_client_chunk<U: AsyncWrite>(
                         &hold.message(),
                         None,
                     ));
-                });
-                let decided = if held {
-                    // A held command is not on the server: the client's cancel ends its wait
-                    // (and the core records it as not run and withdraws the request).
-                    tokio::select! {
-                        decided = wait => decided.map_err(|r| (refusal_code(&r), r.message)),
-                        () = cancelled.notified() => Err((
-                            "57014",
-                            "canceling statement due to user request: it was waiting for \
-                             approval and was not run"
-                                .to_owned(),
-                        )),
-                    }
-                } else {
-                    wait.await.map_err(|r| (refusal_code(&r), r.message))
+                };
+                // A held command is not on the server: the client's cancel ends its wait (and
+                // the core records it as not run and withdraws the request).
+                let decided = match admission.wait_or(on_hold, cancelled.notified()).await {
+                    Waited::Admitted(admitted) => Ok(admitted),
+                    Waited::Refused(r) => Err((refusal_code(&r), r.message)),
+                    Waited::Interrupted(()) => Err((
+                        "57014",
+                        "canceling statement due to user request: it was waiting for \
+                         approval and was not run"
+                            .to_owned(),
+                    )),
                 };
                 match decided {
                     Ok(admitted) => Decided::Run(
@@ -513,82 +554,97 @@ enum Decided {
 
 /// The SQLSTATE of a refusal: by policy (42501) or because the store failed (58000).
 fn refusal_code(refused: &gatehouse_core::Refused) -> &'static str {
-    if refused.by_policy {
+    if refused.by_policy() {
         "42501"
     } else {
         "58000"
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn server_to_client<U: AsyncRead, C: AsyncWrite>(
-    session: &Session,
-    tracker: &Mutex<Tracker>,
-    mut rd: ReadHalf<U>,
-    wr: &mut WriteHalf<C>,
-    mut buf: BytesMut,
-    limits: RelayLimits,
-    traffic: &Traffic,
-    mut notices: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
-    masking: Option<ResultMasker>,
-) -> RelayEnd {
-    let mut passthrough = 0usize;
-    let mut rows = 0u64;
-    let mut replacements: Vec<(usize, usize, Bytes)> = Vec::new();
-    let mut mask = masking;
-    loop {
-        if !buf.is_empty() {
-            let len = match scan_server(
-                session,
-                tracker,
-                &buf,
-                &mut passthrough,
-                &mut rows,
-                &mut replacements,
-                limits,
-                mask.as_mut(),
-            ) {
-                Ok(n) => n,
-                Err(e) => return RelayEnd::Failed(e),
-            };
-            if len > 0 {
-                let chunk = buf.split_to(len).freeze();
-                let mut at = 0;
-                for (start, end, replacement) in replacements.drain(..) {
-                    // Replacements come in message order, one per message; anything else is a
-                    // bug, and ends the session rather than panicking.
-                    if start < at || end > chunk.len() {
-                        return RelayEnd::Failed(PgError::Protocol(
-                            "internal: overlapping rewrites of one server message".into(),
-                        ));
+/// The server → client half: answers close the commands they end, rows are masked.
+struct ServerHalf<'a, U, C> {
+    shared: Shared<'a>,
+    rd: ReadHalf<U>,
+    wr: &'a mut WriteHalf<C>,
+    buf: BytesMut,
+    /// What the client half has to say to the client, written between whole messages.
+    notices: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
+    scan: ServerScan,
+}
+
+/// Where the server's stream stands between reads.
+struct ServerScan {
+    /// Bytes of a message being streamed through that are still to come.
+    passthrough: usize,
+    /// Rows of the current result so far.
+    rows: u64,
+    /// Messages of the chunk to send rewritten (masked), in order.
+    replacements: Vec<(usize, usize, Bytes)>,
+    /// The session's result masker, if anything is masked.
+    mask: Option<ResultMasker>,
+}
+
+impl<U: AsyncRead, C: AsyncWrite> ServerHalf<'_, U, C> {
+    /// Relays until the server ends or a message cannot be relayed.
+    async fn run(self) -> RelayEnd {
+        let Self {
+            shared,
+            mut rd,
+            wr,
+            mut buf,
+            mut notices,
+            mut scan,
+        } = self;
+        loop {
+            if !buf.is_empty() {
+                let len = match scan_server(shared, &buf, &mut scan) {
+                    Ok(n) => n,
+                    Err(e) => return RelayEnd::Failed(e),
+                };
+                if len > 0 {
+                    let chunk = buf.split_to(len).freeze();
+                    let mut at = 0;
+                    for (start, end, replacement) in scan.replacements.drain(..) {
+                        // Replacements come in message order, one per message; anything else is a
+                        // bug, and ends the session rather than panicking.
+                        if start < at || end > chunk.len() {
+                            return RelayEnd::Failed(PgError::Protocol(
+                                "internal: overlapping rewrites of one server message".into(),
+                            ));
+                        }
+                        if let Err(e) =
+                            write_parts(wr, &[chunk.slice(at..start), replacement]).await
+                        {
+                            return RelayEnd::Failed(e);
+                        }
+                        at = end;
                     }
-                    if let Err(e) = write_parts(wr, &[chunk.slice(at..start), replacement]).await {
+                    if let Err(e) = write_parts(wr, &[chunk.slice(at..)]).await {
                         return RelayEnd::Failed(e);
                     }
-                    at = end;
-                }
-                if let Err(e) = write_parts(wr, &[chunk.slice(at..)]).await {
-                    return RelayEnd::Failed(e);
                 }
             }
-        }
-        // A gateway notice goes out only between whole messages: never inside a row that is
-        // still streaming through. `read_buf` is cancel-safe, so losing the race loses nothing.
-        let read = tokio::select! {
-            read = rd.read_buf(&mut buf) => read,
-            Some(notice) = notices.recv(), if passthrough == 0 => {
-                if let Err(e) = write_parts(wr, &[notice]).await {
-                    return RelayEnd::Failed(e);
+            // A gateway notice goes out only between whole messages: never inside a row that is
+            // still streaming through. `read_buf` is cancel-safe, so losing the race loses nothing.
+            let read = tokio::select! {
+                read = rd.read_buf(&mut buf) => read,
+                Some(notice) = notices.recv(), if scan.passthrough == 0 => {
+                    if let Err(e) = write_parts(wr, &[notice]).await {
+                        return RelayEnd::Failed(e);
+                    }
+                    continue;
                 }
-                continue;
+            };
+            match read {
+                Ok(0) => return RelayEnd::ServerClosed,
+                Ok(n) => {
+                    shared
+                        .traffic
+                        .from_server
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) => return RelayEnd::Failed(e.into()),
             }
-        };
-        match read {
-            Ok(0) => return RelayEnd::ServerClosed,
-            Ok(n) => {
-                traffic.from_server.fetch_add(n as u64, Ordering::Relaxed);
-            }
-            Err(e) => return RelayEnd::Failed(e.into()),
         }
     }
 }
@@ -605,17 +661,20 @@ async fn write_parts<W: AsyncWrite>(wr: &mut WriteHalf<W>, parts: &[Bytes]) -> R
 
 /// Finds the complete (or streamable) frames at the front of the server's buffer, closing
 /// commands as their answers pass. Returns how many bytes may be forwarded.
-#[allow(clippy::too_many_arguments)]
-fn scan_server(
-    session: &Session,
-    tracker: &Mutex<Tracker>,
-    buf: &[u8],
-    passthrough: &mut usize,
-    rows: &mut u64,
-    replacements: &mut Vec<(usize, usize, Bytes)>,
-    limits: RelayLimits,
-    mut mask: Option<&mut ResultMasker>,
-) -> Result<usize, PgError> {
+fn scan_server(shared: Shared<'_>, buf: &[u8], scan: &mut ServerScan) -> Result<usize, PgError> {
+    let Shared {
+        session,
+        tracker,
+        limits,
+        ..
+    } = shared;
+    let ServerScan {
+        passthrough,
+        rows,
+        replacements,
+        mask,
+    } = scan;
+    let mut mask = mask.as_mut();
     let mut off = 0;
     if *passthrough > 0 {
         let n = (*passthrough).min(buf.len());

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use gatehouse_core::classify::PreparedUse;
-use gatehouse_core::{Admitted, MaskLog, Outcome, Param, Session};
+use gatehouse_core::{Admitted, CommandEnd, MaskLog, Outcome, Param, Session};
 
 use crate::masking::Field;
 use crate::messages::{error_response, tag_rows, ServerNotice, Severity};
@@ -447,7 +447,13 @@ impl Tracker {
                 let outcome = Outcome::Completed {
                     tag: tag.to_owned(),
                 };
-                session.finish(run.admitted, outcome, rows, tag_rows(tag), run.masked);
+                session.finish(
+                    run.admitted,
+                    CommandEnd::from(outcome)
+                        .rows(rows)
+                        .affected(tag_rows(tag))
+                        .masked(run.masked),
+                );
             }
         }
     }
@@ -482,7 +488,10 @@ impl Tracker {
                         code: notice.code,
                         message: notice.message,
                     };
-                    session.finish(run.admitted, outcome, rows, None, run.masked);
+                    session.finish(
+                        run.admitted,
+                        CommandEnd::from(outcome).rows(rows).masked(run.masked),
+                    );
                 }
                 None
             }
@@ -514,7 +523,10 @@ impl Tracker {
                                 code: notice.code,
                                 message: notice.message,
                             };
-                            session.finish(run.admitted, outcome, rows, None, run.masked);
+                            session.finish(
+                                run.admitted,
+                                CommandEnd::from(outcome).rows(rows).masked(run.masked),
+                            );
                         }
                     }
                 }
@@ -647,14 +659,20 @@ impl Tracker {
                             tag: run.tag.unwrap_or_default(),
                         },
                     };
-                    session.finish(run.admitted, outcome, run.rows, run.affected, run.masked);
+                    session.finish(
+                        run.admitted,
+                        CommandEnd::from(outcome)
+                            .rows(run.rows)
+                            .affected(run.affected)
+                            .masked(run.masked),
+                    );
                 }
                 Pending::Command(run) => {
                     let outcome = Outcome::NotExecuted {
                         reason: "skipped by the server after an earlier error in the same pipeline"
                             .into(),
                     };
-                    session.finish(run.admitted, outcome, 0, None, run.masked);
+                    session.finish(run.admitted, CommandEnd::from(outcome).masked(run.masked));
                 }
                 draft @ (Pending::Parse(_) | Pending::Bind(_) | Pending::Close { .. }) => {
                     undo.push(draft)

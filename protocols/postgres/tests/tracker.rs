@@ -1,125 +1,25 @@
 //! The tracker on its own: sequences of client messages and server answers in, audit outcomes
-//! out. The store behind the session is an in-memory double of the core's traits (the store is
-//! not what this crate proxies; PostgreSQL itself is exercised end to end in crates/gatehouse).
+//! out. The store behind the session is the core's in-memory double (the store is not what this
+//! crate proxies; PostgreSQL itself is exercised end to end in crates/gatehouse).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use gatehouse_core::store::{AuditSink, Receipt, RecordingEvent, RecordingSink, TokenRegistry};
-use gatehouse_core::{
-    Command, CommandCompletion, CommandRecord, ConnectionSpec, Credential, Gateway, GatewayParts,
-    Identity, OpenRequest, Outcome, Protocol, Session, SessionEnd, SessionId, SessionInfo,
-    StoreError, TokenHash, TokenId, TokenRecord, UpstreamTls,
-};
+use gatehouse_core::testing::{connection, open, MemoryStore};
+use gatehouse_core::{Command, Gateway, Outcome, Protocol, Session};
 use gatehouse_postgres::messages::ServerNotice;
 use gatehouse_postgres::tracker::{Pending, Portal, Running, Statement, Tracker};
 
-#[derive(Default)]
-struct Memory {
-    admitted: Mutex<Vec<CommandRecord>>,
-    finished: Mutex<Vec<CommandCompletion>>,
-    notes: Mutex<Vec<String>>,
-}
-
-fn done() -> Receipt {
-    let (tx, rx) = Receipt::channel();
-    let _ = tx.send(Ok(()));
-    rx
-}
-
-impl AuditSink for Memory {
-    fn session_opened(&self, _: &SessionInfo) -> Receipt {
-        done()
-    }
-    fn command_admitted(&self, record: CommandRecord) -> Receipt {
-        self.admitted.lock().unwrap().push(record);
-        done()
-    }
-    fn command_finished(&self, completion: CommandCompletion) {
-        self.finished.lock().unwrap().push(completion);
-    }
-    fn session_closed(&self, _: &SessionEnd) -> Receipt {
-        done()
-    }
-}
-
-impl RecordingSink for Memory {
-    fn append(&self, _: &SessionId, event: RecordingEvent) {
-        if let RecordingEvent::Notice { text, .. } = event {
-            self.notes.lock().unwrap().push(text);
-        }
-    }
-    fn close(&self, _: &SessionId) {}
-}
-
-#[async_trait]
-impl TokenRegistry for Memory {
-    async fn find_by_hash(&self, _: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
-        Ok(Some(TokenRecord {
-            id: TokenId("tok_test".into()),
-            identity: Identity {
-                name: "t".into(),
-                groups: vec!["g".into()],
-            },
-            connections: vec![],
-            created_at: SystemTime::now(),
-            expires_at: None,
-            revoked_at: None,
-            created_by: "test".into(),
-        }))
-    }
-    async fn revoked_since(&self, _: SystemTime) -> Result<Vec<(TokenId, SystemTime)>, StoreError> {
-        Ok(vec![])
-    }
-}
-
-async fn session() -> (Session, Arc<Memory>) {
+async fn session() -> (Session, Arc<MemoryStore>) {
     session_with_rules(gatehouse_core::Rules::default()).await
 }
 
-async fn session_with_rules(rules: gatehouse_core::Rules) -> (Session, Arc<Memory>) {
-    let memory = Arc::new(Memory::default());
-    let gateway = Gateway::new(GatewayParts {
-        connections: vec![ConnectionSpec {
-            name: "db".into(),
-            protocol: Protocol::Postgres,
-            address: "127.0.0.1:1".into(),
-            database: None,
-            username: "u".into(),
-            password: None,
-            groups: vec!["g".into()],
-            tls: UpstreamTls::Disable,
-            tls_ca: None,
-            local_infile: false,
-            startup_options: false,
-            private_key: None,
-            host_key: None,
-            port_forwarding: false,
-            upload_copy_max_bytes: 0,
-        }],
-        tokens: memory.clone(),
-        audit: memory.clone(),
-        recordings: memory.clone(),
-        rules,
-        approvals: std::sync::Arc::new(gatehouse_core::approval::NoApprovals),
-        oidc: Default::default(),
-        masks: Default::default(),
-    })
-    .unwrap();
-    let session = gateway
-        .open(OpenRequest {
-            connection: "db",
-            credential: Credential::Token("gh_x"),
-            claimed_user: "u",
-            settings: &[],
-            client_addr: "127.0.0.1:9".parse().unwrap(),
-            protocol: Protocol::Postgres,
-        })
-        .await
-        .unwrap();
-    (session, memory)
+async fn session_with_rules(rules: gatehouse_core::Rules) -> (Session, Arc<MemoryStore>) {
+    let memory = Arc::new(MemoryStore::accepting_any_token("t", &["g"]));
+    let mut parts = memory.parts(connection("db", Protocol::Postgres, &["g"]));
+    parts.rules = rules;
+    let gateway = Gateway::new(parts).unwrap();
+    (open(&gateway, "db", Protocol::Postgres).await, memory)
 }
 
 async fn running(session: &Session, text: &str, simple: bool) -> Pending {
@@ -225,7 +125,7 @@ async fn a_failed_bind_fails_the_execute_that_needed_it() {
     t.ready(&s, b'I');
     let finished = memory.finished.lock().unwrap();
     assert!(matches!(&finished[0].outcome, Outcome::Failed { code, .. } if code == "22012"));
-    assert!(memory.notes.lock().unwrap()[0].contains("Bind of portal \"\" failed"));
+    assert!(memory.notes()[0].contains("Bind of portal \"\" failed"));
 }
 
 #[tokio::test]
@@ -277,7 +177,7 @@ async fn a_review_whose_request_cannot_be_stored_refuses_the_command() {
         !told,
         "the client is told a request id only once it is stored"
     );
-    assert!(refused.by_policy);
+    assert!(refused.by_policy());
     assert!(
         refused.message.contains("could not be stored"),
         "{}",

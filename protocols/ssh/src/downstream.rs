@@ -19,8 +19,8 @@ use crate::relay::Ends;
 use crate::scp_stream::ScpWatch;
 use crate::sftp::Framer;
 use crate::sftp_link::SftpLink;
+use gatehouse_core::events::TerminalEvent;
 use gatehouse_core::files::FileDirection;
-use gatehouse_core::store::TerminalEvent;
 
 /// How much of the last output line is looked at for a password prompt.
 const PROMPT_TAIL: usize = 80;
@@ -47,16 +47,6 @@ pub(crate) enum Mode {
     /// A packet the gateway answers the client with itself (a refused SFTP operation), written
     /// between whole packets of the host's.
     Reply(Bytes),
-}
-
-impl Mode {
-    pub(crate) fn command(admitted: Admitted, recording: bool, masking: bool) -> Self {
-        Self::Command {
-            admitted,
-            recording,
-            masking,
-        }
-    }
 }
 
 /// How the host ended the channel's command.
@@ -390,7 +380,10 @@ impl HostHalf {
             if let Some(files) = self.scp.as_ref().map(ScpWatch::summary) {
                 outcome = with_files(outcome, &files);
             }
-            self.core.finish(admitted, outcome, 0, None, log);
+            self.core.finish(
+                admitted,
+                gatehouse_core::CommandEnd::from(outcome).masked(log),
+            );
         }
     }
 }

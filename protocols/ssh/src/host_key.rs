@@ -38,28 +38,9 @@ fn create(path: &Path) -> Result<PrivateKey, SshError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    write_private(path, text.as_bytes())?;
+    gatehouse_core::private_file::write_private(path, text.as_bytes())?;
     tracing::info!(path = %path.display(), "made the gateway's SSH host key");
     Ok(key)
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SshError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SshError> {
-    std::fs::write(path, bytes)?;
-    Ok(())
 }
 
 #[cfg(test)]

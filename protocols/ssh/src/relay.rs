@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use gatehouse_core::store::{TerminalEvent, TerminalStart};
-use gatehouse_core::{Admission, Admitted, Command, Outcome, Session, StatementClass};
+use gatehouse_core::events::{TerminalEvent, TerminalStart};
+use gatehouse_core::review::HoldNotice;
+use gatehouse_core::{Admission, Admitted, Command, Outcome, Session, StatementClass, Waited};
 use russh::server::{self, Msg};
 use russh::{client, Channel, ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use tokio::sync::{mpsc, Notify};
@@ -255,13 +256,8 @@ impl ClientHalf {
                     return Ok(Flow::Go);
                 };
                 let tag = if passed { "passed" } else { "refused" };
-                self.core.finish(
-                    admitted,
-                    Outcome::Completed { tag: tag.into() },
-                    0,
-                    None,
-                    Default::default(),
-                );
+                self.core
+                    .finish(admitted, Outcome::Completed { tag: tag.into() });
                 if passed {
                     self.up
                         .set_env(false, variable_name, variable_value)
@@ -285,8 +281,12 @@ impl ClientHalf {
                     let limit = self.core.connection().upload_copy_max_bytes;
                     ScpWatch::new(direction, admitted.seq(), limit)
                 });
-                self.start(Mode::command(admitted, self.recording, !transfer))
-                    .await;
+                self.start(Mode::Command {
+                    admitted,
+                    recording: self.recording,
+                    masking: !transfer,
+                })
+                .await;
                 if let Some(scp) = scp {
                     self.start(Mode::Scp(scp.clone())).await;
                     // The client sends the files of an upload; the host half follows a
@@ -309,8 +309,12 @@ impl ClientHalf {
                 };
                 self.record_start(None);
                 self.shell = Some(LineEditor::new());
-                self.start(Mode::command(admitted, self.recording, true))
-                    .await;
+                self.start(Mode::Command {
+                    admitted,
+                    recording: self.recording,
+                    masking: true,
+                })
+                .await;
                 self.up.request_shell(true).await?;
             }
             ChannelMsg::RequestSubsystem { name, .. } if !self.started && name == "sftp" => {
@@ -322,7 +326,12 @@ impl ClientHalf {
                     return Ok(Flow::Stop);
                 };
                 let link = SftpLink::new(self.core.connection().upload_copy_max_bytes);
-                self.start(Mode::command(admitted, false, false)).await;
+                self.start(Mode::Command {
+                    admitted,
+                    recording: false,
+                    masking: false,
+                })
+                .await;
                 self.start(Mode::Sftp(link.clone())).await;
                 self.sftp = Some((Framer::new(), link));
                 self.up.request_subsystem(true, name).await?;
@@ -405,9 +414,6 @@ impl ClientHalf {
                     Outcome::Completed {
                         tag: "entered".into(),
                     },
-                    0,
-                    None,
-                    Default::default(),
                 ),
                 Err(refused) => {
                     // Fail closed: a line whose evidence cannot be kept is not entered.
@@ -451,30 +457,26 @@ impl ClientHalf {
     async fn verdict(&mut self, admission: Admission, client: &mut ChannelReadHalf) -> Verdict {
         let handle = self.handle.clone();
         let id = self.id;
-        let wait = admission.wait_with(move |notice| {
+        let on_hold = move |notice: &HoldNotice| {
             let line = Bytes::from(format!("{}\r\n", notice.message()));
             tokio::spawn(async move {
                 let _ = handle.extended_data(id, 1, line).await;
             });
-        });
-        tokio::pin!(wait);
-        loop {
-            tokio::select! {
-                verdict = &mut wait => return match verdict {
-                    Ok(admitted) => Verdict::Admitted(admitted),
-                    Err(refused) => Verdict::Refused(refused.message),
-                },
-                msg = client.wait() => match msg {
-                    // Hanging up withdraws the request; the core records it as not run.
-                    None | Some(ChannelMsg::Close) => return Verdict::Gone,
-                    Some(other) => self.pending.push_back(other),
-                },
-                reason = self.core.ended() => {
-                    return Verdict::Refused(format!(
-                        "the session ended ({reason}) while the command waited"
-                    ));
+        };
+        // What the client sends meanwhile is kept; hanging up withdraws the request.
+        let pending = &mut self.pending;
+        let hung_up = async {
+            loop {
+                match client.wait().await {
+                    None | Some(ChannelMsg::Close) => return,
+                    Some(other) => pending.push_back(other),
                 }
             }
+        };
+        match admission.wait_or(on_hold, hung_up).await {
+            Waited::Admitted(admitted) => Verdict::Admitted(admitted),
+            Waited::Refused(refused) => Verdict::Refused(refused.message),
+            Waited::Interrupted(()) => Verdict::Gone,
         }
     }
 
@@ -598,9 +600,6 @@ async fn unavailable(
                 Outcome::NotExecuted {
                     reason: reason.clone(),
                 },
-                0,
-                None,
-                Default::default(),
             );
         }
         refuse_on(&handle, id, &reason, UNAVAILABLE_EXIT).await;

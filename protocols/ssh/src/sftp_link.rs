@@ -86,9 +86,6 @@ impl SftpLink {
                     Outcome::NotExecuted {
                         reason: "the SFTP stream ended before the server answered".into(),
                     },
-                    0,
-                    None,
-                    Default::default(),
                 );
             }
             ended
@@ -125,5 +122,5 @@ fn finish(core: &Session, finished: &Finished, permit: Admitted) {
             }
         }
     }
-    core.finish(permit, outcome, 0, None, Default::default());
+    core.finish(permit, outcome);
 }

@@ -51,9 +51,6 @@ pub(crate) async fn open(
                     code: "connect-failed".into(),
                     message: e.to_string(),
                 },
-                0,
-                None,
-                Default::default(),
             );
             Err(ChannelOpenFailure::ConnectFailed)
         }
@@ -114,9 +111,6 @@ pub(crate) fn spawn(
                     tunnel.host, tunnel.port
                 ),
             },
-            0,
-            None,
-            Default::default(),
         );
     })
 }

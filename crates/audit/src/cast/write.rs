@@ -7,7 +7,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use gatehouse_core::store::{RecordingEvent, TerminalEventKind, TerminalStart};
+use gatehouse_core::events::{TerminalEventKind, TerminalStart};
+use gatehouse_core::store::RecordingEvent;
 
 use super::{cast_file_name, CastHeader, Utf8Stream, DEFAULT_HEIGHT, DEFAULT_WIDTH};
 use crate::error::AuditError;

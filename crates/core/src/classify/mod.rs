@@ -20,6 +20,11 @@ pub mod mysql_lexer;
 pub mod postgres;
 pub mod secrets;
 
+/// Longest text the gateway parses: longer text is class `unknown` (which rules can deny),
+/// still audited (cut at [`crate::session::MAX_AUDITED_TEXT`], with its length), so a huge text cannot tie
+/// a worker up in the parser.
+pub const MAX_PARSED_TEXT: usize = 256 << 10;
+
 /// The class of one SQL statement, as rules and auditors name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum StatementClass {

@@ -10,9 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use gatehouse_audit::{FileRecordings, SqliteStore};
-use gatehouse_core::store::{
-    AuditSink, RecordingEvent, RecordingSink, TerminalEvent, TerminalEventKind, TerminalStart,
-};
+use gatehouse_core::events::{TerminalEvent, TerminalEventKind, TerminalStart};
+use gatehouse_core::store::{AuditSink, RecordingEvent, RecordingSink};
 use gatehouse_core::{Protocol, SessionEnd, SessionId, SessionInfo, TokenId};
 
 const SESSION: &str = "5e551000000000000000000000c0ffee";
