@@ -1,13 +1,20 @@
-//! Gatehouse's SSH wire: clients authenticate to the gateway with a token (or a registered
-//! key) and the connection name as their user; the gateway logs in to the host with a key only
-//! it holds, host key pinned. Every exec line, shell and SFTP operation goes through the same
-//! pipeline as SQL: admitted (audited, judged by rules, held for review), relayed, masked,
-//! finished.
+//! Gatehouse's SSH wire: clients authenticate to the gateway with a token (or a registered key) and
+//! the connection name as their user; the gateway logs in to the host with a key only it holds,
+//! host key pinned. Every exec line, shell and SFTP operation goes through the same pipeline as
+//! SQL: admitted (audited, judged by rules, held for review), relayed, masked, finished.
 //!
-//! [`service`] accepts a client connection (russh server), [`handler`] authenticates it and
-//! opens channels; [`relay`] (client → host) and [`downstream`] (host → client) relay each
-//! session channel; [`upstream`] is the gateway's connection to the host; [`tunnel`] the
-//! direct-tcpip channels a connection may allow.
+//! Layout (the same in every wire crate): [`session`] is the entry point, [`SshService::handle`], a
+//! client connection from accept to close; [`upstream`] the gateway's own connection and login to
+//! the host; `relay` (client → host) and `downstream` (host → client) relay each session channel:
+//! every exec, shell and SFTP operation admitted, its output masked, its end finished; [`error`]
+//! the crate's error. Then what is the SSH wire's own: `handler` authenticates a connection (token
+//! or registered key) and opens its channels (`conn` is what they share); `tunnel` the direct-tcpip
+//! channels a connection may allow; [`sftp`] the SFTP decoder and tracker, `sftp_link` what an SFTP
+//! channel's two halves share; `transfer` which exec lines are scp/rsync transfers, `scp_stream`
+//! the files inside a legacy scp stream, [`file_digest`] the SHA-256 (and small copy) of a file
+//! crossing; [`shell_lines`] an interactive shell's typed lines; [`output_mask`] masking across
+//! output chunks; `env` the `env` requests passed on; [`host_key`] the gateway's own host key;
+//! [`counted`] byte counts.
 
 #![forbid(unsafe_code)]
 
@@ -22,7 +29,7 @@ pub mod host_key;
 pub mod output_mask;
 mod relay;
 mod scp_stream;
-pub mod service;
+pub mod session;
 pub mod sftp;
 mod sftp_link;
 pub mod shell_lines;
@@ -32,7 +39,7 @@ pub mod upstream;
 
 pub use error::SshError;
 pub use relay::{REFUSED_EXIT, UNAVAILABLE_EXIT};
-pub use service::SshService;
+pub use session::SshService;
 
 /// The SSH window each side of the relay offers (bytes in flight per channel): large enough
 /// that a bulk transfer is not stalled by round trips between the gateway and either peer.
