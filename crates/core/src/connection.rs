@@ -160,6 +160,14 @@ pub struct ConnectionSpec {
 /// The default of [`ConnectionSpec::upload_copy_max_bytes`]: 1 MiB.
 pub const UPLOAD_COPY_MAX_BYTES: u64 = 1 << 20;
 
+impl ConnectionSpec {
+    /// What a client is told, on every wire, when this connection's server cannot be reached
+    /// or refuses the gateway's login.
+    pub fn unavailable(&self, why: impl std::fmt::Display) -> String {
+        format!("connection \"{}\" is unavailable: {why}", self.name)
+    }
+}
+
 /// Whether `host` (a name or an address, without port or brackets) is this machine's loopback
 /// interface: `localhost` or a loopback address. What crosses it never reaches a network.
 pub fn is_loopback_host(host: &str) -> bool {

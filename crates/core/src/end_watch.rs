@@ -20,6 +20,21 @@ pub enum EndReason {
     Shutdown,
 }
 
+impl EndReason {
+    /// What a client is told as its session is ended, on every wire.
+    pub fn message(self) -> String {
+        format!("terminating connection: {self}")
+    }
+
+    /// What the client can do about it.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Self::Shutdown => "reconnect when the gateway is back",
+            Self::TokenRevoked | Self::TokenExpired => "ask for a new token",
+        }
+    }
+}
+
 impl fmt::Display for EndReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

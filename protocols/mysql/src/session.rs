@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use gatehouse_core::{Credential, EndReason, Gateway, OpenRequest, Protocol, Refusal, Session};
+use gatehouse_core::{Credential, Gateway, OpenRequest, Protocol, Refusal, Session};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
@@ -328,10 +328,7 @@ impl Authenticated {
             Ok(u) => u,
             Err(e) => {
                 tracing::warn!(error = %e, "upstream unavailable");
-                let message = format!(
-                    "connection \"{}\" is unavailable: {e}",
-                    self.session.connection().name
-                );
+                let message = self.session.connection().unavailable(&e);
                 refuse(
                     &mut self.conn,
                     self.seq,
@@ -406,11 +403,7 @@ impl Ready {
                 "server closed the connection".to_owned()
             }
             RelayEnd::Ended(why, seq) => {
-                let hint = match why {
-                    EndReason::Shutdown => "reconnect when the gateway is back",
-                    _ => "ask for a new token",
-                };
-                let message = format!("terminating connection: {why}; {hint}");
+                let message = format!("{}; {}", why.message(), why.hint());
                 client.queue(&error_payload((1927, "70100"), &message), *seq);
                 let _ = client.flush().await;
                 why.to_string()

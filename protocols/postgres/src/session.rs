@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
-use gatehouse_core::{Credential, EndReason, Gateway, OpenRequest, Protocol, Refusal, Session};
+use gatehouse_core::{Credential, Gateway, OpenRequest, Protocol, Refusal, Session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
@@ -279,10 +279,7 @@ impl Authenticated {
             Ok(u) => u,
             Err(e) => {
                 tracing::warn!(error = %e, "upstream unavailable");
-                let message = format!(
-                    "connection \"{}\" is unavailable: {e}",
-                    self.session.connection().name
-                );
+                let message = self.session.connection().unavailable(&e);
                 fatal(&mut self.stream, "08006", &message, None).await;
                 self.session
                     .close(&format!("upstream unavailable: {e}"), 0, 0)
@@ -369,12 +366,8 @@ impl Ready {
             }
             RelayEnd::ServerClosed => "server closed the connection".to_owned(),
             RelayEnd::Ended(why) => {
-                let msg = format!("terminating connection: {why}");
-                let hint = match why {
-                    EndReason::Shutdown => "reconnect when the gateway is back",
-                    _ => "ask for a new token",
-                };
-                let frame = error_response(Severity::Fatal, "57P01", &msg, Some(hint));
+                let frame =
+                    error_response(Severity::Fatal, "57P01", &why.message(), Some(why.hint()));
                 let _ = client_wr.write_all(&frame).await;
                 let _ = server_wr.write_all(&terminate()).await;
                 why.to_string()

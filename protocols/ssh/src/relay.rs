@@ -577,10 +577,7 @@ async fn unavailable(
     why: &str,
 ) {
     let id = client_tx.id();
-    let reason = format!(
-        "connection \"{}\" is unavailable: {why}",
-        core.connection().name
-    );
+    let reason = core.connection().unavailable(why);
     while let Some(msg) = client.wait().await {
         let command = match msg {
             ChannelMsg::Exec { command, .. } => Command::classed(
