@@ -15,9 +15,7 @@ use crate::error::StoreError;
 use crate::events::SessionId;
 use crate::identity::{random_hex, Identity};
 
-/// An approval request's id (`apr_` + 12 hex): what the client is told and the approver types.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-pub struct ApprovalId(pub String);
+pub use crate::events::ApprovalId;
 
 impl ApprovalId {
     /// A fresh random id.

@@ -13,7 +13,6 @@ use bytes::Bytes;
 use crate::classify::Classification;
 use crate::command::Param;
 use crate::connection::Protocol;
-use crate::identity::TokenId;
 use crate::policy::Verdict;
 
 /// The masking log of one command: values masked, per column (`table.column`) or per place in
@@ -296,3 +295,17 @@ impl CommandEnd {
         self
     }
 }
+
+/// The public, non-secret id of a token (`tok_` + 12 hex), used to list and revoke it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenId(pub String);
+
+impl fmt::Display for TokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An approval request's id (`apr_` + 12 hex): what the client is told and the approver types.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct ApprovalId(pub String);

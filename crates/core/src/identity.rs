@@ -3,7 +3,6 @@
 //! A token is 32 random bytes shown once (`gh_` + base64url). The store keeps only its SHA-256,
 //! so a leaked database does not leak working tokens.
 
-use std::fmt;
 use std::time::SystemTime;
 
 use aws_lc_rs::digest;
@@ -23,15 +22,7 @@ pub struct Identity {
     pub groups: Vec<String>,
 }
 
-/// The public, non-secret id of a token (`tok_` + 12 hex), used to list and revoke it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TokenId(pub String);
-
-impl fmt::Display for TokenId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use crate::events::TokenId;
 
 /// The SHA-256 of a token, hex encoded: what the store keeps and looks up by.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
