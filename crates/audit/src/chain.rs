@@ -61,6 +61,16 @@ impl ChainKey {
         let secret = match std::fs::read(&path) {
             Ok(secret) => secret,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+                // A new key for a chain that already has links would make every one of them
+                // look forged: the key was lost, and that is what must be said.
+                let links = links_in(db);
+                if links > 0 {
+                    return Err(AuditError::Corrupt(format!(
+                        "the chain key {} is missing but the store holds {links} chain links; \
+                         restore chain.key from a backup (a new key cannot extend this chain)",
+                        path.display()
+                    )));
+                }
                 let secret = gatehouse_core::identity::random_hex(32)
                     .map_err(|e| AuditError::Corrupt(e.to_string()))?
                     .into_bytes();
@@ -81,6 +91,16 @@ impl ChainKey {
             &secret,
         )))
     }
+}
+
+/// How many links the chain of the database at `db` holds (0 if it cannot be read yet).
+fn links_in(db: &std::path::Path) -> i64 {
+    if !db.exists() {
+        return 0;
+    }
+    rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|conn| conn.query_row("SELECT count(*) FROM audit_chain", [], |r| r.get(0)))
+        .unwrap_or(0)
 }
 
 impl ChainKey {

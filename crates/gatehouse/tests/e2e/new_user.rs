@@ -142,6 +142,17 @@ fn a_store_without_a_chain_key_is_an_empty_chain_unless_it_has_links() {
         text.contains("chain key") && text.contains("is missing"),
         "{text}"
     );
+    // Nothing makes a new key for that chain (every old link would look forged): writing is
+    // refused with what to do, and verify still says the key is missing.
+    let again = gatehouse_in(
+        dir.path(),
+        &["token", "create", "--identity", "job2", "--group", "batch"],
+    );
+    let err = refused(&again);
+    assert!(err.contains("restore chain.key"), "{err}");
+    assert!(!key.exists(), "a new key was made");
+    let out = gatehouse_in(dir.path(), &["audit", "verify"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is missing"));
 }
 
 #[test]
