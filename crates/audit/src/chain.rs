@@ -131,11 +131,11 @@ impl ChainKey {
     /// write the journal but not read `chain.key` cannot make lines that are ingested. One MAC
     /// per write, not per line, over hashes the chain needs anyway: this runs before every
     /// statement is forwarded.
-    pub(crate) fn seal_write(&self, digests: &[[u8; 32]]) -> String {
+    pub(crate) fn seal_write<'d>(&self, digests: impl IntoIterator<Item = &'d [u8; 32]>) -> String {
         format!("\t{}\n", self.write_mac(digests))
     }
 
-    fn write_mac(&self, digests: &[[u8; 32]]) -> String {
+    fn write_mac<'d>(&self, digests: impl IntoIterator<Item = &'d [u8; 32]>) -> String {
         let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.0);
         for digest in digests {
             ctx.update(digest);

@@ -217,8 +217,12 @@ impl Writer {
             }
             // The write's lines, then one seal for them all.
             let mut bytes: String = batch.iter().map(|q| q.line.text.as_str()).collect();
-            let digests: Vec<[u8; 32]> = batch.iter().map(|q| q.line.digest).collect();
-            bytes.push_str(&self.inner.key.seal_write(&digests));
+            bytes.push_str(
+                &self
+                    .inner
+                    .key
+                    .seal_write(batch.iter().map(|q| &q.line.digest)),
+            );
             let written = active.journal.append(bytes.as_bytes());
             let result = match written {
                 Ok(()) => {

@@ -74,11 +74,6 @@ impl Admission {
         self.wait_with(|_| {}).await
     }
 
-    /// Whether a review rule holds the command (the wait may be long).
-    pub fn is_held(&self) -> bool {
-        matches!(self.state, AdmissionState::Held(_))
-    }
-
     /// Like [`Admission::wait`]; if the command is held for approval, `on_hold` is called once
     /// the request is stored, with what the client should be told at once.
     pub async fn wait_with(self, on_hold: impl FnOnce(&HoldNotice)) -> Result<Admitted, Refused> {

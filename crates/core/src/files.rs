@@ -31,8 +31,9 @@ pub struct FileCrossed {
     pub bytes: u64,
     /// SHA-256 (hex) of the bytes moved, in file order, if they could be hashed.
     pub sha256: Option<String>,
-    /// The text of a small upload (masked by the session before it is recorded).
-    pub content: Option<String>,
+    /// The bytes of a small upload, for the recording: kept there only as text, masked by the
+    /// session (a binary file could not be masked, so it is named by its hash alone).
+    pub copy: Option<Vec<u8>>,
     /// Why there is no hash or no copy, if that is the case.
     pub note: Option<String>,
 }

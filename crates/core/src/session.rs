@@ -69,6 +69,9 @@ pub type Resolver<'a> = &'a dyn Fn(&str) -> Vec<Arc<str>>;
 /// change how SQL text is read (whatever the configured rules say).
 pub const READS_SQL_RULE: &str = "gatehouse:reads-sql-as-the-server";
 
+/// Why an uploaded file's copy is not in the recording when its bytes are not text.
+const BINARY_NOT_COPIED: &str = "binary: not copied (it could not be masked)";
+
 /// Whether the rules decide a command or it is only recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Judged {
@@ -552,11 +555,22 @@ impl Session {
     /// Records a file that crossed the session in its recording, under the entry `seq`; an
     /// uploaded copy's text is masked like everything the recording holds.
     pub fn record_file(&self, seq: u64, file: FileCrossed) {
-        let content = file.content.map(|text| {
-            self.evidence_masker
-                .mask_text(&text, &mut MaskCounts::new(), "file")
-                .into_owned()
-        });
+        let (content, binary) = match file.copy.map(String::from_utf8) {
+            Some(Ok(text)) => {
+                let masked = self
+                    .evidence_masker
+                    .mask_text(&text, &mut MaskCounts::new(), "file")
+                    .into_owned();
+                (Some(masked), false)
+            }
+            Some(Err(_)) => (None, true),
+            None => (None, false),
+        };
+        let note = match (file.note, binary) {
+            (note, false) => note,
+            (None, true) => Some(BINARY_NOT_COPIED.to_owned()),
+            (Some(note), true) => Some(format!("{note}; {BINARY_NOT_COPIED}")),
+        };
         self.recordings.append(
             &self.info.id,
             RecordingEvent::File {
@@ -567,7 +581,7 @@ impl Session {
                 bytes: file.bytes,
                 sha256: file.sha256,
                 content,
-                note: file.note,
+                note,
             },
         );
     }

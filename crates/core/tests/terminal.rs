@@ -101,3 +101,32 @@ async fn an_exempt_identitys_output_is_masked_for_the_recording() {
     );
     assert_eq!(data(&events[1]), b"\xff not text");
 }
+
+#[tokio::test]
+async fn an_uploaded_copy_is_kept_as_masked_text_and_a_binary_one_not_at_all() {
+    use gatehouse_core::files::{FileCrossed, FileDirection};
+    use gatehouse_core::store::RecordingEvent;
+    let (session, memory) = session(&["ops"]).await;
+    let file = |copy: &[u8]| FileCrossed {
+        direction: FileDirection::Upload,
+        path: "/tmp/x".into(),
+        bytes: copy.len() as u64,
+        sha256: Some("ab".into()),
+        copy: Some(copy.to_vec()),
+        note: None,
+    };
+    session.record_file(1, file(b"echo 4111111111111111\n"));
+    session.record_file(2, file(b"\xff\xfe4111111111111111"));
+    let recorded = memory.recorded.lock().unwrap();
+    let kept: Vec<_> = recorded
+        .iter()
+        .filter_map(|e| match e {
+            RecordingEvent::File { content, note, .. } => Some((content.clone(), note.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kept[0].0.as_deref(), Some("echo ************1111\n"));
+    assert_eq!(kept[0].1, None);
+    assert_eq!(kept[1].0, None);
+    assert!(kept[1].1.as_deref().is_some_and(|n| n.starts_with("binary")));
+}

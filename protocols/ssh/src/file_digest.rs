@@ -71,26 +71,15 @@ impl FileSeen {
             (None, None) => "no sha256".to_owned(),
         }
     }
-}
 
-impl FileSeen {
-    /// The file as the session's recording keeps it: a copy only as text (masked there); a
-    /// binary file by its hash alone, since nothing could mask it.
+    /// The file as the session is told of it (the session decides what of the copy the
+    /// recording may keep).
     pub fn crossed(&self, direction: FileDirection, path: &str) -> FileCrossed {
-        let (content, copy_note) = match &self.copy {
-            Some(bytes) => match std::str::from_utf8(bytes) {
-                Ok(text) => (Some(text.to_owned()), None),
-                Err(_) => (None, Some("binary: not copied (it could not be masked)")),
-            },
-            // Not repeated when it is why there is no hash either.
-            None => (
-                None,
-                self.uncopied.filter(|why| Some(*why) != self.unhashed),
-            ),
-        };
+        // The reason for a missing copy is not repeated when it is why there is no hash too.
+        let uncopied = self.uncopied.filter(|why| Some(*why) != self.unhashed);
         let note = [
             self.unhashed.map(|why| format!("no sha256: {why}")),
-            copy_note.map(str::to_owned),
+            uncopied.map(str::to_owned),
         ]
         .into_iter()
         .flatten()
@@ -101,7 +90,7 @@ impl FileSeen {
             path: path.to_owned(),
             bytes: self.bytes,
             sha256: self.sha256.clone(),
-            content,
+            copy: self.copy.clone(),
             note: (!note.is_empty()).then_some(note),
         }
     }

@@ -207,3 +207,80 @@ impl ScpStream {
         core.record_file(self.seq, seen.crossed(self.direction, &path));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use gatehouse_core::testing::{connection, open, MemoryStore};
+    use gatehouse_core::{Gateway, Protocol};
+
+    use super::*;
+
+    /// What `scp -r -p` sends for a directory holding `run.sh`, then a second file.
+    fn stream() -> Vec<u8> {
+        let mut s = Vec::new();
+        s.extend_from_slice(b"T1700000000 0 1700000000 0\nD0755 0 tree\nD0755 0 sub\n");
+        s.extend_from_slice(b"C0644 5 run.sh\nhello\0E\nE\n");
+        s.extend_from_slice(b"C0600 0 empty\n\0");
+        s
+    }
+
+    #[tokio::test]
+    async fn files_are_found_at_any_split_and_recorded() {
+        let memory = Arc::new(MemoryStore::accepting_any_token("t", &["g"]));
+        let gateway = Gateway::new(memory.parts(connection("box", Protocol::Ssh, &["g"]))).unwrap();
+        let session = open(&gateway, "box", Protocol::Ssh).await;
+        let bytes = stream();
+        let mut summaries = Vec::new();
+        for chunk in [1, 2, 7, bytes.len()] {
+            let watch = ScpWatch::new(FileDirection::Upload, 1, 1024);
+            for piece in bytes.chunks(chunk) {
+                watch.feed(&session, piece);
+            }
+            summaries.push(watch.summary());
+        }
+        let hello = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let want = format!(
+            "upload tree/sub/run.sh 5 bytes, sha256 {hello}; upload empty 0 bytes, sha256 {empty}"
+        );
+        assert!(summaries.iter().all(|s| *s == want), "{summaries:#?}");
+        // Each file is in the recording, the small upload with its text.
+        let recorded = memory.recorded.lock().unwrap();
+        let files: Vec<_> = recorded
+            .iter()
+            .filter_map(|e| match e {
+                gatehouse_core::store::RecordingEvent::File { path, content, .. } => {
+                    Some((path.clone(), content.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(files.len(), 8, "two files, four runs");
+        assert_eq!(files[0], ("tree/sub/run.sh".into(), Some("hello".into())));
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_short_or_not_understood_says_so() {
+        let memory = Arc::new(MemoryStore::accepting_any_token("t", &["g"]));
+        let gateway = Gateway::new(memory.parts(connection("box", Protocol::Ssh, &["g"]))).unwrap();
+        let session = open(&gateway, "box", Protocol::Ssh).await;
+        let cut = ScpWatch::new(FileDirection::Download, 1, 0);
+        cut.feed(&session, b"C0644 10 big.bin\n12345");
+        assert_eq!(
+            cut.summary(),
+            "download big.bin cut off after 5 of 10 bytes"
+        );
+        let odd = ScpWatch::new(FileDirection::Upload, 1, 0);
+        odd.feed(&session, b"X not scp\nC0644 1 a\nz\0");
+        assert!(
+            odd.summary().starts_with("scp stream not followed"),
+            "{}",
+            odd.summary()
+        );
+        let long = ScpWatch::new(FileDirection::Upload, 1, 0);
+        long.feed(&session, &vec![b'C'; MAX_LINE + 1]);
+        assert!(long.summary().contains("too long"), "{}", long.summary());
+    }
+}
