@@ -128,5 +128,8 @@ async fn an_uploaded_copy_is_kept_as_masked_text_and_a_binary_one_not_at_all() {
     assert_eq!(kept[0].0.as_deref(), Some("echo ************1111\n"));
     assert_eq!(kept[0].1, None);
     assert_eq!(kept[1].0, None);
-    assert!(kept[1].1.as_deref().is_some_and(|n| n.starts_with("binary")));
+    assert!(kept[1]
+        .1
+        .as_deref()
+        .is_some_and(|n| n.starts_with("binary")));
 }
