@@ -1,11 +1,11 @@
-//! The SQLite approvals desk: requests held commands wait on, decided through the admin API.
+//! The approvals desk: requests held commands wait on, decided through the admin API.
 //!
 //! Requests are few and each is written at once on its own connection (not through the audit
 //! journal), so a held command's request is durable before the client is told its id. A
 //! decision wakes the waiting command in-process; waiters also re-read the row every
-//! [`POLL`], so a decision written by another process sharing the file still arrives.
+//! [`POLL`], so a decision written by another process sharing the store (the CLI, or another
+//! gateway instance on PostgreSQL) still arrives.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -16,12 +16,13 @@ use gatehouse_core::time::{display, from_micros, to_micros};
 use gatehouse_core::{
     ApprovalDesk, ApprovalId, ApprovalRequest, DecideError, Decision, SessionId, StoreError,
 };
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use crate::chain::Chain;
+use crate::db::{params, Db, DbError, OptionalExtension, Row};
 use crate::error::AuditError;
-use crate::schema;
+use crate::store::Store;
 
 /// How often a waiting command re-reads its request.
 const POLL: Duration = Duration::from_millis(500);
@@ -67,44 +68,58 @@ pub struct ApprovalRow {
     pub executed_at: Option<String>,
 }
 
-/// The desk over the store's file.
+/// The desk over the store, on a connection of its own.
 #[derive(Clone)]
-pub struct SqliteApprovals {
-    conn: Arc<Mutex<Connection>>,
+pub struct Approvals {
+    conn: Arc<Mutex<Db>>,
+    chain: Chain,
     decided: Arc<Notify>,
 }
 
-impl SqliteApprovals {
-    /// Opens the desk on the store's database file.
-    pub fn open(path: &Path) -> Result<Self, AuditError> {
-        let conn = schema::open(path)?;
-        schema::migrate(&conn)?;
-        // Requests left pending by a gateway that stopped have nobody waiting on them any more:
-        // approving one later must not open a grace for a command that never ran.
+impl Approvals {
+    /// Opens the desk of a gateway: requests this instance left pending when it stopped are
+    /// expired (nobody waits on them any more: approving one later must not open a grace for
+    /// a command that never ran). Another instance's pending requests are its own.
+    pub fn open(store: &Store) -> Result<Self, AuditError> {
+        let (mut conn, chain) = store.admin()?;
         conn.execute(
-            "UPDATE approvals SET state = 'expired' WHERE state = 'pending'",
-            [],
+            "UPDATE approvals SET state = 'expired' WHERE state = 'pending' AND instance = ?1",
+            params![chain.instance],
         )?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            chain,
             decided: Arc::new(Notify::new()),
         })
     }
 
-    fn with<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, AuditError>,
-    ) -> Result<T, AuditError> {
-        let conn = self
+    /// Opens the desk for listing only (the CLI): nothing is expired.
+    pub fn for_reading(store: &Store) -> Result<Self, AuditError> {
+        let (conn, chain) = store.admin()?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            chain,
+            decided: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Wakes every command waiting on a decision, to read its request again (a decision
+    /// another instance announced).
+    pub fn wake(&self) {
+        self.decided.notify_waiters();
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Db) -> Result<T, AuditError>) -> Result<T, AuditError> {
+        let mut conn = self
             .conn
             .lock()
             .map_err(|_| AuditError::Corrupt("approvals connection poisoned".into()))?;
-        f(&conn)
+        f(&mut conn)
     }
 
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, AuditError> + Send + 'static,
+        f: impl FnOnce(&mut Db) -> Result<T, AuditError> + Send + 'static,
     ) -> Result<T, AuditError> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.with(f))
@@ -114,24 +129,24 @@ impl SqliteApprovals {
 
     /// Lists requests, newest first (only pending ones if asked).
     pub fn list(&self, pending_only: bool) -> Result<Vec<ApprovalRow>, AuditError> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare_cached(
+        self.with(|db| {
+            Ok(db.query_map(
                 "SELECT id, state, identity, groups_json, connection, protocol, statement,
                         params_json, class, rule, approvers_json, session_id, requested_at,
                         expires_at, decided_by, decided_at, reason, executed_at
                  FROM approvals WHERE (?1 = 0 OR state = 'pending')
                  ORDER BY requested_at DESC LIMIT 1000",
-            )?;
-            let rows = stmt.query_map([i64::from(pending_only)], row_to_approval)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                params![pending_only],
+                row_to_approval,
+            )?)
         })
     }
 
-    fn decision_of(conn: &Connection, id: &str) -> Result<Option<Decision>, AuditError> {
-        Ok(conn
+    fn decision_of(db: &mut Db, id: &str) -> Result<Option<Decision>, AuditError> {
+        Ok(db
             .query_row(
                 "SELECT state, decided_by, reason, decided_at FROM approvals WHERE id = ?1",
-                [id],
+                params![id],
                 |row| {
                     let state: String = row.get(0)?;
                     let by: Option<String> = row.get(1)?;
@@ -140,7 +155,7 @@ impl SqliteApprovals {
                             approved: state == "approved",
                             by,
                             reason: row.get(2)?,
-                            at: from_micros(row.get::<_, Option<i64>>(3)?.unwrap_or(0)),
+                            at: from_micros(row.get::<Option<i64>>(3)?.unwrap_or(0)),
                         }),
                         _ => None,
                     })
@@ -151,13 +166,13 @@ impl SqliteApprovals {
     }
 }
 
-fn row_to_approval(row: &Row<'_>) -> rusqlite::Result<ApprovalRow> {
-    let list = |i: usize| -> rusqlite::Result<Vec<String>> {
-        Ok(serde_json::from_str(&row.get::<_, String>(i)?).unwrap_or_default())
+fn row_to_approval(row: &Row<'_>) -> Result<ApprovalRow, DbError> {
+    let list = |i: usize| -> Result<Vec<String>, DbError> {
+        Ok(serde_json::from_str(&row.get::<String>(i)?).unwrap_or_default())
     };
-    let time = |i: usize| -> rusqlite::Result<Option<String>> {
+    let time = |i: usize| -> Result<Option<String>, DbError> {
         Ok(row
-            .get::<_, Option<i64>>(i)?
+            .get::<Option<i64>>(i)?
             .map(|us| display(from_micros(us))))
     };
     Ok(ApprovalRow {
@@ -168,7 +183,7 @@ fn row_to_approval(row: &Row<'_>) -> rusqlite::Result<ApprovalRow> {
         connection: row.get(4)?,
         protocol: row.get(5)?,
         statement: row.get(6)?,
-        params: serde_json::from_str(&row.get::<_, String>(7)?).unwrap_or_default(),
+        params: serde_json::from_str(&row.get::<String>(7)?).unwrap_or_default(),
         class: row.get(8)?,
         rule: row.get(9)?,
         approvers: list(10)?,
@@ -183,32 +198,35 @@ fn row_to_approval(row: &Row<'_>) -> rusqlite::Result<ApprovalRow> {
 }
 
 #[async_trait]
-impl ApprovalDesk for SqliteApprovals {
+impl ApprovalDesk for Approvals {
     async fn request(&self, r: &ApprovalRequest) -> Result<(), StoreError> {
         let r = r.clone();
-        self.blocking(move |conn| {
-            conn.prepare_cached(
+        let instance = self.chain.instance.clone();
+        self.blocking(move |db| {
+            db.execute(
                 "INSERT INTO approvals (id, session_id, identity, groups_json, connection,
                     protocol, statement, params_json, class, rule, approvers_json, fingerprint,
-                    requested_at, expires_at, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending')",
-            )?
-            .execute(params![
-                r.id.0,
-                r.session.0.to_string(),
-                r.identity,
-                serde_json::to_string(&r.groups).unwrap_or_default(),
-                r.connection,
-                r.protocol,
-                r.text,
-                serde_json::to_string(&r.params).unwrap_or_default(),
-                r.class,
-                r.rule,
-                serde_json::to_string(&r.approvers).unwrap_or_default(),
-                r.fingerprint,
-                to_micros(r.requested_at),
-                to_micros(r.expires_at),
-            ])?;
+                    requested_at, expires_at, state, instance)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending',
+                    ?15)",
+                params![
+                    r.id.0,
+                    r.session.0.to_string(),
+                    r.identity,
+                    serde_json::to_string(&r.groups).unwrap_or_default(),
+                    r.connection,
+                    r.protocol,
+                    r.text,
+                    serde_json::to_string(&r.params).unwrap_or_default(),
+                    r.class,
+                    r.rule,
+                    serde_json::to_string(&r.approvers).unwrap_or_default(),
+                    r.fingerprint,
+                    to_micros(r.requested_at),
+                    to_micros(r.expires_at),
+                    instance,
+                ],
+            )?;
             Ok(())
         })
         .await
@@ -227,7 +245,7 @@ impl ApprovalDesk for SqliteApprovals {
             let woken = self.decided.notified();
             let key = id.0.clone();
             let found = self
-                .blocking(move |conn| Self::decision_of(conn, &key))
+                .blocking(move |db| Self::decision_of(db, &key))
                 .await
                 .map_err(StoreError::from)?;
             if found.is_some() {
@@ -244,12 +262,12 @@ impl ApprovalDesk for SqliteApprovals {
 
     async fn expire(&self, id: &ApprovalId) -> Result<Option<Decision>, StoreError> {
         let key = id.0.clone();
-        self.blocking(move |conn| {
-            conn.execute(
+        self.blocking(move |db| {
+            db.execute(
                 "UPDATE approvals SET state = 'expired' WHERE id = ?1 AND state = 'pending'",
-                [&key],
+                params![key],
             )?;
-            Self::decision_of(conn, &key)
+            Self::decision_of(db, &key)
         })
         .await
         .map_err(StoreError::from)
@@ -257,8 +275,8 @@ impl ApprovalDesk for SqliteApprovals {
 
     async fn withdraw(&self, id: &ApprovalId, why: &str) -> Result<(), StoreError> {
         let (key, why) = (id.0.clone(), why.to_owned());
-        self.blocking(move |conn| {
-            conn.execute(
+        self.blocking(move |db| {
+            db.execute(
                 "UPDATE approvals SET state = 'withdrawn', reason = ?2, decided_at = ?3
                  WHERE id = ?1 AND state = 'pending'",
                 params![key, why, to_micros(SystemTime::now())],
@@ -276,9 +294,9 @@ impl ApprovalDesk for SqliteApprovals {
         seq: u64,
     ) -> Result<(), StoreError> {
         let (key, session) = (id.0.clone(), session.0.to_string());
-        self.blocking(move |conn| {
+        self.blocking(move |db| {
             // A grace re-run runs the approved command again: the first execution is kept.
-            conn.execute(
+            db.execute(
                 "UPDATE approvals SET executed_at = ?2, executed_session = ?3, executed_seq = ?4
                  WHERE id = ?1 AND executed_at IS NULL",
                 params![key, to_micros(SystemTime::now()), session, seq as i64],
@@ -302,15 +320,15 @@ impl ApprovalDesk for SqliteApprovals {
             fingerprint.to_owned(),
             to_micros(since),
         );
-        self.blocking(move |conn| {
-            Ok(conn
+        self.blocking(move |db| {
+            Ok(db
                 .query_row(
                     "SELECT id FROM approvals
                      WHERE identity = ?1 AND connection = ?2 AND fingerprint = ?3
                        AND state = 'approved' AND decided_at >= ?4
                      ORDER BY decided_at DESC LIMIT 1",
                     params![args.0, args.1, args.2, args.3],
-                    |row| row.get::<_, String>(0),
+                    |row| row.get::<String>(0),
                 )
                 .optional()?
                 .map(ApprovalId))
@@ -327,17 +345,18 @@ impl ApprovalDesk for SqliteApprovals {
         reason: Option<String>,
     ) -> Result<Decision, DecideError> {
         let (key, who) = (id.to_owned(), who.clone());
+        let chain = self.chain.clone();
         let decision = self
-            .blocking(move |conn| {
-                let found = conn
+            .blocking(move |db| {
+                let found = db
                     .query_row(
                         "SELECT identity, approvers_json, state FROM approvals WHERE id = ?1",
-                        [&key],
+                        params![key],
                         |row| {
                             Ok((
-                                row.get::<_, String>(0)?,
-                                row.get::<_, String>(1)?,
-                                row.get::<_, String>(2)?,
+                                row.get::<String>(0)?,
+                                row.get::<String>(1)?,
+                                row.get::<String>(2)?,
                             ))
                         },
                     )
@@ -353,7 +372,7 @@ impl ApprovalDesk for SqliteApprovals {
                     return Ok(Err(DecideError::NotPending { id: key, state }));
                 }
                 let at = SystemTime::now();
-                let changed = crate::events::with_event(conn, |tx| {
+                let changed = crate::events::with_event(db, &chain, |tx| {
                     let changed = tx.execute(
                         "UPDATE approvals SET state = ?2, decided_by = ?3, decided_at = ?4,
                             reason = ?5

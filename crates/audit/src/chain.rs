@@ -12,10 +12,15 @@
 //! A purge (retention) removes rows and marks their links `purged_by` the purge's own link,
 //! which records what it removed and the cutoff; the oldest run of purged links is then
 //! deleted and the last one's hash kept as the anchor the chain starts from.
+//!
+//! Several gateways sharing a PostgreSQL store each keep a chain of their own (a [`Chain`]:
+//! the key, which they share, and their instance id, which every link's MAC covers), so no
+//! instance waits for another to extend it. A SQLite store has one writer and one chain,
+//! instance `""`, whose links hash as they always did.
 
-use rusqlite::{params, OptionalExtension, Transaction};
-
+use crate::db::{params, Backend, Db, DbError, OptionalExtension};
 use crate::entry::Entry;
+pub(crate) use crate::entry::LinkKey;
 use crate::error::AuditError;
 
 /// The hash a chain starts from on a store that was never purged.
@@ -26,15 +31,6 @@ pub(crate) fn sha256(bytes: &[u8]) -> String {
     gatehouse_core::identity::hex(
         aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref(),
     )
-}
-
-/// What a link says about its write, besides the write's content.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LinkKey {
-    pub kind: &'static str,
-    pub session: String,
-    pub entry_seq: i64,
-    pub at: i64,
 }
 
 /// The secret the links are keyed with (HMAC-SHA256), kept beside the database in
@@ -53,7 +49,17 @@ impl ChainKey {
     /// The key of the store whose database is `db`: read from `chain.key` in its directory,
     /// made (once, mode 0600) when `create` and there is none.
     pub fn for_store(db: &std::path::Path, create: bool) -> Result<Self, AuditError> {
-        let path = Self::path_for(db);
+        Self::load(&Self::path_for(db), create, || links_in(db))
+    }
+
+    /// The key kept at `path`; when `create` and there is none, made (once, mode 0600)
+    /// unless `links` (how many links the store holds) says a chain already needs the lost one.
+    pub fn load(
+        path: &std::path::Path,
+        create: bool,
+        links: impl FnOnce() -> i64,
+    ) -> Result<Self, AuditError> {
+        let path = path.to_owned();
         let io = |what: &str, source| AuditError::Io {
             what: format!("{what} {}", path.display()),
             source,
@@ -63,7 +69,7 @@ impl ChainKey {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
                 // A new key for a chain that already has links would make every one of them
                 // look forged: the key was lost, and that is what must be said.
-                let links = links_in(db);
+                let links = links();
                 if links > 0 {
                     return Err(AuditError::Corrupt(format!(
                         "the chain key {} is missing but the store holds {links} chain links; \
@@ -93,7 +99,8 @@ impl ChainKey {
     }
 }
 
-/// How many links the chain of the database at `db` holds (0 if it cannot be read yet).
+/// How many links the chain of the SQLite database at `db` holds (0 if it cannot be read
+/// yet).
 fn links_in(db: &std::path::Path) -> i64 {
     if !db.exists() {
         return 0;
@@ -101,6 +108,40 @@ fn links_in(db: &std::path::Path) -> i64 {
     rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .and_then(|conn| conn.query_row("SELECT count(*) FROM audit_chain", [], |r| r.get(0)))
         .unwrap_or(0)
+}
+
+/// How many links a store holds, all chains together.
+pub(crate) fn links(db: &mut Db) -> Result<i64, DbError> {
+    db.query_row("SELECT count(*) FROM audit_chain", params![], |r| r.get(0))
+}
+
+/// One chain of the store: the key its links are keyed with, and whose chain it is.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    /// The key (shared by every instance of a store).
+    pub key: ChainKey,
+    /// The gateway instance whose chain this is (`""`: a SQLite store's one chain).
+    pub instance: String,
+}
+
+impl Chain {
+    /// The same key, for another instance's chain (verification, a purge).
+    pub(crate) fn of(&self, instance: &str) -> Self {
+        Self {
+            key: self.key.clone(),
+            instance: instance.to_owned(),
+        }
+    }
+}
+
+/// The instances that have a chain in the store, the empty one (SQLite's) included.
+pub(crate) fn instances(db: &mut Db) -> Result<Vec<String>, DbError> {
+    db.query_map(
+        "SELECT instance FROM audit_chain UNION SELECT instance FROM chain_anchors
+         ORDER BY 1",
+        params![],
+        |r| r.get(0),
+    )
 }
 
 impl ChainKey {
@@ -180,15 +221,15 @@ fn same_text(expected: &str, got: &str) -> bool {
 }
 
 /// The link hash: the previous link, what this link is about, and its content's hash, keyed.
-pub(crate) fn link_hash(
-    chain: &ChainKey,
-    prev: &str,
-    key: &LinkKey,
-    content_sha256: &str,
-) -> String {
-    // The MAC of `{prev}|{kind}|{session}|{entry_seq}|{at}|{content_sha256}`, fed in pieces
-    // (two links per command: no message string is built for it).
-    let mut ctx = aws_lc_rs::hmac::Context::with_key(&chain.0);
+pub(crate) fn link_hash(chain: &Chain, prev: &str, key: &LinkKey, content_sha256: &str) -> String {
+    // The MAC of `[{instance}|]{prev}|{kind}|{session}|{entry_seq}|{at}|{content_sha256}`, fed
+    // in pieces (two links per command: no message string is built for it). The instance is
+    // left out for SQLite's chain, so its links hash as before instances existed.
+    let mut ctx = aws_lc_rs::hmac::Context::with_key(&chain.key.0);
+    if !chain.instance.is_empty() {
+        ctx.update(chain.instance.as_bytes());
+        ctx.update(b"|");
+    }
     let mut digits = [0u8; 20];
     for piece in [
         prev.as_bytes(),
@@ -247,24 +288,35 @@ fn content_sha256(entry: &Entry, sealed: Option<&str>) -> Result<String, AuditEr
     }
 }
 
-/// The hash the next link must carry as its previous one.
-pub(crate) fn head(tx: &Transaction<'_>) -> Result<String, AuditError> {
-    let last: Option<String> = tx
+/// The chain's last link (its sequence and hash; the anchor's, or 0 and [`GENESIS`], if it
+/// has none). On PostgreSQL it first takes the chain's lock for the rest of the transaction,
+/// so the gateway and a CLI command extending one chain take turns (SQLite's immediate
+/// transaction does that for the whole file).
+pub(crate) fn head(tx: &mut Db, chain: &Chain) -> Result<(i64, String), AuditError> {
+    if tx.backend() == Backend::Postgres {
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('gatehouse chain ' || ?1))",
+            params![chain.instance],
+        )?;
+    }
+    let last: Option<(i64, String)> = tx
         .query_row(
-            "SELECT sha256 FROM audit_chain ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| r.get(0),
+            "SELECT seq, sha256 FROM audit_chain WHERE instance = ?1 ORDER BY seq DESC LIMIT 1",
+            params![chain.instance],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
     if let Some(last) = last {
         return Ok(last);
     }
-    let anchor: Option<String> = tx
-        .query_row("SELECT sha256 FROM chain_anchor WHERE id = 1", [], |r| {
-            r.get(0)
-        })
+    let anchor: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT seq, sha256 FROM chain_anchors WHERE instance = ?1",
+            params![chain.instance],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
-    Ok(anchor.unwrap_or_else(|| GENESIS.to_owned()))
+    Ok(anchor.unwrap_or_else(|| (0, GENESIS.to_owned())))
 }
 
 /// Appends a link for each write, in order. A write already linked (a journal replayed after a
@@ -274,24 +326,14 @@ pub(crate) fn head(tx: &Transaction<'_>) -> Result<String, AuditError> {
 /// empty, outcomes this transaction inserted with their admission's row: those are known to
 /// be in the table, and are not looked up.
 pub(crate) fn append(
-    tx: &Transaction<'_>,
-    chain: &ChainKey,
+    tx: &mut Db,
+    chain: &Chain,
     entries: &[Entry],
     hashes: &[String],
     landed: &[bool],
 ) -> Result<(), AuditError> {
     let hashes = (hashes.len() == entries.len()).then_some(hashes);
-    let mut prev = head(tx)?;
-    let mut insert = tx.prepare_cached(
-        "INSERT OR IGNORE INTO audit_chain
-            (kind, session_id, entry_seq, at, content_sha256, prev_sha256, sha256)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
-    let mut has_outcome = tx.prepare_cached(
-        "SELECT 1 FROM audit_entries WHERE session_id = ?1 AND seq = ?2 AND status IS NOT NULL",
-    )?;
-    let mut has_end =
-        tx.prepare_cached("SELECT 1 FROM sessions WHERE id = ?1 AND ended_at IS NOT NULL")?;
+    let (mut seq, mut prev) = head(tx, chain)?;
     for (i, entry) in entries.iter().enumerate() {
         let key = entry.link_key();
         // An outcome or an end whose row is not there (its admission or opening was refused
@@ -299,8 +341,15 @@ pub(crate) fn append(
         let known = landed.get(i).copied().unwrap_or(false);
         let landed = match key.kind {
             "finish" if known => true,
-            "finish" => has_outcome.exists(params![key.session, key.entry_seq])?,
-            "close" => has_end.exists([&key.session])?,
+            "finish" => tx.exists(
+                "SELECT 1 FROM audit_entries
+                 WHERE session_id = ?1 AND seq = ?2 AND status IS NOT NULL",
+                params![key.session, key.entry_seq],
+            )?,
+            "close" => tx.exists(
+                "SELECT 1 FROM sessions WHERE id = ?1 AND ended_at IS NOT NULL",
+                params![key.session],
+            )?,
             _ => true,
         };
         if !landed {
@@ -309,49 +358,56 @@ pub(crate) fn append(
         let sealed = hashes.and_then(|h| h.get(i)).map(String::as_str);
         let content = content_sha256(entry, sealed)?;
         let hash = link_hash(chain, &prev, &key, &content);
-        let added = insert.execute(params![
-            key.kind,
-            key.session,
-            key.entry_seq,
-            key.at,
-            content,
-            prev,
-            hash
-        ])?;
+        let added = tx.execute(
+            "INSERT INTO audit_chain (instance, seq, kind, session_id, entry_seq, at,
+                content_sha256, prev_sha256, sha256)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT DO NOTHING",
+            params![
+                chain.instance,
+                seq + 1,
+                key.kind,
+                key.session,
+                key.entry_seq,
+                key.at,
+                content,
+                prev,
+                hash
+            ],
+        )?;
         if added == 1 {
             prev = hash;
+            seq += 1;
         }
     }
     Ok(())
 }
 
 /// Appends a purge's own link, its record kept in the link; returns the link's sequence.
+///
+/// The link's session is the chain's instance (`""` on SQLite), so purges of several chains
+/// never share a key.
 pub(crate) fn append_purge(
-    tx: &Transaction<'_>,
-    chain: &ChainKey,
+    tx: &mut Db,
+    chain: &Chain,
     record: &str,
     at: i64,
 ) -> Result<i64, AuditError> {
-    let prev = head(tx)?;
-    let next: i64 = tx.query_row(
-        "SELECT COALESCE(MAX(seq), (SELECT seq FROM chain_anchor WHERE id = 1), 0) + 1
-         FROM audit_chain",
-        [],
-        |r| r.get(0),
-    )?;
+    let (last, prev) = head(tx, chain)?;
+    let next = last + 1;
     let key = LinkKey {
         kind: "purge",
-        session: String::new(),
+        session: chain.instance.clone(),
         entry_seq: next,
         at,
     };
     let content = sha256(record.as_bytes());
     let hash = link_hash(chain, &prev, &key, &content);
     tx.execute(
-        "INSERT INTO audit_chain
-            (seq, kind, session_id, entry_seq, at, content_sha256, prev_sha256, sha256, content)
-         VALUES (?1, 'purge', '', ?1, ?2, ?3, ?4, ?5, ?6)",
-        params![next, at, content, prev, hash, record],
+        "INSERT INTO audit_chain (instance, seq, kind, session_id, entry_seq, at,
+            content_sha256, prev_sha256, sha256, content)
+         VALUES (?7, ?1, 'purge', ?7, ?1, ?2, ?3, ?4, ?5, ?6)",
+        params![next, at, content, prev, hash, record, chain.instance],
     )?;
     Ok(next)
 }
@@ -488,7 +544,20 @@ mod tests {
             let want = gatehouse_core::identity::hex(
                 aws_lc_rs::hmac::sign(&key.0, joined.as_bytes()).as_ref(),
             );
-            assert_eq!(link_hash(&key, GENESIS, &link, &content), want);
+            let sqlite = Chain {
+                key: key.clone(),
+                instance: String::new(),
+            };
+            assert_eq!(link_hash(&sqlite, GENESIS, &link, &content), want);
+            // An instance's chain: its id first, so one instance's link never fits another's.
+            let joined = format!("gw-a|{joined}");
+            let want = gatehouse_core::identity::hex(
+                aws_lc_rs::hmac::sign(&key.0, joined.as_bytes()).as_ref(),
+            );
+            assert_eq!(
+                link_hash(&sqlite.of("gw-a"), GENESIS, &link, &content),
+                want
+            );
         }
     }
 }

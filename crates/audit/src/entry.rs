@@ -2,10 +2,19 @@
 //! written to the journal (JSON, one line) and later applied to the database, so what the
 //! journal holds is exactly what the database will hold.
 
+use crate::db::{params, Db, DbError, OptionalExtension};
 use gatehouse_core::time::to_micros;
 use gatehouse_core::{CommandCompletion, CommandRecord, MaskLog, Outcome, SessionEnd, SessionInfo};
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
+
+/// What a link says about its write, besides the write's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LinkKey {
+    pub kind: &'static str,
+    pub session: String,
+    pub entry_seq: i64,
+    pub at: i64,
+}
 
 /// A journaled write.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,8 +98,7 @@ pub(crate) enum Entry {
 
 impl Entry {
     /// What this write's chain link says about it.
-    pub(crate) fn link_key(&self) -> crate::chain::LinkKey {
-        use crate::chain::LinkKey;
+    pub(crate) fn link_key(&self) -> LinkKey {
         match self {
             Self::Admit {
                 session, seq, at, ..
@@ -136,19 +144,19 @@ impl Entry {
 
     /// Re-reads a chained write from the tables as it stands now (`None` if its row is gone).
     pub(crate) fn load(
-        conn: &Connection,
+        db: &mut Db,
         kind: &str,
         session: &str,
         entry_seq: i64,
-    ) -> rusqlite::Result<Option<Self>> {
+    ) -> Result<Option<Self>, DbError> {
         let list = |text: String| serde_json::from_str::<Vec<String>>(&text).unwrap_or_default();
-        let log = |text: Option<String>| crate::queries::mask_log(text);
+        let log = |text: Option<String>| mask_log(text);
         let settings = |text: Option<String>| {
             text.and_then(|t| serde_json::from_str::<Vec<(String, String)>>(&t).ok())
                 .unwrap_or_default()
         };
         match kind {
-            "admit" => conn
+            "admit" => db
                 .query_row(
                     "SELECT at, identity, groups_json, connection, protocol, client_addr,
                         statement, params_json, class, verdict, rule, approval_id, masked_json,
@@ -166,8 +174,7 @@ impl Entry {
                             protocol: r.get(4)?,
                             client: r.get(5)?,
                             statement: r.get(6)?,
-                            params: serde_json::from_str(&r.get::<_, String>(7)?)
-                                .unwrap_or_default(),
+                            params: serde_json::from_str(&r.get::<String>(7)?).unwrap_or_default(),
                             class: r.get(8)?,
                             verdict: r.get(9)?,
                             rule: r.get(10)?,
@@ -178,7 +185,7 @@ impl Entry {
                     },
                 )
                 .optional(),
-            "finish" => conn
+            "finish" => db
                 .query_row(
                     "SELECT status, tag, sqlstate, error, rows_returned, rows_affected,
                         duration_us, finished_at, result_masked_json
@@ -193,21 +200,21 @@ impl Entry {
                             tag: r.get(1)?,
                             sqlstate: r.get(2)?,
                             error: r.get(3)?,
-                            rows_returned: r.get::<_, i64>(4)? as u64,
-                            rows_affected: r.get::<_, Option<i64>>(5)?.map(|n| n as u64),
-                            duration_us: r.get::<_, i64>(6)? as u64,
+                            rows_returned: r.get::<i64>(4)? as u64,
+                            rows_affected: r.get::<Option<i64>>(5)?.map(|n| n as u64),
+                            duration_us: r.get::<i64>(6)? as u64,
                             finished_at: r.get(7)?,
                             masked: log(r.get(8)?),
                         })
                     },
                 )
                 .optional(),
-            "open" => conn
+            "open" => db
                 .query_row(
                     "SELECT identity, groups_json, token_id, connection, protocol, client_addr,
                         claimed_user, started_at, settings_json
                      FROM sessions WHERE id = ?1",
-                    [session],
+                    params![session],
                     |r| {
                         Ok(Self::Open {
                             id: session.to_owned(),
@@ -224,7 +231,7 @@ impl Entry {
                     },
                 )
                 .optional(),
-            "event" => conn
+            "event" => db
                 .query_row(
                     "SELECT at, kind, body FROM trail_events WHERE seq = ?1 AND subject = ?2",
                     params![entry_seq, session],
@@ -239,19 +246,19 @@ impl Entry {
                     },
                 )
                 .optional(),
-            "close" => conn
+            "close" => db
                 .query_row(
                     "SELECT ended_at, end_reason, bytes_from_client, bytes_from_server,
                         recording_sha256
                      FROM sessions WHERE id = ?1 AND ended_at IS NOT NULL",
-                    [session],
+                    params![session],
                     |r| {
                         Ok(Self::Close {
                             id: session.to_owned(),
                             ended_at: r.get(0)?,
-                            reason: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                            bytes_from_client: r.get::<_, Option<i64>>(2)?.unwrap_or(0) as u64,
-                            bytes_from_server: r.get::<_, Option<i64>>(3)?.unwrap_or(0) as u64,
+                            reason: r.get::<Option<String>>(1)?.unwrap_or_default(),
+                            bytes_from_client: r.get::<Option<i64>>(2)?.unwrap_or(0) as u64,
+                            bytes_from_server: r.get::<Option<i64>>(3)?.unwrap_or(0) as u64,
                             recording_sha256: r.get(4)?,
                         })
                     },
@@ -344,11 +351,7 @@ impl Entry {
     ///
     /// Returns whether the row was inserted here, outcome and all: then the chain knows the
     /// outcome landed without looking (`false` means it must look).
-    pub(crate) fn apply_with_outcome(
-        &self,
-        conn: &Connection,
-        outcome: &Entry,
-    ) -> rusqlite::Result<bool> {
+    pub(crate) fn apply_with_outcome(&self, db: &mut Db, outcome: &Entry) -> Result<bool, DbError> {
         let (
             Self::Admit {
                 session,
@@ -382,20 +385,19 @@ impl Entry {
             },
         ) = (self, outcome)
         else {
-            self.apply(conn)?;
-            outcome.apply(conn)?;
+            self.apply(db)?;
+            outcome.apply(db)?;
             return Ok(false);
         };
-        let inserted = conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO audit_entries (session_id, seq, at, identity, groups_json,
+        let inserted = db.execute(
+            "INSERT INTO audit_entries (session_id, seq, at, identity, groups_json,
                     connection, protocol, client_addr, statement, params_json, class, verdict,
                     status, tag, sqlstate, error, rows_returned, rows_affected, duration_us,
                     finished_at, rule, approval_id, masked_json, result_masked_json, approved_by)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
-            )?
-            .execute(params![
+                    ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+                 ON CONFLICT DO NOTHING",
+            params![
                 session,
                 *seq as i64,
                 at,
@@ -421,16 +423,17 @@ impl Entry {
                 masked_json(masked_in),
                 masked_json(masked_out),
                 approved_by
-            ])?;
+            ],
+        )?;
         if inserted == 0 {
-            outcome.apply(conn)?;
+            outcome.apply(db)?;
         }
         Ok(inserted == 1)
     }
 
     /// Applies the write. Idempotent, so a journal replayed after a crash that happened
     /// between the database commit and the journal's removal changes nothing twice.
-    pub(crate) fn apply(&self, conn: &Connection) -> rusqlite::Result<()> {
+    pub(crate) fn apply(&self, db: &mut Db) -> Result<(), DbError> {
         match self {
             Self::Admit {
                 session,
@@ -450,31 +453,32 @@ impl Entry {
                 masked,
                 approved_by,
             } => {
-                conn.prepare_cached(
-                    "INSERT OR IGNORE INTO audit_entries (session_id, seq, at, identity,
+                db.execute(
+                    "INSERT INTO audit_entries (session_id, seq, at, identity,
                         groups_json, connection, protocol, client_addr, statement, params_json,
                         class, verdict, rule, approval_id, masked_json, approved_by)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                        ?16)",
-                )?
-                .execute(params![
-                    session,
-                    *seq as i64,
-                    at,
-                    identity,
-                    json(groups),
-                    connection,
-                    protocol,
-                    client,
-                    statement,
-                    json(params),
-                    class,
-                    verdict,
-                    rule,
-                    approval,
-                    masked_json(masked),
-                    approved_by
-                ])?;
+                        ?16)
+                 ON CONFLICT DO NOTHING",
+                    params![
+                        session,
+                        *seq as i64,
+                        at,
+                        identity,
+                        json(groups),
+                        connection,
+                        protocol,
+                        client,
+                        statement,
+                        json(params),
+                        class,
+                        verdict,
+                        rule,
+                        approval,
+                        masked_json(masked),
+                        approved_by
+                    ],
+                )?;
             }
             Self::Finish {
                 session,
@@ -491,25 +495,25 @@ impl Entry {
             } => {
                 // The result's masking log is kept apart from the admission's (statement and
                 // parameters), so each write can be re-read exactly as it was chained.
-                conn.prepare_cached(
+                db.execute(
                     "UPDATE audit_entries SET status = ?3, tag = ?4, sqlstate = ?5, error = ?6,
                         rows_returned = ?7, rows_affected = ?8, duration_us = ?9,
                         finished_at = ?10, result_masked_json = ?11
                      WHERE session_id = ?1 AND seq = ?2",
-                )?
-                .execute(params![
-                    session,
-                    *seq as i64,
-                    status,
-                    tag,
-                    sqlstate,
-                    error,
-                    *rows_returned as i64,
-                    rows_affected.map(|n| n as i64),
-                    i64::try_from(*duration_us).unwrap_or(i64::MAX),
-                    finished_at,
-                    masked_json(masked)
-                ])?;
+                    params![
+                        session,
+                        *seq as i64,
+                        status,
+                        tag,
+                        sqlstate,
+                        error,
+                        *rows_returned as i64,
+                        rows_affected.map(|n| n as i64),
+                        i64::try_from(*duration_us).unwrap_or(i64::MAX),
+                        finished_at,
+                        masked_json(masked)
+                    ],
+                )?;
             }
             Self::Open {
                 id,
@@ -523,24 +527,25 @@ impl Entry {
                 started_at,
                 settings,
             } => {
-                conn.prepare_cached(
-                    "INSERT OR IGNORE INTO sessions (id, identity, groups_json, token_id,
+                db.execute(
+                    "INSERT INTO sessions (id, identity, groups_json, token_id,
                         connection, protocol, client_addr, claimed_user, started_at,
                         settings_json)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )?
-                .execute(params![
-                    id,
-                    identity,
-                    json(groups),
-                    token_id,
-                    connection,
-                    protocol,
-                    client,
-                    claimed_user,
-                    started_at,
-                    (!settings.is_empty()).then(|| json(settings))
-                ])?;
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT DO NOTHING",
+                    params![
+                        id,
+                        identity,
+                        json(groups),
+                        token_id,
+                        connection,
+                        protocol,
+                        client,
+                        claimed_user,
+                        started_at,
+                        (!settings.is_empty()).then(|| json(settings))
+                    ],
+                )?;
             }
             Self::Close {
                 id,
@@ -550,19 +555,19 @@ impl Entry {
                 bytes_from_server,
                 recording_sha256,
             } => {
-                conn.prepare_cached(
+                db.execute(
                     "UPDATE sessions SET ended_at = ?2, end_reason = ?3, bytes_from_client = ?4,
                         bytes_from_server = ?5, recording_sha256 = ?6
                      WHERE id = ?1",
-                )?
-                .execute(params![
-                    id,
-                    ended_at,
-                    reason,
-                    *bytes_from_client as i64,
-                    *bytes_from_server as i64,
-                    recording_sha256
-                ])?;
+                    params![
+                        id,
+                        ended_at,
+                        reason,
+                        *bytes_from_client as i64,
+                        *bytes_from_server as i64,
+                        recording_sha256
+                    ],
+                )?;
             }
             Self::Event {
                 seq,
@@ -571,11 +576,12 @@ impl Entry {
                 subject,
                 body,
             } => {
-                conn.prepare_cached(
-                    "INSERT OR IGNORE INTO trail_events (seq, at, kind, subject, body)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![seq, at, kind, subject, body])?;
+                db.execute(
+                    "INSERT INTO trail_events (seq, at, kind, subject, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO NOTHING",
+                    params![seq, at, kind, subject, body],
+                )?;
             }
         }
         Ok(())
@@ -590,4 +596,10 @@ fn masked_json(log: &MaskLog) -> Option<String> {
 /// JSON text of a list column.
 fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "[]".into())
+}
+
+/// A stored masking log (`NULL` when nothing was masked).
+pub(crate) fn mask_log(json: Option<String>) -> std::collections::BTreeMap<String, u64> {
+    json.and_then(|j| serde_json::from_str(&j).ok())
+        .unwrap_or_default()
 }

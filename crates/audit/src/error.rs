@@ -5,9 +5,9 @@ use thiserror::Error;
 /// What went wrong in the store.
 #[derive(Debug, Error)]
 pub enum AuditError {
-    /// SQLite refused an operation.
+    /// The database (SQLite or PostgreSQL) refused an operation or cannot be reached.
     #[error("audit database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Database(#[from] crate::db::DbError),
     /// A file (database directory, recording) could not be read or written.
     #[error("{what}: {source}")]
     Io {

@@ -9,9 +9,10 @@ use gatehouse_core::time::{display, from_micros, to_micros};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::db::{params, Db};
+use crate::entry::mask_log;
 use crate::error::AuditError;
-use crate::queries::mask_log;
-use crate::sqlite::SqliteStore;
+use crate::store::Store;
 
 /// Counts of a period, for the report.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -51,7 +52,7 @@ fn range(from: SystemTime, to: SystemTime) -> (i64, i64) {
     (to_micros(from), to_micros(to))
 }
 
-impl SqliteStore {
+impl Store {
     /// The counts of `[from, to)`.
     pub fn period_counts(
         &self,
@@ -59,10 +60,10 @@ impl SqliteStore {
         to: SystemTime,
     ) -> Result<PeriodCounts, AuditError> {
         let (from, to) = range(from, to);
-        self.read(|conn| {
+        self.read(|db| {
             let mut c = PeriodCounts::default();
-            let one = |sql: &str| -> Result<u64, AuditError> {
-                Ok(conn.query_row(sql, [from, to], |r| r.get::<_, i64>(0))? as u64)
+            let mut one = |sql: &str| -> Result<u64, AuditError> {
+                Ok(db.query_row(sql, params![from, to], |r| r.get::<i64>(0))? as u64)
             };
             c.entries = one("SELECT count(*) FROM audit_entries WHERE at >= ?1 AND at < ?2")?;
             c.sessions =
@@ -92,30 +93,24 @@ impl SqliteStore {
                 ("class", &mut c.classes),
                 ("COALESCE(status, 'unknown')", &mut c.statuses),
             ] {
-                let mut stmt = conn.prepare(&format!(
-                    "SELECT {column}, count(*) FROM audit_entries WHERE at >= ?1 AND at < ?2
-                     GROUP BY 1"
-                ))?;
-                let rows = stmt.query_map([from, to], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-                })?;
-                for row in rows {
-                    let (k, n) = row?;
-                    map.insert(k, n);
-                }
+                let rows = db.query_map(
+                    &format!(
+                        "SELECT {column}, count(*) FROM audit_entries WHERE at >= ?1 AND at < ?2
+                         GROUP BY 1"
+                    ),
+                    params![from, to],
+                    |r| Ok((r.get::<String>(0)?, r.get::<u64>(1)?)),
+                )?;
+                map.extend(rows);
             }
-            let mut stmt = conn.prepare(
+            let rows = db.query_map(
                 "SELECT state, count(*) FROM approvals WHERE requested_at >= ?1
                    AND requested_at < ?2 GROUP BY 1",
+                params![from, to],
+                |r| Ok((r.get::<String>(0)?, r.get::<u64>(1)?)),
             )?;
-            let rows = stmt.query_map([from, to], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-            })?;
-            for row in rows {
-                let (k, n) = row?;
-                c.approvals.insert(k, n);
-            }
-            for row in self.masking_log_rows(conn, from, to)? {
+            c.approvals.extend(rows);
+            for row in masking_log_rows(db, from, to)? {
                 let total: u64 = row.1.values().sum();
                 if total > 0 {
                     c.masked_entries += 1;
@@ -126,34 +121,13 @@ impl SqliteStore {
         })
     }
 
-    fn masking_log_rows(
-        &self,
-        conn: &rusqlite::Connection,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<IdentityMasks>, AuditError> {
-        let mut stmt = conn.prepare(
-            "SELECT identity, masked_json, result_masked_json FROM audit_entries
-             WHERE at >= ?1 AND at < ?2
-               AND (masked_json IS NOT NULL OR result_masked_json IS NOT NULL)",
-        )?;
-        let rows = stmt.query_map([from, to], |r| {
-            let mut log = mask_log(r.get(1)?);
-            for (k, v) in mask_log(r.get(2)?) {
-                *log.entry(k).or_default() += v;
-            }
-            Ok((r.get::<_, String>(0)?, log))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     /// The masking log of `[from, to)`: per masked field and identity, how many values in how
     /// many commands.
     pub fn masking_log(&self, from: SystemTime, to: SystemTime) -> Result<Vec<Value>, AuditError> {
         let (from, to) = range(from, to);
-        self.read(|conn| {
+        self.read(|db| {
             let mut by: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
-            for (identity, log) in self.masking_log_rows(conn, from, to)? {
+            for (identity, log) in masking_log_rows(db, from, to)? {
                 for (field, n) in log {
                     let slot = by.entry((field, identity.clone())).or_default();
                     slot.0 += n;
@@ -178,34 +152,34 @@ impl SqliteStore {
     ) -> Result<Vec<Value>, AuditError> {
         let (from, to) = range(from, to);
         let t = |us: Option<i64>| us.map(|us| display(from_micros(us)));
-        self.read(|conn| {
-            let mut stmt = conn.prepare(
+        self.read(|db| {
+            Ok(db.query_map(
                 "SELECT id, requested_at, identity, connection, rule, statement, class,
                         approvers_json, state, decided_by, decided_at, reason, executed_at,
                         executed_session, executed_seq
                  FROM approvals WHERE requested_at >= ?1 AND requested_at < ?2
                  ORDER BY requested_at",
-            )?;
-            let rows = stmt.query_map([from, to], |r| {
+                params![from, to],
+                |r| {
                 Ok(json!({
-                    "id": r.get::<_, String>(0)?,
+                    "id": r.get::<String>(0)?,
                     "requested_at": t(r.get(1)?),
-                    "identity": r.get::<_, String>(2)?,
-                    "connection": r.get::<_, String>(3)?,
-                    "rule": r.get::<_, String>(4)?,
-                    "statement": r.get::<_, String>(5)?,
-                    "class": r.get::<_, String>(6)?,
-                    "approvers": serde_json::from_str::<Value>(&r.get::<_, String>(7)?).unwrap_or(Value::Null),
-                    "state": r.get::<_, String>(8)?,
-                    "decided_by": r.get::<_, Option<String>>(9)?,
+                    "identity": r.get::<String>(2)?,
+                    "connection": r.get::<String>(3)?,
+                    "rule": r.get::<String>(4)?,
+                    "statement": r.get::<String>(5)?,
+                    "class": r.get::<String>(6)?,
+                    "approvers": serde_json::from_str::<Value>(&r.get::<String>(7)?).unwrap_or(Value::Null),
+                    "state": r.get::<String>(8)?,
+                    "decided_by": r.get::<Option<String>>(9)?,
                     "decided_at": t(r.get(10)?),
-                    "reason": r.get::<_, Option<String>>(11)?,
+                    "reason": r.get::<Option<String>>(11)?,
                     "executed_at": t(r.get(12)?),
-                    "executed_session": r.get::<_, Option<String>>(13)?,
-                    "executed_seq": r.get::<_, Option<i64>>(14)?,
+                    "executed_session": r.get::<Option<String>>(13)?,
+                    "executed_seq": r.get::<Option<i64>>(14)?,
                 }))
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+                },
+            )?)
         })
     }
 
@@ -214,13 +188,13 @@ impl SqliteStore {
     pub fn token_register(&self) -> Result<Vec<Value>, AuditError> {
         let t = |us: Option<i64>| us.map(|us| display(from_micros(us)));
         let now = to_micros(SystemTime::now());
-        self.read(|conn| {
-            let mut stmt = conn.prepare(
+        self.read(|db| {
+            Ok(db.query_map(
                 "SELECT id, identity, groups_json, connections_json, created_at, created_by,
                         expires_at, revoked_at, revoked_by, kind, fingerprint
                  FROM tokens ORDER BY created_at",
-            )?;
-            let rows = stmt.query_map([], |r| {
+                params![],
+                |r| {
                 let expires: Option<i64> = r.get(6)?;
                 let revoked: Option<i64> = r.get(7)?;
                 let state = if revoked.is_some() {
@@ -231,21 +205,38 @@ impl SqliteStore {
                     "active"
                 };
                 Ok(json!({
-                    "id": r.get::<_, String>(0)?,
-                    "kind": r.get::<_, String>(9)?,
-                    "fingerprint": r.get::<_, Option<String>>(10)?,
-                    "identity": r.get::<_, String>(1)?,
-                    "groups": serde_json::from_str::<Value>(&r.get::<_, String>(2)?).unwrap_or(Value::Null),
-                    "connections": serde_json::from_str::<Value>(&r.get::<_, String>(3)?).unwrap_or(Value::Null),
+                    "id": r.get::<String>(0)?,
+                    "kind": r.get::<String>(9)?,
+                    "fingerprint": r.get::<Option<String>>(10)?,
+                    "identity": r.get::<String>(1)?,
+                    "groups": serde_json::from_str::<Value>(&r.get::<String>(2)?).unwrap_or(Value::Null),
+                    "connections": serde_json::from_str::<Value>(&r.get::<String>(3)?).unwrap_or(Value::Null),
                     "issued_at": t(r.get(4)?),
-                    "issued_by": r.get::<_, String>(5)?,
+                    "issued_by": r.get::<String>(5)?,
                     "expires_at": t(expires),
                     "revoked_at": t(revoked),
-                    "revoked_by": r.get::<_, Option<String>>(8)?,
+                    "revoked_by": r.get::<Option<String>>(8)?,
                     "state": state,
                 }))
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+                },
+            )?)
         })
     }
+}
+
+/// Each entry's masking log (statement and result together), with its identity.
+fn masking_log_rows(db: &mut Db, from: i64, to: i64) -> Result<Vec<IdentityMasks>, AuditError> {
+    Ok(db.query_map(
+        "SELECT identity, masked_json, result_masked_json FROM audit_entries
+         WHERE at >= ?1 AND at < ?2
+           AND (masked_json IS NOT NULL OR result_masked_json IS NOT NULL)",
+        params![from, to],
+        |r| {
+            let mut log = mask_log(r.get(1)?);
+            for (k, v) in mask_log(r.get(2)?) {
+                *log.entry(k).or_default() += v;
+            }
+            Ok((r.get::<String>(0)?, log))
+        },
+    )?)
 }

@@ -14,13 +14,11 @@ use std::io::{BufWriter, Write};
 use std::time::SystemTime;
 
 use gatehouse_core::time::{from_micros, to_micros};
-use rusqlite::types::{Value, ValueRef};
-use rusqlite::{Connection, Row};
 use serde::Serialize;
 
+use crate::db::{params, Backend, Begin, Cell, Db, Row, ToValue, Value};
 use crate::error::AuditError;
-use crate::schema;
-use crate::sqlite::SqliteStore;
+use crate::store::Store;
 
 /// Which audit entries to export. Every filter given must hold; `None` lets everything through.
 #[derive(Debug, Clone, Default)]
@@ -87,7 +85,7 @@ const COLUMNS: &str = "id, at, session_id, seq, identity, groups_json, connectio
 /// Bytes buffered before the output is written to.
 const BUFFER: usize = 64 * 1024;
 
-impl SqliteStore {
+impl Store {
     /// Writes the entries matching `filter` to `out`, oldest first (by store id), and returns
     /// how many were written. `out` is buffered here and flushed before returning; an error
     /// writing it is [`AuditError::Io`] with the writer's own error as source (so a caller can
@@ -98,8 +96,8 @@ impl SqliteStore {
         format: ExportFormat,
         out: &mut dyn Write,
     ) -> Result<u64, AuditError> {
-        let mut conn = schema::open(self.path())?;
-        let snapshot = conn.transaction()?;
+        let mut conn = self.connect()?;
+        let mut snapshot = conn.transaction(Begin::Deferred)?;
         let mut out = BufWriter::with_capacity(BUFFER, out);
         let mut sink = Sink {
             format,
@@ -110,13 +108,24 @@ impl SqliteStore {
             sink.header(&mut out).map_err(write_error)?;
         }
         let mut written = 0;
-        if let Some((sql, args)) = select(&snapshot, filter)? {
-            let mut stmt = snapshot.prepare(&sql)?;
-            let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
-            while let Some(row) = rows.next()? {
-                sink.entry(row, &mut out)?;
-                written += 1;
+        if let Some((sql, args)) = select(&mut snapshot, filter)? {
+            let args: Vec<&dyn ToValue> = args.iter().map(|a| a as &dyn ToValue).collect();
+            // A failed write stops the walk; its own error is the one reported.
+            let mut failed: Option<AuditError> = None;
+            let walked = snapshot.query_each(&sql, &args, |row| match sink.entry(row, &mut out) {
+                Ok(()) => {
+                    written += 1;
+                    Ok(())
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    Err(crate::db::DbError::Stopped)
+                }
+            });
+            if let Some(e) = failed {
+                return Err(e);
             }
+            walked?;
         }
         out.flush().map_err(write_error)?;
         Ok(written)
@@ -128,31 +137,36 @@ impl SqliteStore {
 /// A time window is turned into a range of ids first (through the index on `at`), and the rows
 /// are then read by id with no index (`NOT INDEXED`): the rows come in table order, already
 /// sorted, so SQLite never sorts (or buffers) the result, whichever plan it would prefer.
-fn select(
-    conn: &Connection,
-    filter: &ExportFilter,
-) -> Result<Option<(String, Vec<Value>)>, AuditError> {
-    let mut sql = format!("SELECT {COLUMNS} FROM audit_entries NOT INDEXED WHERE 1");
-    let mut args: Vec<Value> = Vec::new();
-    let mut condition = |sql: &mut String, clause: &str, value: Value| {
+/// (PostgreSQL walks the primary key's index in order, or sorts a window it chose to scan.)
+fn select<'f>(
+    db: &mut Db,
+    filter: &'f ExportFilter,
+) -> Result<Option<(String, Vec<Value<'f>>)>, AuditError> {
+    let not_indexed = match db.backend() {
+        Backend::Sqlite => "NOT INDEXED",
+        Backend::Postgres => "",
+    };
+    let mut sql = format!("SELECT {COLUMNS} FROM audit_entries {not_indexed} WHERE true");
+    let mut args: Vec<Value<'f>> = Vec::new();
+    let mut condition = |sql: &mut String, clause: &str, value: Value<'f>| {
         args.push(value);
         sql.push_str(&format!(" AND {clause} ?{}", args.len()));
     };
     if filter.from.is_some() || filter.to.is_some() {
         let from = filter.from.map(to_micros).unwrap_or(i64::MIN);
         let to = filter.to.map(to_micros).unwrap_or(i64::MAX);
-        let ids: (Option<i64>, Option<i64>) = conn.query_row(
+        let ids: (Option<i64>, Option<i64>) = db.query_row(
             "SELECT min(id), max(id) FROM audit_entries WHERE at >= ?1 AND at < ?2",
-            [from, to],
+            params![from, to],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )?;
         let (Some(first), Some(last)) = ids else {
             return Ok(None);
         };
-        condition(&mut sql, "id >=", Value::Integer(first));
-        condition(&mut sql, "id <=", Value::Integer(last));
-        condition(&mut sql, "at >=", Value::Integer(from));
-        condition(&mut sql, "at <", Value::Integer(to));
+        condition(&mut sql, "id >=", Value::Int(first));
+        condition(&mut sql, "id <=", Value::Int(last));
+        condition(&mut sql, "at >=", Value::Int(from));
+        condition(&mut sql, "at <", Value::Int(to));
     }
     let exact = [
         ("identity =", &filter.identity),
@@ -162,7 +176,7 @@ fn select(
     ];
     for (clause, value) in exact {
         if let Some(value) = value {
-            condition(&mut sql, clause, Value::Text(value.clone()));
+            condition(&mut sql, clause, Value::Text(value));
         }
     }
     sql.push_str(" ORDER BY id");
@@ -363,14 +377,11 @@ fn text<'r>(row: &'r Row<'_>, column: usize) -> Result<&'r str, AuditError> {
 
 /// A text column that may be NULL, borrowed from the row.
 fn optional_text<'r>(row: &'r Row<'_>, column: usize) -> Result<Option<&'r str>, AuditError> {
-    match row.get_ref(column)? {
-        ValueRef::Null => Ok(None),
-        ValueRef::Text(bytes) => std::str::from_utf8(bytes).map(Some).map_err(|_| {
-            AuditError::Corrupt(format!("audit entry column {column} is not UTF-8 text"))
-        }),
+    match row.cell(column)? {
+        Cell::Null => Ok(None),
+        Cell::Text(text) => Ok(Some(text)),
         other => Err(AuditError::Corrupt(format!(
-            "audit entry column {column} holds {:?} where text is expected",
-            other.data_type()
+            "audit entry column {column} holds {other:?} where text is expected"
         ))),
     }
 }
@@ -393,22 +404,20 @@ mod tests {
 
     fn plan(filter: &ExportFilter) -> String {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("a.db")).unwrap();
+        let store = Store::open_sqlite(&dir.path().join("a.db")).unwrap();
         store
-            .read(|conn| {
-                conn.execute_batch(
+            .read(|db| {
+                db.execute_batch(
                     "INSERT INTO audit_entries (session_id, seq, at, identity, groups_json,
                         connection, protocol, client_addr, statement, params_json, class, verdict)
                      VALUES ('s', 1, 10, 'job', '[]', 'db', 'postgres', 'c', 'SELECT 1', '[]',
                         'select', 'allow')",
                 )?;
-                let (sql, args) = select(conn, filter)?.unwrap();
-                let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-                let details = stmt
-                    .query_map(rusqlite::params_from_iter(args), |row| {
-                        row.get::<_, String>(3)
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
+                let (sql, args) = select(db, filter)?.unwrap();
+                let args: Vec<&dyn ToValue> = args.iter().map(|a| a as &dyn ToValue).collect();
+                let details = db.query_map(&format!("EXPLAIN QUERY PLAN {sql}"), &args, |row| {
+                    row.get::<String>(3)
+                })?;
                 Ok(details.join("; "))
             })
             .unwrap()

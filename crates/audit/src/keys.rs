@@ -1,15 +1,14 @@
 //! SSH public keys registered to an identity: add, list (revocation is
-//! [`SqliteStore::revoke_credential`]). A key is a row of the `tokens` table of kind `ssh-key`,
+//! [`Store::revoke_credential`]). A key is a row of the `tokens` table of kind `ssh-key`,
 //! so it has a token's id, scope, expiry and revocation, and is found by its fingerprint.
 
+use crate::db::{params, DbError, OptionalExtension, Row};
+use crate::error::AuditError;
+use crate::store::Store;
+use crate::tokens::{insert, token_from_row, CredentialKind, NewToken, KEY_COLUMNS};
 use gatehouse_core::ssh_key::new_key_id;
 use gatehouse_core::ssh_key_fingerprint;
 use gatehouse_core::TokenRecord;
-use rusqlite::{params, OptionalExtension, Row};
-
-use crate::error::AuditError;
-use crate::sqlite::SqliteStore;
-use crate::tokens::{insert, schema_conn, token_from_row, CredentialKind, NewToken};
 
 /// A registered key as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,11 +31,7 @@ impl KeyRow {
     }
 }
 
-/// The columns [`key_from_row`] reads.
-pub(crate) const KEY_COLUMNS: &str = "id, identity, groups_json, connections_json, created_at, \
-     expires_at, revoked_at, created_by, fingerprint, public_key";
-
-impl SqliteStore {
+impl Store {
     /// Registers an OpenSSH public key line (`type base64 [comment]`) to the grant's identity.
     ///
     /// Refused if the line is not a public key, or if the key is already registered and not
@@ -45,13 +40,13 @@ impl SqliteStore {
         let (fingerprint, _) = ssh_key_fingerprint(public_key_line)?;
         let line = public_key_line.trim();
         let id = new_key_id()?;
-        let conn = schema_conn(self)?;
-        let live = || {
-            conn.query_row(
+        let (mut db, chain) = self.admin()?;
+        let live = |db: &mut crate::db::Db| {
+            db.query_row(
                 "SELECT id, identity FROM tokens
                  WHERE kind = 'ssh-key' AND fingerprint = ?1 AND revoked_at IS NULL",
-                [&fingerprint],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                params![fingerprint],
+                |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
             )
             .optional()
         };
@@ -61,13 +56,14 @@ impl SqliteStore {
                  `gatehouse key remove {id}` first"
             ))
         };
-        if let Some(existing) = live()? {
+        if let Some(existing) = live(&mut db)? {
             return Err(conflict(existing));
         }
         // `hash` must be unique and non-null; this value can never equal a token's hex digest.
         let hash = format!("{}:{}", CredentialKind::SshKey.as_str(), id.0);
         let inserted = insert(
-            &conn,
+            &mut db,
+            &chain,
             &id,
             &hash,
             new,
@@ -77,14 +73,14 @@ impl SqliteStore {
         match inserted {
             Ok(()) => {}
             // Another process registered it between the check and the insert.
-            Err(AuditError::Sqlite(e))
-                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
-            {
-                return Err(live()?.map(conflict).unwrap_or(AuditError::Sqlite(e)));
+            Err(AuditError::Database(e)) if e.is_unique_violation() => {
+                return Err(live(&mut db)?
+                    .map(conflict)
+                    .unwrap_or(AuditError::Database(e)));
             }
             Err(e) => return Err(e),
         }
-        conn.query_row(
+        db.query_row(
             &format!("SELECT {KEY_COLUMNS} FROM tokens WHERE id = ?1"),
             params![id.0],
             key_from_row,
@@ -93,19 +89,23 @@ impl SqliteStore {
 
     /// Every registered key, newest first.
     pub fn list_keys(&self) -> Result<Vec<KeyRow>, AuditError> {
-        self.read(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {KEY_COLUMNS} FROM tokens WHERE kind = 'ssh-key' ORDER BY created_at DESC"
-            ))?;
-            let rows = stmt.query_map([], key_from_row)?;
-            rows.map(|r| r.map_err(AuditError::from).and_then(|r| r))
-                .collect()
+        self.read(|db| {
+            db.query_map(
+                &format!(
+                    "SELECT {KEY_COLUMNS} FROM tokens WHERE kind = 'ssh-key' \
+                     ORDER BY created_at DESC"
+                ),
+                params![],
+                key_from_row,
+            )?
+            .into_iter()
+            .collect()
         })
     }
 }
 
 /// Decodes a key row selected as [`KEY_COLUMNS`].
-pub(crate) fn key_from_row(row: &Row<'_>) -> rusqlite::Result<Result<KeyRow, AuditError>> {
+pub(crate) fn key_from_row(row: &Row<'_>) -> Result<Result<KeyRow, AuditError>, DbError> {
     let token = token_from_row(row)?;
     let fingerprint: Option<String> = row.get(8)?;
     let public_key: Option<String> = row.get(9)?;

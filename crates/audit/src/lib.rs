@@ -1,15 +1,17 @@
-//! Gatehouse's durable store: the SQLite audit sink and token registry (tokens and SSH keys;
-//! the embedded default), and session recordings as JSON Lines files (with asciicasts of
-//! terminal channels).
+//! Gatehouse's durable store: the audit sink, token registry (tokens and SSH keys) and
+//! approvals desk over SQLite (the embedded default) or PostgreSQL (several gateways, one
+//! store), and session recordings as JSON Lines files (with asciicasts of terminal channels).
 //!
 //! The core defines the traits ([`gatehouse_core::store`]); this crate implements them. It never
 //! sees wire bytes: only the typed events the core hands over.
 //!
 //! Layout:
 //! - [`schema`]: the tables.
-//! - `journal` and `writer`: the write path — an append-only journal written before a command
-//!   runs (group commit led by the caller), applied to SQLite in batches by a ticker thread.
-//! - [`sqlite`]: [`SqliteStore`] (reads, tokens) and [`AuditWriter`] (the core's audit sink).
+//! - [`db`]: the one seam to a database — SQLite or PostgreSQL, the same SQL.
+//! - [`store`]: [`Store`], opened from `[gateway] state` (reads, administration, the writer).
+//! - `journal` and [`writer`]: the write path — an append-only journal written before a
+//!   command runs (group commit led by the caller), applied to the database in batches by a
+//!   ticker thread; [`AuditWriter`] is the core's audit sink.
 //! - [`approvals`]: the approvals desk (held commands, decisions).
 //! - [`chain`] and [`verify`]: the tamper-evident hash chain and its verification.
 //! - [`tokens`]: issuing, listing and revoking service tokens (CLI and bootstrap).
@@ -24,6 +26,7 @@
 pub mod approvals;
 pub mod cast;
 pub mod chain;
+pub mod db;
 mod entry;
 pub mod error;
 pub mod events;
@@ -33,14 +36,17 @@ pub mod journal;
 pub mod keys;
 pub mod queries;
 pub mod recording;
+mod recording_file;
 pub mod retention;
 pub mod schema;
-pub mod sqlite;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tokens;
 pub mod verify;
-mod writer;
+pub mod writer;
 
-pub use approvals::{ApprovalRow, SqliteApprovals};
+pub use approvals::{ApprovalRow, Approvals};
 pub use error::AuditError;
 pub use evidence::PeriodCounts;
 pub use export::{ExportFilter, ExportFormat};
@@ -48,6 +54,7 @@ pub use keys::KeyRow;
 pub use queries::{AuditFilter, AuditRow, SessionRow};
 pub use recording::{read_recording, FileRecordings};
 pub use retention::PurgeReport;
-pub use sqlite::{AuditWriter, SqliteStore};
+pub use store::{Location, Store, StoreOptions};
 pub use tokens::{CredentialKind, NewToken, TokenRow};
-pub use verify::{verify, VerifyReport};
+pub use verify::VerifyReport;
+pub use writer::AuditWriter;

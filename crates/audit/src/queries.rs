@@ -3,11 +3,11 @@
 use std::time::SystemTime;
 
 use gatehouse_core::time::{from_micros, to_micros};
-use rusqlite::Row;
 use serde::Serialize;
 
+use crate::db::{params, DbError, Row};
 use crate::error::AuditError;
-use crate::sqlite::SqliteStore;
+use crate::store::Store;
 
 /// Which audit entries to list.
 #[derive(Debug, Clone, Default)]
@@ -111,7 +111,7 @@ pub struct SessionRow {
     pub settings: Vec<(String, String)>,
 }
 
-impl SqliteStore {
+impl Store {
     /// Audit entries matching the filter, oldest first.
     pub fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>, AuditError> {
         let since = filter.since.map(to_micros).unwrap_or(i64::MIN);
@@ -123,37 +123,37 @@ impl SqliteStore {
         let limit = filter
             .limit
             .and_then(|n| i64::try_from(n).ok())
-            .unwrap_or(-1);
-        self.read(|conn| {
-            let mut stmt = conn.prepare(
+            .unwrap_or(i64::MAX);
+        self.read(|db| {
+            Ok(db.query_map(
                 "SELECT * FROM (
                     SELECT id, at, session_id, seq, identity, groups_json, connection, protocol,
                         client_addr, statement, params_json, class, verdict, status, tag,
                         sqlstate, error, rows_returned, rows_affected, duration_us, rule,
                         approval_id, masked_json, result_masked_json, approved_by
                     FROM audit_entries WHERE at >= ?1 AND session_id LIKE ?2
-                    ORDER BY id DESC LIMIT ?3)
+                    ORDER BY id DESC LIMIT ?3) AS newest
                  ORDER BY id",
-            )?;
-            let rows = stmt.query_map(rusqlite::params![since, session, limit], audit_row)?;
-            rows.map(|r| r.map_err(AuditError::from)).collect()
+                params![since, session, limit],
+                audit_row,
+            )?)
         })
     }
 
     /// Sessions started at or after `since`, oldest first.
     pub fn list_sessions(&self, since: Option<SystemTime>) -> Result<Vec<SessionRow>, AuditError> {
         let since = since.map(to_micros).unwrap_or(i64::MIN);
-        self.read(|conn| {
-            let mut stmt = conn.prepare(
+        self.read(|db| {
+            Ok(db.query_map(
                 "SELECT s.id, s.identity, s.groups_json, s.token_id, s.connection, s.protocol,
                     s.client_addr, s.claimed_user, s.started_at, s.ended_at, s.end_reason,
                     s.bytes_from_client, s.bytes_from_server,
                     (SELECT count(*) FROM audit_entries a WHERE a.session_id = s.id),
                     s.recording_sha256, s.settings_json
                  FROM sessions s WHERE s.started_at >= ?1 ORDER BY s.started_at",
-            )?;
-            let rows = stmt.query_map([since], session_row)?;
-            rows.map(|r| r.map_err(AuditError::from)).collect()
+                params![since],
+                session_row,
+            )?)
         })
     }
 
@@ -176,17 +176,11 @@ impl SqliteStore {
     }
 }
 
-/// A stored masking log (`NULL` when nothing was masked).
-pub(crate) fn mask_log(json: Option<String>) -> std::collections::BTreeMap<String, u64> {
-    json.and_then(|j| serde_json::from_str(&j).ok())
-        .unwrap_or_default()
-}
-
 fn list(text: String) -> Vec<String> {
     serde_json::from_str(&text).unwrap_or_default()
 }
 
-fn audit_row(row: &Row<'_>) -> rusqlite::Result<AuditRow> {
+fn audit_row(row: &Row<'_>) -> Result<AuditRow, DbError> {
     Ok(AuditRow {
         id: row.get(0)?,
         at: gatehouse_core::time::display(from_micros(row.get(1)?)),
@@ -198,7 +192,7 @@ fn audit_row(row: &Row<'_>) -> rusqlite::Result<AuditRow> {
         protocol: row.get(7)?,
         client: row.get(8)?,
         statement: row.get(9)?,
-        params: serde_json::from_str(&row.get::<_, String>(10)?).unwrap_or_default(),
+        params: serde_json::from_str(&row.get::<String>(10)?).unwrap_or_default(),
         class: row.get(11)?,
         verdict: row.get(12)?,
         status: row.get(13)?,
@@ -212,8 +206,8 @@ fn audit_row(row: &Row<'_>) -> rusqlite::Result<AuditRow> {
         approval: row.get(21)?,
         approved_by: row.get(24)?,
         masked: {
-            let mut log = mask_log(row.get(22)?);
-            for (k, v) in mask_log(row.get(23)?) {
+            let mut log = crate::entry::mask_log(row.get(22)?);
+            for (k, v) in crate::entry::mask_log(row.get(23)?) {
                 *log.entry(k).or_default() += v;
             }
             log
@@ -221,7 +215,7 @@ fn audit_row(row: &Row<'_>) -> rusqlite::Result<AuditRow> {
     })
 }
 
-fn session_row(row: &Row<'_>) -> rusqlite::Result<SessionRow> {
+fn session_row(row: &Row<'_>) -> Result<SessionRow, DbError> {
     let display = |us: i64| gatehouse_core::time::display(from_micros(us));
     Ok(SessionRow {
         id: row.get(0)?,
@@ -233,14 +227,14 @@ fn session_row(row: &Row<'_>) -> rusqlite::Result<SessionRow> {
         client: row.get(6)?,
         claimed_user: row.get(7)?,
         started_at: display(row.get(8)?),
-        ended_at: row.get::<_, Option<i64>>(9)?.map(display),
+        ended_at: row.get::<Option<i64>>(9)?.map(display),
         end_reason: row.get(10)?,
         bytes_from_client: row.get(11)?,
         bytes_from_server: row.get(12)?,
         commands: row.get(13)?,
         recording_sha256: row.get(14)?,
         settings: row
-            .get::<_, Option<String>>(15)?
+            .get::<Option<String>>(15)?
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default(),
     })

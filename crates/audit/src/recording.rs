@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::mem;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
@@ -25,6 +25,7 @@ use gatehouse_core::SessionId;
 
 use crate::cast::CastWriter;
 use crate::error::AuditError;
+pub use crate::recording_file::{file_sha256, read_recording, recording_path};
 
 /// How often queued recording lines are written out.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(20);
@@ -380,27 +381,6 @@ fn encode(session: &SessionId, event: &RecordingEvent) -> Option<String> {
     }
 }
 
-/// SHA-256 (hex) of a file's contents, read in blocks.
-pub fn file_sha256(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut file = File::open(path)?;
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    let mut block = vec![0u8; 64 << 10];
-    loop {
-        let n = file.read(&mut block)?;
-        if n == 0 {
-            break;
-        }
-        ctx.update(&block[..n]);
-    }
-    Ok(gatehouse_core::identity::hex(ctx.finish().as_ref()))
-}
-
-/// The file a session's recording lives in.
-pub fn recording_path(dir: &Path, session: &str) -> PathBuf {
-    dir.join(format!("{session}.jsonl"))
-}
-
 impl RecordingSink for FileRecordings {
     fn append(&self, session: &SessionId, event: RecordingEvent) {
         if matches!(event, RecordingEvent::End { .. }) {
@@ -444,27 +424,4 @@ fn open_file(dir: &Path, session: &SessionId) -> std::io::Result<File> {
         .create(true)
         .append(true)
         .open(recording_path(dir, &session.0))
-}
-
-/// Reads a session's recording back, event by event.
-pub fn read_recording(dir: &Path, session: &str) -> Result<Vec<RecordingEvent>, AuditError> {
-    let path = recording_path(dir, session);
-    let file = File::open(&path).map_err(|source| AuditError::Io {
-        what: format!("could not open the recording {}", path.display()),
-        source,
-    })?;
-    let mut events = Vec::new();
-    for (n, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| AuditError::Io {
-            what: format!("could not read {}", path.display()),
-            source,
-        })?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let event = serde_json::from_str(&line)
-            .map_err(|e| AuditError::Corrupt(format!("{} line {}: {e}", path.display(), n + 1)))?;
-        events.push(event);
-    }
-    Ok(events)
 }

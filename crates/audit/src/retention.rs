@@ -8,15 +8,15 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use gatehouse_core::time::{display, to_micros};
-use rusqlite::params;
 use serde::Serialize;
 
 use crate::cast::casts_of;
-use crate::chain::{append, append_purge};
+use crate::chain::{append, append_purge, instances, Chain};
+use crate::db::{params, Backend, Begin, Db};
 use crate::entry::Entry;
 use crate::error::AuditError;
-use crate::recording::recording_path;
-use crate::sqlite::SqliteStore;
+use crate::recording_file::recording_path;
+use crate::store::Store;
 
 /// Sessions removed per transaction.
 pub const PURGE_BATCH: usize = 500;
@@ -38,13 +38,13 @@ pub struct PurgeReport {
     pub oldest_kept: Option<String>,
 }
 
-impl SqliteStore {
+impl Store {
     /// When the oldest session still held started (RFC 3339).
     pub fn oldest_session(&self) -> Result<Option<String>, AuditError> {
-        self.read(|conn| {
-            Ok(conn
-                .query_row("SELECT MIN(started_at) FROM sessions", [], |r| {
-                    r.get::<_, Option<i64>>(0)
+        self.read(|db| {
+            Ok(db
+                .query_row("SELECT MIN(started_at) FROM sessions", params![], |r| {
+                    r.get::<Option<i64>>(0)
                 })?
                 .map(|us| display(gatehouse_core::time::from_micros(us))))
         })
@@ -62,14 +62,13 @@ impl SqliteStore {
         by: &str,
         recordings: &Path,
     ) -> Result<PurgeReport, AuditError> {
-        let chain = crate::chain::ChainKey::for_store(self.path(), true)?;
-        let mut conn = crate::schema::open(self.path())?;
+        let (mut db, chain) = self.admin()?;
         let mut total = PurgeReport {
             cutoff: display(cutoff),
             ..PurgeReport::default()
         };
         loop {
-            let batch = self.purge_batch(&mut conn, &chain, cutoff, now, by, recordings)?;
+            let batch = self.purge_batch(&mut db, &chain, cutoff, now, by, recordings)?;
             total.sessions += batch.sessions;
             total.entries += batch.entries;
             total.approvals += batch.approvals;
@@ -83,49 +82,51 @@ impl SqliteStore {
 
     fn purge_batch(
         &self,
-        conn: &mut rusqlite::Connection,
-        chain: &crate::chain::ChainKey,
+        db: &mut Db,
+        chain: &Chain,
         cutoff: SystemTime,
         now: SystemTime,
         by: &str,
         recordings: &Path,
     ) -> Result<PurgeReport, AuditError> {
         let cutoff_us = to_micros(cutoff);
-        let chain = chain.clone();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut tx = db.transaction(Begin::Immediate)?;
+        if tx.backend() == Backend::Postgres {
+            // Every instance runs the retention schedule: one purge at a time.
+            tx.execute_batch("SELECT pg_advisory_xact_lock(7406319617363713)")?;
+        }
         // A session's time is its end; a session that never recorded one (the gateway died)
         // ends with its last entry.
-        let doomed: Vec<(String, String)> = {
-            let mut stmt = tx.prepare(
-                "SELECT s.id, s.protocol FROM sessions s WHERE COALESCE(s.ended_at,
-                    (SELECT MAX(a.at) FROM audit_entries a WHERE a.session_id = s.id),
-                    s.started_at) < ?1 AND s.id <> 'retention'
-                 LIMIT ?2",
-            )?;
-            let ids = stmt.query_map(params![cutoff_us, PURGE_BATCH as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
-            ids.collect::<Result<_, _>>()?
-        };
+        let doomed: Vec<(String, String)> = tx.query_map(
+            "SELECT s.id, s.protocol FROM sessions s WHERE COALESCE(s.ended_at,
+                (SELECT MAX(a.at) FROM audit_entries a WHERE a.session_id = s.id),
+                s.started_at) < ?1 AND s.id <> 'retention'
+             LIMIT ?2",
+            params![cutoff_us, PURGE_BATCH],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         tx.execute_batch(
             "CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY); DELETE FROM doomed;",
         )?;
-        {
-            let mut add = tx.prepare("INSERT OR IGNORE INTO doomed (id) VALUES (?1)")?;
-            for (id, _) in &doomed {
-                add.execute([id])?;
-            }
+        for (id, _) in &doomed {
+            tx.execute(
+                "INSERT INTO doomed (id) VALUES (?1) ON CONFLICT DO NOTHING",
+                params![id],
+            )?;
         }
         let entries = tx.execute(
             "DELETE FROM audit_entries WHERE session_id IN (SELECT id FROM doomed)
                 OR (session_id = 'retention' AND at < ?1)",
-            [cutoff_us],
+            params![cutoff_us],
         )?;
         let sessions = tx.execute(
             "DELETE FROM sessions WHERE id IN (SELECT id FROM doomed)",
-            [],
+            params![],
         )?;
-        let approvals = tx.execute("DELETE FROM approvals WHERE requested_at < ?1", [cutoff_us])?;
+        let approvals = tx.execute(
+            "DELETE FROM approvals WHERE requested_at < ?1",
+            params![cutoff_us],
+        )?;
         let mut report = PurgeReport {
             cutoff: display(cutoff),
             sessions: sessions as u64,
@@ -140,90 +141,36 @@ impl SqliteStore {
             return Ok(report);
         }
         let now_us = to_micros(now);
-        // The purge's link comes next; the links of what it removes are marked with it.
-        let purge: i64 = tx.query_row(
-            "SELECT COALESCE(MAX(seq), (SELECT seq FROM chain_anchor WHERE id = 1), 0) + 1
-             FROM audit_chain",
-            [],
-            |r| r.get(0),
-        )?;
-        tx.execute(
-            "UPDATE audit_chain SET purged_by = ?1 WHERE purged_by IS NULL AND kind <> 'purge'
-               AND (session_id IN (SELECT id FROM doomed)
-                    OR (session_id = 'retention' AND at < ?2))",
-            params![purge, cutoff_us],
-        )?;
-        // Trail events are carried forward: the purge chains the current state of every
-        // credential and decision again after its own record, so the old event links (and
-        // rows) can go with the purged run instead of pinning the chain's start forever.
-        tx.execute(
-            "UPDATE audit_chain SET purged_by = ?1 WHERE purged_by IS NULL AND kind = 'event'",
-            [purge],
-        )?;
-        // The oldest run of purged links goes; the chain then starts from an anchor, which the
-        // purge's own record names (so an anchor nobody purged to is caught).
-        let first_kept: Option<i64> = tx.query_row(
-            "SELECT MIN(seq) FROM audit_chain WHERE purged_by IS NULL",
-            [],
-            |r| r.get(0),
-        )?;
-        let anchor: Option<(i64, String)> = match first_kept {
-            Some(first) => tx
-                .query_row(
-                    "SELECT seq - 1, prev_sha256 FROM audit_chain WHERE seq = ?1",
-                    [first],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .ok(),
-            None => tx
-                .query_row(
-                    "SELECT seq, sha256 FROM audit_chain ORDER BY seq DESC LIMIT 1",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .ok(),
-        }
-        .filter(|(seq, _)| *seq > 0);
         // The manifest: which sessions this purge removed. `audit verify` accepts a link as
         // purged by it only if the link's session is listed here, so marking a live session's
         // links with an old purge does not hide their deletion.
         let mut manifest: Vec<&str> = doomed.iter().map(|(id, _)| id.as_str()).collect();
         manifest.sort_unstable();
-        let record = serde_json::json!({
-            "purge": "retention",
-            "sessions_purged": manifest,
-            "events_carried_forward": true,
-            "cutoff_us": cutoff_us,
-            "cutoff": report.cutoff,
-            "at": display(now),
-            "by": by,
-            "sessions": report.sessions,
-            "entries": report.entries,
-            "approvals": report.approvals,
-            "anchor_seq": anchor.as_ref().map(|(s, _)| *s),
-            "anchor_sha256": anchor.as_ref().map(|(_, h)| h.clone()),
-        })
-        .to_string();
-        let appended = append_purge(&tx, &chain, &record, now_us)?;
-        if appended != purge {
-            return Err(AuditError::Corrupt(format!(
-                "the chain moved during a purge (link {appended}, expected {purge})"
-            )));
+        // Each chain gets its own purge link over its own links (several gateways on one
+        // store each have one); this process's chain then carries the trail events forward.
+        let mut chains = instances(&mut tx)?;
+        if !chains.contains(&chain.instance) {
+            chains.push(chain.instance.clone());
         }
-        crate::events::carry_forward(&tx, &chain, purge)?;
-        if let Some((seq, hash)) = &anchor {
-            tx.execute("DELETE FROM audit_chain WHERE seq <= ?1", [seq])?;
-            tx.execute(
-                "INSERT INTO chain_anchor (id, seq, sha256) VALUES (1, ?1, ?2)
-                 ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, sha256 = excluded.sha256",
-                params![seq, hash],
+        for instance in chains {
+            purge_chain(
+                &mut tx,
+                &chain.of(&instance),
+                &manifest,
+                cutoff_us,
+                now_us,
+                by,
+                &report,
             )?;
         }
-        // The purge as an audit entry, chained like any other.
-        // Numbered by the chain (never reused, even after older purge entries are purged).
+        crate::events::carry_forward(&mut tx, chain)?;
+        // The purge as an audit entry, chained like any other, numbered after the last one
+        // (never reused, even after older purge entries are purged).
         let seq: i64 = tx.query_row(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_chain",
-            [],
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM (
+                SELECT MAX(seq) AS seq FROM audit_entries WHERE session_id = 'retention'
+                UNION ALL SELECT MAX(seq) FROM audit_chain WHERE instance = ?1) AS last",
+            params![chain.instance],
             |r| r.get(0),
         )?;
         let statement = format!(
@@ -264,14 +211,14 @@ impl SqliteStore {
             },
         ];
         for entry in &written {
-            entry.apply(&tx)?;
+            entry.apply(&mut tx)?;
         }
-        append(&tx, &chain, &written, &[], &[])?;
+        append(&mut tx, chain, &written, &[], &[])?;
         report.oldest_kept = tx
             .query_row(
                 "SELECT MIN(started_at) FROM sessions WHERE id <> 'retention'",
-                [],
-                |r| r.get::<_, Option<i64>>(0),
+                params![],
+                |r| r.get::<Option<i64>>(0),
             )?
             .map(|us| display(gatehouse_core::time::from_micros(us)));
         tx.commit()?;
@@ -288,6 +235,100 @@ impl SqliteStore {
         }
         Ok(report)
     }
+}
+
+/// One chain's part of a purge: its links of what was removed are marked with its purge
+/// link, which records the purge; its oldest run of purged links goes, and the chain then
+/// starts from an anchor the record names.
+fn purge_chain(
+    tx: &mut Db,
+    chain: &Chain,
+    manifest: &[&str],
+    cutoff_us: i64,
+    now_us: i64,
+    by: &str,
+    report: &PurgeReport,
+) -> Result<(), AuditError> {
+    // The purge's link comes next; the links of what it removes are marked with it.
+    let (last, _) = crate::chain::head(tx, chain)?;
+    let purge = last + 1;
+    tx.execute(
+        "UPDATE audit_chain SET purged_by = ?1
+         WHERE instance = ?3 AND purged_by IS NULL AND kind <> 'purge'
+           AND (session_id IN (SELECT id FROM doomed)
+                OR (session_id = 'retention' AND at < ?2))",
+        params![purge, cutoff_us, chain.instance],
+    )?;
+    // Trail events are carried forward: the purge chains the current state of every
+    // credential and decision again after its own record, so the old event links (and rows)
+    // can go with the purged run instead of pinning the chain's start forever.
+    tx.execute(
+        "UPDATE audit_chain SET purged_by = ?1
+         WHERE instance = ?2 AND purged_by IS NULL AND kind = 'event'",
+        params![purge, chain.instance],
+    )?;
+    let first_kept: Option<i64> = tx.query_row(
+        "SELECT MIN(seq) FROM audit_chain WHERE instance = ?1 AND purged_by IS NULL",
+        params![chain.instance],
+        |r| r.get(0),
+    )?;
+    let anchor: Option<(i64, String)> = match first_kept {
+        Some(first) => tx
+            .query_row(
+                "SELECT seq - 1, prev_sha256 FROM audit_chain WHERE instance = ?1 AND seq = ?2",
+                params![chain.instance, first],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .ok(),
+        None => tx
+            .query_row(
+                "SELECT seq, sha256 FROM audit_chain WHERE instance = ?1
+                 ORDER BY seq DESC LIMIT 1",
+                params![chain.instance],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .ok(),
+    }
+    .filter(|(seq, _)| *seq > 0);
+    let record = serde_json::json!({
+        "purge": "retention",
+        "sessions_purged": manifest,
+        "events_carried_forward": true,
+        "cutoff_us": cutoff_us,
+        "cutoff": report.cutoff,
+        "at": gatehouse_core::time::display(gatehouse_core::time::from_micros(now_us)),
+        "by": by,
+        "sessions": report.sessions,
+        "entries": report.entries,
+        "approvals": report.approvals,
+        "anchor_seq": anchor.as_ref().map(|(s, _)| *s),
+        "anchor_sha256": anchor.as_ref().map(|(_, h)| h.clone()),
+    })
+    .to_string();
+    let appended = append_purge(tx, chain, &record, now_us)?;
+    if appended != purge {
+        return Err(AuditError::Corrupt(format!(
+            "the chain moved during a purge (link {appended}, expected {purge})"
+        )));
+    }
+    // The superseded events' rows go with their links (their state is chained again).
+    tx.execute(
+        "DELETE FROM trail_events WHERE seq IN (SELECT entry_seq FROM audit_chain
+            WHERE instance = ?2 AND kind = 'event' AND purged_by = ?1)",
+        params![purge, chain.instance],
+    )?;
+    if let Some((seq, hash)) = &anchor {
+        tx.execute(
+            "DELETE FROM audit_chain WHERE instance = ?1 AND seq <= ?2",
+            params![chain.instance, seq],
+        )?;
+        tx.execute(
+            "INSERT INTO chain_anchors (instance, seq, sha256) VALUES (?1, ?2, ?3)
+             ON CONFLICT (instance) DO UPDATE SET seq = excluded.seq, sha256 = excluded.sha256",
+            params![chain.instance, seq, hash],
+        )?;
+    }
+    Ok(())
 }
 
 /// Removes the casts a session's recording names; how many were removed.

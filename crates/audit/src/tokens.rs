@@ -5,13 +5,18 @@
 
 use std::time::SystemTime;
 
-use gatehouse_core::identity::issue_token;
-use gatehouse_core::time::{from_micros, to_micros};
-use gatehouse_core::{Identity, TokenId, TokenRecord};
-use rusqlite::{params, Connection, Row};
-
+use crate::db::{params, Db, DbError, OptionalExtension, Row};
 use crate::error::AuditError;
-use crate::sqlite::SqliteStore;
+use crate::store::Store;
+use async_trait::async_trait;
+use gatehouse_core::identity::issue_token;
+use gatehouse_core::store::TokenRegistry;
+use gatehouse_core::time::{from_micros, to_micros};
+use gatehouse_core::{Identity, StoreError, TokenHash, TokenId, TokenRecord};
+
+/// The columns [`crate::keys::key_from_row`] reads.
+pub(crate) const KEY_COLUMNS: &str = "id, identity, groups_json, connections_json, created_at, \
+     expires_at, revoked_at, created_by, fingerprint, public_key";
 
 /// What to issue a token for.
 #[derive(Debug, Clone)]
@@ -58,13 +63,14 @@ impl CredentialKind {
     }
 }
 
-impl SqliteStore {
+impl Store {
     /// Issues a token and returns its id and the secret (show it once).
     pub fn create_token(&self, new: &NewToken) -> Result<(TokenId, String), AuditError> {
         let issued = issue_token()?;
-        let conn = schema_conn(self)?;
+        let (mut db, chain) = self.admin()?;
         insert(
-            &conn,
+            &mut db,
+            &chain,
             &issued.id,
             &issued.hash.0,
             new,
@@ -76,15 +82,16 @@ impl SqliteStore {
 
     /// Every token, newest first (keys are listed by [`SqliteStore::list_keys`]).
     pub fn list_tokens(&self) -> Result<Vec<TokenRow>, AuditError> {
-        self.read(|conn| {
-            let mut stmt = conn.prepare(
+        self.read(|db| {
+            db.query_map(
                 "SELECT id, identity, groups_json, connections_json, created_at, expires_at,
                         revoked_at, created_by
                  FROM tokens WHERE kind = 'token' ORDER BY created_at DESC",
-            )?;
-            let rows = stmt.query_map([], token_from_row)?;
-            rows.map(|r| r.map_err(AuditError::from).and_then(|r| r))
-                .collect()
+                params![],
+                token_from_row,
+            )?
+            .into_iter()
+            .collect()
         })
     }
 
@@ -92,10 +99,10 @@ impl SqliteStore {
     /// do not count: they cannot call the admin API, so a store with only keys still needs
     /// its first admin token.
     pub fn token_count(&self) -> Result<u64, AuditError> {
-        self.read(|conn| {
-            let n: i64 = conn.query_row(
+        self.read(|db| {
+            let n: i64 = db.query_row(
                 "SELECT count(*) FROM tokens WHERE kind = 'token'",
-                [],
+                params![],
                 |r| r.get(0),
             )?;
             Ok(u64::try_from(n).unwrap_or(0))
@@ -120,8 +127,8 @@ impl SqliteStore {
         }
         let id = gatehouse_core::revocation::subject_key(identity).0;
         let now = to_micros(SystemTime::now());
-        let conn = schema_conn(self)?;
-        crate::events::with_event(&conn, |tx| {
+        let (mut db, chain) = self.admin()?;
+        crate::events::with_event(&mut db, &chain, |tx| {
             tx.execute(
                 "INSERT INTO tokens (id, hash, identity, groups_json, connections_json,
                     created_at, created_by, revoked_at, revoked_by, kind)
@@ -145,8 +152,8 @@ impl SqliteStore {
         id: &str,
         by: &str,
     ) -> Result<(), AuditError> {
-        let conn = schema_conn(self)?;
-        let changed = crate::events::with_event(&conn, |tx| {
+        let (mut db, chain) = self.admin()?;
+        let changed = crate::events::with_event(&mut db, &chain, |tx| {
             let changed = tx.execute(
                 "UPDATE tokens SET revoked_at = ?2, revoked_by = ?3
                  WHERE id = ?1 AND kind = ?4 AND revoked_at IS NULL",
@@ -160,7 +167,7 @@ impl SqliteStore {
             Ok((changed, event))
         })?;
         if changed == 0 {
-            let exists: bool = conn.query_row(
+            let exists: bool = db.query_row(
                 "SELECT EXISTS (SELECT 1 FROM tokens WHERE id = ?1 AND kind = ?2)",
                 params![id, kind.as_str()],
                 |r| r.get(0),
@@ -178,7 +185,8 @@ impl SqliteStore {
 
 /// Inserts a credential row; `key` is an SSH key's fingerprint and public key line.
 pub(crate) fn insert(
-    conn: &Connection,
+    db: &mut Db,
+    chain: &crate::chain::Chain,
     id: &TokenId,
     hash: &str,
     new: &NewToken,
@@ -193,7 +201,7 @@ pub(crate) fn insert(
             new.identity
         )));
     }
-    crate::events::with_event(conn, |tx| {
+    crate::events::with_event(db, chain, |tx| {
         tx.execute(
             "INSERT INTO tokens (id, hash, identity, groups_json, connections_json, created_at,
             created_by, expires_at, kind, fingerprint, public_key)
@@ -218,15 +226,9 @@ pub(crate) fn insert(
     })
 }
 
-/// Token administration is rare: it uses its own short-lived connection so it never waits
-/// behind the hot-path writer's queue.
-pub(crate) fn schema_conn(store: &SqliteStore) -> Result<Connection, AuditError> {
-    crate::schema::open(store.path())
-}
-
 /// Decodes a `tokens` row selected as
 /// `id, identity, groups_json, connections_json, created_at, expires_at, revoked_at, created_by`.
-pub(crate) fn token_from_row(row: &Row<'_>) -> rusqlite::Result<Result<TokenRecord, AuditError>> {
+pub(crate) fn token_from_row(row: &Row<'_>) -> Result<Result<TokenRecord, AuditError>, DbError> {
     let groups: String = row.get(2)?;
     let connections: String = row.get(3)?;
     let decode = |s: &str| {
@@ -241,14 +243,83 @@ pub(crate) fn token_from_row(row: &Row<'_>) -> rusqlite::Result<Result<TokenReco
             },
             connections: decode(&connections)?,
             created_at: from_micros(row.get(4)?),
-            expires_at: row.get::<_, Option<i64>>(5)?.map(from_micros),
-            revoked_at: row.get::<_, Option<i64>>(6)?.map(from_micros),
+            expires_at: row.get::<Option<i64>>(5)?.map(from_micros),
+            revoked_at: row.get::<Option<i64>>(6)?.map(from_micros),
             created_by: row.get(7)?,
         })
     })();
     match record {
         Ok(r) => Ok(Ok(r)),
-        Err(AuditError::Sqlite(e)) => Err(e),
+        Err(AuditError::Database(e)) => Err(e),
         Err(e) => Ok(Err(e)),
+    }
+}
+
+#[async_trait]
+impl TokenRegistry for Store {
+    async fn find_by_hash(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        let hash = hash.0.clone();
+        self.read_async(move |db| {
+            db.query_row(
+                "SELECT id, identity, groups_json, connections_json, created_at, expires_at,
+                        revoked_at, created_by
+                 FROM tokens WHERE hash = ?1 AND kind = 'token'",
+                params![hash],
+                token_from_row,
+            )
+            .optional()?
+            .transpose()
+        })
+        .await
+    }
+
+    async fn find_by_key(&self, fingerprint: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let fingerprint = fingerprint.to_owned();
+        self.read_async(move |db| {
+            // At most one live registration (a unique index); else the latest removed one, so
+            // the refusal names who held the key.
+            db.query_row(
+                &format!(
+                    "SELECT {KEY_COLUMNS} FROM tokens
+                     WHERE kind = 'ssh-key' AND fingerprint = ?1
+                     ORDER BY revoked_at IS NULL DESC, created_at DESC LIMIT 1"
+                ),
+                params![fingerprint],
+                token_from_row,
+            )
+            .optional()?
+            .transpose()
+        })
+        .await
+    }
+
+    async fn subject_revoked_at(&self, identity: &str) -> Result<Option<SystemTime>, StoreError> {
+        let id = gatehouse_core::revocation::subject_key(identity).0;
+        self.read_async(move |db| {
+            Ok(db
+                .query_row(
+                    "SELECT revoked_at FROM tokens WHERE id = ?1 AND kind = 'subject'",
+                    params![id],
+                    |r| r.get::<i64>(0),
+                )
+                .optional()?
+                .map(from_micros))
+        })
+        .await
+    }
+
+    async fn revoked_since(
+        &self,
+        since: SystemTime,
+    ) -> Result<Vec<(TokenId, SystemTime)>, StoreError> {
+        let since = to_micros(since);
+        self.read_async(move |db| {
+            Ok(db.query_map(
+                "SELECT id, revoked_at FROM tokens WHERE revoked_at >= ?1 ORDER BY revoked_at",
+                params![since],
+                |row| Ok((TokenId(row.get(0)?), from_micros(row.get(1)?))),
+            )?)
+        })
+        .await
     }
 }

@@ -3,14 +3,15 @@
 
 use std::path::Path;
 
-use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::cast::casts_of;
-use crate::chain::{content_of, link_hash, sha256, LinkKey, GENESIS};
+use crate::chain::{content_of, instances, link_hash, sha256, Chain, GENESIS};
+use crate::db::{params, Db, OptionalExtension};
 use crate::entry::Entry;
+use crate::entry::LinkKey;
 use crate::error::AuditError;
-use crate::recording::{file_sha256, recording_path};
+use crate::recording_file::{file_sha256, recording_path};
 
 /// What verification found.
 #[derive(Debug, Default, Serialize)]
@@ -28,8 +29,13 @@ pub struct VerifyReport {
     /// Sealed terminal casts checked (named, with their hash, in a sealed recording).
     #[serde(default)]
     pub casts_checked: u64,
-    /// Where the chain starts (0 unless a purge removed its oldest links).
+    /// Where the chain starts (0 unless a purge removed its oldest links); of the first
+    /// chain walked, when the store holds several.
     pub anchor_seq: i64,
+    /// The chains walked: one per gateway instance that wrote to the store (`""` for a SQLite
+    /// store's one chain).
+    #[serde(default)]
+    pub chains: Vec<String>,
     /// Everything that does not hold, each a sentence naming the thing.
     pub problems: Vec<String>,
 }
@@ -68,128 +74,155 @@ fn describe(key: &LinkKey) -> String {
     }
 }
 
-/// Verifies the chain of the database on `conn` and the recordings in `recordings`.
+/// Verifies every chain of the database on `db` (with the store's key) and the recordings
+/// in `recordings`.
 pub fn verify(
-    conn: &Connection,
-    chain: &crate::chain::ChainKey,
+    db: &mut Db,
+    key: &crate::chain::ChainKey,
     recordings: &Path,
 ) -> Result<VerifyReport, AuditError> {
     let mut report = VerifyReport::default();
-    let anchor: Option<(i64, String)> = conn
+    let base = Chain {
+        key: key.clone(),
+        instance: String::new(),
+    };
+    let chains = instances(db)?;
+    for (i, instance) in chains.iter().enumerate() {
+        let anchor_seq = verify_chain(db, &base.of(instance), &mut report)?;
+        if i == 0 {
+            report.anchor_seq = anchor_seq;
+        }
+    }
+    report.chains = chains;
+    find_inserted(db, &mut report)?;
+    let state = crate::events::check_state(db)?;
+    report.problems.extend(state);
+    check_recordings(db, recordings, &mut report)?;
+    Ok(report)
+}
+
+/// Walks one chain, link by link; returns where it starts.
+fn verify_chain(db: &mut Db, chain: &Chain, report: &mut VerifyReport) -> Result<i64, AuditError> {
+    let before = report.problems.len();
+    let anchor: Option<(i64, String)> = db
         .query_row(
-            "SELECT seq, sha256 FROM chain_anchor WHERE id = 1",
-            [],
+            "SELECT seq, sha256 FROM chain_anchors WHERE instance = ?1",
+            params![chain.instance],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .ok();
+        .optional()?;
     let (mut expected_seq, mut prev) = match anchor.clone() {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS.to_owned()),
     };
-    report.anchor_seq = expected_seq - 1;
+    let anchor_seq = expected_seq - 1;
     // Purge cutoffs by the purge link's sequence, to check the links they claim (a purge's
     // link comes after the links it marks).
     let mut cutoffs: std::collections::HashMap<i64, PurgeCover> = std::collections::HashMap::new();
-    {
-        let mut stmt = conn.prepare("SELECT seq, content FROM audit_chain WHERE kind = 'purge'")?;
-        let purges = stmt.query_map([], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
-        })?;
-        for purge in purges {
-            let (seq, record) = purge?;
-            let record = record.and_then(|r| serde_json::from_str::<serde_json::Value>(&r).ok());
-            let cutoff = record
-                .as_ref()
-                .and_then(|v| v["cutoff_us"].as_i64())
-                .unwrap_or(i64::MIN);
-            // Purges recorded before manifests were kept cover by their cutoff alone.
-            let sessions = record.as_ref().and_then(|v| {
-                v["sessions_purged"].as_array().map(|ids| {
-                    ids.iter()
-                        .filter_map(|id| id.as_str().map(str::to_owned))
-                        .collect()
-                })
-            });
-            let events = record
-                .as_ref()
-                .is_some_and(|v| v["events_carried_forward"] == true);
-            cutoffs.insert(
-                seq,
-                PurgeCover {
-                    cutoff,
-                    sessions,
-                    events,
-                },
-            );
-        }
-    }
-    let mut stmt = conn.prepare(
-        "SELECT seq, kind, session_id, entry_seq, at, content_sha256, prev_sha256, sha256,
-                purged_by, content
-         FROM audit_chain ORDER BY seq",
+    let purges: Vec<(i64, Option<String>)> = db.query_map(
+        "SELECT seq, content FROM audit_chain WHERE instance = ?1 AND kind = 'purge'",
+        params![chain.instance],
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let kind: String = r.get(1)?;
-        let link = Link {
-            seq: r.get(0)?,
-            key: LinkKey {
-                kind: match kind.as_str() {
-                    "admit" => "admit",
-                    "finish" => "finish",
-                    "open" => "open",
-                    "close" => "close",
-                    "purge" => "purge",
-                    "event" => "event",
-                    _ => "unknown",
-                },
-                session: r.get(2)?,
-                entry_seq: r.get(3)?,
-                at: r.get(4)?,
+    for (seq, record) in &purges {
+        let record = record
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok());
+        let cutoff = record
+            .as_ref()
+            .and_then(|v| v["cutoff_us"].as_i64())
+            .unwrap_or(i64::MIN);
+        // Purges recorded before manifests were kept cover by their cutoff alone.
+        let sessions = record.as_ref().and_then(|v| {
+            v["sessions_purged"].as_array().map(|ids| {
+                ids.iter()
+                    .filter_map(|id| id.as_str().map(str::to_owned))
+                    .collect()
+            })
+        });
+        let events = record
+            .as_ref()
+            .is_some_and(|v| v["events_carried_forward"] == true);
+        cutoffs.insert(
+            *seq,
+            PurgeCover {
+                cutoff,
+                sessions,
+                events,
             },
-            content_sha256: r.get(5)?,
-            prev_sha256: r.get(6)?,
-            sha256: r.get(7)?,
-            purged_by: r.get(8)?,
-            content: r.get(9)?,
-        };
-        report.links += 1;
-        if link.seq != expected_seq {
-            report.problems.push(format!(
-                "removed: chain links {}..{} are missing (the writes they sealed were deleted \
-                 with them)",
-                expected_seq,
-                link.seq - 1
-            ));
-        } else if link.prev_sha256 != prev {
-            report.problems.push(format!(
-                "chain broken at link {}: it does not follow link {} (a link was altered, \
-                 removed or inserted)",
-                link.seq,
-                link.seq - 1
-            ));
-        }
-        if link_hash(chain, &link.prev_sha256, &link.key, &link.content_sha256) != link.sha256 {
-            report.problems.push(format!(
-                "altered: chain link {} ({}) does not hash to what it says",
-                link.seq,
-                describe(&link.key)
-            ));
-        }
-        check_write(conn, &link, &cutoffs, &mut report)?;
-        prev = link.sha256;
-        expected_seq = link.seq + 1;
+        );
     }
-    drop(rows);
-    drop(stmt);
+    // The links are read in pages, each checked against its rows before the next page.
+    let mut after = anchor_seq;
+    loop {
+        let page: Vec<Link> = db.query_map(
+            "SELECT seq, kind, session_id, entry_seq, at, content_sha256, prev_sha256, sha256,
+                    purged_by, content
+             FROM audit_chain WHERE instance = ?1 AND seq > ?2 ORDER BY seq LIMIT 1000",
+            params![chain.instance, after],
+            |r| {
+                let kind: String = r.get(1)?;
+                Ok(Link {
+                    seq: r.get(0)?,
+                    key: LinkKey {
+                        kind: match kind.as_str() {
+                            "admit" => "admit",
+                            "finish" => "finish",
+                            "open" => "open",
+                            "close" => "close",
+                            "purge" => "purge",
+                            "event" => "event",
+                            _ => "unknown",
+                        },
+                        session: r.get(2)?,
+                        entry_seq: r.get(3)?,
+                        at: r.get(4)?,
+                    },
+                    content_sha256: r.get(5)?,
+                    prev_sha256: r.get(6)?,
+                    sha256: r.get(7)?,
+                    purged_by: r.get(8)?,
+                    content: r.get(9)?,
+                })
+            },
+        )?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for link in page {
+            report.links += 1;
+            if link.seq != expected_seq {
+                report.problems.push(format!(
+                    "removed: chain links {}..{} are missing (the writes they sealed were \
+                     deleted with them)",
+                    expected_seq,
+                    link.seq - 1
+                ));
+            } else if link.prev_sha256 != prev {
+                report.problems.push(format!(
+                    "chain broken at link {}: it does not follow link {} (a link was altered, \
+                     removed or inserted)",
+                    link.seq,
+                    link.seq - 1
+                ));
+            }
+            if link_hash(chain, &link.prev_sha256, &link.key, &link.content_sha256) != link.sha256 {
+                report.problems.push(format!(
+                    "altered: chain link {} ({}) does not hash to what it says",
+                    link.seq,
+                    describe(&link.key)
+                ));
+            }
+            check_write(db, &link, &cutoffs, report)?;
+            prev = link.sha256;
+            expected_seq = link.seq + 1;
+        }
+    }
     if let Some((seq, hash)) = &anchor {
         // An anchor is only ever set by a purge, which names it in its record.
-        let named = conn
-            .prepare("SELECT content FROM audit_chain WHERE kind = 'purge'")?
-            .query_map([], |r| r.get::<_, Option<String>>(0))?
-            .filter_map(Result::ok)
-            .flatten()
-            .filter_map(|c| serde_json::from_str::<serde_json::Value>(&c).ok())
+        let named = purges
+            .iter()
+            .filter_map(|(_, c)| c.as_deref())
+            .filter_map(|c| serde_json::from_str::<serde_json::Value>(c).ok())
             .any(|v| v["anchor_seq"].as_i64() == Some(*seq) && v["anchor_sha256"] == *hash);
         if !named {
             report.problems.push(format!(
@@ -198,10 +231,12 @@ pub fn verify(
             ));
         }
     }
-    find_inserted(conn, &mut report)?;
-    crate::events::check_state(conn, &mut report)?;
-    check_recordings(conn, recordings, &mut report)?;
-    Ok(report)
+    if !chain.instance.is_empty() {
+        for problem in report.problems.iter_mut().skip(before) {
+            *problem = format!("chain of instance {}: {problem}", chain.instance);
+        }
+    }
+    Ok(anchor_seq)
 }
 
 /// What a purge may have removed: links older than its cutoff, of the sessions its manifest
@@ -229,7 +264,7 @@ impl PurgeCover {
 
 /// Re-reads the write a link seals and compares it.
 fn check_write(
-    conn: &Connection,
+    db: &mut Db,
     link: &Link,
     cutoffs: &std::collections::HashMap<i64, PurgeCover>,
     report: &mut VerifyReport,
@@ -257,7 +292,7 @@ fn check_write(
         return Ok(());
     }
     report.writes_checked += 1;
-    match Entry::load(conn, link.key.kind, &link.key.session, link.key.entry_seq)? {
+    match Entry::load(db, link.key.kind, &link.key.session, link.key.entry_seq)? {
         None => report
             .problems
             .push(format!("removed: {} is missing", describe(&link.key))),
@@ -275,7 +310,7 @@ fn check_write(
 }
 
 /// Rows the chain does not know: written around the gateway.
-fn find_inserted(conn: &Connection, report: &mut VerifyReport) -> Result<(), AuditError> {
+fn find_inserted(db: &mut Db, report: &mut VerifyReport) -> Result<(), AuditError> {
     let checks = [
         (
             "SELECT a.session_id, a.seq FROM audit_entries a WHERE NOT EXISTS
@@ -301,10 +336,10 @@ fn find_inserted(conn: &Connection, report: &mut VerifyReport) -> Result<(), Aud
         ),
     ];
     for (sql, what) in checks {
-        let mut stmt = conn.prepare(sql)?;
-        let found = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-        for row in found {
-            let (session, seq) = row?;
+        let found = db.query_map(sql, params![], |r| {
+            Ok((r.get::<String>(0)?, r.get::<i64>(1)?))
+        })?;
+        for (session, seq) in found {
             report.problems.push(if seq == 0 {
                 format!("inserted: {what} {session} that the chain never sealed")
             } else {
@@ -316,23 +351,13 @@ fn find_inserted(conn: &Connection, report: &mut VerifyReport) -> Result<(), Aud
 }
 
 /// Every sealed recording must hash to its seal, and every cast it seals to its line.
-fn check_recordings(
-    conn: &Connection,
-    dir: &Path,
-    report: &mut VerifyReport,
-) -> Result<(), AuditError> {
-    let mut stmt = conn.prepare(
+fn check_recordings(db: &mut Db, dir: &Path, report: &mut VerifyReport) -> Result<(), AuditError> {
+    let sealed: Vec<(String, String, String)> = db.query_map(
         "SELECT id, recording_sha256, protocol FROM sessions WHERE recording_sha256 IS NOT NULL",
+        params![],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
-    let sealed = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-        ))
-    })?;
-    for row in sealed {
-        let (session, seal, protocol) = row?;
+    for (session, seal, protocol) in sealed {
         report.recordings_checked += 1;
         let path = recording_path(dir, &session);
         match file_sha256(&path) {
@@ -399,33 +424,5 @@ fn check_casts(dir: &Path, session: &str, report: &mut VerifyReport) {
                 path.display()
             )),
         }
-    }
-}
-
-impl crate::SqliteStore {
-    /// `audit verify` of this store: the chain, the recordings in `recordings`, and the
-    /// journal's refused segments. A store with no chain key yet has nothing chained: an empty
-    /// chain, unless links are there after all (then the missing key is the problem).
-    pub fn verify(&self, recordings: &Path) -> Result<VerifyReport, AuditError> {
-        let conn = crate::schema::open(self.path())?;
-        let mut report = match crate::chain::ChainKey::existing(self.path())? {
-            Some(key) => verify(&conn, &key, recordings)?,
-            None => {
-                let links: i64 =
-                    conn.query_row("SELECT count(*) FROM audit_chain", [], |r| r.get(0))?;
-                let mut report = VerifyReport::default();
-                if links > 0 {
-                    report.problems.push(format!(
-                        "the chain key {} is missing: none of the {links} links can be checked",
-                        crate::chain::ChainKey::path_for(self.path()).display()
-                    ));
-                }
-                report
-            }
-        };
-        report
-            .problems
-            .extend(crate::journal::problems(self.path()));
-        Ok(report)
     }
 }

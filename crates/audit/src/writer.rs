@@ -8,9 +8,11 @@
 //! concurrency one `write` carries many.
 //!
 //! A ticker thread seals the active journal segment every 20 ms (100 ms under load), applies
-//! its entries to SQLite in one transaction, and deletes it. If the database refuses (disk full,
-//! corruption, a trigger), the segment is kept and retried, and new admissions are refused
-//! until it succeeds: fail closed, and nothing journaled is lost.
+//! its entries to the database (SQLite or PostgreSQL, through [`Db`]) in one transaction, and
+//! deletes it. If the database refuses or cannot be reached (disk full, corruption, a
+//! trigger, PostgreSQL down), the segment is kept and retried (on a new connection if the old
+//! one broke), and new admissions are refused until it succeeds: fail closed, and nothing
+//! journaled is lost.
 
 use std::collections::{HashMap, VecDeque};
 use std::mem;
@@ -19,11 +21,12 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use gatehouse_core::store::Receipt;
-use gatehouse_core::StoreError;
-use rusqlite::Connection;
+use gatehouse_core::store::{AuditSink, Receipt};
+use gatehouse_core::{CommandCompletion, CommandRecord, SessionEnd, SessionInfo, StoreError};
 use tokio::sync::oneshot;
 
+use crate::chain::Chain;
+use crate::db::{Backend, Begin, Db};
 use crate::entry::Entry;
 use crate::error::AuditError;
 use crate::journal::{self, Journal};
@@ -73,15 +76,42 @@ struct Inner {
     key: crate::chain::ChainKey,
 }
 
+/// Opens a new connection to the store (after one broke).
+pub(crate) type Connect = Box<dyn Fn() -> Result<Db, AuditError> + Send + Sync>;
+
 struct Active {
     journal: Journal,
     unsealed: Segment,
 }
 
 struct Ingest {
-    conn: Connection,
-    chain: crate::chain::ChainKey,
+    conn: Option<Db>,
+    connect: Connect,
+    chain: Chain,
     sealed: VecDeque<(PathBuf, Segment)>,
+    /// When the idle store was last looked at.
+    probed: Instant,
+}
+
+/// How often an idle shared store is looked at.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// Whether the store answers, on the ingest connection (a new one if it broke).
+fn probe(ingest: &mut Ingest) -> Result<(), AuditError> {
+    if ingest.conn.is_none() {
+        ingest.conn = Some((ingest.connect)()?);
+    }
+    let Some(db) = ingest.conn.as_mut() else {
+        return Ok(());
+    };
+    let answered = db.execute_batch("SELECT 1");
+    if let Err(e) = answered {
+        if e.is_connection_lost() {
+            ingest.conn = None;
+        }
+        return Err(e.into());
+    }
+    Ok(())
 }
 
 /// A segment's entries, and (for segments this process wrote) the content hash each one's
@@ -102,13 +132,19 @@ impl Writer {
     /// starts the ticker.
     pub(crate) fn start(
         db: &Path,
-        conn: Connection,
-        checkpoint: Connection,
+        conn: Db,
+        mut checkpoint: Option<Db>,
+        chain: Chain,
+        connect: Connect,
     ) -> Result<Self, AuditError> {
-        // Checkpoints run on the ticker's own connection, never inside an ingest commit.
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // SQLite checkpoints run on the ticker's own connection, never inside an ingest commit.
+        if let Some(sqlite) = conn.as_sqlite() {
+            sqlite
+                .pragma_update(None, "wal_autocheckpoint", 0)
+                .map_err(crate::db::DbError::from)?;
+        }
         let journal = Journal::open(db, LOCK_WAIT)?;
-        let key = crate::chain::ChainKey::for_store(db, true)?;
+        let key = chain.key.clone();
         let mut sealed = VecDeque::new();
         for path in journal::segments(db)? {
             if path != journal.active_path() {
@@ -132,9 +168,11 @@ impl Writer {
                     unsealed: Segment::default(),
                 }),
                 ingest: Mutex::new(Ingest {
-                    conn,
-                    chain: key.clone(),
+                    conn: Some(conn),
+                    connect,
+                    chain,
                     sealed,
+                    probed: Instant::now(),
                 }),
                 failing: Mutex::new(None),
                 key,
@@ -153,8 +191,12 @@ impl Writer {
                     drop(w);
                     if checkpointed.elapsed() >= CHECKPOINT_PERIOD {
                         checkpointed = Instant::now();
-                        if let Err(e) = checkpoint.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
-                            tracing::warn!(error = %e, "audit store checkpoint failed");
+                        if let Some(checkpoint) = &mut checkpoint {
+                            if let Err(e) =
+                                checkpoint.execute_batch("PRAGMA wal_checkpoint(PASSIVE)")
+                            {
+                                tracing::warn!(error = %e, "audit store checkpoint failed");
+                            }
                         }
                     }
                     thread::sleep(if applied >= BUSY_BATCH {
@@ -278,12 +320,30 @@ impl Writer {
         ingest.sealed.extend(fresh);
         let Ingest {
             conn,
+            connect,
             chain,
             sealed,
+            ..
         } = &mut *ingest;
         let mut applied = 0;
         while let Some((path, segment)) = sealed.front() {
-            match apply(conn, chain, &segment.entries, &segment.hashes) {
+            if conn.is_none() {
+                match connect() {
+                    Ok(db) => *conn = Some(db),
+                    Err(e) => tracing::debug!(error = %e, "audit store still unreachable"),
+                }
+            }
+            let db = conn.as_mut().ok_or_else(|| {
+                AuditError::Store(StoreError("the audit database cannot be reached".into()))
+            });
+            let outcome = db.and_then(|db| apply(db, chain, &segment.entries, &segment.hashes));
+            if let Err(AuditError::Database(e)) = &outcome {
+                if e.is_connection_lost() {
+                    // Reconnect at the next tick; the segment stays until it is applied.
+                    *conn = None;
+                }
+            }
+            match outcome {
                 Ok(()) => {
                     applied += segment.entries.len();
                     if let Err(e) = std::fs::remove_file(path) {
@@ -300,6 +360,27 @@ impl Writer {
                     *failing = Some(e);
                     return applied;
                 }
+            }
+        }
+        // Idle: a shared store is looked at now and then, so its going away refuses new
+        // commands before one is journaled that it could not take.
+        if applied == 0
+            && conn
+                .as_ref()
+                .is_none_or(|db| db.backend() == Backend::Postgres)
+        {
+            if ingest.probed.elapsed() < PROBE_EVERY {
+                return 0;
+            }
+            ingest.probed = Instant::now();
+            if let Err(e) = probe(&mut ingest) {
+                let e = StoreError(format!("the audit database cannot be reached: {e}"));
+                let mut failing = lock(&self.inner.failing);
+                if failing.is_none() {
+                    tracing::error!(error = %e, "audit store unreachable; refusing new commands until it is back");
+                }
+                *failing = Some(e);
+                return 0;
             }
         }
         let mut failing = lock(&self.inner.failing);
@@ -354,8 +435,8 @@ pub(crate) fn journal_line(entry: &Entry) -> JournalLine {
 /// encoded them (the chain takes them rather than encoding and hashing each entry again), or
 /// empty: entries read back from a segment are encoded afresh, as `verify` does.
 pub(crate) fn apply(
-    conn: &mut Connection,
-    chain: &crate::chain::ChainKey,
+    conn: &mut Db,
+    chain: &Chain,
     entries: &[Entry],
     hashes: &[String],
 ) -> Result<(), AuditError> {
@@ -369,8 +450,8 @@ pub(crate) fn apply(
     // Outcomes inserted with their admission's row: certainly in the table.
     let mut landed = vec![false; entries.len()];
     // Immediate: the chain's head is read and extended in one step, even with a purge or
-    // another process writing the same file.
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // another process writing the same file (on PostgreSQL, `chain::head` locks the chain).
+    let mut tx = conn.transaction(Begin::Immediate)?;
     for (i, entry) in entries.iter().enumerate() {
         if merged.get(i).copied().unwrap_or(false) {
             continue;
@@ -385,7 +466,7 @@ pub(crate) fn apply(
         };
         match outcome {
             Some((j, finish)) => {
-                let inserted = entry.apply_with_outcome(&tx, finish)?;
+                let inserted = entry.apply_with_outcome(&mut tx, finish)?;
                 if let Some(m) = merged.get_mut(j) {
                     *m = true;
                 }
@@ -393,10 +474,48 @@ pub(crate) fn apply(
                     *l = inserted;
                 }
             }
-            None => entry.apply(&tx)?,
+            None => entry.apply(&mut tx)?,
         }
     }
-    crate::chain::append(&tx, chain, entries, hashes, &landed)?;
+    crate::chain::append(&mut tx, chain, entries, hashes, &landed)?;
     tx.commit()?;
     Ok(())
+}
+
+/// The audit sink of a running gateway.
+#[derive(Clone)]
+pub struct AuditWriter {
+    writer: Writer,
+}
+
+impl AuditWriter {
+    pub(crate) fn new(writer: Writer) -> Self {
+        Self { writer }
+    }
+
+    /// Resolves once every write made so far is in the database (shutdown, tests).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || writer.flush())
+            .await
+            .map_err(|e| StoreError(format!("flush task failed: {e}")))
+    }
+}
+
+impl AuditSink for AuditWriter {
+    fn session_opened(&self, info: &SessionInfo) -> Receipt {
+        self.writer.submit(Entry::open(info))
+    }
+
+    fn command_admitted(&self, record: CommandRecord) -> Receipt {
+        self.writer.submit(Entry::admit(record))
+    }
+
+    fn command_finished(&self, completion: CommandCompletion) {
+        self.writer.send(Entry::finish(&completion));
+    }
+
+    fn session_closed(&self, end: &SessionEnd) -> Receipt {
+        self.writer.submit(Entry::close(end))
+    }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use gatehouse_audit::cast::{casts_of, read_cast, CastFrame};
 use gatehouse_audit::recording::file_sha256;
-use gatehouse_audit::{read_recording, AuditWriter, FileRecordings, SqliteStore};
+use gatehouse_audit::{read_recording, AuditWriter, FileRecordings, Store};
 use gatehouse_core::events::{TerminalEvent, TerminalEventKind, TerminalStart};
 use gatehouse_core::store::{AuditSink, RecordingEvent, RecordingSink};
 use gatehouse_core::{Protocol, SessionEnd, SessionId, SessionInfo, TokenId};
@@ -19,7 +19,7 @@ use serde_json::Value;
 
 struct Fixture {
     dir: tempfile::TempDir,
-    store: SqliteStore,
+    store: Store,
     writer: AuditWriter,
     recordings: FileRecordings,
 }
@@ -27,7 +27,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("g.db")).unwrap();
+        let store = gatehouse_audit::testing::fresh_store(dir.path()).unwrap();
         let writer = store.start_writer().unwrap();
         let recordings = FileRecordings::start(&dir.path().join("recordings")).unwrap();
         Self {
@@ -96,10 +96,7 @@ impl Fixture {
     }
 
     fn verify(&self) -> gatehouse_audit::VerifyReport {
-        let db = self.dir.path().join("g.db");
-        let conn = gatehouse_audit::schema::open(&db).unwrap();
-        let key = gatehouse_audit::chain::ChainKey::for_store(&db, false).unwrap();
-        gatehouse_audit::verify(&conn, &key, &self.rec_dir()).unwrap()
+        self.store.verify(&self.rec_dir()).unwrap()
     }
 }
 
@@ -327,7 +324,7 @@ async fn a_recording_naming_a_foreign_file_is_corrupt_not_followed() {
         RecordingEvent::CastStart {
             at: "2025-01-01T00:00:00Z".into(),
             channel: 0,
-            file: "../g.db".into(),
+            file: "../chain.key".into(),
             width: 80,
             height: 24,
             term: None,
@@ -350,7 +347,7 @@ async fn a_recording_naming_a_foreign_file_is_corrupt_not_followed() {
     fx.store
         .purge(later - Duration::from_secs(1), later, "test", &fx.rec_dir())
         .unwrap();
-    assert!(fx.dir.path().join("g.db").exists());
+    assert!(fx.dir.path().join("chain.key").exists());
 }
 
 #[tokio::test]

@@ -1,10 +1,10 @@
-//! `SqliteStore::export`: JSON Lines and CSV as an auditor's tools read them — quoting of
+//! `Store::export`: JSON Lines and CSV as an auditor's tools read them — quoting of
 //! awkward statement text, NULLs, filters, time bounds, order, and write errors passed on.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gatehouse_audit::{AuditError, AuditFilter, ExportFilter, ExportFormat, SqliteStore};
+use gatehouse_audit::{AuditError, AuditFilter, ExportFilter, ExportFormat, Store};
 use serde_json::{json, Value};
 
 /// One stored entry, as the tests want it.
@@ -36,9 +36,9 @@ impl<'a> Row<'a> {
 
 const T0: i64 = 1_700_000_000_000_000;
 
-fn store_with(rows: &[Row<'_>]) -> (tempfile::TempDir, SqliteStore) {
+fn store_with(rows: &[Row<'_>]) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("gatehouse.db")).unwrap();
+    let store = gatehouse_audit::testing::fresh_store(dir.path()).unwrap();
     store
         .read(|conn| {
             for (seq, r) in rows.iter().enumerate() {
@@ -51,7 +51,7 @@ fn store_with(rows: &[Row<'_>]) -> (tempfile::TempDir, SqliteStore) {
                      VALUES ('ses_1', ?1, ?2, ?3, '[\"batch\",\"dba\"]', ?4, ?5,
                         '127.0.0.1:5000', ?6, '[\"1\",null]', 'select', ?7, ?8, ?9, ?10, ?11,
                         ?12, ?13, ?14, ?15)",
-                    rusqlite::params![
+                    gatehouse_audit::db::params![
                         seq as i64,
                         r.at_us,
                         r.identity,
@@ -76,13 +76,13 @@ fn store_with(rows: &[Row<'_>]) -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
-fn export(store: &SqliteStore, filter: &ExportFilter, format: ExportFormat) -> (u64, String) {
+fn export(store: &Store, filter: &ExportFilter, format: ExportFormat) -> (u64, String) {
     let mut out = Vec::new();
     let n = store.export(filter, format, &mut out).unwrap();
     (n, String::from_utf8(out).unwrap())
 }
 
-fn jsonl(store: &SqliteStore, filter: &ExportFilter) -> Vec<Value> {
+fn jsonl(store: &Store, filter: &ExportFilter) -> Vec<Value> {
     let (n, text) = export(store, filter, ExportFormat::Jsonl);
     let lines: Vec<Value> = text
         .lines()
@@ -148,7 +148,7 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
     records
 }
 
-fn csv(store: &SqliteStore, filter: &ExportFilter) -> Vec<Vec<String>> {
+fn csv(store: &Store, filter: &ExportFilter) -> Vec<Vec<String>> {
     let (n, text) = export(store, filter, ExportFormat::Csv);
     let records = parse_csv(&text);
     assert_eq!(

@@ -1,11 +1,14 @@
-//! The SQLite store through the core's traits: receipts mean durable, many concurrent writers
-//! share commits, tokens are stored as hashes, revocations are found.
+//! The store through the core's traits, on SQLite or (with `GATEHOUSE_TEST_STORE`) PostgreSQL:
+//! receipts mean durable, many concurrent writers share commits, tokens are stored as hashes,
+//! revocations are found.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use gatehouse_audit::{AuditFilter, NewToken, SqliteStore};
+use gatehouse_audit::db::params;
+use gatehouse_audit::testing::{fresh_state, on_postgres, open_state};
+use gatehouse_audit::{AuditFilter, NewToken};
 use gatehouse_core::store::{AuditSink, TokenRegistry};
 use gatehouse_core::{
     Classification, CommandCompletion, CommandRecord, Outcome, Protocol, SessionId, SessionInfo,
@@ -50,8 +53,9 @@ fn command(session: &str, seq: u64, text: &str) -> CommandRecord {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_admissions_are_all_durable_and_outcomes_land() {
     let dir = tempfile::tempdir().unwrap();
+    let state = fresh_state(dir.path()).unwrap();
     let store = Arc::new(
-        SqliteStore::open(&dir.path().join("a.db"))
+        open_state(&state, dir.path())
             .unwrap()
             .start_writer()
             .unwrap(),
@@ -87,7 +91,7 @@ async fn concurrent_admissions_are_all_durable_and_outcomes_land() {
     }
     store.flush().await.unwrap();
     // A second, independent connection (as the CLI would open) sees every entry.
-    let reader = SqliteStore::open(&dir.path().join("a.db")).unwrap();
+    let reader = open_state(&state, dir.path()).unwrap();
     let rows = reader.list_audit(&AuditFilter::default()).unwrap();
     assert_eq!(rows.len(), 400);
     assert!(rows
@@ -97,10 +101,7 @@ async fn concurrent_admissions_are_all_durable_and_outcomes_land() {
     assert_eq!(reader.list_sessions(None).unwrap()[0].commands, 400);
     // Every write was chained as the tables hold it (admissions with and without their
     // outcome in the same batch alike).
-    let db = dir.path().join("a.db");
-    let conn = gatehouse_audit::schema::open(&db).unwrap();
-    let key = gatehouse_audit::chain::ChainKey::for_store(&db, false).unwrap();
-    let verified = gatehouse_audit::verify(&conn, &key, &dir.path().join("recordings")).unwrap();
+    let verified = reader.verify(&dir.path().join("recordings")).unwrap();
     assert!(verified.ok(), "{:?}", verified.problems);
     assert_eq!(verified.links, 801);
 }
@@ -108,18 +109,24 @@ async fn concurrent_admissions_are_all_durable_and_outcomes_land() {
 #[tokio::test]
 async fn a_database_refusing_writes_refuses_new_commands_and_loses_nothing_journaled() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("a.db");
-    let store = SqliteStore::open(&path).unwrap();
+    let state = fresh_state(dir.path()).unwrap();
+    let store = open_state(&state, dir.path()).unwrap();
     let writer = store.start_writer().unwrap();
     writer
         .command_admitted(command("s", 1, "SELECT 1"))
         .await
         .unwrap();
     writer.flush().await.unwrap();
-    let db = rusqlite::Connection::open(&path).unwrap();
-    db.execute_batch(
-        "CREATE TRIGGER refuse BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'disk full'); END",
-    )
+    let mut db = store.connect().unwrap();
+    db.execute_batch(if on_postgres() {
+        "CREATE FUNCTION refuse() RETURNS trigger AS $$
+           BEGIN RAISE EXCEPTION 'disk full'; END $$ LANGUAGE plpgsql;
+         CREATE TRIGGER refuse BEFORE INSERT ON audit_entries
+           FOR EACH ROW EXECUTE FUNCTION refuse();"
+    } else {
+        "CREATE TRIGGER refuse BEFORE INSERT ON audit_entries
+           BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    })
     .unwrap();
     // Journaled before the database refuses: durable, and kept.
     writer
@@ -128,8 +135,14 @@ async fn a_database_refusing_writes_refuses_new_commands_and_loses_nothing_journ
         .unwrap();
     writer.flush().await.unwrap();
     let refused = writer.command_admitted(command("s", 3, "SELECT 3")).await;
-    assert!(refused.unwrap_err().0.contains("disk full"));
-    db.execute_batch("DROP TRIGGER refuse").unwrap();
+    let refused = refused.unwrap_err().0;
+    assert!(refused.contains("disk full"), "{refused}");
+    db.execute_batch(if on_postgres() {
+        "DROP TRIGGER refuse ON audit_entries"
+    } else {
+        "DROP TRIGGER refuse"
+    })
+    .unwrap();
     writer.flush().await.unwrap();
     writer
         .command_admitted(command("s", 4, "SELECT 4"))
@@ -148,8 +161,8 @@ async fn a_database_refusing_writes_refuses_new_commands_and_loses_nothing_journ
 #[tokio::test]
 async fn tokens_are_stored_hashed_found_by_hash_and_revocations_seen() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("a.db");
-    let store = SqliteStore::open(&path).unwrap();
+    let state = fresh_state(dir.path()).unwrap();
+    let store = open_state(&state, dir.path()).unwrap();
     let _writer = store.start_writer().unwrap();
     let (id, secret) = store
         .create_token(&NewToken {
@@ -160,14 +173,30 @@ async fn tokens_are_stored_hashed_found_by_hash_and_revocations_seen() {
             created_by: "test".into(),
         })
         .unwrap();
-    let raw = std::fs::read(&path).unwrap();
-    let wal = std::fs::read(dir.path().join("a.db-wal")).unwrap_or_default();
-    let needle = secret.as_bytes();
-    let contains = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
-    assert!(
-        !contains(&raw) && !contains(&wal),
-        "the token is stored in clear"
-    );
+    // No column of any row holds the secret.
+    let rows: Vec<String> = store
+        .read(|db| {
+            Ok(db.query_map(
+                "SELECT id || hash || identity || groups_json || connections_json || created_by
+                 FROM tokens",
+                params![],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(!rows[0].contains(&secret), "the token is stored in clear");
+    if !on_postgres() {
+        // Nor any byte of the SQLite file or its log.
+        let raw = std::fs::read(dir.path().join("gatehouse.db")).unwrap();
+        let wal = std::fs::read(dir.path().join("gatehouse.db-wal")).unwrap_or_default();
+        let needle = secret.as_bytes();
+        let contains = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+        assert!(
+            !contains(&raw) && !contains(&wal),
+            "the token is stored in clear"
+        );
+    }
 
     let found = store
         .find_by_hash(&TokenHash::of(&secret))
@@ -202,8 +231,8 @@ async fn tokens_are_stored_hashed_found_by_hash_and_revocations_seen() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_purge_goes_in_batches_and_the_chain_still_verifies() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("p.db");
-    let store = SqliteStore::open(&db).unwrap();
+    let state = fresh_state(dir.path()).unwrap();
+    let store = open_state(&state, dir.path()).unwrap();
     let writer = store.start_writer().unwrap();
     let n = gatehouse_audit::retention::PURGE_BATCH + 120;
     for i in 0..n {
@@ -237,9 +266,7 @@ async fn a_large_purge_goes_in_batches_and_the_chain_still_verifies() {
         .unwrap();
     assert_eq!(report.sessions as usize, n);
     assert_eq!(report.entries as usize, n);
-    let conn = gatehouse_audit::schema::open(&db).unwrap();
-    let key = gatehouse_audit::chain::ChainKey::for_store(&db, false).unwrap();
-    let verified = gatehouse_audit::verify(&conn, &key, &dir.path().join("recordings")).unwrap();
+    let verified = store.verify(&dir.path().join("recordings")).unwrap();
     assert!(verified.ok(), "{:?}", verified.problems);
     assert_eq!(verified.purges, 2, "one purge record per batch");
     let purges = store
@@ -258,10 +285,11 @@ async fn a_large_purge_goes_in_batches_and_the_chain_still_verifies() {
         .await
         .unwrap();
     writer.flush().await.unwrap();
+    let mut conn = store.connect().unwrap();
     let first_purge: i64 = conn
         .query_row(
             "SELECT MIN(seq) FROM audit_chain WHERE kind = 'purge'",
-            [],
+            params![],
             |r| r.get(0),
         )
         .unwrap();
@@ -271,7 +299,7 @@ async fn a_large_purge_goes_in_batches_and_the_chain_still_verifies() {
          UPDATE audit_chain SET purged_by = {first_purge} WHERE session_id = 'late';"
     ))
     .unwrap();
-    let verified = gatehouse_audit::verify(&conn, &key, &dir.path().join("recordings")).unwrap();
+    let verified = store.verify(&dir.path().join("recordings")).unwrap();
     assert!(
         verified
             .problems

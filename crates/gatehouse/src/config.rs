@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use gatehouse_audit::{Location, Store, StoreOptions};
 use gatehouse_core::mask::{MaskPolicy, MaskSpec};
 use gatehouse_core::oidc::{OidcSpec, OidcVerifier};
 use gatehouse_core::{ConnectionSpec, Protocol, RuleSpec, Rules, Secret, UpstreamTls};
@@ -54,9 +55,18 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewaySection {
-    /// `sqlite:PATH` (or, later, `postgres://...`).
+    /// The store: `sqlite:PATH` (the embedded default; one gateway) or
+    /// `postgres://user:password@host:port/db` (several gateways sharing one store).
     #[serde(default = "default_state")]
     pub state: String,
+    /// The local state directory (journal, chain key, masking key, TLS and SSH host keys).
+    /// Default: the SQLite file's directory, or `var` beside the configuration for PostgreSQL.
+    #[serde(default)]
+    pub state_dir: Option<String>,
+    /// This gateway's instance id on a PostgreSQL store: names its journal and its chain.
+    /// Default: the host name. Two gateways on one host need different ones.
+    #[serde(default)]
+    pub instance: Option<String>,
     /// Directory of session recordings.
     #[serde(default = "default_recordings")]
     pub recordings: String,
@@ -72,6 +82,8 @@ impl Default for GatewaySection {
     fn default() -> Self {
         Self {
             state: default_state(),
+            state_dir: None,
+            instance: None,
             recordings: default_recordings(),
             retention_days: default_retention(),
             retention_force: false,
@@ -251,15 +263,34 @@ impl Config {
         }
     }
 
-    /// The SQLite database file named by `[gateway] state`.
-    pub fn sqlite_path(&self) -> Result<PathBuf, CliError> {
-        match self.gateway.state.strip_prefix("sqlite:") {
-            Some(path) => Ok(self.resolve(path)),
-            None => Err(CliError::Config(format!(
-                "[gateway] state = {:?}: only sqlite:PATH is supported by this build",
-                self.gateway.state
-            ))),
+    /// The store named by `[gateway] state`.
+    pub fn store_location(&self) -> Result<Location, CliError> {
+        Location::parse(&self.gateway.state, &self.base)
+            .map_err(|e| CliError::Config(format!("[gateway] {e}")))
+    }
+
+    /// The local state directory: `[gateway] state_dir`, else the SQLite file's directory,
+    /// else `var`.
+    pub fn state_dir(&self) -> Result<PathBuf, CliError> {
+        if let Some(dir) = &self.gateway.state_dir {
+            return Ok(self.resolve(dir));
         }
+        Ok(match self.store_location()? {
+            Location::Sqlite(path) => path
+                .parent()
+                .map(Path::to_owned)
+                .unwrap_or_else(|| self.base.clone()),
+            Location::Postgres(_) => self.resolve("var"),
+        })
+    }
+
+    /// Opens the store (creating its tables if needed).
+    pub fn open_store(&self) -> Result<Store, CliError> {
+        let options = StoreOptions {
+            state_dir: Some(self.state_dir()?),
+            instance: self.gateway.instance.clone(),
+        };
+        Ok(Store::open(self.store_location()?, &options)?)
     }
 
     /// The recordings directory.

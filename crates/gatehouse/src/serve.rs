@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse_audit::{FileRecordings, NewToken, SqliteApprovals, SqliteStore};
+use gatehouse_audit::{Approvals, FileRecordings, NewToken, Store};
 use gatehouse_core::{Gateway, GatewayParts, TokenId};
 use gatehouse_mysql::{MysqlConfig, MysqlService};
 use gatehouse_postgres::{PgConfig, PgService, RelayLimits};
@@ -36,14 +36,14 @@ pub async fn run(config: Config) -> Result<(), CliError> {
             "retention below PCI DSS 10.5.1's minimum of 12 months (forced by retention_force)"
         );
     }
-    let db_path = config.sqlite_path()?;
-    let store = SqliteStore::open(&db_path)?;
+    let store = config.open_store()?;
+    let state_dir = config.state_dir()?;
+    tracing::info!(store = %store.location().display(), instance = store.instance(), "store opened");
     let recordings = Arc::new(FileRecordings::start(&config.recordings_dir())?);
     let connections = config.connections()?;
     let first_admin = bootstrap_admin(&store)?;
 
-    let approvals = SqliteApprovals::open(&db_path)?;
-    let state_dir = db_path.parent().map(|p| p.to_owned()).unwrap_or_default();
+    let approvals = Approvals::open(&store)?;
     for dir in [state_dir.as_path(), config.recordings_dir().as_path()] {
         keep_private(dir);
     }
@@ -221,7 +221,7 @@ async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), CliError> {
 }
 
 /// Enforces retention at start and every [`RETENTION_EVERY`].
-async fn retention_schedule(config: Config, store: Arc<SqliteStore>) {
+async fn retention_schedule(config: Config, store: Arc<Store>) {
     let config = Arc::new(config);
     let mut tick = tokio::time::interval(RETENTION_EVERY);
     loop {
@@ -360,7 +360,7 @@ fn keep_private(dir: &std::path::Path) {
 }
 
 /// On an empty store, issues the first admin token (identity `admin`, group `admin`).
-fn bootstrap_admin(store: &SqliteStore) -> Result<Option<(TokenId, String)>, CliError> {
+fn bootstrap_admin(store: &Store) -> Result<Option<(TokenId, String)>, CliError> {
     if store.token_count()? > 0 {
         return Ok(None);
     }

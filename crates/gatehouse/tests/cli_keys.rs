@@ -21,10 +21,19 @@ const RSA_FP: &str = "SHA256:HijGrf++ZgWQ8/ganc1/FYMYHFlJX1f5rvQlejZzScA";
 /// A configuration of its own: the store, and an admin listener on a free port.
 fn config(dir: &Path) -> PathBuf {
     let path = dir.join("gatehouse.toml");
+    // SQLite beside the configuration, or a database of its own on the PostgreSQL server
+    // `GATEHOUSE_TEST_STORE` names.
+    let state = if gatehouse_audit::testing::on_postgres() {
+        gatehouse_audit::testing::fresh_state(dir).unwrap()
+    } else {
+        "sqlite:var/gatehouse.db".into()
+    };
     std::fs::write(
         &path,
-        "[gateway]\nstate = \"sqlite:var/gatehouse.db\"\nrecordings = \"var/recordings\"\n\n\
-         [listen]\nadmin = \"127.0.0.1:0\"\n",
+        format!(
+            "[gateway]\nstate = {state:?}\nrecordings = \"var/recordings\"\n\n\
+             [listen]\nadmin = \"127.0.0.1:0\"\n"
+        ),
     )
     .unwrap();
     path

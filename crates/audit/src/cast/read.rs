@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{is_cast_file_of, CastHeader};
 use crate::error::AuditError;
-use crate::recording::read_recording;
+use crate::recording_file::read_recording;
 
 /// One event line of a cast: `[seconds, code, data]`.
 #[derive(Debug, Clone, PartialEq)]

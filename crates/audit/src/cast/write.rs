@@ -209,7 +209,7 @@ impl CastWriter {
         self.file = None;
         let (sha256, bytes) = if self.failed {
             // What was meant to be written is not what is on disk: seal what is.
-            let hash = crate::recording::file_sha256(&self.path).unwrap_or_else(|e| {
+            let hash = crate::recording_file::file_sha256(&self.path).unwrap_or_else(|e| {
                 tracing::error!(cast = %self.path.display(), error = %e, "cast not hashable");
                 String::new()
             });

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use axum::routing::{get, post};
 use axum::Router;
-use gatehouse_audit::{SqliteApprovals, SqliteStore};
+use gatehouse_audit::{Approvals, Store};
 use gatehouse_core::Gateway;
 use tokio::net::TcpListener;
 
@@ -28,9 +28,9 @@ pub struct AdminState {
     /// The core (authentication, revocation).
     pub gateway: Gateway,
     /// The store (listings, tokens).
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<Store>,
     /// The approvals desk.
-    pub approvals: SqliteApprovals,
+    pub approvals: Approvals,
     /// Groups that may use every endpoint.
     pub admin_groups: Arc<[String]>,
     /// Groups named as approvers by some rule (may list and decide approvals).

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Subcommand, ValueEnum};
-use gatehouse_audit::{AuditError, AuditFilter, ExportFilter, ExportFormat, SqliteStore};
+use gatehouse_audit::{AuditError, AuditFilter, ExportFilter, ExportFormat, Store};
 
 use super::open_store;
 use super::when::{Clock, When};
@@ -193,7 +193,7 @@ pub fn run(config: &Config, clock: &Clock, command: AuditCmd) -> Result<(), CliE
 
 /// Runs the export to `out` or stdout. A reader that goes away (`| head`) ends it quietly.
 fn export(
-    store: &SqliteStore,
+    store: &Store,
     filter: &ExportFilter,
     format: ExportFormat,
     out: Option<&std::path::Path>,

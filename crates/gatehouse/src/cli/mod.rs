@@ -14,12 +14,12 @@ pub mod token;
 pub mod verify;
 pub mod when;
 
-use gatehouse_audit::SqliteStore;
+use gatehouse_audit::Store;
 
 use crate::config::Config;
 use crate::error::CliError;
 
 /// Opens the store of the configuration.
-pub fn open_store(config: &Config) -> Result<SqliteStore, CliError> {
-    Ok(SqliteStore::open(&config.sqlite_path()?)?)
+pub fn open_store(config: &Config) -> Result<Store, CliError> {
+    config.open_store()
 }

@@ -182,10 +182,7 @@ fn client_config(config: &Config) -> Result<Arc<rustls::ClientConfig>, CliError>
     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
     let own = match &config.tls {
         Some(t) => Some(config.resolve(&t.cert)),
-        None => config
-            .sqlite_path()
-            .ok()
-            .and_then(|db| db.parent().map(|d| d.join("tls/gateway.crt"))),
+        None => config.state_dir().ok().map(|d| d.join("tls/gateway.crt")),
     };
     if let Some(path) = own.filter(|p| p.exists()) {
         let certs = CertificateDer::pem_file_iter(&path)

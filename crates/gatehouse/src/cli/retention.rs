@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use clap::Args;
-use gatehouse_audit::{PurgeReport, SqliteStore};
+use gatehouse_audit::{PurgeReport, Store};
 
 use super::when::{Clock, When};
 use crate::config::Config;
@@ -31,7 +31,7 @@ pub fn cutoff(config: &Config, now: SystemTime) -> SystemTime {
 /// Purges once; `by` is who is recorded as running it.
 pub fn purge(
     config: &Config,
-    store: &SqliteStore,
+    store: &Store,
     now: SystemTime,
     by: &str,
 ) -> Result<PurgeReport, CliError> {

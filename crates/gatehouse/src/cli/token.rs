@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use clap::{Args, Subcommand};
-use gatehouse_audit::{CredentialKind, NewToken, SqliteStore, TokenRow};
+use gatehouse_audit::{CredentialKind, NewToken, Store, TokenRow};
 use gatehouse_core::time::display;
 
 use super::open_store;
@@ -127,7 +127,7 @@ pub fn run(config: &Config, server: Option<&str>, command: TokenCmd) -> Result<(
 pub fn revoke(
     config: &Config,
     server: Option<&str>,
-    store: &SqliteStore,
+    store: &Store,
     kind: CredentialKind,
     id: &str,
 ) -> Result<(), CliError> {

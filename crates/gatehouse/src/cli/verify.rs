@@ -1,12 +1,12 @@
 //! `gatehouse audit verify`: the chain and the recordings checked, every problem named.
 
-use gatehouse_audit::SqliteStore;
+use gatehouse_audit::Store;
 
 use crate::config::Config;
 use crate::error::CliError;
 
 /// Verifies; an error (non-zero exit) if anything does not hold.
-pub fn run(config: &Config, store: &SqliteStore, json: bool) -> Result<(), CliError> {
+pub fn run(config: &Config, store: &Store, json: bool) -> Result<(), CliError> {
     let report = store.verify(&config.recordings_dir())?;
     if json {
         crate::table::json(&report);

@@ -8,7 +8,7 @@ use crate::cluster::Cluster;
 use crate::support::*;
 
 /// (statement, parameters) of every statement the server logged from TCP clients.
-fn server_statements(log: &str) -> HashMap<(String, Vec<String>), usize> {
+pub fn server_statements(log: &str) -> HashMap<(String, Vec<String>), usize> {
     let mut out = HashMap::new();
     let lines: Vec<&str> = log.lines().collect();
     for (i, line) in lines.iter().enumerate() {

@@ -262,7 +262,14 @@ fn an_unwritable_audit_store_refuses_statements_and_runs_nothing() {
     assert!(ok, "{err}");
     // Make the store refuse new audit entries, as a full disk or a broken volume would.
     let sql = |statement: &str| store_sql(&gw, statement);
-    sql("CREATE TRIGGER refuse BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'disk full (simulated)'); END");
+    if on_postgres() {
+        sql("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN
+               RAISE EXCEPTION 'disk full (simulated)'; END $$ LANGUAGE plpgsql;
+             CREATE TRIGGER refuse BEFORE INSERT ON audit_entries
+               FOR EACH ROW EXECUTE FUNCTION refuse();");
+    } else {
+        sql("CREATE TRIGGER refuse BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'disk full (simulated)'); END");
+    }
 
     // One session: the first statement may still be journaled (the journal takes it; the
     // database refuses it a moment later and it is kept for retry). From then on, refused.
@@ -284,7 +291,11 @@ fn an_unwritable_audit_store_refuses_statements_and_runs_nothing() {
     let (ok, _, err) = psql(&dsn, &["-c", "SELECT 1"], None);
     assert!(!ok && err.contains("cannot record this session"), "{err}");
 
-    sql("DROP TRIGGER refuse");
+    sql(if on_postgres() {
+        "DROP TRIGGER refuse ON audit_entries"
+    } else {
+        "DROP TRIGGER refuse"
+    });
     let (ok, _, err) = psql(&dsn, &["-c", "INSERT INTO ledger VALUES (2)"], None);
     assert!(ok, "after the store recovers statements run again: {err}");
     assert_eq!(

@@ -16,6 +16,7 @@ mod durability;
 mod evidence;
 mod export;
 mod faults;
+mod instances;
 mod limits;
 mod masking;
 mod mysql_cli;

@@ -303,8 +303,15 @@ fn a_failed_evidence_run_or_export_leaves_nothing_behind() {
     assert!(whole.contains("partial-probe"));
     store_sql(
         &gw,
-        "UPDATE audit_entries SET duration_us = 'not a number' \
-         WHERE id = (SELECT max(id) FROM audit_entries)",
+        if on_postgres() {
+            // PostgreSQL keeps its column types: the column itself is damaged.
+            "ALTER TABLE audit_entries ALTER COLUMN duration_us TYPE TEXT; \
+             UPDATE audit_entries SET duration_us = 'not a number' \
+             WHERE id = (SELECT max(id) FROM audit_entries)"
+        } else {
+            "UPDATE audit_entries SET duration_us = 'not a number' \
+             WHERE id = (SELECT max(id) FROM audit_entries)"
+        },
     );
     let out = gw.cli_output(&["audit", "export", "--out", file.to_str().unwrap()]);
     refused(&out);

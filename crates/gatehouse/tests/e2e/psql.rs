@@ -233,8 +233,7 @@ fn first_start_prints_a_working_admin_token_once_and_stores_only_its_hash() {
         .filter(|l| l.contains(&token))
         .count();
     assert_eq!(printed, 2, "the token line and the psql line");
-    let mut stored = std::fs::read(path_in(&gw, "var/gatehouse.db")).unwrap();
-    stored.extend(std::fs::read(path_in(&gw, "var/gatehouse.db-wal")).unwrap_or_default());
+    let stored = store_bytes(&gw);
     assert!(
         !stored.windows(token.len()).any(|w| w == token.as_bytes()),
         "token stored in clear"

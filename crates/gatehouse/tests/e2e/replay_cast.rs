@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use gatehouse_audit::{FileRecordings, SqliteStore};
+use gatehouse_audit::FileRecordings;
 use gatehouse_core::events::{TerminalEvent, TerminalEventKind, TerminalStart};
 use gatehouse_core::store::{AuditSink, RecordingEvent, RecordingSink};
 use gatehouse_core::{Protocol, SessionEnd, SessionId, SessionInfo, TokenId};
@@ -27,8 +27,8 @@ fn gatehouse(config: &Path, args: &[&str]) -> Output {
 
 /// An SSH session with a shell on channel 0 (two lines, 300 ms apart) and `uptime` on
 /// channel 1, closed as `Session::close` closes one.
-async fn record(dir: &Path) {
-    let store = SqliteStore::open(&dir.join("var/gatehouse.db")).unwrap();
+async fn record(dir: &Path, state: &str) {
+    let store = gatehouse_audit::testing::open_state(state, &dir.join("var")).unwrap();
     let writer = store.start_writer().unwrap();
     let recordings = FileRecordings::start(&dir.join("var/recordings")).unwrap();
     let id = SessionId(Arc::from(SESSION));
@@ -97,12 +97,19 @@ async fn record(dir: &Path) {
 async fn replay_lists_an_ssh_sessions_terminals_and_plays_them() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("gatehouse.toml");
+    let state = crate::support::test_state(dir.path());
     std::fs::write(
         &config,
-        "[gateway]\nstate = \"sqlite:var/gatehouse.db\"\nrecordings = \"var/recordings\"\n",
+        format!("[gateway]\nstate = {state:?}\nrecordings = \"var/recordings\"\n"),
     )
     .unwrap();
-    record(dir.path()).await;
+    let sqlite_state = format!("sqlite:{}", dir.path().join("var/gatehouse.db").display());
+    let opened = if state.starts_with("sqlite:") {
+        sqlite_state
+    } else {
+        state.clone()
+    };
+    record(dir.path(), &opened).await;
 
     let timeline = gatehouse(&config, &["replay", &SESSION[..10]]);
     assert!(timeline.status.success(), "{timeline:?}");

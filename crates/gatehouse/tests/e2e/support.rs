@@ -17,6 +17,9 @@ pub const LOCAL_PG: &str = "127.0.0.1:5432";
 pub struct Gateway {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    /// Its `[gateway] state`: `sqlite:var/gatehouse.db`, or a database of its own on the
+    /// PostgreSQL server `GATEHOUSE_TEST_STORE` names.
+    pub state: String,
     pub port: u16,
     /// The admin API's port.
     pub admin_port: u16,
@@ -30,6 +33,7 @@ pub struct Gateway {
 }
 
 /// A `[[connection]]` for a test config.
+#[derive(Clone, Copy)]
 pub struct Conn<'a> {
     pub name: &'a str,
     pub address: &'a str,
@@ -76,8 +80,40 @@ impl Gateway {
     /// Same, with more configuration (`[[rule]]`, `[[mask]]`, `[[oidc]]` sections) appended.
     pub fn start_with_policy(connections: &[Conn<'_>], policy: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut toml = String::from(
-            "[gateway]\nstate = \"sqlite:var/gatehouse.db\"\nrecordings = \"var/recordings\"\n\n\
+        let state = test_state(dir.path());
+        let gateway = format!("state = {state:?}\nrecordings = \"var/recordings\"\n");
+        Self::start_config(dir, state, &gateway, connections, policy, env)
+    }
+
+    /// One of several gateways on the shared PostgreSQL store `state`: instance `instance`,
+    /// its local state (journal, keys) and recordings in `shared` (which the instances
+    /// share, as a volume would; each has a journal of its own in it).
+    pub fn start_instance(
+        state: &str,
+        instance: &str,
+        shared: &Path,
+        connections: &[Conn<'_>],
+        policy: &str,
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let gateway = format!(
+            "state = {state:?}\ninstance = {instance:?}\nstate_dir = {:?}\nrecordings = {:?}\n",
+            shared.display().to_string(),
+            shared.join("recordings").display().to_string()
+        );
+        Self::start_config(dir, state.to_owned(), &gateway, connections, policy, &[])
+    }
+
+    fn start_config(
+        dir: tempfile::TempDir,
+        state: String,
+        gateway: &str,
+        connections: &[Conn<'_>],
+        policy: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut toml = format!(
+            "[gateway]\n{gateway}\n\
              [listen]\npostgres = \"127.0.0.1:0\"\nmysql = \"127.0.0.1:0\"\nssh = \"127.0.0.1:0\"\n             admin = \"127.0.0.1:0\"\n\n",
         );
         for c in connections {
@@ -100,6 +136,7 @@ impl Gateway {
         let mut gw = Self {
             dir,
             config,
+            state,
             port: 0,
             admin_port: 0,
             mysql_port: 0,
@@ -449,9 +486,68 @@ pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
-/// Runs SQL on a gateway's own SQLite store with Python's sqlite3 (to break or tamper with it
-/// as a failing disk or an intruder would).
+/// A new store's `[gateway] state` for a test gateway in `dir`: SQLite in `dir/var`, or a new
+/// database on the PostgreSQL server `GATEHOUSE_TEST_STORE` names (the suite's second run).
+pub fn test_state(dir: &Path) -> String {
+    if gatehouse_audit::testing::on_postgres() {
+        gatehouse_audit::testing::fresh_state(dir).expect("a test database on the store server")
+    } else {
+        "sqlite:var/gatehouse.db".into()
+    }
+}
+
+/// The gateway's journal directory (`var/gatehouse.db.journal`, or on PostgreSQL
+/// `var/INSTANCE.pg.journal`).
+pub fn journal_dir(gw: &Gateway) -> PathBuf {
+    if !gw.state.starts_with("postgres") {
+        return path_in(gw, "var/gatehouse.db.journal");
+    }
+    std::fs::read_dir(path_in(gw, "var"))
+        .expect("var/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with(".pg.journal"))
+        .expect("a journal under var/")
+}
+
+/// Everything the store holds, as bytes to search: the SQLite file and its log, or a dump
+/// of the PostgreSQL database.
+pub fn store_bytes(gw: &Gateway) -> Vec<u8> {
+    if gw.state.starts_with("postgres") {
+        let out = run("pg_dump", &["--data-only", &gw.state], None, &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return out.stdout;
+    }
+    let mut stored = std::fs::read(path_in(gw, "var/gatehouse.db")).expect("the store file");
+    stored.extend(std::fs::read(path_in(gw, "var/gatehouse.db-wal")).unwrap_or_default());
+    stored
+}
+
+/// Whether this run's stores are on PostgreSQL.
+pub fn on_postgres() -> bool {
+    gatehouse_audit::testing::on_postgres()
+}
+
+/// Runs SQL on a gateway's own store (to break or tamper with it as a failing disk or an
+/// intruder would): with psql on a PostgreSQL store, with Python's sqlite3 on a SQLite one.
 pub fn store_sql(gw: &Gateway, sql: &str) {
+    if gw.state.starts_with("postgres") {
+        let out = run(
+            "psql",
+            &[&gw.state, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
+            None,
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
     let db = path_in(gw, "var/gatehouse.db");
     let out = run(
         "python3",

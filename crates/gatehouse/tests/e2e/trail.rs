@@ -16,7 +16,7 @@ fn a_journal_segment_planted_before_ingest_is_refused_and_reported() {
     gw.kill();
 
     // Someone with write access to the journal (but not to chain.key) plants entries.
-    let journal = gw.dir.path().join("var/gatehouse.db.journal");
+    let journal = journal_dir(&gw);
     let entry = r#"{"op":"admit","session":"forged","seq":1,"at":1700000000000000,"identity":"alice","groups":[],"connection":"app","protocol":"postgres","client":"127.0.0.1:1","statement":"SELECT 'planted'","params":[],"class":"select","verdict":"allow"}"#;
     std::fs::write(journal.join("999999999998.jsonl"), format!("{entry}\n")).expect("plant");
     let forged_mac = format!("{entry}\t{}\n", "0".repeat(32));

@@ -1,0 +1,222 @@
+//! [`super::Db`] over tokio-postgres, called as a blocking connection.
+//!
+//! Every PostgreSQL connection of the process is driven on one runtime thread of the store's
+//! own ([`driver`]); a call sends its request to the connection and waits for the answer with
+//! futures' executor, which parks the calling thread and needs no runtime. So the store's SQL
+//! runs from the ingest thread, a blocking task or the CLI alike, as rusqlite's does, and never
+//! from inside the gateway's own runtime's scheduling. Statements are prepared once per
+//! connection and kept by their text.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::sync::OnceLock;
+
+use bytes::BytesMut;
+use futures_executor::block_on;
+use futures_util::StreamExt;
+use tokio_postgres::types::{IsNull, ToSql, Type};
+use tokio_postgres::{Client, NoTls, Statement};
+
+use super::placeholders::to_dollars;
+use super::{Cell, DbError, Params, Row, Value};
+
+/// The runtime that drives every PostgreSQL connection's socket, on a thread of its own.
+pub(crate) fn driver() -> Result<&'static tokio::runtime::Handle, DbError> {
+    static DRIVER: OnceLock<Result<tokio::runtime::Handle, String>> = OnceLock::new();
+    DRIVER
+        .get_or_init(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let handle = runtime.handle().clone();
+            std::thread::Builder::new()
+                .name("gatehouse-store-pg".into())
+                .spawn(move || runtime.block_on(std::future::pending::<()>()))
+                .map_err(|e| e.to_string())?;
+            Ok(handle)
+        })
+        .as_ref()
+        .map_err(|e| DbError::Unavailable(format!("the PostgreSQL driver thread: {e}")))
+}
+
+/// Connects on the driver; the connection's socket is served there until it closes.
+pub(crate) fn connect(url: &str) -> Result<(Client, tokio::task::JoinHandle<()>), DbError> {
+    let driver = driver()?;
+    let url = url.to_owned();
+    let connecting = driver.spawn(async move { tokio_postgres::connect(&url, NoTls).await });
+    let (client, connection) = block_on(connecting)
+        .map_err(|e| DbError::Unavailable(format!("connecting to PostgreSQL: {e}")))??;
+    let served = driver.spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "store connection to PostgreSQL ended");
+        }
+    });
+    Ok((client, served))
+}
+
+/// A PostgreSQL connection and its prepared statements.
+pub(super) struct PgConn {
+    client: Client,
+    served: tokio::task::JoinHandle<()>,
+    statements: HashMap<String, Statement>,
+}
+
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        self.served.abort();
+    }
+}
+
+impl PgConn {
+    pub(super) fn connect(url: &str) -> Result<Self, DbError> {
+        let (client, served) = connect(url)?;
+        Ok(Self {
+            client,
+            served,
+            statements: HashMap::new(),
+        })
+    }
+
+    fn statement(&mut self, sql: &str) -> Result<Statement, DbError> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let prepared = block_on(self.client.prepare(&to_dollars(sql)))?;
+        self.statements.insert(sql.to_owned(), prepared.clone());
+        Ok(prepared)
+    }
+
+    pub(super) fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<usize, DbError> {
+        let stmt = self.statement(sql)?;
+        let values: Vec<Value<'_>> = params.iter().map(|p| p.to_value()).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as _).collect();
+        let n = block_on(self.client.execute(&stmt, &refs))?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    pub(super) fn batch(&mut self, sql: &str) -> Result<(), DbError> {
+        Ok(block_on(self.client.batch_execute(sql))?)
+    }
+
+    pub(super) fn query_each(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+        each: &mut dyn FnMut(&Row<'_>) -> Result<(), DbError>,
+    ) -> Result<(), DbError> {
+        let stmt = self.statement(sql)?;
+        let values: Vec<Value<'_>> = params.iter().map(|p| p.to_value()).collect();
+        let rows = block_on(self.client.query_raw(&stmt, values.iter()))?;
+        // Rows arrive as the server sends them.
+        let mut rows = Box::pin(rows);
+        while let Some(row) = block_on(rows.next()) {
+            each(&Row::Postgres(&row?))?;
+        }
+        Ok(())
+    }
+}
+
+/// What the server said (its message and SQLSTATE), or what failed on the way.
+pub(super) fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        );
+    }
+    match e.source() {
+        Some(source) => format!("{e}: {source}"),
+        None => e.to_string(),
+    }
+}
+
+/// Whether an error means the connection is gone (closed, the server shutting down or
+/// unreachable), so the next call needs a new one.
+pub(super) fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code().map(|c| c.code()) {
+        Some(code) => {
+            // Connection exceptions, and the server shutting down or restarting.
+            code.starts_with("08") || code.starts_with("57P")
+        }
+        // Not an error the server sent: the socket or the protocol failed.
+        None => e.as_db_error().is_none() && e.source().is_some(),
+    }
+}
+
+impl ToSql for Value<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        match *self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Int(n) => match *ty {
+                Type::INT8 => n.to_sql(ty, out),
+                Type::INT4 => i32::try_from(n)?.to_sql(ty, out),
+                Type::INT2 => i16::try_from(n)?.to_sql(ty, out),
+                Type::BOOL => (n != 0).to_sql(ty, out),
+                Type::FLOAT8 => (n as f64).to_sql(ty, out),
+                _ => Err(format!("an integer cannot be sent as {ty}").into()),
+            },
+            Value::Text(t) => t.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        // Checked per value in `to_sql`, which knows whether it holds an integer or text.
+        true
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+pub(super) fn cell(row: &tokio_postgres::Row, index: usize) -> Result<Cell<'_>, DbError> {
+    let Some(column) = row.columns().get(index) else {
+        return Err(DbError::Type {
+            index,
+            what: "no such column".into(),
+        });
+    };
+    let read = |e: tokio_postgres::Error| DbError::Type {
+        index,
+        what: e.to_string(),
+    };
+    let cell = match *column.type_() {
+        Type::INT8 => row
+            .try_get::<_, Option<i64>>(index)
+            .map_err(read)?
+            .map(Cell::Int),
+        Type::INT4 => row
+            .try_get::<_, Option<i32>>(index)
+            .map_err(read)?
+            .map(|n| Cell::Int(n.into())),
+        Type::INT2 => row
+            .try_get::<_, Option<i16>>(index)
+            .map_err(read)?
+            .map(|n| Cell::Int(n.into())),
+        Type::BOOL => row
+            .try_get::<_, Option<bool>>(index)
+            .map_err(read)?
+            .map(|b| Cell::Int(b.into())),
+        Type::FLOAT8 => row
+            .try_get::<_, Option<f64>>(index)
+            .map_err(read)?
+            .map(Cell::Real),
+        Type::FLOAT4 => row
+            .try_get::<_, Option<f32>>(index)
+            .map_err(read)?
+            .map(|x| Cell::Real(x.into())),
+        _ => row
+            .try_get::<_, Option<&str>>(index)
+            .map_err(read)?
+            .map(Cell::Text),
+    };
+    Ok(cell.unwrap_or(Cell::Null))
+}

@@ -1,0 +1,60 @@
+//! [`super::Db`] over rusqlite: statements prepared once per connection (its cache).
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::Connection;
+
+use super::{Cell, DbError, Params, Row, Value};
+
+impl rusqlite::ToSql for Value<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Value::Null => ValueRef::Null,
+            Value::Int(n) => ValueRef::Integer(n),
+            Value::Text(t) => ValueRef::Text(t.as_bytes()),
+        }))
+    }
+}
+
+fn bind(params: Params<'_>) -> Vec<Value<'_>> {
+    params.iter().map(|p| p.to_value()).collect()
+}
+
+pub(super) fn execute(conn: &Connection, sql: &str, params: Params<'_>) -> Result<usize, DbError> {
+    let values = bind(params);
+    Ok(conn
+        .prepare_cached(sql)?
+        .execute(rusqlite::params_from_iter(values.iter()))?)
+}
+
+pub(super) fn query_each(
+    conn: &Connection,
+    sql: &str,
+    params: Params<'_>,
+    each: &mut dyn FnMut(&Row<'_>) -> Result<(), DbError>,
+) -> Result<(), DbError> {
+    let values = bind(params);
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(values.iter()))?;
+    while let Some(row) = rows.next()? {
+        each(&Row::Sqlite(row))?;
+    }
+    Ok(())
+}
+
+pub(super) fn cell<'a>(row: &'a rusqlite::Row<'a>, index: usize) -> Result<Cell<'a>, DbError> {
+    Ok(match row.get_ref(index)? {
+        ValueRef::Null => Cell::Null,
+        ValueRef::Integer(n) => Cell::Int(n),
+        ValueRef::Real(x) => Cell::Real(x),
+        ValueRef::Text(t) => Cell::Text(std::str::from_utf8(t).map_err(|e| DbError::Type {
+            index,
+            what: format!("text that is not UTF-8: {e}"),
+        })?),
+        ValueRef::Blob(_) => {
+            return Err(DbError::Type {
+                index,
+                what: "a blob".into(),
+            })
+        }
+    })
+}
