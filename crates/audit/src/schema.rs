@@ -227,6 +227,66 @@ pub fn open_sqlite(path: &std::path::Path) -> Result<Db, AuditError> {
     Ok(Db::sqlite(conn))
 }
 
+/// The PostgreSQL schema's version, kept in `gatehouse_schema`: a store at this version is
+/// used as it is, without DDL (which would take every table's exclusive lock while other
+/// instances write).
+const POSTGRES_VERSION: i64 = 1;
+
+/// The PostgreSQL store's schema version (0 for an empty database).
+fn postgres_version(db: &mut Db) -> Result<i64, AuditError> {
+    let exists: i64 = db.query_row(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()
+           AND tablename = 'gatehouse_schema'",
+        params![],
+        |r| r.get(0),
+    )?;
+    if exists == 0 {
+        return Ok(0);
+    }
+    Ok(db.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM gatehouse_schema",
+        params![],
+        |r| r.get(0),
+    )?)
+}
+
+/// Creates the PostgreSQL tables once, whichever instance starts first.
+fn migrate_postgres(db: &mut Db) -> Result<(), AuditError> {
+    if postgres_version(db)? >= POSTGRES_VERSION {
+        return Ok(());
+    }
+    let mut tx = db.transaction(Begin::Immediate)?;
+    // One migration at a time across the instances starting together; the others find it
+    // done.
+    tx.execute_batch(
+        "SELECT pg_advisory_xact_lock(7406319617363712);
+         SET LOCAL client_min_messages = warning;",
+    )?;
+    if postgres_version(&mut tx)? >= POSTGRES_VERSION {
+        return Ok(());
+    }
+    let mut schema = SCHEMA.to_owned();
+    for (from, to) in POSTGRES_TYPES {
+        schema = schema.replace(from, to);
+    }
+    tx.execute_batch(&schema)?;
+    tx.execute_batch(CHAIN_POSTGRES)?;
+    tx.execute_batch(ANCHORS)?;
+    for (table, column, kind) in ADDED_COLUMNS {
+        let kind = kind.replace("INTEGER", "BIGINT");
+        tx.execute_batch(&format!(
+            "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}"
+        ))?;
+    }
+    tx.execute_batch(AFTER_COLUMNS)?;
+    tx.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS gatehouse_schema (version BIGINT NOT NULL);
+         INSERT INTO gatehouse_schema (version) VALUES ({POSTGRES_VERSION});"
+    ))?;
+    tx.commit()?;
+    Ok(())
+}
+
 /// Creates the tables if they do not exist, and adds what later releases added.
 pub fn migrate(db: &mut Db) -> Result<(), AuditError> {
     match db.backend() {
@@ -235,27 +295,7 @@ pub fn migrate(db: &mut Db) -> Result<(), AuditError> {
             db.execute_batch(CHAIN_SQLITE)?;
             db.execute_batch(ANCHORS)?;
         }
-        Backend::Postgres => {
-            // One migration at a time across the instances starting together.
-            let mut tx = db.transaction(Begin::Immediate)?;
-            tx.execute_batch("SELECT pg_advisory_xact_lock(7406319617363712)")?;
-            let mut schema = SCHEMA.to_owned();
-            for (from, to) in POSTGRES_TYPES {
-                schema = schema.replace(from, to);
-            }
-            tx.execute_batch(&schema)?;
-            tx.execute_batch(CHAIN_POSTGRES)?;
-            tx.execute_batch(ANCHORS)?;
-            for (table, column, kind) in ADDED_COLUMNS {
-                let kind = kind.replace("INTEGER", "BIGINT");
-                tx.execute_batch(&format!(
-                    "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}"
-                ))?;
-            }
-            tx.execute_batch(AFTER_COLUMNS)?;
-            tx.commit()?;
-            return Ok(());
-        }
+        Backend::Postgres => return migrate_postgres(db),
     }
     for (table, column, kind) in ADDED_COLUMNS {
         let present: bool = db.query_row(

@@ -313,11 +313,28 @@ fn the_store_down_refuses_new_commands_and_service_resumes_when_it_is_back() {
     );
     let token = gw.token("job", &["batch"]);
     let dsn = gw.dsn("app", &token);
-    let (ok, _, err) = psql(&dsn, &["-c", "INSERT INTO ledger VALUES (1)"], None);
-    assert!(ok, "{err}");
-
+    // A session open before the outage: its next command, after it, is refused.
+    let open_dsn = dsn.clone();
+    let open = thread::spawn(move || {
+        psql(
+            &open_dsn,
+            &["-v", "ON_ERROR_STOP=0"],
+            Some("INSERT INTO ledger VALUES (1);\n\\! sleep 3\nINSERT INTO ledger VALUES (2);\n"),
+        )
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while admin_sql("gh_inst_down", "SELECT count(*) FROM ledger") != "1" {
+        assert!(Instant::now() < deadline, "the first insert never ran");
+        thread::sleep(Duration::from_millis(50));
+    }
     store_cluster.stop();
-    thread::sleep(Duration::from_millis(1500));
+    let (_, _, err) = open.join().unwrap();
+    assert!(err.contains("58000") || err.contains("audit"), "{err}");
+    assert_eq!(
+        admin_sql("gh_inst_down", "SELECT count(*) FROM ledger"),
+        "1",
+        "a command ran while its entry could not be stored"
+    );
     // A new session cannot be authenticated: refused with PostgreSQL's own error.
     let (ok, _, err) = psql(&dsn, &["-c", "INSERT INTO ledger VALUES (2)"], None);
     assert!(!ok, "a command ran with the store down");
