@@ -57,4 +57,4 @@ pub use retention::PurgeReport;
 pub use store::{Location, Store, StoreOptions};
 pub use tokens::{CredentialKind, NewToken, TokenRow};
 pub use verify::VerifyReport;
-pub use writer::AuditWriter;
+pub use writer::{AuditWriter, Health};

@@ -243,6 +243,11 @@ impl Store {
             .map_err(StoreError::from)
     }
 
+    /// Whether the database answers (`SELECT 1`, on the reader connection).
+    pub fn ping(&self) -> Result<(), AuditError> {
+        self.read(|db| Ok(db.execute_batch("SELECT 1")?))
+    }
+
     /// Becomes this instance's one writer: takes the journal (waiting briefly for a CLI
     /// command that holds it), replays leftovers, and starts applying entries to the database.
     pub fn start_writer(&self) -> Result<AuditWriter, AuditError> {

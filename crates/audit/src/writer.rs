@@ -76,6 +76,27 @@ struct Inner {
     key: crate::chain::ChainKey,
 }
 
+/// Audit writes the store failed to take (counter; `kind`: `journal`, `database`,
+/// `unreachable`).
+pub const STORE_ERRORS: &str = "gatehouse_store_errors_total";
+/// Entries applied to the database (counter).
+pub const INGESTED: &str = "gatehouse_ingested_entries_total";
+/// Entries journaled and not yet in the database (gauge).
+pub const BACKLOG: &str = "gatehouse_journal_backlog_entries";
+/// How long the oldest entry not yet in the database has waited (gauge, seconds).
+pub const LAG: &str = "gatehouse_ingest_lag_seconds";
+
+/// How the write path stands: for `/readyz` and `/metrics`.
+#[derive(Debug, Clone)]
+pub struct Health {
+    /// Why new commands are refused, if they are (the journal or the database failing).
+    pub failing: Option<String>,
+    /// Entries journaled and not yet in the database.
+    pub backlog: usize,
+    /// How long the oldest of them has waited.
+    pub lag: Duration,
+}
+
 /// Opens a new connection to the store (after one broke).
 pub(crate) type Connect = Box<dyn Fn() -> Result<Db, AuditError> + Send + Sync>;
 
@@ -118,6 +139,8 @@ fn probe(ingest: &mut Ingest) -> Result<(), AuditError> {
 /// journal line was sealed with, so the chain does not encode and hash the entry again.
 #[derive(Default)]
 struct Segment {
+    /// When its first entry was journaled (for the ingest lag).
+    since: Option<Instant>,
     entries: Vec<Entry>,
     /// Empty for segments read back from disk; else one per entry, in step.
     hashes: Vec<String>,
@@ -154,6 +177,7 @@ impl Writer {
                 sealed.push_back((
                     path,
                     Segment {
+                        since: Some(Instant::now()),
                         entries,
                         hashes: Vec::new(),
                     },
@@ -188,6 +212,9 @@ impl Writer {
                     let w = Writer { inner };
                     w.drive();
                     let applied = w.ingest();
+                    let health = w.health();
+                    metrics::gauge!(BACKLOG).set(health.backlog as f64);
+                    metrics::gauge!(LAG).set(health.lag.as_secs_f64());
                     drop(w);
                     if checkpointed.elapsed() >= CHECKPOINT_PERIOD {
                         checkpointed = Instant::now();
@@ -269,6 +296,7 @@ impl Writer {
             let result = match written {
                 Ok(()) => {
                     for q in batch.drain(..) {
+                        active.unsealed.since.get_or_insert_with(Instant::now);
                         active.unsealed.entries.push(q.entry);
                         active.unsealed.hashes.push(q.line.content_sha256);
                         acks.extend(q.ack);
@@ -277,6 +305,7 @@ impl Writer {
                 }
                 Err(e) => {
                     let e = StoreError(format!("the audit journal cannot be written: {e}"));
+                    metrics::counter!(STORE_ERRORS, "kind" => "journal").increment(1);
                     *lock(&self.inner.failing) = Some(e.clone());
                     tracing::error!(error = %e, lost_outcomes = batch.iter().filter(|q| q.ack.is_none()).count(),
                         "journal append failed; refusing new commands");
@@ -346,12 +375,14 @@ impl Writer {
             match outcome {
                 Ok(()) => {
                     applied += segment.entries.len();
+                    metrics::counter!(INGESTED).increment(segment.entries.len() as u64);
                     if let Err(e) = std::fs::remove_file(path) {
                         tracing::warn!(segment = %path.display(), error = %e, "ingested journal segment not removed");
                     }
                     sealed.pop_front();
                 }
                 Err(e) => {
+                    metrics::counter!(STORE_ERRORS, "kind" => "database").increment(1);
                     let e = StoreError(format!("the audit database refuses writes: {e}"));
                     let mut failing = lock(&self.inner.failing);
                     if failing.is_none() {
@@ -374,6 +405,7 @@ impl Writer {
             }
             ingest.probed = Instant::now();
             if let Err(e) = probe(&mut ingest) {
+                metrics::counter!(STORE_ERRORS, "kind" => "unreachable").increment(1);
                 let e = StoreError(format!("the audit database cannot be reached: {e}"));
                 let mut failing = lock(&self.inner.failing);
                 if failing.is_none() {
@@ -388,6 +420,25 @@ impl Writer {
             tracing::info!("audit store recovered; commands are accepted again");
         }
         applied
+    }
+
+    /// How the write path stands.
+    pub(crate) fn health(&self) -> Health {
+        let (mut backlog, mut oldest) = {
+            let ingest = lock(&self.inner.ingest);
+            let backlog: usize = ingest.sealed.iter().map(|(_, s)| s.entries.len()).sum();
+            (backlog, ingest.sealed.front().and_then(|(_, s)| s.since))
+        };
+        {
+            let active = lock(&self.inner.journal);
+            backlog += active.unsealed.entries.len();
+            oldest = oldest.or(active.unsealed.since);
+        }
+        Health {
+            failing: lock(&self.inner.failing).as_ref().map(|e| e.0.clone()),
+            backlog,
+            lag: oldest.map(|t| t.elapsed()).unwrap_or_default(),
+        }
     }
 
     /// Appends and ingests everything queued so far (shutdown, tests).
@@ -491,6 +542,11 @@ pub struct AuditWriter {
 impl AuditWriter {
     pub(crate) fn new(writer: Writer) -> Self {
         Self { writer }
+    }
+
+    /// How the write path stands (failing or not, backlog, lag).
+    pub fn health(&self) -> Health {
+        self.writer.health()
     }
 
     /// Resolves once every write made so far is in the database (shutdown, tests).

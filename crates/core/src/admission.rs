@@ -16,6 +16,7 @@ use crate::store::Receipt;
 #[must_use = "an admission must be waited for before the command is forwarded"]
 pub struct Admission {
     pub(crate) seq: u64,
+    pub(crate) protocol: crate::connection::Protocol,
     pub(crate) started: Instant,
     pub(crate) state: AdmissionState,
     pub(crate) prepares: Vec<PreparedUse>,
@@ -77,10 +78,13 @@ impl Admission {
     /// Like [`Admission::wait`]; if the command is held for approval, `on_hold` is called once
     /// the request is stored, with what the client should be told at once.
     pub async fn wait_with(self, on_hold: impl FnOnce(&HoldNotice)) -> Result<Admitted, Refused> {
-        let receipt = match self.state {
-            AdmissionState::Writing(receipt) => receipt,
+        let (receipt, held) = match self.state {
+            AdmissionState::Writing(receipt) => (receipt, false),
             AdmissionState::Refused(refused) => return Err(refused),
-            AdmissionState::Held(held) => held.decide(self.started, on_hold).await?,
+            AdmissionState::Held(held) => {
+                let _waiting = crate::telemetry::Waiting::start();
+                (held.decide(self.started, on_hold).await?, true)
+            }
         };
         match receipt.await {
             Ok(()) => Ok(Admitted {
@@ -90,6 +94,11 @@ impl Admission {
             }),
             Err(e) => Err(store_refusal(&e)),
         }
+        .inspect(|_| {
+            if !held {
+                crate::telemetry::admitted(self.protocol, self.started.elapsed());
+            }
+        })
     }
 
     /// The one wait every wire uses: like [`Admission::wait_with`], and while a command is

@@ -151,6 +151,23 @@ impl Gateway {
     /// Refusals are recorded too (a session row that ends at once with the reason): failed
     /// access attempts are evidence.
     pub async fn open(&self, req: OpenRequest<'_>) -> Result<Session, Refusal> {
+        let protocol = req.protocol;
+        let opened = self.open_checked(req).await;
+        match &opened {
+            Ok(_) => crate::telemetry::session_opened(protocol),
+            Err(refusal) => crate::telemetry::session_refused(
+                protocol,
+                match refusal {
+                    Refusal::BadToken => "bad_token",
+                    Refusal::Forbidden(_) => "forbidden",
+                    Refusal::StoreUnavailable(_) => "store",
+                },
+            ),
+        }
+        opened
+    }
+
+    async fn open_checked(&self, req: OpenRequest<'_>) -> Result<Session, Refusal> {
         let now = SystemTime::now();
         let token = match self.identify(req.credential, now).await {
             Ok(t) => t,

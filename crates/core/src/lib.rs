@@ -39,6 +39,7 @@ pub mod rules;
 pub mod session;
 pub mod ssh_key;
 pub mod store;
+pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod time;

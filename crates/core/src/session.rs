@@ -423,6 +423,14 @@ impl Session {
             approval: None,
             masked: masked.to_log(),
         };
+        crate::telemetry::command(
+            self.info.protocol,
+            match &judgement {
+                Judgement::Allow { .. } => "allow",
+                Judgement::Deny { .. } => "deny",
+                Judgement::Review(_) => "review",
+            },
+        );
         let state = match judgement {
             Judgement::Allow { rule } => {
                 record.rule = rule;
@@ -461,6 +469,7 @@ impl Session {
         let ended = matches!(state, AdmissionState::Held(_)).then(|| self.end_watch());
         Admission {
             seq,
+            protocol: self.info.protocol,
             started,
             state,
             prepares,
@@ -613,6 +622,7 @@ impl Session {
     /// Closes the session: the store gets its end, the recording its last line.
     pub async fn close(self, reason: &str, bytes_from_client: u64, bytes_from_server: u64) {
         let ended_at = SystemTime::now();
+        crate::telemetry::bytes(self.info.protocol, bytes_from_client, bytes_from_server);
         self.recordings.append(
             &self.info.id,
             RecordingEvent::End {

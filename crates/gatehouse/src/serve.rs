@@ -36,6 +36,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
             "retention below PCI DSS 10.5.1's minimum of 12 months (forced by retention_force)"
         );
     }
+    let metrics = admin::health::install_recorder();
     let store = config.open_store()?;
     let state_dir = config.state_dir()?;
     tracing::info!(store = %store.location().display(), instance = store.instance(), "store opened");
@@ -140,6 +141,10 @@ pub async fn run(config: Config) -> Result<(), CliError> {
             approvals,
             admin_groups: Arc::from(config.admin.groups.clone()),
             approver_groups: Arc::from(config.approver_groups()),
+            health: admin::health::Health {
+                metrics: metrics.clone(),
+                writer: (*audit).clone(),
+            },
         };
         if config.admin.tls {
             let acceptor = tls::acceptor(&config, &state_dir)?;

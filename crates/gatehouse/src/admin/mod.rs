@@ -1,12 +1,14 @@
 //! The admin HTTP API on `[listen] admin`: approvals (list, approve, deny), tokens (create,
-//! list, revoke), SSH keys (add, list, revoke), sessions and audit (list). Every request carries `Authorization: Bearer
-//! TOKEN` (a service token or a JWT, as on the wires); the caller's groups decide what it may
-//! do (see [`auth`]). Answers are JSON; errors are `{"error": "..."}` with a status that says
+//! list, revoke), SSH keys (add, list, revoke), sessions and audit (list). Every request
+//! carries `Authorization: Bearer TOKEN` (a service token or a JWT, as on the wires); the
+//! caller's groups decide what it may do (see [`auth`]). `/metrics`, `/healthz` and `/readyz`
+//! ([`health`]) need none. Answers are JSON; errors are `{"error": "..."}` with a status that says
 //! what kind of problem it is.
 
 mod approvals;
 mod auth;
 mod error;
+pub mod health;
 mod keys;
 mod listings;
 pub mod tls_listener;
@@ -35,6 +37,8 @@ pub struct AdminState {
     pub admin_groups: Arc<[String]>,
     /// Groups named as approvers by some rule (may list and decide approvals).
     pub approver_groups: Arc<[String]>,
+    /// Metrics and the write path's health.
+    pub health: health::Health,
 }
 
 /// The API's routes.
@@ -51,6 +55,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/sessions", get(listings::sessions))
         .route("/v1/audit", get(listings::audit))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(health::ready))
+        .route("/metrics", get(health::metrics))
         .with_state(state)
 }
 

@@ -329,6 +329,10 @@ fn the_store_down_refuses_new_commands_and_service_resumes_when_it_is_back() {
     }
     store_cluster.stop();
     let (_, _, err) = open.join().unwrap();
+    // A load balancer's probe sees it too.
+    let (status, body) = admin_get(&gw, "/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("not ready"), "{body}");
     assert!(err.contains("58000") || err.contains("audit"), "{err}");
     assert_eq!(
         admin_sql("gh_inst_down", "SELECT count(*) FROM ledger"),

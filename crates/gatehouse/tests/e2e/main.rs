@@ -25,6 +25,7 @@ mod mysql_faults;
 mod mysql_policy;
 mod new_user;
 mod oidc;
+mod operations;
 mod pgbench;
 mod pipelines;
 mod psql;

@@ -566,3 +566,43 @@ pub fn store_sql(gw: &Gateway, sql: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `GET path` on a gateway's admin listener without a token: the status and the body as
+/// text (`/metrics`, `/healthz`, `/readyz`).
+pub fn admin_get(gw: &Gateway, path: &str) -> (u16, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.admin_port)).expect("admin");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("answer");
+    let status = answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The value of a Prometheus sample line `name{labels} value` in `/metrics` text (labels as
+/// written, e.g. `protocol="postgres"`; several must all be present), summed over matching
+/// lines; `None` if none matches.
+pub fn metric(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (series_name, series_labels) = match series.split_once('{') {
+            Some((n, l)) => (n, l),
+            None => (series, ""),
+        };
+        if series_name == name && labels.iter().all(|l| series_labels.contains(l)) {
+            *found.get_or_insert(0.0) += value.parse::<f64>().unwrap_or(f64::NAN);
+        }
+    }
+    found
+}
