@@ -125,7 +125,12 @@ fn record(
         subject: subject.to_owned(),
         body,
     };
-    append(tx, chain, &[entry], &[], &[])
+    append(tx, chain, &[entry], &[], &[])?;
+    if tx.backend() == Backend::Postgres {
+        // Every instance listening hears of it once this commits (see `Store::watch`).
+        tx.execute("SELECT pg_notify('gatehouse_events', ?1)", params![kind])?;
+    }
+    Ok(())
 }
 
 /// Whether the store is a SQLite store made before trail events existed, whose tables'

@@ -243,6 +243,18 @@ impl Store {
             .map_err(StoreError::from)
     }
 
+    /// Calls `on_event` with the kind of every trail event another process commits (a
+    /// credential revoked, an approval decided: [`crate::events`]), as soon as it commits:
+    /// PostgreSQL's LISTEN on a connection of its own, reconnecting if it drops. A SQLite
+    /// store has no such channel (its one gateway polls); nothing is started for it.
+    pub fn watch(&self, on_event: impl Fn(&str) + Send + Sync + 'static) -> Result<(), AuditError> {
+        let Location::Postgres(url) = &self.inner.location else {
+            return Ok(());
+        };
+        crate::db::listen(url, "gatehouse_events", on_event)?;
+        Ok(())
+    }
+
     /// Whether the database answers (`SELECT 1`, on the reader connection).
     pub fn ping(&self) -> Result<(), AuditError> {
         self.read(|db| Ok(db.execute_batch("SELECT 1")?))

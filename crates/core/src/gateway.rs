@@ -432,15 +432,19 @@ impl Gateway {
     }
 
     /// Polls the registry for revocations (made by the CLI or another instance) and ends the
-    /// sessions of revoked tokens. Runs until the future is dropped.
-    pub async fn watch_revocations(&self, every: Duration) {
+    /// sessions of revoked tokens, every `every` and whenever `woken` is notified (the store
+    /// announced a revocation). Runs until the future is dropped.
+    pub async fn watch_revocations(&self, every: Duration, woken: &tokio::sync::Notify) {
         let mut since = SystemTime::now()
             .checked_sub(Duration::from_secs(1))
             .unwrap_or(SystemTime::UNIX_EPOCH);
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = woken.notified() => {}
+            }
             // Look back a little past the newest revocation seen: another writer (the CLI, an
             // instance with a skewed clock) may commit one stamped slightly earlier. Repeats
             // are harmless; the set ignores them.

@@ -138,7 +138,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         let state = AdminState {
             gateway: gateway.clone(),
             store: store.clone(),
-            approvals,
+            approvals: approvals.clone(),
             admin_groups: Arc::from(config.admin.groups.clone()),
             approver_groups: Arc::from(config.approver_groups()),
             health: admin::health::Health {
@@ -193,8 +193,19 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     if let Some((id, secret)) = &first_admin {
         print_first_admin(id, secret, pg_local, &config);
     }
+    // Revocations and decisions made elsewhere (another instance, the CLI) arrive at once on
+    // a PostgreSQL store (its notifications), and by polling in any case.
+    let revoked = Arc::new(tokio::sync::Notify::new());
+    {
+        let (revoked, approvals) = (revoked.clone(), approvals.clone());
+        store.watch(move |kind| match kind {
+            gatehouse_audit::events::REVOKED => revoked.notify_one(),
+            gatehouse_audit::events::DECIDED => approvals.wake(),
+            _ => {}
+        })?;
+    }
     let watcher = gateway.clone();
-    sessions.spawn(async move { watcher.watch_revocations(REVOCATION_POLL).await });
+    sessions.spawn(async move { watcher.watch_revocations(REVOCATION_POLL, &revoked).await });
     sessions.spawn(retention_schedule(config.clone(), store.clone()));
 
     shutdown_signal().await;

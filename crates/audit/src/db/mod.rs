@@ -14,6 +14,7 @@ mod value;
 
 use thiserror::Error;
 
+pub use postgres::listen;
 pub use value::{Cell, FromCell, ToValue, Value};
 
 /// Which database a [`Db`] talks to.

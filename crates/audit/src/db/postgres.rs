@@ -55,6 +55,56 @@ pub(crate) fn connect(url: &str) -> Result<(Client, tokio::task::JoinHandle<()>)
     Ok((client, served))
 }
 
+/// Listens on `channel` of the PostgreSQL server at `url` for as long as the process runs:
+/// `on_event` gets each notification's payload. A dropped connection is made again after a
+/// second (notifications sent meanwhile are lost: callers also poll).
+pub fn listen(
+    url: &str,
+    channel: &str,
+    on_event: impl Fn(&str) + Send + Sync + 'static,
+) -> Result<(), DbError> {
+    let driver = driver()?;
+    let (url, channel) = (url.to_owned(), channel.to_owned());
+    driver.spawn(async move {
+        loop {
+            if let Err(e) = listen_once(&url, &channel, &on_event).await {
+                tracing::warn!(error = %describe(&e), "store notifications interrupted; listening again in 1s");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
+    Ok(())
+}
+
+/// One connection's worth of listening: until it fails.
+async fn listen_once(
+    url: &str,
+    channel: &str,
+    on_event: &(impl Fn(&str) + Send + Sync),
+) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = tokio_postgres::connect(url, NoTls).await?;
+    // The socket is driven here, by reading the connection's messages (notifications among
+    // them), while the LISTEN is sent.
+    let listen = format!("LISTEN {channel}");
+    let listening = client.batch_execute(&listen);
+    tokio::pin!(listening);
+    let mut listened = false;
+    loop {
+        tokio::select! {
+            sent = &mut listening, if !listened => {
+                sent?;
+                listened = true;
+            }
+            message = std::future::poll_fn(|cx| connection.poll_message(cx)) => match message {
+                Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => on_event(n.payload()),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e),
+                None => return Ok(()),
+            },
+        }
+    }
+}
+
 /// A PostgreSQL connection and its prepared statements.
 pub(super) struct PgConn {
     client: Client,
