@@ -26,6 +26,7 @@ command -v sysbench >/dev/null || need_apt+=(sysbench)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v ssh >/dev/null || need_apt+=(openssh-client)
 command -v rsync >/dev/null || need_apt+=(rsync)
+command -v curl >/dev/null || need_apt+=(curl)
 command -v tmux >/dev/null || need_apt+=(tmux)
 command -v sshpass >/dev/null || need_apt+=(sshpass)
 # Peak memory of the export bench.

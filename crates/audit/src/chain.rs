@@ -80,9 +80,14 @@ impl ChainKey {
                 let secret = gatehouse_core::identity::random_hex(32)
                     .map_err(|e| AuditError::Corrupt(e.to_string()))?
                     .into_bytes();
-                gatehouse_core::private_file::write_private(&path, &secret)
-                    .map_err(|e| io("could not create", e))?;
-                secret
+                match gatehouse_core::private_file::write_private(&path, &secret) {
+                    Ok(()) => secret,
+                    // Another instance sharing the directory made it first: theirs is the key.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        std::fs::read(&path).map_err(|e| io("could not read the chain key", e))?
+                    }
+                    Err(e) => return Err(io("could not create", e)),
+                }
             }
             Err(e) => return Err(io("could not read the chain key", e)),
         };

@@ -4,8 +4,18 @@
 use std::io::Write;
 use std::path::Path;
 
-/// Creates `path` with mode 0600 and writes `bytes` to it; fails if it already exists.
+/// Creates `path` with mode 0600 holding `bytes`; fails (`AlreadyExists`) if it exists.
+///
+/// The file is written whole under a temporary name and then linked into place, so a reader
+/// never sees part of it, and of several processes making it at once (gateway instances
+/// sharing a state directory, starting together) one wins and the others find its file.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.new", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -13,7 +23,13 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options.open(path)?.write_all(bytes)
+    let written = options.open(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    linked
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod admin_api;
 mod approvals;
 mod boundary;
 mod credentials;
+mod deploy;
 mod drivers;
 mod durability;
 mod evidence;

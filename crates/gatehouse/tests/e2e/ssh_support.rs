@@ -36,6 +36,31 @@ impl Sshd {
         let d = dir.path();
         keygen(&d.join("host_key"));
         keygen(&d.join("gw_key"));
+        Self::start_in(dir)
+    }
+
+    /// Starts sshd with a given host key and gateway key (the deployment's demo keys).
+    pub fn start_with_keys(host_key: &Path, gw_key: &Path) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        for (from, to) in [(host_key, "host_key"), (gw_key, "gw_key")] {
+            std::fs::copy(from, d.join(to)).expect("key");
+            let public = from.with_extension(match from.extension() {
+                Some(e) => format!("{}.pub", e.to_string_lossy()),
+                None => "pub".into(),
+            });
+            std::fs::copy(&public, d.join(format!("{to}.pub"))).expect("public key");
+            std::fs::set_permissions(
+                d.join(to),
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )
+            .expect("key mode");
+        }
+        Self::start_in(dir)
+    }
+
+    fn start_in(dir: tempfile::TempDir) -> Self {
+        let d = dir.path();
         std::fs::copy(d.join("gw_key.pub"), d.join("authorized_keys")).expect("authorized_keys");
         std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
         let port = free_port();

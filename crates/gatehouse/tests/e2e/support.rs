@@ -104,6 +104,27 @@ impl Gateway {
         Self::start_config(dir, state.to_owned(), &gateway, connections, policy, &[])
     }
 
+    /// A gateway running exactly `toml` (written to its directory) on the store `state`.
+    pub fn start_toml(toml: &str, state: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("gatehouse.toml");
+        std::fs::write(&config, toml).expect("write config");
+        let mut gw = Self {
+            dir,
+            config,
+            state: state.to_owned(),
+            port: 0,
+            admin_port: 0,
+            mysql_port: 0,
+            ssh_port: 0,
+            child: None,
+            log: Arc::new(Mutex::new(Vec::new())),
+            stdout: Arc::new(Mutex::new(Vec::new())),
+        };
+        gw.spawn(&[]);
+        gw
+    }
+
     fn start_config(
         dir: tempfile::TempDir,
         state: String,
