@@ -2,7 +2,7 @@
 //! written to the journal (JSON, one line) and later applied to the database, so what the
 //! journal holds is exactly what the database will hold.
 
-use crate::db::{params, Db, DbError, OptionalExtension};
+use crate::db::{params, Db, DbError, OptionalExtension, Param};
 use gatehouse_core::time::to_micros;
 use gatehouse_core::{CommandCompletion, CommandRecord, MaskLog, Outcome, SessionEnd, SessionInfo};
 use serde::{Deserialize, Serialize};
@@ -431,10 +431,169 @@ impl Entry {
         Ok(inserted == 1)
     }
 
-    /// Applies the write. Idempotent, so a journal replayed after a crash that happened
+    /// The columns of [`Entry::entry_row`], as `audit_entries` names them.
+    pub(crate) const ENTRY_COLUMNS: &'static [&'static str] = &[
+        "session_id",
+        "seq",
+        "at",
+        "identity",
+        "groups_json",
+        "connection",
+        "protocol",
+        "client_addr",
+        "statement",
+        "params_json",
+        "class",
+        "verdict",
+        "status",
+        "tag",
+        "sqlstate",
+        "error",
+        "rows_returned",
+        "rows_affected",
+        "duration_us",
+        "finished_at",
+        "rule",
+        "approval_id",
+        "masked_json",
+        "result_masked_json",
+        "approved_by",
+    ];
+
+    /// The columns of [`Entry::session_row`], as `sessions` names them.
+    pub(crate) const SESSION_COLUMNS: &'static [&'static str] = &[
+        "id",
+        "identity",
+        "groups_json",
+        "token_id",
+        "connection",
+        "protocol",
+        "client_addr",
+        "claimed_user",
+        "started_at",
+        "settings_json",
+    ];
+
+    /// An admission's `audit_entries` row, with its outcome's columns if the outcome is given
+    /// (else NULL, as [`Entry::apply`] leaves them): what [`Entry::apply_with_outcome`] and
+    /// [`Entry::apply`] insert, for a batch's multi-row INSERT. `None` for other writes.
+    pub(crate) fn entry_row(&self, outcome: Option<&Entry>) -> Option<Vec<Param>> {
+        let Self::Admit {
+            session,
+            seq,
+            at,
+            identity,
+            groups,
+            connection,
+            protocol,
+            client,
+            statement,
+            params,
+            class,
+            verdict,
+            rule,
+            approval,
+            masked,
+            approved_by,
+        } = self
+        else {
+            return None;
+        };
+        let mut row = vec![
+            Param::Text(session.clone()),
+            // As `apply` binds them (`as`), so a row reads back as the journal wrote it.
+            Param::Int(*seq as i64),
+            Param::Int(*at),
+            Param::Text(identity.clone()),
+            Param::Text(json(groups)),
+            Param::Text(connection.clone()),
+            Param::Text(protocol.clone()),
+            Param::Text(client.clone()),
+            Param::Text(statement.clone()),
+            Param::Text(json(params)),
+            Param::Text(class.clone()),
+            Param::Text(verdict.clone()),
+        ];
+        match outcome {
+            Some(Self::Finish {
+                status,
+                tag,
+                sqlstate,
+                error,
+                rows_returned,
+                rows_affected,
+                duration_us,
+                finished_at,
+                masked: masked_out,
+                ..
+            }) => row.extend([
+                Param::Text(status.clone()),
+                Param::text(tag.as_deref()),
+                Param::text(sqlstate.as_deref()),
+                Param::text(error.as_deref()),
+                Param::Int(*rows_returned as i64),
+                Param::int(rows_affected.map(|n| n as i64)),
+                Param::Int(i64::try_from(*duration_us).unwrap_or(i64::MAX)),
+                Param::Int(*finished_at),
+                Param::text(rule.as_deref()),
+                Param::text(approval.as_deref()),
+                Param::text(masked_json(masked).as_deref()),
+                Param::text(masked_json(masked_out).as_deref()),
+            ]),
+            _ => {
+                row.extend(std::iter::repeat_n(Param::Null, 8));
+                row.extend([
+                    Param::text(rule.as_deref()),
+                    Param::text(approval.as_deref()),
+                    Param::text(masked_json(masked).as_deref()),
+                    Param::Null,
+                ]);
+            }
+        }
+        row.push(Param::text(approved_by.as_deref()));
+        Some(row)
+    }
+
+    /// A session opening's `sessions` row (see [`Entry::entry_row`]); `None` for other writes.
+    pub(crate) fn session_row(&self) -> Option<Vec<Param>> {
+        let Self::Open {
+            id,
+            identity,
+            groups,
+            token_id,
+            connection,
+            protocol,
+            client,
+            claimed_user,
+            started_at,
+            settings,
+        } = self
+        else {
+            return None;
+        };
+        Some(vec![
+            Param::Text(id.clone()),
+            Param::Text(identity.clone()),
+            Param::Text(json(groups)),
+            Param::Text(token_id.clone()),
+            Param::Text(connection.clone()),
+            Param::Text(protocol.clone()),
+            Param::Text(client.clone()),
+            Param::Text(claimed_user.clone()),
+            Param::Int(*started_at),
+            if settings.is_empty() {
+                Param::Null
+            } else {
+                Param::Text(json(settings))
+            },
+        ])
+    }
+
+    /// Applies the write; returns how many rows it changed (0: its row is not there, or it
+    /// was applied before). Idempotent, so a journal replayed after a crash that happened
     /// between the database commit and the journal's removal changes nothing twice.
-    pub(crate) fn apply(&self, db: &mut Db) -> Result<(), DbError> {
-        match self {
+    pub(crate) fn apply(&self, db: &mut Db) -> Result<usize, DbError> {
+        let changed = match self {
             Self::Admit {
                 session,
                 seq,
@@ -452,34 +611,32 @@ impl Entry {
                 approval,
                 masked,
                 approved_by,
-            } => {
-                db.execute(
-                    "INSERT INTO audit_entries (session_id, seq, at, identity,
+            } => db.execute(
+                "INSERT INTO audit_entries (session_id, seq, at, identity,
                         groups_json, connection, protocol, client_addr, statement, params_json,
                         class, verdict, rule, approval_id, masked_json, approved_by)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
                         ?16)
                  ON CONFLICT DO NOTHING",
-                    params![
-                        session,
-                        *seq as i64,
-                        at,
-                        identity,
-                        json(groups),
-                        connection,
-                        protocol,
-                        client,
-                        statement,
-                        json(params),
-                        class,
-                        verdict,
-                        rule,
-                        approval,
-                        masked_json(masked),
-                        approved_by
-                    ],
-                )?;
-            }
+                params![
+                    session,
+                    *seq as i64,
+                    at,
+                    identity,
+                    json(groups),
+                    connection,
+                    protocol,
+                    client,
+                    statement,
+                    json(params),
+                    class,
+                    verdict,
+                    rule,
+                    approval,
+                    masked_json(masked),
+                    approved_by
+                ],
+            )?,
             Self::Finish {
                 session,
                 seq,
@@ -513,7 +670,7 @@ impl Entry {
                         finished_at,
                         masked_json(masked)
                     ],
-                )?;
+                )?
             }
             Self::Open {
                 id,
@@ -526,27 +683,25 @@ impl Entry {
                 claimed_user,
                 started_at,
                 settings,
-            } => {
-                db.execute(
-                    "INSERT INTO sessions (id, identity, groups_json, token_id,
+            } => db.execute(
+                "INSERT INTO sessions (id, identity, groups_json, token_id,
                         connection, protocol, client_addr, claimed_user, started_at,
                         settings_json)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT DO NOTHING",
-                    params![
-                        id,
-                        identity,
-                        json(groups),
-                        token_id,
-                        connection,
-                        protocol,
-                        client,
-                        claimed_user,
-                        started_at,
-                        (!settings.is_empty()).then(|| json(settings))
-                    ],
-                )?;
-            }
+                params![
+                    id,
+                    identity,
+                    json(groups),
+                    token_id,
+                    connection,
+                    protocol,
+                    client,
+                    claimed_user,
+                    started_at,
+                    (!settings.is_empty()).then(|| json(settings))
+                ],
+            )?,
             Self::Close {
                 id,
                 ended_at,
@@ -554,37 +709,33 @@ impl Entry {
                 bytes_from_client,
                 bytes_from_server,
                 recording_sha256,
-            } => {
-                db.execute(
-                    "UPDATE sessions SET ended_at = ?2, end_reason = ?3, bytes_from_client = ?4,
+            } => db.execute(
+                "UPDATE sessions SET ended_at = ?2, end_reason = ?3, bytes_from_client = ?4,
                         bytes_from_server = ?5, recording_sha256 = ?6
                      WHERE id = ?1",
-                    params![
-                        id,
-                        ended_at,
-                        reason,
-                        *bytes_from_client as i64,
-                        *bytes_from_server as i64,
-                        recording_sha256
-                    ],
-                )?;
-            }
+                params![
+                    id,
+                    ended_at,
+                    reason,
+                    *bytes_from_client as i64,
+                    *bytes_from_server as i64,
+                    recording_sha256
+                ],
+            )?,
             Self::Event {
                 seq,
                 at,
                 kind,
                 subject,
                 body,
-            } => {
-                db.execute(
-                    "INSERT INTO trail_events (seq, at, kind, subject, body)
+            } => db.execute(
+                "INSERT INTO trail_events (seq, at, kind, subject, body)
                      VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT DO NOTHING",
-                    params![seq, at, kind, subject, body],
-                )?;
-            }
-        }
-        Ok(())
+                params![seq, at, kind, subject, body],
+            )?,
+        };
+        Ok(changed)
     }
 }
 

@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod approvals;
+mod batch;
 pub mod cast;
 pub mod chain;
 pub mod db;

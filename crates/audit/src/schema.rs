@@ -279,6 +279,9 @@ fn migrate_postgres(db: &mut Db) -> Result<(), AuditError> {
         ))?;
     }
     tx.execute_batch(AFTER_COLUMNS)?;
+    // The chain's primary key is (instance, seq) here: SQLite's index for it is redundant,
+    // and every link would pay for it.
+    tx.execute_batch("DROP INDEX IF EXISTS audit_chain_instance")?;
     tx.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS gatehouse_schema (version BIGINT NOT NULL);
          INSERT INTO gatehouse_schema (version) VALUES ({POSTGRES_VERSION});"

@@ -72,6 +72,10 @@ struct Inner {
     journal: Mutex<Active>,
     ingest: Mutex<Ingest>,
     failing: Mutex<Option<StoreError>>,
+    /// Sealed segments not yet wholly in the database: when each began and how many of its
+    /// entries wait (for [`Writer::health`], without waiting on the ingest lock, which an
+    /// apply holds for as long as it takes).
+    waiting: Mutex<VecDeque<(Option<Instant>, usize)>>,
     /// The chain key, for the journal lines' MACs.
     key: crate::chain::ChainKey,
 }
@@ -79,11 +83,15 @@ struct Inner {
 /// Audit writes the store failed to take (counter; `kind`: `journal`, `database`,
 /// `unreachable`).
 pub const STORE_ERRORS: &str = "gatehouse_store_errors_total";
+/// Batches the store did not take whole, applied write by write instead (counter): a segment
+/// retried after its commit went unanswered, or something unexpected in the tables.
+pub const WRITE_BY_WRITE: &str = "gatehouse_ingest_write_by_write_total";
 /// Entries applied to the database (counter).
 pub const INGESTED: &str = "gatehouse_ingested_entries_total";
-/// Entries journaled and not yet in the database (gauge).
+/// Entries journaled and not yet in the database (gauge, set from [`Health`] when scraped).
 pub const BACKLOG: &str = "gatehouse_journal_backlog_entries";
-/// How long the oldest entry not yet in the database has waited (gauge, seconds).
+/// How long the oldest entry not yet in the database has waited (gauge, seconds, set from
+/// [`Health`] when scraped).
 pub const LAG: &str = "gatehouse_ingest_lag_seconds";
 
 /// How the write path stands: for `/readyz` and `/metrics`.
@@ -135,6 +143,11 @@ fn probe(ingest: &mut Ingest) -> Result<(), AuditError> {
     Ok(())
 }
 
+/// Entries of a segment applied per transaction: a long backlog goes in steps, each committed
+/// (and counted off the lag) before the next, rather than as one transaction as long as the
+/// backlog.
+const APPLY_STEP: usize = 4096;
+
 /// A segment's entries, and (for segments this process wrote) the content hash each one's
 /// journal line was sealed with, so the chain does not encode and hash the entry again.
 #[derive(Default)]
@@ -144,6 +157,8 @@ struct Segment {
     entries: Vec<Entry>,
     /// Empty for segments read back from disk; else one per entry, in step.
     hashes: Vec<String>,
+    /// How many of its entries (from the start) are in the database already.
+    applied: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -180,12 +195,18 @@ impl Writer {
                         since: Some(Instant::now()),
                         entries,
                         hashes: Vec::new(),
+                        applied: 0,
                     },
                 ));
             }
         }
+        let waiting = sealed
+            .iter()
+            .map(|(_, s): &(PathBuf, Segment)| (s.since, s.entries.len()))
+            .collect();
         let writer = Self {
             inner: Arc::new(Inner {
+                waiting: Mutex::new(waiting),
                 queue: Mutex::new(Vec::with_capacity(64)),
                 journal: Mutex::new(Active {
                     journal,
@@ -212,9 +233,6 @@ impl Writer {
                     let w = Writer { inner };
                     w.drive();
                     let applied = w.ingest();
-                    let health = w.health();
-                    metrics::gauge!(BACKLOG).set(health.backlog as f64);
-                    metrics::gauge!(LAG).set(health.lag.as_secs_f64());
                     drop(w);
                     if checkpointed.elapsed() >= CHECKPOINT_PERIOD {
                         checkpointed = Instant::now();
@@ -346,6 +364,9 @@ impl Writer {
         // A submitter that found the journal busy while it was being sealed left its entry
         // queued for the holder to append: this thread was the holder.
         self.drive();
+        if let Some((_, segment)) = &fresh {
+            lock(&self.inner.waiting).push_back((segment.since, segment.entries.len()));
+        }
         ingest.sealed.extend(fresh);
         let Ingest {
             conn,
@@ -355,33 +376,31 @@ impl Writer {
             ..
         } = &mut *ingest;
         let mut applied = 0;
-        while let Some((path, segment)) = sealed.front() {
-            if conn.is_none() {
-                match connect() {
-                    Ok(db) => *conn = Some(db),
-                    Err(e) => tracing::debug!(error = %e, "audit store still unreachable"),
-                }
-            }
-            let db = conn.as_mut().ok_or_else(|| {
-                AuditError::Store(StoreError("the audit database cannot be reached".into()))
-            });
-            let outcome = db.and_then(|db| apply(db, chain, &segment.entries, &segment.hashes));
-            if let Err(AuditError::Database(e)) = &outcome {
-                if e.is_connection_lost() {
-                    // Reconnect at the next tick; the segment stays until it is applied.
-                    *conn = None;
-                }
-            }
-            match outcome {
-                Ok(()) => {
-                    applied += segment.entries.len();
-                    metrics::counter!(INGESTED).increment(segment.entries.len() as u64);
-                    if let Err(e) = std::fs::remove_file(path) {
-                        tracing::warn!(segment = %path.display(), error = %e, "ingested journal segment not removed");
+        while let Some((path, segment)) = sealed.front_mut() {
+            while segment.applied < segment.entries.len() {
+                if conn.is_none() {
+                    match connect() {
+                        Ok(db) => *conn = Some(db),
+                        Err(e) => tracing::debug!(error = %e, "audit store still unreachable"),
                     }
-                    sealed.pop_front();
                 }
-                Err(e) => {
+                let from = segment.applied;
+                let to = (from + APPLY_STEP).min(segment.entries.len());
+                let entries = segment.entries.get(from..to).unwrap_or_default();
+                let hashes = segment.hashes.get(from..to).unwrap_or_default();
+                let outcome = match conn.as_mut() {
+                    Some(db) => apply(db, chain, entries, hashes),
+                    None => Err(AuditError::Store(StoreError(
+                        "the audit database cannot be reached".into(),
+                    ))),
+                };
+                if let Err(AuditError::Database(e)) = &outcome {
+                    if e.is_connection_lost() {
+                        // Reconnect at the next tick; the segment stays until it is applied.
+                        *conn = None;
+                    }
+                }
+                if let Err(e) = outcome {
                     metrics::counter!(STORE_ERRORS, "kind" => "database").increment(1);
                     let e = StoreError(format!("the audit database refuses writes: {e}"));
                     let mut failing = lock(&self.inner.failing);
@@ -391,7 +410,18 @@ impl Writer {
                     *failing = Some(e);
                     return applied;
                 }
+                segment.applied = to;
+                applied += to - from;
+                metrics::counter!(INGESTED).increment((to - from) as u64);
+                if let Some(front) = lock(&self.inner.waiting).front_mut() {
+                    front.1 = segment.entries.len() - to;
+                }
             }
+            if let Err(e) = std::fs::remove_file(&*path) {
+                tracing::warn!(segment = %path.display(), error = %e, "ingested journal segment not removed");
+            }
+            sealed.pop_front();
+            lock(&self.inner.waiting).pop_front();
         }
         // Idle: a shared store is looked at now and then, so its going away refuses new
         // commands before one is journaled that it could not take.
@@ -425,9 +455,9 @@ impl Writer {
     /// How the write path stands.
     pub(crate) fn health(&self) -> Health {
         let (mut backlog, mut oldest) = {
-            let ingest = lock(&self.inner.ingest);
-            let backlog: usize = ingest.sealed.iter().map(|(_, s)| s.entries.len()).sum();
-            (backlog, ingest.sealed.front().and_then(|(_, s)| s.since))
+            let waiting = lock(&self.inner.waiting);
+            let backlog: usize = waiting.iter().map(|(_, n)| n).sum();
+            (backlog, waiting.front().and_then(|(since, _)| *since))
         };
         {
             let active = lock(&self.inner.journal);
@@ -477,7 +507,42 @@ pub(crate) fn journal_line(entry: &Entry) -> JournalLine {
     }
 }
 
-/// Applies entries in one transaction; all or nothing.
+/// Applies entries in one transaction; all or nothing. A segment this process journaled goes
+/// as a batch ([`crate::batch`]); if the batch fails for anything but a lost connection, or
+/// the entries were read back from disk, write by write ([`apply_each`]).
+pub(crate) fn apply(
+    conn: &mut Db,
+    chain: &Chain,
+    entries: &[Entry],
+    hashes: &[String],
+) -> Result<(), AuditError> {
+    if !entries.is_empty() && hashes.len() == entries.len() {
+        let batched =
+            conn.transaction(Begin::Immediate).and_then(|mut tx| {
+                match crate::batch::apply(&mut tx, chain, entries, hashes) {
+                    Ok(()) => tx.commit().map(|()| Ok(())),
+                    Err(e) => Ok(Err(e)),
+                }
+            });
+        match batched {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(AuditError::Database(e))) | Err(e) if e.is_connection_lost() => {
+                return Err(AuditError::Database(e))
+            }
+            Ok(Err(e)) => {
+                metrics::counter!(WRITE_BY_WRITE).increment(1);
+                tracing::debug!(error = %e, "batch not applied; applying write by write");
+            }
+            Err(e) => {
+                metrics::counter!(WRITE_BY_WRITE).increment(1);
+                tracing::debug!(error = %e, "batch not applied; applying write by write");
+            }
+        }
+    }
+    apply_each(conn, chain, entries, hashes)
+}
+
+/// Applies entries one write at a time, in one transaction; all or nothing.
 ///
 /// An admission whose outcome is in the same batch (the common case: a command takes less than
 /// a tick) is written with it in one INSERT instead of an INSERT and an UPDATE.
@@ -485,7 +550,7 @@ pub(crate) fn journal_line(entry: &Entry) -> JournalLine {
 /// `hashes` are the content hashes the entries' journal lines were sealed with as this process
 /// encoded them (the chain takes them rather than encoding and hashing each entry again), or
 /// empty: entries read back from a segment are encoded afresh, as `verify` does.
-pub(crate) fn apply(
+fn apply_each(
     conn: &mut Db,
     chain: &Chain,
     entries: &[Entry],
@@ -525,7 +590,9 @@ pub(crate) fn apply(
                     *l = inserted;
                 }
             }
-            None => entry.apply(&mut tx)?,
+            None => {
+                entry.apply(&mut tx)?;
+            }
         }
     }
     crate::chain::append(&mut tx, chain, entries, hashes, &landed)?;

@@ -15,7 +15,10 @@ mod value;
 use thiserror::Error;
 
 pub use postgres::listen;
-pub use value::{Cell, FromCell, ToValue, Value};
+pub use value::{Cell, FromCell, Param, ToValue, Value};
+
+/// From how many rows [`Db::insert_rows`] sends them to PostgreSQL with `COPY`.
+pub const COPY_FROM: usize = 32;
 
 /// Which database a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,6 +246,55 @@ impl Db {
             Ok(())
         })?;
         Ok(out)
+    }
+
+    /// Inserts `rows` (each a value per column of `columns`) into `table`: on PostgreSQL with
+    /// `COPY` (from [`COPY_FROM`] rows) or multi-row INSERTs of up to 64 rows (one round trip
+    /// and one statement for many rows), on SQLite one prepared INSERT per row (in-process, as
+    /// cheap). A conflict is an error:
+    /// call it in a transaction, which the error rolls back.
+    pub fn insert_rows(
+        &mut self,
+        table: &str,
+        columns: &[&str],
+        rows: &[Vec<Param>],
+    ) -> Result<(), DbError> {
+        if let Conn::Postgres(c) = &mut self.conn {
+            if rows.len() >= COPY_FROM {
+                return c.copy_rows(table, columns, rows);
+            }
+        }
+        let mut rest = rows;
+        while !rest.is_empty() {
+            let n = match self.backend() {
+                Backend::Sqlite => 1,
+                // A few sizes, so each is prepared once per connection.
+                Backend::Postgres => [64, 16, 4, 1]
+                    .into_iter()
+                    .find(|&size| size <= rest.len())
+                    .unwrap_or(1),
+            };
+            let (chunk, tail) = rest.split_at(n.min(rest.len()));
+            let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+            let mut next = 1;
+            for (r, _) in chunk.iter().enumerate() {
+                sql.push_str(if r == 0 { "(" } else { ", (" });
+                for c in 0..columns.len() {
+                    if c > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push('?');
+                    sql.push_str(&next.to_string());
+                    next += 1;
+                }
+                sql.push(')');
+            }
+            let params: Vec<&dyn ToValue> =
+                chunk.iter().flatten().map(|p| p as &dyn ToValue).collect();
+            self.execute(&sql, &params)?;
+            rest = tail;
+        }
+        Ok(())
     }
 
     /// Whether the query returns a row.

@@ -69,6 +69,39 @@ impl ToValue for Value<'_> {
     }
 }
 
+/// A parameter that owns its text: the cells of rows built for [`super::Db::insert_rows`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    /// NULL.
+    Null,
+    /// An integer.
+    Int(i64),
+    /// Text.
+    Text(String),
+}
+
+impl Param {
+    /// Text, or NULL.
+    pub fn text(text: Option<&str>) -> Self {
+        text.map_or(Self::Null, |t| Self::Text(t.to_owned()))
+    }
+
+    /// An integer, or NULL.
+    pub fn int(n: Option<i64>) -> Self {
+        n.map_or(Self::Null, Self::Int)
+    }
+}
+
+impl ToValue for Param {
+    fn to_value(&self) -> Value<'_> {
+        match self {
+            Self::Null => Value::Null,
+            Self::Int(n) => Value::Int(*n),
+            Self::Text(t) => Value::Text(t),
+        }
+    }
+}
+
 /// A column's value as read.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Cell<'a> {
