@@ -119,13 +119,15 @@ impl Cpu {
     fn now() -> Self {
         let tick = 100.0; // USER_HZ on Linux
         let stat_cpu = |text: &str| -> f64 {
-            // utime and stime: fields 14 and 15, counted after the command name's ')'.
+            // utime and stime are fields 14 and 15; after the command name's ')' come the
+            // state (field 3), then numbers from field 4.
             let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
             let f: Vec<f64> = rest
                 .split_whitespace()
+                .skip(1)
                 .filter_map(|x| x.parse().ok())
                 .collect();
-            (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / tick
+            (f.get(10).copied().unwrap_or(0.0) + f.get(11).copied().unwrap_or(0.0)) / tick
         };
         let process = std::fs::read_to_string("/proc/self/stat")
             .map(|t| stat_cpu(&t))

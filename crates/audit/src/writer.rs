@@ -507,16 +507,19 @@ pub(crate) fn journal_line(entry: &Entry) -> JournalLine {
     }
 }
 
-/// Applies entries in one transaction; all or nothing. A segment this process journaled goes
-/// as a batch ([`crate::batch`]); if the batch fails for anything but a lost connection, or
-/// the entries were read back from disk, write by write ([`apply_each`]).
+/// Applies entries in one transaction; all or nothing. On PostgreSQL a segment this process
+/// journaled goes as a batch ([`crate::batch`]); SQLite, a batch that fails for anything but a
+/// lost connection, and entries read back from disk go write by write ([`apply_each`]).
 pub(crate) fn apply(
     conn: &mut Db,
     chain: &Chain,
     entries: &[Entry],
     hashes: &[String],
 ) -> Result<(), AuditError> {
-    if !entries.is_empty() && hashes.len() == entries.len() {
+    // SQLite runs in-process: a statement per write costs it no round trip, and the batch's
+    // owned rows would only add copies.
+    if conn.backend() == Backend::Postgres && !entries.is_empty() && hashes.len() == entries.len()
+    {
         let batched =
             conn.transaction(Begin::Immediate).and_then(|mut tx| {
                 match crate::batch::apply(&mut tx, chain, entries, hashes) {
