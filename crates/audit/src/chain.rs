@@ -33,9 +33,10 @@ pub(crate) fn sha256(bytes: &[u8]) -> String {
     )
 }
 
-/// The secret the links are keyed with (HMAC-SHA256), kept beside the database in
-/// `chain.key`, never in it: someone who can write the database but not that file cannot
-/// recompute the chain after changing a row.
+/// The secret the links are keyed with (HMAC-SHA256), kept in the state directory
+/// (`chain.key`; beside a SQLite database), never in the store: someone who can write the
+/// database but not that file cannot recompute the chain after changing a row. Every instance
+/// of a shared store holds the same key.
 #[derive(Clone)]
 pub struct ChainKey(aws_lc_rs::hmac::Key);
 
@@ -46,12 +47,6 @@ impl std::fmt::Debug for ChainKey {
 }
 
 impl ChainKey {
-    /// The key of the store whose database is `db`: read from `chain.key` in its directory,
-    /// made (once, mode 0600) when `create` and there is none.
-    pub fn for_store(db: &std::path::Path, create: bool) -> Result<Self, AuditError> {
-        Self::load(&Self::path_for(db), create, || links_in(db))
-    }
-
     /// The key kept at `path`; when `create` and there is none, made (once, mode 0600)
     /// unless `links` (how many links the store holds) says a chain already needs the lost one.
     pub fn load(
@@ -104,17 +99,6 @@ impl ChainKey {
     }
 }
 
-/// How many links the chain of the SQLite database at `db` holds (0 if it cannot be read
-/// yet).
-fn links_in(db: &std::path::Path) -> i64 {
-    if !db.exists() {
-        return 0;
-    }
-    rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .and_then(|conn| conn.query_row("SELECT count(*) FROM audit_chain", [], |r| r.get(0)))
-        .unwrap_or(0)
-}
-
 /// How many links a store holds, all chains together.
 pub(crate) fn links(db: &mut Db) -> Result<i64, DbError> {
     db.query_row("SELECT count(*) FROM audit_chain", params![], |r| r.get(0))
@@ -147,25 +131,6 @@ pub(crate) fn instances(db: &mut Db) -> Result<Vec<String>, DbError> {
         params![],
         |r| r.get(0),
     )
-}
-
-impl ChainKey {
-    /// Where the key of the store whose database is `db` is kept.
-    pub fn path_for(db: &std::path::Path) -> std::path::PathBuf {
-        db.parent()
-            .map(|d| d.join("chain.key"))
-            .unwrap_or_else(|| std::path::PathBuf::from("chain.key"))
-    }
-
-    /// The key of the store whose database is `db`, or `None` if it has none yet (nothing
-    /// was ever chained: a store only read, or made by an older build before its first write).
-    pub fn existing(db: &std::path::Path) -> Result<Option<Self>, AuditError> {
-        if Self::path_for(db).exists() {
-            Self::for_store(db, false).map(Some)
-        } else {
-            Ok(None)
-        }
-    }
 }
 
 /// A journal write's lines, as the writer seals them: each entry line is its JSON alone, and

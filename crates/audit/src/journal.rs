@@ -3,7 +3,8 @@
 //! The database is filled from it in batches; a sealed segment is deleted once its entries
 //! are committed there.
 //!
-//! Layout: `DB.journal/` beside the database, segments `NNNNNNNNNNNN.jsonl` (one entry a line),
+//! Layout: `DB.journal/` beside a SQLite database (`INSTANCE.pg.journal/` in the state directory
+//! for an instance of a PostgreSQL store), segments `NNNNNNNNNNNN.jsonl` (one entry a line),
 //! and `lock`, held exclusively by the gateway that writes. A process that can take the lock
 //! knows no gateway is writing, and may replay what a killed one left behind.
 
@@ -287,7 +288,7 @@ mod tests {
     fn a_write_cut_short_is_skipped_and_other_damage_is_not() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("g.db");
-        let key = crate::chain::ChainKey::for_store(&db, true).unwrap();
+        let key = crate::chain::ChainKey::load(&dir.path().join("chain.key"), true, || 0).unwrap();
         let json = r#"{"op":"close","id":"s","ended_at":1,"reason":"x","bytes_from_client":0,"bytes_from_server":0}"#;
         let digest = crate::chain::json_digest(json);
         // One write of two lines and its seal.
@@ -307,7 +308,7 @@ mod tests {
         let tag = aws_lc_rs::hmac::sign(
             &aws_lc_rs::hmac::Key::new(
                 aws_lc_rs::hmac::HMAC_SHA256,
-                &std::fs::read(crate::chain::ChainKey::path_for(&db)).unwrap(),
+                &std::fs::read(dir.path().join("chain.key")).unwrap(),
             ),
             json.as_bytes(),
         );
@@ -321,7 +322,8 @@ mod tests {
         // A line slipped into a sealed write, another key's seal, a line altered after it was
         // sealed, a seal with nothing before it: refused wherever they are.
         std::fs::create_dir(dir.path().join("x")).unwrap();
-        let other = crate::chain::ChainKey::for_store(&dir.path().join("x/g.db"), true).unwrap();
+        let other =
+            crate::chain::ChainKey::load(&dir.path().join("x/chain.key"), true, || 0).unwrap();
         let planted = format!(
             "{json}\n{json}\n{json}\n{}",
             key.seal_write(&[digest, digest])

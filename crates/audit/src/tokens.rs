@@ -80,7 +80,7 @@ impl Store {
         Ok((issued.id, issued.secret))
     }
 
-    /// Every token, newest first (keys are listed by [`SqliteStore::list_keys`]).
+    /// Every token, newest first (keys are listed by [`Store::list_keys`]).
     pub fn list_tokens(&self) -> Result<Vec<TokenRow>, AuditError> {
         self.read(|db| {
             db.query_map(

@@ -176,11 +176,7 @@ impl Writer {
         connect: Connect,
     ) -> Result<Self, AuditError> {
         // SQLite checkpoints run on the ticker's own connection, never inside an ingest commit.
-        if let Some(sqlite) = conn.as_sqlite() {
-            sqlite
-                .pragma_update(None, "wal_autocheckpoint", 0)
-                .map_err(crate::db::DbError::from)?;
-        }
+        conn.sqlite_pragma("wal_autocheckpoint", 0)?;
         let journal = Journal::open(db, LOCK_WAIT)?;
         let key = chain.key.clone();
         let mut sealed = VecDeque::new();
@@ -518,8 +514,7 @@ pub(crate) fn apply(
 ) -> Result<(), AuditError> {
     // SQLite runs in-process: a statement per write costs it no round trip, and the batch's
     // owned rows would only add copies.
-    if conn.backend() == Backend::Postgres && !entries.is_empty() && hashes.len() == entries.len()
-    {
+    if conn.backend() == Backend::Postgres && !entries.is_empty() && hashes.len() == entries.len() {
         let batched =
             conn.transaction(Begin::Immediate).and_then(|mut tx| {
                 match crate::batch::apply(&mut tx, chain, entries, hashes) {

@@ -177,11 +177,11 @@ impl Db {
         }
     }
 
-    /// The SQLite connection, for what only SQLite has (pragmas, checkpoints).
-    pub fn as_sqlite(&self) -> Option<&rusqlite::Connection> {
+    /// Sets a SQLite pragma (`wal_autocheckpoint`, ...); nothing on PostgreSQL.
+    pub fn sqlite_pragma(&self, name: &str, value: i64) -> Result<(), DbError> {
         match &self.conn {
-            Conn::Sqlite(c) => Some(c),
-            Conn::Postgres(_) => None,
+            Conn::Sqlite(c) => Ok(c.pragma_update(None, name, value)?),
+            Conn::Postgres(_) => Ok(()),
         }
     }
 
