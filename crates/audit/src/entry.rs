@@ -352,79 +352,16 @@ impl Entry {
     /// Returns whether the row was inserted here, outcome and all: then the chain knows the
     /// outcome landed without looking (`false` means it must look).
     pub(crate) fn apply_with_outcome(&self, db: &mut Db, outcome: &Entry) -> Result<bool, DbError> {
-        let (
-            Self::Admit {
-                session,
-                seq,
-                at,
-                identity,
-                groups,
-                connection,
-                protocol,
-                client,
-                statement,
-                params,
-                class,
-                verdict,
-                rule,
-                approval,
-                masked: masked_in,
-                approved_by,
-            },
-            Self::Finish {
-                status,
-                tag,
-                sqlstate,
-                error,
-                rows_returned,
-                rows_affected,
-                duration_us,
-                finished_at,
-                masked: masked_out,
-                ..
-            },
-        ) = (self, outcome)
-        else {
+        let row = match (self, outcome) {
+            (Self::Admit { .. }, Self::Finish { .. }) => self.entry_row(Some(outcome)),
+            _ => None,
+        };
+        let Some(row) = row else {
             self.apply(db)?;
             outcome.apply(db)?;
             return Ok(false);
         };
-        let inserted = db.execute(
-            "INSERT INTO audit_entries (session_id, seq, at, identity, groups_json,
-                    connection, protocol, client_addr, statement, params_json, class, verdict,
-                    status, tag, sqlstate, error, rows_returned, rows_affected, duration_us,
-                    finished_at, rule, approval_id, masked_json, result_masked_json, approved_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
-                 ON CONFLICT DO NOTHING",
-            params![
-                session,
-                *seq as i64,
-                at,
-                identity,
-                json(groups),
-                connection,
-                protocol,
-                client,
-                statement,
-                json(params),
-                class,
-                verdict,
-                status,
-                tag,
-                sqlstate,
-                error,
-                *rows_returned as i64,
-                rows_affected.map(|n| n as i64),
-                i64::try_from(*duration_us).unwrap_or(i64::MAX),
-                finished_at,
-                rule,
-                approval,
-                masked_json(masked_in),
-                masked_json(masked_out),
-                approved_by
-            ],
-        )?;
+        let inserted = insert_one(db, Inserted::Entry, &row)?;
         if inserted == 0 {
             outcome.apply(db)?;
         }
@@ -594,49 +531,16 @@ impl Entry {
     /// between the database commit and the journal's removal changes nothing twice.
     pub(crate) fn apply(&self, db: &mut Db) -> Result<usize, DbError> {
         let changed = match self {
-            Self::Admit {
-                session,
-                seq,
-                at,
-                identity,
-                groups,
-                connection,
-                protocol,
-                client,
-                statement,
-                params,
-                class,
-                verdict,
-                rule,
-                approval,
-                masked,
-                approved_by,
-            } => db.execute(
-                "INSERT INTO audit_entries (session_id, seq, at, identity,
-                        groups_json, connection, protocol, client_addr, statement, params_json,
-                        class, verdict, rule, approval_id, masked_json, approved_by)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                        ?16)
-                 ON CONFLICT DO NOTHING",
-                params![
-                    session,
-                    *seq as i64,
-                    at,
-                    identity,
-                    json(groups),
-                    connection,
-                    protocol,
-                    client,
-                    statement,
-                    json(params),
-                    class,
-                    verdict,
-                    rule,
-                    approval,
-                    masked_json(masked),
-                    approved_by
-                ],
-            )?,
+            Self::Admit { .. } | Self::Open { .. } => {
+                let (kind, row) = match self {
+                    Self::Admit { .. } => (Inserted::Entry, self.entry_row(None)),
+                    _ => (Inserted::Session, self.session_row()),
+                };
+                match row {
+                    Some(row) => insert_one(db, kind, &row)?,
+                    None => 0,
+                }
+            }
             Self::Finish {
                 session,
                 seq,
@@ -672,36 +576,6 @@ impl Entry {
                     ],
                 )?
             }
-            Self::Open {
-                id,
-                identity,
-                groups,
-                token_id,
-                connection,
-                protocol,
-                client,
-                claimed_user,
-                started_at,
-                settings,
-            } => db.execute(
-                "INSERT INTO sessions (id, identity, groups_json, token_id,
-                        connection, protocol, client_addr, claimed_user, started_at,
-                        settings_json)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                 ON CONFLICT DO NOTHING",
-                params![
-                    id,
-                    identity,
-                    json(groups),
-                    token_id,
-                    connection,
-                    protocol,
-                    client,
-                    claimed_user,
-                    started_at,
-                    (!settings.is_empty()).then(|| json(settings))
-                ],
-            )?,
             Self::Close {
                 id,
                 ended_at,
@@ -753,4 +627,43 @@ fn json<T: Serialize>(value: &T) -> String {
 pub(crate) fn mask_log(json: Option<String>) -> std::collections::BTreeMap<String, u64> {
     json.and_then(|j| serde_json::from_str(&j).ok())
         .unwrap_or_default()
+}
+
+/// The rows a journaled write inserts: an admission's entry, a session's opening.
+#[derive(Debug, Clone, Copy)]
+enum Inserted {
+    Entry,
+    Session,
+}
+
+impl Inserted {
+    /// The INSERT (unless the row is there: a journal replayed), built once per kind so it is
+    /// prepared once per connection.
+    fn sql(self) -> &'static str {
+        static SQL: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
+        let [entry, session] = SQL.get_or_init(|| {
+            let insert = |table: &str, columns: &[&str]| {
+                let places: Vec<String> = (1..=columns.len()).map(|n| format!("?{n}")).collect();
+                format!(
+                    "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT DO NOTHING",
+                    columns.join(", "),
+                    places.join(", ")
+                )
+            };
+            [
+                insert("audit_entries", Entry::ENTRY_COLUMNS),
+                insert("sessions", Entry::SESSION_COLUMNS),
+            ]
+        });
+        match self {
+            Self::Entry => entry,
+            Self::Session => session,
+        }
+    }
+}
+
+/// Inserts one row of `kind`; returns 1 if it was inserted, 0 if it was there.
+fn insert_one(db: &mut Db, kind: Inserted, row: &[Param]) -> Result<usize, DbError> {
+    let params: Vec<&dyn crate::db::ToValue> = row.iter().map(|p| p as _).collect();
+    db.execute(kind.sql(), &params)
 }

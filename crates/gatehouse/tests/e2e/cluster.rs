@@ -100,27 +100,9 @@ impl Cluster {
             "pg_hba.conf",
             &format!("local all all trust\n{hba}\nhost all postgres 127.0.0.1/32 trust\n"),
         );
-        let log = dir.path().join("server.log");
-        let out = as_postgres(
-            &pg_bin("pg_ctl"),
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-l",
-                log.to_str().unwrap(),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "pg_ctl start: {} {}",
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        Self { dir, port }
+        let cluster = Self { dir, port };
+        cluster.start_again();
+        cluster
     }
 
     /// `host:port`.

@@ -7,6 +7,56 @@ use std::time::Duration;
 use crate::cluster::Cluster;
 use crate::support::*;
 
+/// pgbench (extended protocol, 4 clients, 20 s) through the gateway's connection `connection`
+/// with `token`, in a thread: to be killed under.
+pub fn pgbench_through(
+    gw: &Gateway,
+    connection: &str,
+    token: &str,
+) -> std::thread::JoinHandle<std::process::Output> {
+    let (port, connection, token) = (gw.port.to_string(), connection.to_owned(), token.to_owned());
+    std::thread::spawn(move || {
+        run(
+            "pgbench",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "x",
+                "-M",
+                "extended",
+                "-c",
+                "4",
+                "-T",
+                "20",
+                &connection,
+            ],
+            None,
+            &[("PGPASSWORD", &token)],
+        )
+    })
+}
+
+/// (statement, parameters) of every audit entry, counted.
+pub fn audited_statements(rows: &[serde_json::Value]) -> HashMap<(String, Vec<String>), usize> {
+    let mut audited = HashMap::new();
+    for row in rows {
+        let params = row["params"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| p.as_str().unwrap_or("NULL").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let statement = row["statement"].as_str().unwrap_or_default().to_owned();
+        *audited.entry((statement, params)).or_insert(0) += 1;
+    }
+    audited
+}
+
 /// (statement, parameters) of every statement the server logged from TCP clients.
 pub fn server_statements(log: &str) -> HashMap<(String, Vec<String>), usize> {
     let mut out = HashMap::new();
@@ -68,29 +118,7 @@ fn sigkill_under_pgbench_loses_no_entry_for_an_executed_statement() {
     let token = gw.token("pgbench", &["batch"]);
     let log_start = cluster.log().len();
 
-    let port = gw.port.to_string();
-    let bench = std::thread::spawn(move || {
-        run(
-            "pgbench",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "x",
-                "-M",
-                "extended",
-                "-c",
-                "4",
-                "-T",
-                "20",
-                "killme",
-            ],
-            None,
-            &[("PGPASSWORD", &token)],
-        )
-    });
+    let bench = pgbench_through(&gw, "killme", &token);
     std::thread::sleep(Duration::from_secs(3));
     gw.kill();
     let out = bench.join().unwrap();
@@ -107,18 +135,7 @@ fn sigkill_under_pgbench_loses_no_entry_for_an_executed_statement() {
         total > 100,
         "too little ran before the kill to prove anything: {total}"
     );
-    let mut audited: HashMap<(String, Vec<String>), usize> = HashMap::new();
-    for row in gw.audit() {
-        let params = row["params"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p.as_str().unwrap_or("NULL").to_owned())
-            .collect();
-        *audited
-            .entry((row["statement"].as_str().unwrap().to_owned(), params))
-            .or_insert(0) += 1;
-    }
+    let audited = audited_statements(&gw.audit());
     let mut missing = Vec::new();
     for (key, count) in &executed {
         let have = audited.get(key).copied().unwrap_or(0);

@@ -270,20 +270,7 @@ fn an_instance_killed_under_load_loses_no_entry_once_it_restarts() {
     assert!(total > 100, "too little ran to prove anything: {total}");
     // A comes back (same instance, same journal) and ingests what it journaled.
     a.restart();
-    let audited = b.audit_until(|rows| rows.len() >= total);
-    let mut counted: std::collections::HashMap<(String, Vec<String>), usize> =
-        std::collections::HashMap::new();
-    for row in &audited {
-        let params = row["params"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p.as_str().unwrap_or("NULL").to_owned())
-            .collect();
-        *counted
-            .entry((row["statement"].as_str().unwrap().to_owned(), params))
-            .or_insert(0) += 1;
-    }
+    let counted = crate::durability::audited_statements(&b.audit_until(|rows| rows.len() >= total));
     let missing: Vec<_> = executed
         .iter()
         .filter(|(k, n)| counted.get(*k).copied().unwrap_or(0) < **n)

@@ -106,13 +106,22 @@ impl Gateway {
 
     /// A gateway running exactly `toml` (written to its directory) on the store `state`.
     pub fn start_toml(toml: &str, state: &str) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::launch(
+            tempfile::tempdir().expect("tempdir"),
+            toml,
+            state.to_owned(),
+            &[],
+        )
+    }
+
+    /// Writes `toml` as the gateway's configuration in `dir` and starts it.
+    fn launch(dir: tempfile::TempDir, toml: &str, state: String, env: &[(&str, &str)]) -> Self {
         let config = dir.path().join("gatehouse.toml");
         std::fs::write(&config, toml).expect("write config");
         let mut gw = Self {
             dir,
             config,
-            state: state.to_owned(),
+            state,
             port: 0,
             admin_port: 0,
             mysql_port: 0,
@@ -121,7 +130,7 @@ impl Gateway {
             log: Arc::new(Mutex::new(Vec::new())),
             stdout: Arc::new(Mutex::new(Vec::new())),
         };
-        gw.spawn(&[]);
+        gw.spawn(env);
         gw
     }
 
@@ -152,22 +161,7 @@ impl Gateway {
             toml.push('\n');
         }
         toml.push_str(policy);
-        let config = dir.path().join("gatehouse.toml");
-        std::fs::write(&config, toml).expect("write config");
-        let mut gw = Self {
-            dir,
-            config,
-            state,
-            port: 0,
-            admin_port: 0,
-            mysql_port: 0,
-            ssh_port: 0,
-            child: None,
-            log: Arc::new(Mutex::new(Vec::new())),
-            stdout: Arc::new(Mutex::new(Vec::new())),
-        };
-        gw.spawn(env);
-        gw
+        Self::launch(dir, &toml, state, env)
     }
 
     /// Kills the gateway and starts it again on the same store (a new port).
