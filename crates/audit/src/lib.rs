@@ -59,3 +59,14 @@ pub use store::{Location, Store, StoreOptions};
 pub use tokens::{CredentialKind, NewToken, TokenRow};
 pub use verify::VerifyReport;
 pub use writer::{AuditWriter, Health};
+
+/// Opens the store `[gateway] state` names (`sqlite:PATH`, relative to `base`, or
+/// `postgres://…`): everything the gateway and the CLI read and write goes through it (its
+/// writer, [`Approvals`], the listings, exports and administration).
+pub fn open(
+    state: &str,
+    base: &std::path::Path,
+    options: &StoreOptions,
+) -> Result<Store, AuditError> {
+    Store::open(Location::parse(state, base)?, options)
+}

@@ -209,13 +209,19 @@ impl ServerCertVerifier for Opportunistic {
 /// The rustls client configuration for a connection's TLS mode (`prefer`/`require`: any
 /// certificate, see [`connect`] for whether it was verified).
 pub fn client_config(spec: &ConnectionSpec) -> Result<Arc<ClientConfig>, UpstreamTlsError> {
-    if spec.tls != UpstreamTls::VerifyFull {
+    client_config_for(spec.tls, spec.tls_ca.as_deref())
+}
+
+/// The rustls client configuration of a TLS mode and CA file (the system's bundle if none):
+/// for an upstream connection, and for the gateway's own PostgreSQL store.
+pub fn client_config_for(
+    tls: UpstreamTls,
+    tls_ca: Option<&str>,
+) -> Result<Arc<ClientConfig>, UpstreamTlsError> {
+    if tls != UpstreamTls::VerifyFull {
         return Ok(opportunistic(Arc::new(AtomicBool::new(false))));
     }
-    let ca_path = spec
-        .tls_ca
-        .as_deref()
-        .unwrap_or("/etc/ssl/certs/ca-certificates.crt");
+    let ca_path = tls_ca.unwrap_or("/etc/ssl/certs/ca-certificates.crt");
     let bad = |why: String| UpstreamTlsError::CaFile {
         path: ca_path.to_owned(),
         why,

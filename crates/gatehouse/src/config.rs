@@ -290,7 +290,16 @@ impl Config {
             state_dir: Some(self.state_dir()?),
             instance: self.gateway.instance.clone(),
         };
-        Ok(Store::open(self.store_location()?, &options)?)
+        Ok(
+            gatehouse_audit::open(&self.gateway.state, &self.base, &options).map_err(
+                |e| match e {
+                    gatehouse_audit::AuditError::NotFound(why) => {
+                        CliError::Config(format!("[gateway] {why}"))
+                    }
+                    other => other.into(),
+                },
+            )?,
+        )
     }
 
     /// The recordings directory.

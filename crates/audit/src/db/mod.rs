@@ -10,6 +10,7 @@
 mod placeholders;
 mod postgres;
 mod sqlite;
+mod tls;
 mod value;
 
 use thiserror::Error;

@@ -40,19 +40,26 @@ pub(crate) fn driver() -> Result<&'static tokio::runtime::Handle, DbError> {
         .map_err(|e| DbError::Unavailable(format!("the PostgreSQL driver thread: {e}")))
 }
 
-/// Connects on the driver; the connection's socket is served there until it closes.
+/// Connects on the driver (TLS as the URL's `sslmode` says, see [`super::tls`]); the
+/// connection's socket is served there until it closes.
 pub(crate) fn connect(url: &str) -> Result<(Client, tokio::task::JoinHandle<()>), DbError> {
     let driver = driver()?;
-    let url = url.to_owned();
-    let connecting = driver.spawn(async move { tokio_postgres::connect(&url, NoTls).await });
-    let (client, connection) = block_on(connecting)
-        .map_err(|e| DbError::Unavailable(format!("connecting to PostgreSQL: {e}")))??;
-    let served = driver.spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "store connection to PostgreSQL ended");
+    let target = super::tls::target(url)?;
+    let connecting = driver.spawn(async move {
+        match target.tls {
+            None => {
+                let (client, connection) = tokio_postgres::connect(&target.url, NoTls).await?;
+                Ok((client, tokio::spawn(serve(connection))))
+            }
+            Some(tls) => {
+                let (client, connection) = tokio_postgres::connect(&target.url, tls).await?;
+                Ok((client, tokio::spawn(serve(connection))))
+            }
         }
     });
-    Ok((client, served))
+    block_on(connecting)
+        .map_err(|e| DbError::Unavailable(format!("connecting to PostgreSQL: {e}")))?
+        .map_err(DbError::Postgres)
 }
 
 /// Listens on `channel` of the PostgreSQL server at `url` for as long as the process runs:
@@ -82,7 +89,36 @@ async fn listen_once(
     channel: &str,
     on_event: &(impl Fn(&str) + Send + Sync),
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = tokio_postgres::connect(url, NoTls).await?;
+    let target = match super::tls::target(url) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "store notifications: bad store URL");
+            return Ok(());
+        }
+    };
+    match target.tls {
+        None => {
+            let (client, connection) = tokio_postgres::connect(&target.url, NoTls).await?;
+            listen_on(client, connection, channel, on_event).await
+        }
+        Some(tls) => {
+            let (client, connection) = tokio_postgres::connect(&target.url, tls).await?;
+            listen_on(client, connection, channel, on_event).await
+        }
+    }
+}
+
+/// Sends `LISTEN channel` and hands each notification to `on_event`, driving the socket.
+async fn listen_on<S, T>(
+    client: Client,
+    mut connection: tokio_postgres::Connection<S, T>,
+    channel: &str,
+    on_event: &(impl Fn(&str) + Send + Sync),
+) -> Result<(), tokio_postgres::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     // The socket is driven here, by reading the connection's messages (notifications among
     // them), while the LISTEN is sent.
     let listen = format!("LISTEN {channel}");
@@ -102,6 +138,17 @@ async fn listen_once(
                 None => return Ok(()),
             },
         }
+    }
+}
+
+/// Serves a connection's socket until it closes.
+async fn serve<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if let Err(e) = connection.await {
+        tracing::debug!(error = %e, "store connection to PostgreSQL ended");
     }
 }
 

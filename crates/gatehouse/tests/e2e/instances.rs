@@ -206,6 +206,16 @@ fn every_instance_sees_every_session_and_verify_walks_each_chain() {
     ]);
     let sessions = read(&evidence.join("sessions.jsonl"));
     assert!(sessions.matches("\"dave\"").count() >= 2, "{sessions}");
+
+    // Retention run from one instance, two years on, while both serve: each chain gets its
+    // own purge link, and verify from the other still holds.
+    let purged = a.cli(&["retention", "run", "--now", "2029-01-01"]);
+    assert!(purged.contains("sessions"), "{purged}");
+    let report: serde_json::Value =
+        serde_json::from_str(&b.cli(&["audit", "verify", "--json"])).unwrap();
+    assert_eq!(report["problems"].as_array().unwrap().len(), 0, "{report}");
+    assert!(report["purges"].as_u64().unwrap() >= 2, "{report}");
+    assert!(a.sessions().iter().all(|s| s["identity"] != "dave"));
 }
 
 #[test]
@@ -355,4 +365,83 @@ fn the_store_down_refuses_new_commands_and_service_resumes_when_it_is_back() {
     let rows = gw.audit_until(|r| !with_statement(r, "VALUES (3)").is_empty());
     assert_eq!(with_statement(&rows, "VALUES (1)").len(), 1, "{rows:#?}");
     assert_eq!(with_statement(&rows, "VALUES (3)").len(), 1, "{rows:#?}");
+}
+
+#[test]
+fn the_store_is_reached_over_verified_tls_and_a_stranger_is_refused() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = crate::upstream_auth::certificates(certs.path(), "store");
+    let (other_ca, _, _) = crate::upstream_auth::certificates(certs.path(), "other");
+    for path in [&cert, &key] {
+        let owned = std::process::Command::new("chown")
+            .args(["postgres", path])
+            .status()
+            .unwrap();
+        assert!(owned.success());
+    }
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        certs.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let store_cluster = Cluster::start(
+        "",
+        &format!("ssl = on\nssl_cert_file = '{cert}'\nssl_key_file = '{key}'"),
+    );
+    let server = format!("postgres://postgres@127.0.0.1:{}/", store_cluster.port);
+    let store = gatehouse_audit::testing::fresh_postgres(&server).unwrap();
+    scratch_db("gh_inst_tls");
+    let shared = tempfile::tempdir().unwrap();
+    let verified = format!("{store}?sslmode=verify-full&sslrootcert={ca}");
+    let gw = Gateway::start_instance(
+        &verified,
+        "gw-a",
+        shared.path(),
+        &[Conn::local("app", "gh_inst_tls")],
+        "",
+    );
+    let token = gw.token("job", &["batch"]);
+    let (ok, _, err) = psql(&gw.dsn("app", &token), &["-c", "SELECT 'over tls'"], None);
+    assert!(ok, "{err}");
+    gw.audit_until(|r| !with_statement(r, "over tls").is_empty());
+    // Every connection the gateway holds to the store is encrypted.
+    let plain = store_cluster.sql(
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+         WHERE a.client_addr IS NOT NULL AND NOT s.ssl",
+    );
+    let encrypted = store_cluster.sql(
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+         WHERE a.client_addr IS NOT NULL AND s.ssl",
+    );
+    assert_eq!(plain, "0");
+    assert!(encrypted.parse::<u32>().unwrap() >= 2, "{encrypted}");
+
+    // A store whose certificate the configured CA did not sign: the gateway does not start.
+    let stranger = format!("{store}?sslmode=verify-full&sslrootcert={other_ca}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("g.toml");
+    std::fs::write(
+        &config,
+        format!("[gateway]\nstate = {stranger:?}\ninstance = \"gw-x\"\n[listen]\nadmin = \"127.0.0.1:0\"\n"),
+    )
+    .unwrap();
+    let out = run(
+        "timeout",
+        &[
+            "20",
+            gatehouse_bin(),
+            "--config",
+            config.to_str().unwrap(),
+            "serve",
+        ],
+        None,
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("certificate") || err.contains("UnknownIssuer"),
+        "{err}"
+    );
 }

@@ -223,7 +223,7 @@ fn an_upstream_refusing_the_gateway_or_down_gives_08006_with_the_reason() {
 }
 
 /// A CA and a server certificate for 127.0.0.1 signed by it, made with the openssl CLI.
-fn certificates(dir: &std::path::Path, name: &str) -> (String, String, String) {
+pub fn certificates(dir: &std::path::Path, name: &str) -> (String, String, String) {
     let p = |f: &str| dir.join(format!("{name}-{f}")).to_str().unwrap().to_owned();
     let (ca_key, ca, key, csr, cert, ext) = (
         p("ca.key"),
