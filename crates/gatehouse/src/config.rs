@@ -290,16 +290,12 @@ impl Config {
             state_dir: Some(self.state_dir()?),
             instance: self.gateway.instance.clone(),
         };
-        Ok(
-            gatehouse_audit::open(&self.gateway.state, &self.base, &options).map_err(
-                |e| match e {
-                    gatehouse_audit::AuditError::NotFound(why) => {
-                        CliError::Config(format!("[gateway] {why}"))
-                    }
-                    other => other.into(),
-                },
-            )?,
-        )
+        gatehouse_audit::open(&self.gateway.state, &self.base, &options).map_err(|e| match e {
+            gatehouse_audit::AuditError::NotFound(why) => {
+                CliError::Config(format!("[gateway] {why}"))
+            }
+            other => other.into(),
+        })
     }
 
     /// The recordings directory.
