@@ -22,6 +22,9 @@ use crate::tls;
 /// How often the registry is polled for revocations (a revoked token's sessions end within it).
 const REVOCATION_POLL: Duration = Duration::from_millis(500);
 
+/// How often the metrics recorder folds in what was recorded since.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
 /// How often `serve` enforces retention.
 const RETENTION_EVERY: Duration = Duration::from_secs(6 * 3600);
 
@@ -206,6 +209,16 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     }
     let watcher = gateway.clone();
     sessions.spawn(async move { watcher.watch_revocations(REVOCATION_POLL, &revoked).await });
+    // The recorder keeps histogram samples until they are folded in: every few seconds, so
+    // its memory stays bounded whether or not anything scrapes /metrics.
+    let upkeep = metrics.clone();
+    sessions.spawn(async move {
+        let mut tick = tokio::time::interval(METRICS_UPKEEP);
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
     sessions.spawn(retention_schedule(config.clone(), store.clone()));
 
     shutdown_signal().await;
