@@ -6,7 +6,7 @@
 //! [`POLL`], so a decision written by another process sharing the store (the CLI, or another
 //! gateway instance on PostgreSQL) still arrives.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use crate::chain::Chain;
 use crate::db::{params, Db, DbError, OptionalExtension, Row};
 use crate::error::AuditError;
-use crate::store::Store;
+use crate::store::{Slot, Store};
 
 /// How often a waiting command re-reads its request.
 const POLL: Duration = Duration::from_millis(500);
@@ -68,10 +68,11 @@ pub struct ApprovalRow {
     pub executed_at: Option<String>,
 }
 
-/// The desk over the store, on a connection of its own.
+/// The desk over the store, on a connection of its own (made again if PostgreSQL drops it).
 #[derive(Clone)]
 pub struct Approvals {
-    conn: Arc<Mutex<Db>>,
+    store: Store,
+    conn: Arc<Slot>,
     chain: Chain,
     decided: Arc<Notify>,
 }
@@ -87,17 +88,8 @@ impl Approvals {
             params![chain.instance],
         )?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-            chain,
-            decided: Arc::new(Notify::new()),
-        })
-    }
-
-    /// Opens the desk for listing only (the CLI): nothing is expired.
-    pub fn for_reading(store: &Store) -> Result<Self, AuditError> {
-        let (conn, chain) = store.admin()?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            store: store.clone(),
+            conn: Arc::new(Slot::holding(conn)),
             chain,
             decided: Arc::new(Notify::new()),
         })
@@ -109,17 +101,13 @@ impl Approvals {
         self.decided.notify_waiters();
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Db) -> Result<T, AuditError>) -> Result<T, AuditError> {
-        let mut conn = self
-            .conn
-            .lock()
-            .map_err(|_| AuditError::Corrupt("approvals connection poisoned".into()))?;
-        f(&mut conn)
+    fn with<T>(&self, f: impl FnMut(&mut Db) -> Result<T, AuditError>) -> Result<T, AuditError> {
+        self.conn.with(self.store.location(), f)
     }
 
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Db) -> Result<T, AuditError> + Send + 'static,
+        f: impl FnMut(&mut Db) -> Result<T, AuditError> + Send + 'static,
     ) -> Result<T, AuditError> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.with(f))
@@ -362,14 +350,17 @@ impl ApprovalDesk for Approvals {
                     )
                     .optional()?;
                 let Some((requester, approvers, state)) = found else {
-                    return Ok(Err(DecideError::NotFound(key)));
+                    return Ok(Err(DecideError::NotFound(key.clone())));
                 };
                 let approvers: Vec<String> = serde_json::from_str(&approvers).unwrap_or_default();
                 if let Err(e) = check_approver(&key, &requester, &approvers, &who) {
                     return Ok(Err(e));
                 }
                 if state != "pending" {
-                    return Ok(Err(DecideError::NotPending { id: key, state }));
+                    return Ok(Err(DecideError::NotPending {
+                        id: key.clone(),
+                        state,
+                    }));
                 }
                 let at = SystemTime::now();
                 let changed = crate::events::with_event(db, &chain, |tx| {
@@ -394,14 +385,14 @@ impl ApprovalDesk for Approvals {
                 })?;
                 if changed == 0 {
                     return Ok(Err(DecideError::NotPending {
-                        id: key,
+                        id: key.clone(),
                         state: "decided meanwhile, or past its waiting time".into(),
                     }));
                 }
                 Ok(Ok(Decision {
                     approved: approve,
-                    by: who.name,
-                    reason,
+                    by: who.name.clone(),
+                    reason: reason.clone(),
                     at,
                 }))
             })

@@ -105,7 +105,56 @@ struct Inner {
     local: PathBuf,
     key_path: PathBuf,
     instance: String,
-    reader: Mutex<Option<Db>>,
+    reader: Slot,
+}
+
+/// A connection made when first needed, and made again after PostgreSQL dropped it.
+#[derive(Default)]
+pub(crate) struct Slot(Mutex<Option<Db>>);
+
+impl Slot {
+    /// A slot holding `db` already.
+    pub(crate) fn holding(db: Db) -> Self {
+        Self(Mutex::new(Some(db)))
+    }
+
+    /// Keeps `db` as the connection.
+    pub(crate) fn put(&self, db: Db) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(db);
+    }
+
+    /// Runs `f` on the connection (blocking), connecting to `location` first if there is none.
+    /// A kept connection PostgreSQL dropped meanwhile (a restart) is found dead by `f`'s first
+    /// statement: it is replaced and `f` runs once more on the new one, so a caller does not
+    /// pay for the outage after it is over.
+    pub(crate) fn with<T>(
+        &self,
+        location: &Location,
+        mut f: impl FnMut(&mut Db) -> Result<T, AuditError>,
+    ) -> Result<T, AuditError> {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = slot.is_some();
+        let db = match &mut *slot {
+            Some(db) => db,
+            empty => empty.insert(location.connect()?),
+        };
+        let out = f(db);
+        match &out {
+            Err(AuditError::Database(e)) if e.is_connection_lost() => {
+                *slot = None;
+                if !kept {
+                    return out;
+                }
+                let db = slot.insert(location.connect()?);
+                let again = f(db);
+                if matches!(&again, Err(AuditError::Database(e)) if e.is_connection_lost()) {
+                    *slot = None;
+                }
+                again
+            }
+            _ => out,
+        }
+    }
 }
 
 impl Store {
@@ -147,7 +196,7 @@ impl Store {
                 local,
                 key_path,
                 instance,
-                reader: Mutex::new(None),
+                reader: Slot::default(),
             }),
         };
         if crate::events::needs_baseline(&mut db)? {
@@ -155,7 +204,7 @@ impl Store {
             crate::events::baseline(&mut db, &chain)?;
         }
         store.recover_if_idle(&mut db)?;
-        *store.reader() = Some(db);
+        store.inner.reader.put(db);
         Ok(store)
     }
 
@@ -207,34 +256,19 @@ impl Store {
         })
     }
 
-    fn reader(&self) -> std::sync::MutexGuard<'_, Option<Db>> {
-        self.inner.reader.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Runs a read on the shared reader connection (blocking; call from a blocking context or
     /// the CLI). A connection PostgreSQL dropped is replaced on the next read.
     pub fn read<T>(
         &self,
-        f: impl FnOnce(&mut Db) -> Result<T, AuditError>,
+        f: impl FnMut(&mut Db) -> Result<T, AuditError>,
     ) -> Result<T, AuditError> {
-        let mut reader = self.reader();
-        let db = match &mut *reader {
-            Some(db) => db,
-            slot => slot.insert(self.connect()?),
-        };
-        let out = f(db);
-        if let Err(AuditError::Database(e)) = &out {
-            if e.is_connection_lost() {
-                *reader = None;
-            }
-        }
-        out
+        self.inner.reader.with(&self.inner.location, f)
     }
 
     /// [`Store::read`] on a blocking thread.
     pub(crate) async fn read_async<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Db) -> Result<T, AuditError> + Send + 'static,
+        f: impl FnMut(&mut Db) -> Result<T, AuditError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.read(f))

@@ -307,8 +307,11 @@ fn the_store_down_refuses_new_commands_and_service_resumes_when_it_is_back() {
         &store,
         "gw-a",
         shared.path(),
-        &[Conn::local("app", "gh_inst_down")],
-        "",
+        &[Conn {
+            groups: &["batch", "dev", "dba"],
+            ..Conn::local("app", "gh_inst_down")
+        }],
+        REVIEW,
     );
     let token = gw.token("job", &["batch"]);
     let dsn = gw.dsn("app", &token);
@@ -365,6 +368,21 @@ fn the_store_down_refuses_new_commands_and_service_resumes_when_it_is_back() {
     let rows = gw.audit_until(|r| !with_statement(r, "VALUES (3)").is_empty());
     assert_eq!(with_statement(&rows, "VALUES (1)").len(), 1, "{rows:#?}");
     assert_eq!(with_statement(&rows, "VALUES (3)").len(), 1, "{rows:#?}");
+
+    // The approvals desk found its way back to the store too: a held command is approved.
+    let alice = gw.token("alice", &["dev"]);
+    let bob = gw.token("bob", &["dba"]);
+    let dsn = gw.dsn("app", &alice);
+    let held = thread::spawn(move || psql(&dsn, &["-c", "DELETE FROM ledger"], None));
+    let id = gw.wait_for_request(&bob);
+    let approved = gw.cli_as(&bob, &["approve", &id]);
+    assert!(
+        approved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+    let (ok, out, err) = held.join().unwrap();
+    assert!(ok && out.contains("DELETE 2"), "{out} {err}");
 }
 
 #[test]
