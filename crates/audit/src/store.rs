@@ -19,8 +19,8 @@ use crate::schema;
 use crate::verify::VerifyReport;
 use crate::writer::{apply, AuditWriter, Writer};
 
-/// Where the store's database is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the store's database is. Shown (`Debug` too) without a PostgreSQL password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Location {
     /// A SQLite file.
     Sqlite(PathBuf),
@@ -66,12 +66,18 @@ impl Location {
     }
 }
 
-/// `url` with the password (between `user:` and `@`) replaced by `***`.
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.display())
+    }
+}
+
+/// `url` with the password (between `user:` and the last `@`) replaced by `***`.
 fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    match rest.split_once('@') {
+    match rest.rsplit_once('@') {
         Some((userinfo, host)) if userinfo.contains(':') => {
             let user = userinfo.split(':').next().unwrap_or_default();
             format!("{scheme}://{user}:***@{host}")
@@ -408,6 +414,16 @@ mod tests {
             "postgres://gh:***@db:5432/gatehouse"
         );
         assert_eq!(redact("postgres://db/gatehouse"), "postgres://db/gatehouse");
+        assert_eq!(
+            redact("postgres://gh:p@ss@db/g"),
+            "postgres://gh:***@db/g",
+            "a password holding '@'"
+        );
+        let shown = format!(
+            "{:?}",
+            Location::Postgres("postgres://gh:s3cret@db/g".into())
+        );
+        assert!(!shown.contains("s3cret"), "{shown}");
         assert!(Location::parse("mysql://x", Path::new(".")).is_err());
         assert_eq!(
             Location::parse("sqlite:var/g.db", Path::new("/etc/gh")).ok(),
