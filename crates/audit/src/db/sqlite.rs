@@ -15,15 +15,25 @@ impl rusqlite::ToSql for Value<'_> {
     }
 }
 
-fn bind(params: Params<'_>) -> Vec<Value<'_>> {
-    params.iter().map(|p| p.to_value()).collect()
+/// Binds `params` to `stmt` in place (1-based), checking their number as `execute` does.
+fn bind(stmt: &mut rusqlite::Statement<'_>, params: Params<'_>) -> Result<(), DbError> {
+    if stmt.parameter_count() != params.len() {
+        return Err(DbError::Sqlite(rusqlite::Error::InvalidParameterCount(
+            params.len(),
+            stmt.parameter_count(),
+        )));
+    }
+    for (i, p) in params.iter().enumerate() {
+        stmt.raw_bind_parameter(i + 1, p.to_value())?;
+    }
+    Ok(())
 }
 
 pub(super) fn execute(conn: &Connection, sql: &str, params: Params<'_>) -> Result<usize, DbError> {
-    let values = bind(params);
-    Ok(conn
-        .prepare_cached(sql)?
-        .execute(rusqlite::params_from_iter(values.iter()))?)
+    let mut stmt = conn.prepare_cached(sql)?;
+    bind(&mut stmt, params)?;
+    // `raw_execute` refuses a statement that returns rows, as `execute` does.
+    Ok(stmt.raw_execute()?)
 }
 
 pub(super) fn query_each(
@@ -32,9 +42,9 @@ pub(super) fn query_each(
     params: Params<'_>,
     each: &mut dyn FnMut(&Row<'_>) -> Result<(), DbError>,
 ) -> Result<(), DbError> {
-    let values = bind(params);
     let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(values.iter()))?;
+    bind(&mut stmt, params)?;
+    let mut rows = stmt.raw_query();
     while let Some(row) = rows.next()? {
         each(&Row::Sqlite(row))?;
     }
