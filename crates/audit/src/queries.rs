@@ -106,6 +106,10 @@ pub struct SessionRow {
     pub commands: i64,
     /// SHA-256 of its recording, sealed at its end.
     pub recording_sha256: Option<String>,
+    /// The gateway instance that served it, on a store several share (whose chain holds its
+    /// opening).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     /// The client's startup settings as it sent them (PostgreSQL's startup parameters).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub settings: Vec<(String, String)>,
@@ -149,7 +153,9 @@ impl Store {
                     s.client_addr, s.claimed_user, s.started_at, s.ended_at, s.end_reason,
                     s.bytes_from_client, s.bytes_from_server,
                     (SELECT count(*) FROM audit_entries a WHERE a.session_id = s.id),
-                    s.recording_sha256, s.settings_json
+                    s.recording_sha256, s.settings_json,
+                    (SELECT c.instance FROM audit_chain c
+                     WHERE c.kind = 'open' AND c.session_id = s.id)
                  FROM sessions s WHERE s.started_at >= ?1 ORDER BY s.started_at",
                 params![since],
                 session_row,
@@ -233,6 +239,7 @@ fn session_row(row: &Row<'_>) -> Result<SessionRow, DbError> {
         bytes_from_server: row.get(12)?,
         commands: row.get(13)?,
         recording_sha256: row.get(14)?,
+        instance: row.get::<Option<String>>(16)?.filter(|i| !i.is_empty()),
         settings: row
             .get::<Option<String>>(15)?
             .and_then(|t| serde_json::from_str(&t).ok())

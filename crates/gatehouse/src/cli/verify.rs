@@ -21,6 +21,20 @@ pub fn run(config: &Config, store: &Store, json: bool) -> Result<(), CliError> {
             report.recordings_checked,
             report.casts_checked
         );
+        let instances: Vec<&str> = report
+            .chains
+            .iter()
+            .map(String::as_str)
+            .filter(|c| !c.is_empty())
+            .collect();
+        if !instances.is_empty() {
+            // A shared store: one chain per gateway instance, each walked.
+            println!(
+                "{} chains, one per gateway instance: {}",
+                report.chains.len(),
+                instances.join(", ")
+            );
+        }
         if report.anchor_seq > 0 {
             println!(
                 "the chain starts after link {} (older links were purged by retention)",

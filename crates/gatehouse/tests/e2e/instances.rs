@@ -168,6 +168,14 @@ fn every_instance_sees_every_session_and_verify_walks_each_chain() {
             "{export}"
         );
     }
+    // Each session says which instance served it.
+    let served: std::collections::BTreeSet<String> = b
+        .sessions()
+        .iter()
+        .filter(|s| s["identity"] == "dave")
+        .filter_map(|s| s["instance"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(served, ["gw-a".to_owned(), "gw-b".to_owned()].into());
     // A session recorded by A replays through B (the recordings directory is shared).
     let via_a = a
         .sessions()
@@ -182,7 +190,12 @@ fn every_instance_sees_every_session_and_verify_walks_each_chain() {
         replayed = String::from_utf8_lossy(&b.cli_output(&["replay", id]).stdout).into_owned();
         thread::sleep(Duration::from_millis(100));
     }
-    // Verify from either side walks both instances' chains.
+    // Verify from either side walks both instances' chains, and says so.
+    let text = a.cli(&["audit", "verify"]);
+    assert!(
+        text.contains("2 chains, one per gateway instance: gw-a, gw-b"),
+        "{text}"
+    );
     let report = b.cli(&["audit", "verify", "--json"]);
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     let chains: Vec<&str> = report["chains"]
