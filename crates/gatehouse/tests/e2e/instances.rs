@@ -261,29 +261,7 @@ fn an_instance_killed_under_load_loses_no_entry_once_it_restarts() {
     let b = Gateway::start_instance(&store, "gw-b", shared.path(), &[conn], "");
     let token = a.token("pgbench", &["batch"]);
     let log_start = cluster.log().len();
-    let port = a.port.to_string();
-    let bench = thread::spawn(move || {
-        run(
-            "pgbench",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "x",
-                "-M",
-                "extended",
-                "-c",
-                "4",
-                "-T",
-                "20",
-                "bench",
-            ],
-            None,
-            &[("PGPASSWORD", &token)],
-        )
-    });
+    let bench = crate::durability::pgbench_through(&a, "bench", &token);
     thread::sleep(Duration::from_secs(3));
     a.kill();
     let _ = bench.join().unwrap();
