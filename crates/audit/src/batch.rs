@@ -4,38 +4,31 @@
 //! trip and an executor run).
 //!
 //! Only for a segment this process journaled (its entries new, their content hashes at hand).
-//! Anything unexpected — a row or link already there — fails the batch, whose transaction
-//! then rolls back, and the segment is applied write by write instead ([`crate::writer`]),
-//! which is idempotent. The rows and links are the same either way.
+//! Anything unexpected — a row already there — fails the batch, whose transaction then rolls
+//! back, and the segment is applied write by write instead ([`crate::writer`]), which is
+//! idempotent. The rows and links are the same either way.
 
 use std::collections::HashMap;
 
-use crate::chain::{head, link_hash, Chain};
-use crate::db::{Db, Param};
+use crate::chain::Chain;
+use crate::db::Db;
 use crate::entry::Entry;
 use crate::error::AuditError;
-
-/// The columns of a chain link.
-const LINK_COLUMNS: &[&str] = &[
-    "instance",
-    "seq",
-    "kind",
-    "session_id",
-    "entry_seq",
-    "at",
-    "content_sha256",
-    "prev_sha256",
-    "sha256",
-];
+use crate::links::Linker;
 
 /// Applies `entries` (with `hashes`, their journal lines' content hashes, in step) in the
-/// open transaction `tx`.
+/// open transaction `tx`, linked as [`crate::links::apply_linked`] links them.
 pub(crate) fn apply(
     tx: &mut Db,
     chain: &Chain,
     entries: &[Entry],
     hashes: &[String],
 ) -> Result<(), AuditError> {
+    if hashes.len() != entries.len() || hashes.iter().any(String::is_empty) {
+        return Err(AuditError::Corrupt(
+            "an entry without its content hash: applied write by write".into(),
+        ));
+    }
     // An admission whose outcome is in the batch is one row with it.
     let mut outcome_of: HashMap<(&str, u64), usize> = HashMap::new();
     for (i, entry) in entries.iter().enumerate() {
@@ -43,72 +36,58 @@ pub(crate) fn apply(
             outcome_of.insert((session.as_str(), *seq), i);
         }
     }
+    // The sessions first: an end in the batch may be of a session it opens.
+    let session_rows: Vec<_> = entries.iter().filter_map(Entry::session_row).collect();
+    tx.insert_rows("sessions", Entry::SESSION_COLUMNS, &session_rows)?;
+    // Then each write in order, as write by write would: the new admissions' rows are
+    // collected (each names the link that seals it) and inserted together at the end — any
+    // already there fails the batch. What changes a row already there is applied now, and
+    // whether it found its row decides whether it is linked.
     let mut merged = vec![false; entries.len()];
     let mut entry_rows = Vec::new();
-    let mut session_rows = Vec::new();
-    for (i, entry) in entries.iter().enumerate() {
+    let mut linker = Linker::start(tx, chain)?;
+    for ((i, entry), hash) in entries.iter().enumerate().zip(hashes) {
+        if merged.get(i).copied().unwrap_or(false) {
+            continue;
+        }
         match entry {
             Entry::Admit { session, seq, .. } => {
                 let outcome = outcome_of
                     .get(&(session.as_str(), *seq))
                     .copied()
                     .filter(|&j| j > i);
+                let seal = linker.member_seq();
+                entry_rows
+                    .extend(entry.entry_row(outcome.and_then(|j| entries.get(j)), Some(seal)));
+                linker.member(&entry.link_key(), hash);
                 if let Some(j) = outcome {
                     if let Some(m) = merged.get_mut(j) {
                         *m = true;
                     }
+                    if let (Some(finish), Some(hash)) = (entries.get(j), hashes.get(j)) {
+                        linker.member(&finish.link_key(), hash);
+                    }
                 }
-                entry_rows.extend(entry.entry_row(outcome.and_then(|j| entries.get(j))));
             }
-            Entry::Open { .. } => session_rows.extend(entry.session_row()),
-            _ => {}
+            Entry::Finish { .. } => {
+                if entry.apply(tx, Some(linker.member_seq()))? > 0 {
+                    linker.member(&entry.link_key(), hash);
+                }
+            }
+            Entry::Open { .. } => linker.single(tx, &entry.link_key(), hash)?,
+            Entry::Event { .. } => {
+                entry.apply(tx, None)?;
+                linker.single(tx, &entry.link_key(), hash)?;
+            }
+            Entry::Close { .. } => {
+                if entry.apply(tx, None)? > 0 {
+                    linker.single(tx, &entry.link_key(), hash)?;
+                }
+            }
         }
     }
-    tx.insert_rows("sessions", Entry::SESSION_COLUMNS, &session_rows)?;
+    linker.flush(tx)?;
     tx.insert_rows("audit_entries", Entry::ENTRY_COLUMNS, &entry_rows)?;
-    // What changes a row already there, in order; whether it found its row decides whether
-    // it is chained (an outcome or an end whose row was never written changed nothing).
-    let mut landed = vec![true; entries.len()];
-    for (i, entry) in entries.iter().enumerate() {
-        let changes = match entry {
-            Entry::Finish { .. } => !merged.get(i).copied().unwrap_or(false),
-            Entry::Close { .. } | Entry::Event { .. } => true,
-            Entry::Admit { .. } | Entry::Open { .. } => false,
-        };
-        if changes {
-            let changed = entry.apply(tx)?;
-            if let Some(l) = landed.get_mut(i) {
-                *l = changed > 0 || matches!(entry, Entry::Event { .. });
-            }
-        }
-    }
-    let (mut seq, mut prev) = head(tx, chain)?;
-    let mut links = Vec::with_capacity(entries.len());
-    for ((entry, hash), landed) in entries.iter().zip(hashes).zip(landed) {
-        if !landed || hash.is_empty() {
-            if hash.is_empty() {
-                return Err(AuditError::Corrupt(
-                    "an entry without its content hash: applied write by write".into(),
-                ));
-            }
-            continue;
-        }
-        let key = entry.link_key();
-        let link = link_hash(chain, &prev, &key, hash);
-        seq += 1;
-        links.push(vec![
-            Param::Text(chain.instance.clone()),
-            Param::Int(seq),
-            Param::Text(key.kind.to_owned()),
-            Param::Text(key.session),
-            Param::Int(key.entry_seq),
-            Param::Int(key.at),
-            Param::Text(hash.clone()),
-            Param::Text(std::mem::replace(&mut prev, link.clone())),
-            Param::Text(link),
-        ]);
-    }
-    tx.insert_rows("audit_chain", LINK_COLUMNS, &links)?;
     Ok(())
 }
 
@@ -118,69 +97,7 @@ mod tests {
 
     use super::*;
     use crate::db::params;
-
-    fn admit(session: &str, seq: u64, text: &str) -> Entry {
-        Entry::Admit {
-            session: session.into(),
-            seq,
-            at: 1_700_000_000_000_000 + seq as i64,
-            identity: "job".into(),
-            groups: vec!["batch".into()],
-            connection: "db".into(),
-            protocol: "postgres".into(),
-            client: "127.0.0.1:5000".into(),
-            statement: text.into(),
-            params: vec![Some("tab\there".into()), None],
-            class: "select".into(),
-            verdict: "allow".into(),
-            rule: None,
-            approval: None,
-            masked: [("pan".to_owned(), 1)].into_iter().collect(),
-            approved_by: None,
-        }
-    }
-
-    fn finish(session: &str, seq: u64) -> Entry {
-        Entry::Finish {
-            session: session.into(),
-            seq,
-            status: "ok".into(),
-            tag: Some("SELECT 1".into()),
-            sqlstate: None,
-            error: None,
-            rows_returned: 1,
-            rows_affected: None,
-            duration_us: 50,
-            finished_at: 1_700_000_000_000_100 + seq as i64,
-            masked: Default::default(),
-        }
-    }
-
-    fn open(id: &str) -> Entry {
-        Entry::Open {
-            id: id.into(),
-            identity: "job".into(),
-            groups: vec![],
-            token_id: "tok_1".into(),
-            connection: "db".into(),
-            protocol: "postgres".into(),
-            client: "127.0.0.1:5000".into(),
-            claimed_user: "x".into(),
-            started_at: 1_700_000_000_000_000,
-            settings: vec![("application_name".into(), "psql".into())],
-        }
-    }
-
-    fn close(id: &str) -> Entry {
-        Entry::Close {
-            id: id.into(),
-            ended_at: 1_700_000_000_001_000,
-            reason: "client terminated".into(),
-            bytes_from_client: 10,
-            bytes_from_server: 20,
-            recording_sha256: Some("ab".repeat(32)),
-        }
-    }
+    use crate::entry::samples::{admit, close, finish, open};
 
     /// Every row of the tables a batch writes, as text.
     fn dump(db: &mut Db) -> Vec<String> {
@@ -264,10 +181,19 @@ mod tests {
         assert_eq!(dump(batched), want);
         // An end without its session changed nothing, so nothing chains it.
         assert!(!want.iter().any(|r| r.contains("ghost")), "{want:#?}");
+        // The earlier batch's link; s1's opening, one batch link for every admission and
+        // outcome since, s1's end.
         assert_eq!(
             want.iter().filter(|r| r.starts_with("audit_chain")).count(),
-            9 + 2 * crate::db::COPY_FROM
+            4,
+            "{want:#?}"
         );
+        let listed = want
+            .iter()
+            .filter(|r| r.starts_with("audit_chain"))
+            .map(|r| r.matches("admit\\t").count() + r.matches("finish\\t").count())
+            .sum::<usize>();
+        assert_eq!(listed, 7 + 2 * crate::db::COPY_FROM, "{want:#?}");
         // The same batch again (a segment retried after its commit went unanswered): the
         // batch fails on its own rows, and write by write changes nothing.
         {

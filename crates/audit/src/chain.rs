@@ -1,8 +1,10 @@
 //! The tamper-evident chain (PCI DSS 10.3): every write to the audit store — an admission, an
-//! outcome, a session's opening or end, a purge — gets a link holding the SHA-256 of the write's
-//! canonical encoding (its journal JSON) and the SHA-256 of the link before it. The links are
-//! appended in the same transaction as the writes, so the database never holds one without the
-//! other.
+//! outcome, a session's opening or end, a purge — is sealed by a link holding the SHA-256 of the
+//! write's canonical encoding (its journal JSON) and the SHA-256 of the link before it. A
+//! session's opening and end, a trail event and a purge each have a link of their own; the
+//! admissions and outcomes of one transaction are listed, each with its hash, in one batch link
+//! (see [`crate::links`]). The links are appended in the same transaction as the writes, so the
+//! database never holds one without the other.
 //!
 //! `verify` (in [`crate::verify`]) re-reads each write from the tables, re-encodes it, and
 //! walks the links: a changed byte changes a content hash, a removed row leaves a link without
@@ -248,16 +250,6 @@ pub(crate) fn content_of(entry: &Entry) -> Result<Vec<u8>, AuditError> {
     serde_json::to_vec(entry).map_err(|e| AuditError::Corrupt(format!("cannot encode: {e}")))
 }
 
-/// The SHA-256 of a write's canonical encoding. `sealed`, if given, is the hash its journal
-/// line was sealed with as this process wrote it (of `serde_json::to_string` of the same
-/// value, so of the same bytes as [`content_of`]); without it, the entry is encoded.
-fn content_sha256(entry: &Entry, sealed: Option<&str>) -> Result<String, AuditError> {
-    match sealed {
-        Some(hash) if !hash.is_empty() => Ok(hash.to_owned()),
-        _ => Ok(sha256(&content_of(entry)?)),
-    }
-}
-
 /// The chain's last link (its sequence and hash; the anchor's, or 0 and [`GENESIS`], if it
 /// has none). On PostgreSQL it first takes the chain's lock for the rest of the transaction,
 /// so the gateway and a CLI command extending one chain take turns (SQLite's immediate
@@ -287,70 +279,6 @@ pub(crate) fn head(tx: &mut Db, chain: &Chain) -> Result<(i64, String), AuditErr
         )
         .optional()?;
     Ok(anchor.unwrap_or_else(|| (0, GENESIS.to_owned())))
-}
-
-/// Appends a link for each write, in order. A write already linked (a journal replayed after a
-/// crash) is skipped and does not move the head. `hashes` are the content hashes the writes'
-/// journal lines were sealed with, in step with `entries`, or empty (see
-/// [`crate::writer::apply`]). `landed` marks, in step or
-/// empty, outcomes this transaction inserted with their admission's row: those are known to
-/// be in the table, and are not looked up.
-pub(crate) fn append(
-    tx: &mut Db,
-    chain: &Chain,
-    entries: &[Entry],
-    hashes: &[String],
-    landed: &[bool],
-) -> Result<(), AuditError> {
-    let hashes = (hashes.len() == entries.len()).then_some(hashes);
-    let (mut seq, mut prev) = head(tx, chain)?;
-    for (i, entry) in entries.iter().enumerate() {
-        let key = entry.link_key();
-        // An outcome or an end whose row is not there (its admission or opening was refused
-        // while the store failed) changed nothing, so nothing is sealed.
-        let known = landed.get(i).copied().unwrap_or(false);
-        let landed = match key.kind {
-            "finish" if known => true,
-            "finish" => tx.exists(
-                "SELECT 1 FROM audit_entries
-                 WHERE session_id = ?1 AND seq = ?2 AND status IS NOT NULL",
-                params![key.session, key.entry_seq],
-            )?,
-            "close" => tx.exists(
-                "SELECT 1 FROM sessions WHERE id = ?1 AND ended_at IS NOT NULL",
-                params![key.session],
-            )?,
-            _ => true,
-        };
-        if !landed {
-            continue;
-        }
-        let sealed = hashes.and_then(|h| h.get(i)).map(String::as_str);
-        let content = content_sha256(entry, sealed)?;
-        let hash = link_hash(chain, &prev, &key, &content);
-        let added = tx.execute(
-            "INSERT INTO audit_chain (instance, seq, kind, session_id, entry_seq, at,
-                content_sha256, prev_sha256, sha256)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT DO NOTHING",
-            params![
-                chain.instance,
-                seq + 1,
-                key.kind,
-                key.session,
-                key.entry_seq,
-                key.at,
-                content,
-                prev,
-                hash
-            ],
-        )?;
-        if added == 1 {
-            prev = hash;
-            seq += 1;
-        }
-    }
-    Ok(())
 }
 
 /// Appends a purge's own link, its record kept in the link; returns the link's sequence.
@@ -472,13 +400,11 @@ mod tests {
                 line.content_sha256, fresh,
                 "the line's hash is the content hash"
             );
-            assert_eq!(
-                content_sha256(entry, Some(&line.content_sha256)).ok(),
-                Some(fresh.clone())
-            );
-            assert_eq!(content_sha256(entry, None).ok(), Some(fresh.clone()));
+            let hash = |sealed: Option<&String>| crate::links::content_sha256(entry, sealed).ok();
+            assert_eq!(hash(Some(&line.content_sha256)), Some(fresh.clone()));
+            assert_eq!(hash(None), Some(fresh.clone()));
             // A line that could not be encoded is never taken as the content's hash.
-            assert_eq!(content_sha256(entry, Some("")).ok(), Some(fresh));
+            assert_eq!(hash(Some(&String::new())), Some(fresh));
             let seal = key.seal_write(&[line.digest]);
             let mac = seal.trim();
             assert!(key.write_seal_holds(&[line.digest], mac));

@@ -346,26 +346,31 @@ impl Entry {
         }
     }
 
-    /// Applies an admission and its outcome as one row. If the row is already there (a journal
-    /// replayed after a crash), the outcome is applied to it instead.
+    /// Applies an admission and its outcome as one row, both sealed by chain link `seal` (the
+    /// batch link they join). If the row is already there (a journal replayed after a crash),
+    /// the outcome is applied to it instead.
     ///
-    /// Returns whether the row was inserted here, outcome and all: then the chain knows the
-    /// outcome landed without looking (`false` means it must look).
-    pub(crate) fn apply_with_outcome(&self, db: &mut Db, outcome: &Entry) -> Result<bool, DbError> {
+    /// Returns whether the admission landed here, and whether its outcome did: each that did
+    /// is a member of the batch link.
+    pub(crate) fn apply_with_outcome(
+        &self,
+        db: &mut Db,
+        outcome: &Entry,
+        seal: i64,
+    ) -> Result<(bool, bool), DbError> {
         let row = match (self, outcome) {
-            (Self::Admit { .. }, Self::Finish { .. }) => self.entry_row(Some(outcome)),
+            (Self::Admit { .. }, Self::Finish { .. }) => self.entry_row(Some(outcome), Some(seal)),
             _ => None,
         };
         let Some(row) = row else {
-            self.apply(db)?;
-            outcome.apply(db)?;
-            return Ok(false);
+            let admitted = self.apply(db, Some(seal))? > 0;
+            let finished = outcome.apply(db, Some(seal))? > 0;
+            return Ok((admitted, finished));
         };
-        let inserted = insert_one(db, Inserted::Entry, &row)?;
-        if inserted == 0 {
-            outcome.apply(db)?;
+        if insert_one(db, Inserted::Entry, &row)? == 1 {
+            return Ok((true, true));
         }
-        Ok(inserted == 1)
+        Ok((false, outcome.apply(db, Some(seal))? > 0))
     }
 
     /// The columns of [`Entry::entry_row`], as `audit_entries` names them.
@@ -395,6 +400,8 @@ impl Entry {
         "masked_json",
         "result_masked_json",
         "approved_by",
+        "sealed_by",
+        "outcome_sealed_by",
     ];
 
     /// The columns of [`Entry::session_row`], as `sessions` names them.
@@ -412,9 +419,14 @@ impl Entry {
     ];
 
     /// An admission's `audit_entries` row, with its outcome's columns if the outcome is given
-    /// (else NULL, as [`Entry::apply`] leaves them): what [`Entry::apply_with_outcome`] and
-    /// [`Entry::apply`] insert, for a batch's multi-row INSERT. `None` for other writes.
-    pub(crate) fn entry_row(&self, outcome: Option<&Entry>) -> Option<Vec<Param>> {
+    /// (else NULL, as [`Entry::apply`] leaves them), sealed by the batch link `seal` (the
+    /// outcome too, if given): what [`Entry::apply_with_outcome`] and [`Entry::apply`]
+    /// insert, for a batch's multi-row INSERT. `None` for other writes.
+    pub(crate) fn entry_row(
+        &self,
+        outcome: Option<&Entry>,
+        seal: Option<i64>,
+    ) -> Option<Vec<Param>> {
         let Self::Admit {
             session,
             seq,
@@ -488,6 +500,11 @@ impl Entry {
             }
         }
         row.push(Param::text(approved_by.as_deref()));
+        row.push(Param::int(seal));
+        row.push(match outcome {
+            Some(Self::Finish { .. }) => Param::int(seal),
+            _ => Param::Null,
+        });
         Some(row)
     }
 
@@ -528,12 +545,14 @@ impl Entry {
 
     /// Applies the write; returns how many rows it changed (0: its row is not there, or it
     /// was applied before). Idempotent, so a journal replayed after a crash that happened
-    /// between the database commit and the journal's removal changes nothing twice.
-    pub(crate) fn apply(&self, db: &mut Db) -> Result<usize, DbError> {
+    /// between the database commit and the journal's removal changes nothing twice. An
+    /// admission or an outcome records `seal`, the batch link it joins if it lands (see
+    /// [`crate::links`]); other writes have links of their own and ignore it.
+    pub(crate) fn apply(&self, db: &mut Db, seal: Option<i64>) -> Result<usize, DbError> {
         let changed = match self {
             Self::Admit { .. } | Self::Open { .. } => {
                 let (kind, row) = match self {
-                    Self::Admit { .. } => (Inserted::Entry, self.entry_row(None)),
+                    Self::Admit { .. } => (Inserted::Entry, self.entry_row(None, seal)),
                     _ => (Inserted::Session, self.session_row()),
                 };
                 match row {
@@ -555,12 +574,13 @@ impl Entry {
                 masked,
             } => {
                 // The result's masking log is kept apart from the admission's (statement and
-                // parameters), so each write can be re-read exactly as it was chained.
+                // parameters), so each write can be re-read exactly as it was chained. An
+                // outcome lands once: replayed, it changes nothing and joins no second link.
                 db.execute(
                     "UPDATE audit_entries SET status = ?3, tag = ?4, sqlstate = ?5, error = ?6,
                         rows_returned = ?7, rows_affected = ?8, duration_us = ?9,
-                        finished_at = ?10, result_masked_json = ?11
-                     WHERE session_id = ?1 AND seq = ?2",
+                        finished_at = ?10, result_masked_json = ?11, outcome_sealed_by = ?12
+                     WHERE session_id = ?1 AND seq = ?2 AND status IS NULL",
                     params![
                         session,
                         *seq as i64,
@@ -572,7 +592,8 @@ impl Entry {
                         rows_affected.map(|n| n as i64),
                         i64::try_from(*duration_us).unwrap_or(i64::MAX),
                         finished_at,
-                        masked_json(masked)
+                        masked_json(masked),
+                        seal
                     ],
                 )?
             }
@@ -666,4 +687,73 @@ impl Inserted {
 fn insert_one(db: &mut Db, kind: Inserted, row: &[Param]) -> Result<usize, DbError> {
     let params: Vec<&dyn crate::db::ToValue> = row.iter().map(|p| p as _).collect();
     db.execute(kind.sql(), &params)
+}
+
+/// Writes for the crate's tests.
+#[cfg(test)]
+pub(crate) mod samples {
+    use super::Entry;
+
+    pub(crate) fn admit(session: &str, seq: u64, text: &str) -> Entry {
+        Entry::Admit {
+            session: session.into(),
+            seq,
+            at: 1_700_000_000_000_000 + seq as i64,
+            identity: "job".into(),
+            groups: vec!["batch".into()],
+            connection: "db".into(),
+            protocol: "postgres".into(),
+            client: "127.0.0.1:5000".into(),
+            statement: text.into(),
+            params: vec![Some("tab\there".into()), None],
+            class: "select".into(),
+            verdict: "allow".into(),
+            rule: None,
+            approval: None,
+            masked: [("pan".to_owned(), 1)].into_iter().collect(),
+            approved_by: None,
+        }
+    }
+
+    pub(crate) fn finish(session: &str, seq: u64) -> Entry {
+        Entry::Finish {
+            session: session.into(),
+            seq,
+            status: "ok".into(),
+            tag: Some("SELECT 1".into()),
+            sqlstate: None,
+            error: None,
+            rows_returned: 1,
+            rows_affected: None,
+            duration_us: 50,
+            finished_at: 1_700_000_000_000_100 + seq as i64,
+            masked: Default::default(),
+        }
+    }
+
+    pub(crate) fn open(id: &str) -> Entry {
+        Entry::Open {
+            id: id.into(),
+            identity: "job".into(),
+            groups: vec![],
+            token_id: "tok_1".into(),
+            connection: "db".into(),
+            protocol: "postgres".into(),
+            client: "127.0.0.1:5000".into(),
+            claimed_user: "x".into(),
+            started_at: 1_700_000_000_000_000,
+            settings: vec![("application_name".into(), "psql".into())],
+        }
+    }
+
+    pub(crate) fn close(id: &str) -> Entry {
+        Entry::Close {
+            id: id.into(),
+            ended_at: 1_700_000_000_001_000,
+            reason: "client terminated".into(),
+            bytes_from_client: 10,
+            bytes_from_server: 20,
+            recording_sha256: Some("ab".repeat(32)),
+        }
+    }
 }

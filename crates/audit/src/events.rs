@@ -9,10 +9,11 @@
 
 use serde_json::{json, Value};
 
-use crate::chain::{append, Chain};
+use crate::chain::Chain;
 use crate::db::{params, Backend, Begin, Db, DbError, OptionalExtension};
 use crate::entry::Entry;
 use crate::error::AuditError;
+use crate::links::append_own;
 
 /// A credential was issued (token, SSH key).
 pub const ISSUED: &str = "credential-issued";
@@ -125,7 +126,7 @@ fn record(
         subject: subject.to_owned(),
         body,
     };
-    append(tx, chain, &[entry], &[], &[])?;
+    append_own(tx, chain, &[entry])?;
     if tx.backend() == Backend::Postgres {
         // Every instance listening hears of it once this commits (see `Store::watch`).
         tx.execute("SELECT pg_notify('gatehouse_events', ?1)", params![kind])?;

@@ -35,6 +35,7 @@ pub mod evidence;
 pub mod export;
 pub mod journal;
 pub mod keys;
+mod links;
 pub mod queries;
 pub mod recording;
 mod recording_file;

@@ -11,10 +11,11 @@ use gatehouse_core::time::{display, to_micros};
 use serde::Serialize;
 
 use crate::cast::casts_of;
-use crate::chain::{append, append_purge, instances, Chain};
+use crate::chain::{append_purge, instances, Chain};
 use crate::db::{params, Backend, Begin, Db};
 use crate::entry::Entry;
 use crate::error::AuditError;
+use crate::links::members;
 use crate::recording_file::recording_path;
 use crate::store::Store;
 
@@ -210,10 +211,7 @@ impl Store {
                 masked: Default::default(),
             },
         ];
-        for entry in &written {
-            entry.apply(&mut tx)?;
-        }
-        append(&mut tx, chain, &written, &[], &[])?;
+        crate::links::apply_linked(&mut tx, chain, &written, &[])?;
         report.oldest_kept = tx
             .query_row(
                 "SELECT MIN(started_at) FROM sessions WHERE id <> 'retention'",
@@ -259,6 +257,21 @@ fn purge_chain(
                 OR (session_id = 'retention' AND at < ?2))",
         params![purge, cutoff_us, chain.instance],
     )?;
+    // A batch link is purged once none of the writes it lists is left.
+    let batches: Vec<(i64, Option<String>)> = tx.query_map(
+        "SELECT seq, content FROM audit_chain
+         WHERE instance = ?1 AND kind = 'batch' AND purged_by IS NULL AND at < ?2",
+        params![chain.instance, cutoff_us],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    for (seq, content) in batches {
+        if !any_write_left(tx, content.as_deref().unwrap_or_default())? {
+            tx.execute(
+                "UPDATE audit_chain SET purged_by = ?1 WHERE instance = ?2 AND seq = ?3",
+                params![purge, chain.instance, seq],
+            )?;
+        }
+    }
     // Trail events are carried forward: the purge chains the current state of every
     // credential and decision again after its own record, so the old event links (and rows)
     // can go with the purged run instead of pinning the chain's start forever.
@@ -329,6 +342,27 @@ fn purge_chain(
         )?;
     }
     Ok(())
+}
+
+/// Whether any write a batch link lists still has its row (a line that does not read as one
+/// counts as left: such a link is never taken for purged).
+fn any_write_left(tx: &mut Db, content: &str) -> Result<bool, AuditError> {
+    for member in members(content) {
+        let Some((key, _)) = member else {
+            return Ok(true);
+        };
+        let sql = match key.kind {
+            "finish" => {
+                "SELECT 1 FROM audit_entries WHERE session_id = ?1 AND seq = ?2
+                   AND status IS NOT NULL"
+            }
+            _ => "SELECT 1 FROM audit_entries WHERE session_id = ?1 AND seq = ?2",
+        };
+        if tx.exists(sql, params![key.session, key.entry_seq])? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Removes the casts a session's recording names; how many were removed.

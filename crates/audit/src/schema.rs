@@ -114,8 +114,9 @@ CREATE INDEX IF NOT EXISTS trail_events_subject ON trail_events(kind, subject, s
 
 /// The chain on SQLite: one chain (instance `""`), its sequence the row id.
 const CHAIN_SQLITE: &str = r#"
--- The tamper-evident chain: one link per write (an admission, an outcome, a session's
--- opening or end, a purge), each hashing the one before it. See chain.rs.
+-- The tamper-evident chain: a link per session opening or end, trail event and purge, and
+-- one per batch of admissions and outcomes (listed in `content`), each hashing the one
+-- before it. See chain.rs and links.rs.
 CREATE TABLE IF NOT EXISTS audit_chain (
     seq            INTEGER PRIMARY KEY,
     kind           TEXT NOT NULL,        -- admit | finish | open | close | purge
@@ -183,6 +184,10 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("tokens", "public_key", "TEXT"),
     ("audit_chain", "instance", "TEXT NOT NULL DEFAULT ''"),
     ("approvals", "instance", "TEXT NOT NULL DEFAULT ''"),
+    // The batch link that sealed an admission, and its outcome (see `links.rs`); NULL for
+    // rows sealed by a link of their own (before batch links).
+    ("audit_entries", "sealed_by", "INTEGER"),
+    ("audit_entries", "outcome_sealed_by", "INTEGER"),
 ];
 
 /// Indexes over added columns: created once the columns exist, in old stores too.
@@ -229,8 +234,9 @@ pub fn open_sqlite(path: &std::path::Path) -> Result<Db, AuditError> {
 
 /// The PostgreSQL schema's version, kept in `gatehouse_schema`: a store at this version is
 /// used as it is, without DDL (which would take every table's exclusive lock while other
-/// instances write).
-const POSTGRES_VERSION: i64 = 1;
+/// instances write). Version 2 added the batch links' columns (`sealed_by`,
+/// `outcome_sealed_by`).
+const POSTGRES_VERSION: i64 = 2;
 
 /// The PostgreSQL store's schema version (0 for an empty database).
 fn postgres_version(db: &mut Db) -> Result<i64, AuditError> {

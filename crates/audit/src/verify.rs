@@ -1,6 +1,7 @@
 //! `gatehouse audit verify`: walks the chain and the recordings and names what was altered,
 //! removed or inserted (see [`crate::chain`] for how the chain is built).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde::Serialize;
@@ -11,6 +12,7 @@ use crate::db::{params, Db, OptionalExtension};
 use crate::entry::Entry;
 use crate::entry::LinkKey;
 use crate::error::AuditError;
+use crate::links::{members, BATCH};
 use crate::recording_file::{file_sha256, recording_path};
 
 /// What verification found.
@@ -70,8 +72,17 @@ fn describe(key: &LinkKey) -> String {
         "open" => format!("session {} (its opening)", key.session),
         "close" => format!("session {} (its end)", key.session),
         "event" => format!("trail event #{} (of {})", key.entry_seq, key.session),
+        "batch" => format!("batch link #{}", key.entry_seq),
         _ => format!("purge record #{}", key.entry_seq),
     }
+}
+
+/// How many rows say each batch link sealed them, as the links list them (by link number,
+/// all chains together: rows name a link by its number alone).
+#[derive(Default)]
+struct Sealed {
+    admissions: HashMap<i64, u64>,
+    outcomes: HashMap<i64, u64>,
 }
 
 /// Verifies every chain of the database on `db` (with the store's key) and the recordings
@@ -87,14 +98,16 @@ pub fn verify(
         instance: String::new(),
     };
     let chains = instances(db)?;
+    let mut sealed = Sealed::default();
     for (i, instance) in chains.iter().enumerate() {
-        let anchor_seq = verify_chain(db, &base.of(instance), &mut report)?;
+        let anchor_seq = verify_chain(db, &base.of(instance), &mut sealed, &mut report)?;
         if i == 0 {
             report.anchor_seq = anchor_seq;
         }
     }
     report.chains = chains;
     find_inserted(db, &mut report)?;
+    find_unlisted(db, &sealed, &mut report)?;
     let state = crate::events::check_state(db)?;
     report.problems.extend(state);
     check_recordings(db, recordings, &mut report)?;
@@ -102,7 +115,12 @@ pub fn verify(
 }
 
 /// Walks one chain, link by link; returns where it starts.
-fn verify_chain(db: &mut Db, chain: &Chain, report: &mut VerifyReport) -> Result<i64, AuditError> {
+fn verify_chain(
+    db: &mut Db,
+    chain: &Chain,
+    sealed: &mut Sealed,
+    report: &mut VerifyReport,
+) -> Result<i64, AuditError> {
     let before = report.problems.len();
     let anchor: Option<(i64, String)> = db
         .query_row(
@@ -118,7 +136,7 @@ fn verify_chain(db: &mut Db, chain: &Chain, report: &mut VerifyReport) -> Result
     let anchor_seq = expected_seq - 1;
     // Purge cutoffs by the purge link's sequence, to check the links they claim (a purge's
     // link comes after the links it marks).
-    let mut cutoffs: std::collections::HashMap<i64, PurgeCover> = std::collections::HashMap::new();
+    let mut cutoffs: HashMap<i64, PurgeCover> = HashMap::new();
     let purges: Vec<(i64, Option<String>)> = db.query_map(
         "SELECT seq, content FROM audit_chain WHERE instance = ?1 AND kind = 'purge'",
         params![chain.instance],
@@ -172,6 +190,7 @@ fn verify_chain(db: &mut Db, chain: &Chain, report: &mut VerifyReport) -> Result
                             "close" => "close",
                             "purge" => "purge",
                             "event" => "event",
+                            "batch" => BATCH,
                             _ => "unknown",
                         },
                         session: r.get(2)?,
@@ -212,7 +231,11 @@ fn verify_chain(db: &mut Db, chain: &Chain, report: &mut VerifyReport) -> Result
                     describe(&link.key)
                 ));
             }
-            check_write(db, &link, &cutoffs, report)?;
+            if link.key.kind == BATCH {
+                check_members(db, &link, &cutoffs, sealed, report)?;
+            } else {
+                check_write(db, &link, &cutoffs, report)?;
+            }
             prev = link.sha256;
             expected_seq = link.seq + 1;
         }
@@ -250,15 +273,17 @@ struct PurgeCover {
 }
 
 impl PurgeCover {
-    fn covers(&self, purge_seq: i64, link: &Link) -> bool {
-        if link.key.kind == "event" {
-            return self.events && purge_seq > link.seq;
+    /// Whether the purge with link `purge_seq` may have removed the write `key`, sealed by
+    /// link `link_seq`.
+    fn covers(&self, purge_seq: i64, link_seq: i64, key: &LinkKey) -> bool {
+        if key.kind == "event" {
+            return self.events && purge_seq > link_seq;
         }
         let listed = match &self.sessions {
             None => true,
-            Some(ids) => link.key.session == "retention" || ids.contains(&link.key.session),
+            Some(ids) => key.session == "retention" || ids.contains(&key.session),
         };
-        purge_seq > link.seq && link.key.at < self.cutoff && listed
+        purge_seq > link_seq && key.at < self.cutoff && listed
     }
 }
 
@@ -266,7 +291,7 @@ impl PurgeCover {
 fn check_write(
     db: &mut Db,
     link: &Link,
-    cutoffs: &std::collections::HashMap<i64, PurgeCover>,
+    cutoffs: &HashMap<i64, PurgeCover>,
     report: &mut VerifyReport,
 ) -> Result<(), AuditError> {
     if link.key.kind == "purge" {
@@ -283,7 +308,7 @@ fn check_write(
     if let Some(purge) = link.purged_by {
         report.purged_links += 1;
         match cutoffs.get(&purge) {
-            Some(cover) if cover.covers(purge, link) => {}
+            Some(cover) if cover.covers(purge, link.seq, &link.key) => {}
             _ => report.problems.push(format!(
                 "removed: {} is gone and marked purged, but no purge covers it",
                 describe(&link.key)
@@ -309,17 +334,170 @@ fn check_write(
     Ok(())
 }
 
+/// Re-reads each write a batch link lists and compares it; a write whose row is gone must be
+/// one a purge removed.
+fn check_members(
+    db: &mut Db,
+    link: &Link,
+    cutoffs: &HashMap<i64, PurgeCover>,
+    sealed: &mut Sealed,
+    report: &mut VerifyReport,
+) -> Result<(), AuditError> {
+    let content = link.content.as_deref().unwrap_or_default();
+    if sha256(content.as_bytes()) != link.content_sha256 {
+        report.problems.push(format!(
+            "altered: the list of writes of chain link {} does not match its link",
+            link.seq
+        ));
+        return Ok(());
+    }
+    if link.purged_by.is_some() {
+        report.purged_links += 1;
+    }
+    for member in members(content) {
+        let Some((key, hash)) = member else {
+            report.problems.push(format!(
+                "altered: chain link {} lists a write it cannot name",
+                link.seq
+            ));
+            continue;
+        };
+        match Entry::load(db, key.kind, &key.session, key.entry_seq)? {
+            Some(entry) => {
+                report.writes_checked += 1;
+                let count = match key.kind {
+                    "admit" => &mut sealed.admissions,
+                    _ => &mut sealed.outcomes,
+                };
+                *count.entry(link.seq).or_default() += 1;
+                if sha256(&content_of(&entry)?) != hash {
+                    report.problems.push(format!(
+                        "altered: {} differs from what was sealed at {}",
+                        describe(&key),
+                        gatehouse_core::time::display(gatehouse_core::time::from_micros(key.at))
+                    ));
+                }
+            }
+            None if cutoffs
+                .iter()
+                .any(|(purge, cover)| cover.covers(*purge, link.seq, &key)) => {}
+            None if link.purged_by.is_some() => report.problems.push(format!(
+                "removed: {} is gone and marked purged, but no purge covers it",
+                describe(&key)
+            )),
+            None => report
+                .problems
+                .push(format!("removed: {} is missing", describe(&key))),
+        }
+    }
+    Ok(())
+}
+
+/// Rows that name a batch link which does not list them (inserted, or moved from another
+/// link), and links whose rows no longer name them.
+fn find_unlisted(
+    db: &mut Db,
+    sealed: &Sealed,
+    report: &mut VerifyReport,
+) -> Result<(), AuditError> {
+    let checks = [
+        (
+            "sealed_by",
+            "",
+            &sealed.admissions,
+            "admit",
+            "an audit entry",
+        ),
+        (
+            "outcome_sealed_by",
+            " AND status IS NOT NULL",
+            &sealed.outcomes,
+            "finish",
+            "an outcome",
+        ),
+    ];
+    for (column, filter, want, kind, what) in checks {
+        let found: Vec<(i64, i64)> = db.query_map(
+            &format!(
+                "SELECT {column}, count(*) FROM audit_entries WHERE {column} IS NOT NULL{filter}
+                 GROUP BY {column}"
+            ),
+            params![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let mut seen = 0usize;
+        for (seq, rows) in found {
+            let listed = want.get(&seq).copied().unwrap_or(0);
+            seen += usize::from(listed > 0);
+            let rows = u64::try_from(rows).unwrap_or(0);
+            if rows > listed {
+                name_unlisted(db, column, kind, what, seq, report)?;
+            } else if rows < listed {
+                report.problems.push(format!(
+                    "altered: {} rows sealed by chain link {seq} no longer name it",
+                    listed - rows
+                ));
+            }
+        }
+        if seen < want.len() {
+            report.problems.push(format!(
+                "altered: {} chain links list rows of which none names its link",
+                want.len() - seen
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Names the rows that say chain link `seq` sealed them but that no link `seq` lists.
+fn name_unlisted(
+    db: &mut Db,
+    column: &str,
+    kind: &str,
+    what: &str,
+    seq: i64,
+    report: &mut VerifyReport,
+) -> Result<(), AuditError> {
+    let lists: Vec<Option<String>> = db.query_map(
+        "SELECT content FROM audit_chain WHERE kind = 'batch' AND seq = ?1",
+        params![seq],
+        |r| r.get(0),
+    )?;
+    let listed: std::collections::HashSet<(String, i64)> = lists
+        .iter()
+        .flat_map(|c| members(c.as_deref().unwrap_or_default()))
+        .flatten()
+        .filter(|(key, _)| key.kind == kind)
+        .map(|(key, _)| (key.session, key.entry_seq))
+        .collect();
+    let rows: Vec<(String, i64)> = db.query_map(
+        &format!("SELECT session_id, seq FROM audit_entries WHERE {column} = ?1"),
+        params![seq],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    for (session, entry_seq) in rows {
+        if !listed.contains(&(session.clone(), entry_seq)) {
+            report.problems.push(format!(
+                "inserted: {what} #{entry_seq} of session {session} that the chain never sealed"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Rows the chain does not know: written around the gateway.
 fn find_inserted(db: &mut Db, report: &mut VerifyReport) -> Result<(), AuditError> {
     let checks = [
         (
-            "SELECT a.session_id, a.seq FROM audit_entries a WHERE NOT EXISTS
+            "SELECT a.session_id, a.seq FROM audit_entries a
+             WHERE a.sealed_by IS NULL AND NOT EXISTS
                (SELECT 1 FROM audit_chain c WHERE c.kind = 'admit'
                   AND c.session_id = a.session_id AND c.entry_seq = a.seq)",
             "an audit entry",
         ),
         (
             "SELECT a.session_id, a.seq FROM audit_entries a WHERE a.status IS NOT NULL
+               AND a.outcome_sealed_by IS NULL
                AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.kind = 'finish'
                   AND c.session_id = a.session_id AND c.entry_seq = a.seq)",
             "an outcome",

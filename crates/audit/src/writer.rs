@@ -14,7 +14,7 @@
 //! one broke), and new admissions are refused until it succeeds: fail closed, and nothing
 //! journaled is lost.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::mem;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
@@ -540,60 +540,18 @@ pub(crate) fn apply(
     apply_each(conn, chain, entries, hashes)
 }
 
-/// Applies entries one write at a time, in one transaction; all or nothing.
-///
-/// An admission whose outcome is in the same batch (the common case: a command takes less than
-/// a tick) is written with it in one INSERT instead of an INSERT and an UPDATE.
-///
-/// `hashes` are the content hashes the entries' journal lines were sealed with as this process
-/// encoded them (the chain takes them rather than encoding and hashing each entry again), or
-/// empty: entries read back from a segment are encoded afresh, as `verify` does.
+/// Applies entries one write at a time, in one transaction; all or nothing (see
+/// [`crate::links::apply_linked`]).
 fn apply_each(
     conn: &mut Db,
     chain: &Chain,
     entries: &[Entry],
     hashes: &[String],
 ) -> Result<(), AuditError> {
-    let mut outcomes: HashMap<(&str, u64), usize> = HashMap::new();
-    for (i, entry) in entries.iter().enumerate() {
-        if let Entry::Finish { session, seq, .. } = entry {
-            outcomes.insert((session.as_str(), *seq), i);
-        }
-    }
-    let mut merged = vec![false; entries.len()];
-    // Outcomes inserted with their admission's row: certainly in the table.
-    let mut landed = vec![false; entries.len()];
     // Immediate: the chain's head is read and extended in one step, even with a purge or
     // another process writing the same file (on PostgreSQL, `chain::head` locks the chain).
     let mut tx = conn.transaction(Begin::Immediate)?;
-    for (i, entry) in entries.iter().enumerate() {
-        if merged.get(i).copied().unwrap_or(false) {
-            continue;
-        }
-        let outcome = match entry {
-            Entry::Admit { session, seq, .. } => outcomes
-                .get(&(session.as_str(), *seq))
-                .copied()
-                .filter(|&j| j > i)
-                .and_then(|j| entries.get(j).map(|e| (j, e))),
-            _ => None,
-        };
-        match outcome {
-            Some((j, finish)) => {
-                let inserted = entry.apply_with_outcome(&mut tx, finish)?;
-                if let Some(m) = merged.get_mut(j) {
-                    *m = true;
-                }
-                if let Some(l) = landed.get_mut(j) {
-                    *l = inserted;
-                }
-            }
-            None => {
-                entry.apply(&mut tx)?;
-            }
-        }
-    }
-    crate::chain::append(&mut tx, chain, entries, hashes, &landed)?;
+    crate::links::apply_linked(&mut tx, chain, entries, hashes)?;
     tx.commit()?;
     Ok(())
 }

@@ -103,7 +103,14 @@ async fn concurrent_admissions_are_all_durable_and_outcomes_land() {
     // outcome in the same batch alike).
     let verified = reader.verify(&dir.path().join("recordings")).unwrap();
     assert!(verified.ok(), "{:?}", verified.problems);
-    assert_eq!(verified.links, 801);
+    assert_eq!(verified.writes_checked, 801);
+    // The opening has a link of its own; the admissions and outcomes share one link per
+    // batch the ingest applied, far fewer than one each.
+    assert!(
+        (2..=100).contains(&verified.links),
+        "{} links",
+        verified.links
+    );
 }
 
 #[tokio::test]
