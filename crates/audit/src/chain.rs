@@ -144,17 +144,52 @@ impl ChainKey {
     /// write the journal but not read `chain.key` cannot make lines that are ingested. One MAC
     /// per write, not per line, over hashes the chain needs anyway: this runs before every
     /// statement is forwarded.
+    #[cfg(test)]
     pub(crate) fn seal_write<'d>(&self, digests: impl IntoIterator<Item = &'d [u8; 32]>) -> String {
-        format!("\t{}\n", self.write_mac(digests))
+        let mut line = String::with_capacity(34);
+        self.seal_write_into(&mut line, digests);
+        line
     }
 
-    fn write_mac<'d>(&self, digests: impl IntoIterator<Item = &'d [u8; 32]>) -> String {
+    /// [`ChainKey::seal_write`], appended to the write's bytes (no string of its own: this
+    /// is on every statement's path).
+    pub(crate) fn seal_write_into<'d>(
+        &self,
+        out: &mut String,
+        digests: impl IntoIterator<Item = &'d [u8; 32]>,
+    ) {
+        out.push('\t');
+        push_hex(
+            out,
+            self.write_tag(digests)
+                .as_ref()
+                .get(..16)
+                .unwrap_or_default(),
+        );
+        out.push('\n');
+    }
+
+    fn write_tag<'d>(
+        &self,
+        digests: impl IntoIterator<Item = &'d [u8; 32]>,
+    ) -> aws_lc_rs::hmac::Tag {
         let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.0);
         for digest in digests {
             ctx.update(digest);
         }
-        let tag = ctx.sign();
-        gatehouse_core::identity::hex(tag.as_ref().get(..16).unwrap_or_default())
+        ctx.sign()
+    }
+
+    fn write_mac<'d>(&self, digests: impl IntoIterator<Item = &'d [u8; 32]>) -> String {
+        let mut mac = String::with_capacity(32);
+        push_hex(
+            &mut mac,
+            self.write_tag(digests)
+                .as_ref()
+                .get(..16)
+                .unwrap_or_default(),
+        );
+        mac
     }
 
     /// Whether `mac` seals lines whose JSON hash to `digests` (compared in constant time).
@@ -170,6 +205,15 @@ impl ChainKey {
             &gatehouse_core::identity::hex(tag.as_ref().get(..16).unwrap_or_default()),
             mac,
         )
+    }
+}
+
+/// Appends `bytes` in lowercase hex, as [`gatehouse_core::identity::hex`] writes them.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
 }
 

@@ -299,13 +299,14 @@ impl Writer {
                 continue;
             }
             // The write's lines, then one seal for them all.
-            let mut bytes: String = batch.iter().map(|q| q.line.text.as_str()).collect();
-            bytes.push_str(
-                &self
-                    .inner
-                    .key
-                    .seal_write(batch.iter().map(|q| &q.line.digest)),
-            );
+            let len: usize = batch.iter().map(|q| q.line.text.len()).sum();
+            let mut bytes = String::with_capacity(len + 34);
+            for q in &batch {
+                bytes.push_str(&q.line.text);
+            }
+            self.inner
+                .key
+                .seal_write_into(&mut bytes, batch.iter().map(|q| &q.line.digest));
             let written = active.journal.append(bytes.as_bytes());
             let result = match written {
                 Ok(()) => {
@@ -488,7 +489,17 @@ pub(crate) struct JournalLine {
 
 /// An entry's line in the journal.
 pub(crate) fn journal_line(entry: &Entry) -> JournalLine {
-    let mut text = serde_json::to_string(entry).unwrap_or_default();
+    // Sized for a typical entry and its statement, so the encoding rarely grows it.
+    let hint = match entry {
+        Entry::Admit { statement, .. } => 448 + statement.len(),
+        _ => 320,
+    };
+    let mut json = Vec::with_capacity(hint);
+    let mut text = match serde_json::to_writer(&mut json, entry) {
+        // serde_json writes UTF-8 only.
+        Ok(()) => String::from_utf8(json).unwrap_or_default(),
+        Err(_) => String::new(),
+    };
     let digest = crate::chain::json_digest(&text);
     let content_sha256 = if text.is_empty() {
         String::new()
