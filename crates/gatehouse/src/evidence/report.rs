@@ -119,9 +119,10 @@ fn controls(r: &Report) -> Vec<Control> {
         Control {
             id: "10.3",
             title: "Audit logs are protected from change",
-            claim: "Every write is chained by SHA-256 to the one before it; recordings are sealed \
-                    at session end, terminal casts when their channel ends (their seals inside \
-                    the sealed recording); verification re-reads everything."
+            claim: "Every write's SHA-256 is in a keyed hash chain (one link per session event, \
+                    one per ingest batch of statements, each listing its writes); recordings \
+                    are sealed at session end, terminal casts when their channel ends (their \
+                    seals inside the sealed recording); verification re-reads everything."
                 .into(),
             artifacts: "verify.json, sessions.csv (recording_sha256), manifest.json",
             figures: vec![
