@@ -43,6 +43,6 @@ cpu_summary() {
     shift 3
   done
   echo "CPU per $what: $line (gatehouse/tcp relay $(awk -v g="$gw" -v r="$relay" \
-    'BEGIN {printf "%.2f", (r > 0 ? g / r : 0)}'))"
+    'BEGIN {printf "%.2f; target <= 1.50: %s", (r > 0 ? g / r : 0), (r > 0 && g / r <= 1.5 ? "met" : "NOT met")}'))"
   echo "  gatehouse by thread: $(thread_breakdown "$before" "$after" "$gw_ops")"
 }
