@@ -1,5 +1,8 @@
-//! Query cancellation: the client holds the gateway's own key; the gateway maps it to the
-//! upstream's key and forwards a CancelRequest there. The upstream key never leaves the gateway.
+//! Query cancellation. The client is given the server's own process id (so `pg_backend_pid()`,
+//! BackendKeyData and the pid in a NotificationResponse agree, and `pg_terminate_backend` of
+//! that pid ends this session's backend) with a secret the gateway makes. A CancelRequest
+//! carrying both is mapped to the server's key and forwarded; the server's secret never leaves
+//! the gateway, and the pid alone cancels nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,7 +40,7 @@ pub struct CancelKeyGuard {
 }
 
 impl CancelKeyGuard {
-    /// The gateway's key as given to the client: (process id, secret).
+    /// The key as given to the client: (the server's process id, the gateway's secret).
     pub fn key(&self) -> (i32, i32) {
         self.key
     }
@@ -57,16 +60,16 @@ impl Drop for CancelKeyGuard {
 }
 
 impl CancelRegistry {
-    /// Issues a fresh gateway key for a session whose upstream key is `(pid, secret)`.
+    /// Issues the client's key for a session whose upstream key is `(pid, secret)`: the same
+    /// pid, a fresh secret. Two upstream servers may hand out the same pid; the secrets tell
+    /// their sessions apart, and a pair already in use is never issued twice.
     pub fn register(&self, address: &str, pid: i32, secret: i32) -> Option<CancelKeyGuard> {
         let rng = SystemRandom::new();
         let mut keys = self.keys.lock().ok()?;
         for _ in 0..8 {
-            let mut raw = [0u8; 8];
+            let mut raw = [0u8; 4];
             rng.fill(&mut raw).ok()?;
-            let gw_pid = i32::from_be_bytes([raw[0] & 0x7f, raw[1], raw[2], raw[3]]).max(1);
-            let gw_secret = i32::from_be_bytes([raw[4], raw[5], raw[6], raw[7]]);
-            let key = (gw_pid, gw_secret);
+            let key = (pid, i32::from_be_bytes(raw));
             if let std::collections::hash_map::Entry::Vacant(slot) = keys.entry(key) {
                 let held = Arc::new(Notify::new());
                 slot.insert(UpstreamKey {
