@@ -4,6 +4,7 @@
 #![no_main]
 
 use gatehouse_core::mask::MaskCounts;
+use gatehouse_postgres::encoding::ClientEncoding;
 use gatehouse_postgres::masking::{
     decode_row_description, mask_copy_data, mask_data_row, mask_notice, plan,
 };
@@ -15,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let split = data.first().map_or(0, |b| usize::from(*b)).min(data.len());
     let (description, rest) = data.split_at(split);
     let mut counts = MaskCounts::new();
-    if let Ok(fields) = decode_row_description(description) {
+    if let Ok(fields) = decode_row_description(description, ClientEncoding::from_name("LATIN9")) {
         let plan = plan(masker, None, &fields);
         if let Ok(Some(rewritten)) = mask_data_row(&plan, rest, &mut counts) {
             // The rewritten row is a whole DataRow frame: its body decodes again.

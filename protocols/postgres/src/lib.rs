@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cancel;
+pub mod encoding;
 pub mod error;
 pub mod frame;
 pub mod masking;

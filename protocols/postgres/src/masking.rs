@@ -16,6 +16,7 @@ use gatehouse_core::mask::{ColumnMeta, MaskCounts, MaskPlan, Masked, Masker};
 use gatehouse_core::ConnectionSpec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::encoding::ClientEncoding;
 use crate::error::PgError;
 use crate::frame::split_frame;
 use crate::messages::{backend, DataRow, MessageBuilder, Reader};
@@ -39,13 +40,16 @@ pub struct Field {
     pub format: i16,
 }
 
-/// Decodes a RowDescription body.
-pub fn decode_row_description(body: &[u8]) -> Result<Vec<Field>, PgError> {
+/// Decodes a RowDescription body; column names are in the session's client encoding.
+pub fn decode_row_description(
+    body: &[u8],
+    encoding: ClientEncoding,
+) -> Result<Vec<Field>, PgError> {
     let mut r = Reader::new(body);
     let n = r.count16()?;
     let mut fields = Vec::with_capacity(n.min(body.len() / 19));
     for _ in 0..n {
-        let name = r.cstr()?.to_owned();
+        let name = r.text(encoding)?.into_owned();
         let table_oid = r.i32()? as u32;
         let attnum = r.i16()?;
         let type_oid = r.i32()? as u32;
@@ -218,7 +222,7 @@ pub fn mask_notice(
         if field == 0 {
             break;
         }
-        let value = r.cstr()?;
+        let value = r.cbytes()?;
         // Every text a statement can put there (message, detail, hint, context, query, and
         // the schema/table/column/constraint/type names a RAISE may set); not the severity,
         // code, positions or the server's source location.
@@ -226,7 +230,9 @@ pub fn mask_notice(
             b'S' | b'V' | b'C' | b'P' | b'p' | b'F' | b'L' | b'R' => {
                 std::borrow::Cow::Borrowed(value)
             }
-            _ => masker.mask_text(value, counts, "error"),
+            // Masked as bytes: the text is in the session's client encoding, and what the
+            // detectors match (digits, addresses) is ASCII in every encoding the gateway admits.
+            _ => masker.mask_bytes(value, counts, "error"),
         };
         changed |= matches!(masked, std::borrow::Cow::Owned(_));
         fields.push((field, masked));
@@ -236,7 +242,7 @@ pub fn mask_notice(
     }
     let mut b = MessageBuilder::new(tag);
     for (field, value) in &fields {
-        b = b.u8(*field).cstr(value);
+        b = b.u8(*field).bytes(value).u8(0);
     }
     Ok(Some(b.u8(0).finish()))
 }
@@ -262,14 +268,16 @@ pub fn mask_parameter_status(
     counts: &mut MaskCounts,
 ) -> Result<Option<Bytes>, PgError> {
     let mut r = Reader::new(body);
-    let name = r.cstr()?;
-    let value = r.cstr()?;
-    match masker.mask_text(value, counts, "parameter status") {
+    let name = r.cbytes()?;
+    let value = r.cbytes()?;
+    match masker.mask_bytes(value, counts, "parameter status") {
         std::borrow::Cow::Borrowed(_) => Ok(None),
         std::borrow::Cow::Owned(masked) => Ok(Some(
             MessageBuilder::new(backend::PARAMETER_STATUS)
-                .cstr(name)
-                .cstr(&masked)
+                .bytes(name)
+                .u8(0)
+                .bytes(&masked)
+                .u8(0)
                 .finish(),
         )),
     }
@@ -284,15 +292,17 @@ pub fn mask_notification(
 ) -> Result<Option<Bytes>, PgError> {
     let mut r = Reader::new(body);
     let pid = r.i32()?;
-    let channel = r.cstr()?;
-    let payload = r.cstr()?;
-    match masker.mask_text(payload, counts, "notification") {
+    let channel = r.cbytes()?;
+    let payload = r.cbytes()?;
+    match masker.mask_bytes(payload, counts, "notification") {
         std::borrow::Cow::Borrowed(_) => Ok(None),
         std::borrow::Cow::Owned(masked) => Ok(Some(
             MessageBuilder::new(backend::NOTIFICATION_RESPONSE)
                 .i32(pid)
-                .cstr(channel)
-                .cstr(&masked)
+                .bytes(channel)
+                .u8(0)
+                .bytes(&masked)
+                .u8(0)
                 .finish(),
         )),
     }
@@ -413,5 +423,24 @@ mod tests {
         let copy = mask_copy_data(&m, b"1\t4111111111111111\n", &mut counts).unwrap();
         assert!(!String::from_utf8_lossy(&copy).contains("4111111111111111"));
         assert!(mask_copy_data(&m, b"1\tada\n", &mut counts).is_none());
+    }
+
+    #[test]
+    fn texts_in_other_encodings_are_masked_byte_exact() {
+        let m = masker("[[mask]]\nname = \"pan\"\ndetect = \"pan\"\n");
+        let mut counts = MaskCounts::new();
+        // LATIN9: "carte refusée 4111111111111111" with é as the one byte 0xE9.
+        let notice = b"SERREUR\0C23505\0Mcarte refus\xe9e 4111111111111111\0\0";
+        let masked = mask_notice(&m, b'E', notice, &mut counts).unwrap().unwrap();
+        assert!(masked.windows(6).any(|w| w == b"refus\xe9"), "{masked:?}");
+        assert!(!masked.windows(16).any(|w| w == b"4111111111111111"));
+        let mut payload = 42i32.to_be_bytes().to_vec();
+        payload.extend_from_slice(b"caf\xe9\0paid 4111111111111111 \xe0 la caisse\0");
+        let masked = mask_notification(&m, &payload, &mut counts)
+            .unwrap()
+            .unwrap();
+        assert!(masked.windows(5).any(|w| w == b"caf\xe9\0"), "{masked:?}");
+        assert!(masked.windows(3).any(|w| w == b" \xe0 "), "{masked:?}");
+        assert!(!masked.windows(16).any(|w| w == b"4111111111111111"));
     }
 }

@@ -3,8 +3,11 @@
 //! Decoders borrow from the frame body and never panic on short or malformed input: every read
 //! goes through [`Reader`], which answers a protocol error instead.
 
+use std::borrow::Cow;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::encoding::ClientEncoding;
 use crate::error::PgError;
 
 /// Frontend (client → server) message tags.
@@ -152,8 +155,16 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    /// A NUL-terminated string (UTF-8 checked).
+    /// A NUL-terminated string (UTF-8 checked): for what the protocol keeps ASCII or UTF-8
+    /// (tags, setting names, the gateway's own logins). Text in the session's client encoding
+    /// is read with [`text`](Self::text).
     pub fn cstr(&mut self) -> Result<&'a str, PgError> {
+        let s = self.cbytes()?;
+        std::str::from_utf8(s).map_err(|_| PgError::Protocol("string is not valid UTF-8".into()))
+    }
+
+    /// A NUL-terminated string's bytes, as sent.
+    pub fn cbytes(&mut self) -> Result<&'a [u8], PgError> {
         let end = self
             .buf
             .iter()
@@ -161,7 +172,13 @@ impl<'a> Reader<'a> {
             .ok_or_else(|| PgError::Protocol("string is not NUL-terminated".into()))?;
         let (s, rest) = self.buf.split_at(end);
         self.buf = rest.get(1..).unwrap_or_default();
-        std::str::from_utf8(s).map_err(|_| PgError::Protocol("string is not valid UTF-8".into()))
+        Ok(s)
+    }
+
+    /// A NUL-terminated string in the session's client encoding, decoded for the gateway's
+    /// reading (borrowed for UTF-8).
+    pub fn text(&mut self, encoding: ClientEncoding) -> Result<Cow<'a, str>, PgError> {
+        Ok(encoding.decode(self.cbytes()?))
     }
 
     /// A length-prefixed (i32) value; `None` for -1 (SQL NULL).
@@ -182,19 +199,19 @@ fn short() -> PgError {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Parse<'a> {
     /// Prepared statement name (empty: unnamed).
-    pub statement: &'a str,
+    pub statement: Cow<'a, str>,
     /// SQL text.
-    pub query: &'a str,
+    pub query: Cow<'a, str>,
     /// Parameter type OIDs the client specified (0: unspecified).
     pub param_types: Vec<u32>,
 }
 
 impl<'a> Parse<'a> {
-    /// Decodes a Parse body.
-    pub fn decode(body: &'a [u8]) -> Result<Self, PgError> {
+    /// Decodes a Parse body, its texts in the session's client encoding.
+    pub fn decode(body: &'a [u8], encoding: ClientEncoding) -> Result<Self, PgError> {
         let mut r = Reader::new(body);
-        let statement = r.cstr()?;
-        let query = r.cstr()?;
+        let statement = r.text(encoding)?;
+        let query = r.text(encoding)?;
         let n = r.count16()?;
         let mut param_types = Vec::with_capacity(n.min(r.remaining() / 4));
         for _ in 0..n {
@@ -212,9 +229,9 @@ impl<'a> Parse<'a> {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Bind<'a> {
     /// Destination portal.
-    pub portal: &'a str,
+    pub portal: Cow<'a, str>,
     /// Source prepared statement.
-    pub statement: &'a str,
+    pub statement: Cow<'a, str>,
     /// Parameter format codes (0 text, 1 binary): none means all text, one means all alike.
     pub formats: Vec<i16>,
     /// Parameter values (`None`: NULL).
@@ -224,11 +241,11 @@ pub struct Bind<'a> {
 }
 
 impl<'a> Bind<'a> {
-    /// Decodes a Bind body.
-    pub fn decode(body: &'a [u8]) -> Result<Self, PgError> {
+    /// Decodes a Bind body, its names in the session's client encoding.
+    pub fn decode(body: &'a [u8], encoding: ClientEncoding) -> Result<Self, PgError> {
         let mut r = Reader::new(body);
-        let portal = r.cstr()?;
-        let statement = r.cstr()?;
+        let portal = r.text(encoding)?;
+        let statement = r.text(encoding)?;
         let nf = r.count16()?;
         let mut formats = Vec::with_capacity(nf.min(r.remaining() / 2));
         for _ in 0..nf {
@@ -264,20 +281,23 @@ impl<'a> Bind<'a> {
 }
 
 /// A decoded Execute: the portal and the row limit (0: all).
-pub fn decode_execute(body: &[u8]) -> Result<(&str, i32), PgError> {
+pub fn decode_execute(
+    body: &[u8],
+    encoding: ClientEncoding,
+) -> Result<(Cow<'_, str>, i32), PgError> {
     let mut r = Reader::new(body);
-    Ok((r.cstr()?, r.i32()?))
+    Ok((r.text(encoding)?, r.i32()?))
 }
 
 /// A decoded Describe or Close: `'S'` statement or `'P'` portal, and its name.
-pub fn decode_target(body: &[u8]) -> Result<(u8, &str), PgError> {
+pub fn decode_target(body: &[u8], encoding: ClientEncoding) -> Result<(u8, Cow<'_, str>), PgError> {
     let mut r = Reader::new(body);
-    Ok((r.u8()?, r.cstr()?))
+    Ok((r.u8()?, r.text(encoding)?))
 }
 
-/// A decoded simple Query's text.
-pub fn decode_query(body: &[u8]) -> Result<&str, PgError> {
-    Reader::new(body).cstr()
+/// A decoded simple Query's text, in the session's client encoding.
+pub fn decode_query(body: &[u8], encoding: ClientEncoding) -> Result<Cow<'_, str>, PgError> {
+    Reader::new(body).text(encoding)
 }
 
 /// A decoded FunctionCall: the function OID and its arguments (format codes, values).
@@ -345,7 +365,7 @@ impl<'a> Iterator for DataRow<'a> {
 }
 
 /// The fields of an ErrorResponse or NoticeResponse that the gateway uses.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ServerNotice {
     /// Severity (`ERROR`, `FATAL`, ...), non-localised when the server sent it.
     pub severity: String,
@@ -356,8 +376,9 @@ pub struct ServerNotice {
 }
 
 impl ServerNotice {
-    /// Decodes an ErrorResponse/NoticeResponse body.
-    pub fn decode(body: &[u8]) -> Result<Self, PgError> {
+    /// Decodes an ErrorResponse/NoticeResponse body, its texts in the session's client
+    /// encoding (a server's messages are translated into it, and may be in any language).
+    pub fn decode(body: &[u8], encoding: ClientEncoding) -> Result<Self, PgError> {
         let mut r = Reader::new(body);
         let mut out = Self::default();
         loop {
@@ -365,12 +386,12 @@ impl ServerNotice {
             if field == 0 {
                 return Ok(out);
             }
-            let value = r.cstr()?;
+            let value = r.text(encoding)?;
             match field {
-                b'V' => value.clone_into(&mut out.severity),
-                b'S' if out.severity.is_empty() => value.clone_into(&mut out.severity),
-                b'C' => value.clone_into(&mut out.code),
-                b'M' => value.clone_into(&mut out.message),
+                b'V' => out.severity = value.into_owned(),
+                b'S' if out.severity.is_empty() => out.severity = value.into_owned(),
+                b'C' => out.code = value.into_owned(),
+                b'M' => out.message = value.into_owned(),
                 _ => {}
             }
         }
@@ -556,7 +577,7 @@ mod tests {
             .i32(-1)
             .i16(0)
             .finish();
-        let bind = Bind::decode(&body[4..]).unwrap_or_else(|e| panic!("{e}"));
+        let bind = Bind::decode(&body[4..], ClientEncoding::Utf8).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(bind.portal, "p1");
         assert_eq!(bind.statement, "s1");
         assert_eq!(bind.format_of(1), 1);
@@ -573,12 +594,15 @@ mod tests {
             b"\xff\xff",
         ];
         for body in bodies {
-            assert!(Bind::decode(body).is_err(), "{body:?}");
+            assert!(
+                Bind::decode(body, ClientEncoding::Utf8).is_err(),
+                "{body:?}"
+            );
         }
-        assert!(Parse::decode(b"s\0q").is_err());
-        assert!(Parse::decode(b"s\0q\0\x00\x05").is_err());
-        assert!(decode_execute(b"p\0\x00").is_err());
-        assert!(ServerNotice::decode(b"SERROR\0C4200").is_err());
+        assert!(Parse::decode(b"s\0q", ClientEncoding::Utf8).is_err());
+        assert!(Parse::decode(b"s\0q\0\x00\x05", ClientEncoding::Utf8).is_err());
+        assert!(decode_execute(b"p\0\x00", ClientEncoding::Utf8).is_err());
+        assert!(ServerNotice::decode(b"SERROR\0C4200", ClientEncoding::Utf8).is_err());
     }
 
     #[test]
@@ -610,10 +634,16 @@ mod tests {
             "relation \"t\" does not exist",
             None,
         );
-        let n = ServerNotice::decode(&e[5..]).unwrap_or_else(|e| panic!("{e}"));
+        let n =
+            ServerNotice::decode(&e[5..], ClientEncoding::Utf8).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(n.code, "42P01");
         assert_eq!(n.severity, "ERROR");
         assert_eq!(n.message, "relation \"t\" does not exist");
+        // A server's message in the session's encoding (LATIN9 here) is read, not refused.
+        let latin9 = ClientEncoding::from_name("LATIN9");
+        let n = ServerNotice::decode(b"SERREUR\0C22012\0Mdivision par z\xe9ro\0\0", latin9)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n.message, "division par zéro");
         assert_eq!(tag_rows("SELECT 5"), Some(5));
         assert_eq!(tag_rows("INSERT 0 3"), Some(3));
         assert_eq!(tag_rows("COPY 7"), Some(7));

@@ -8,6 +8,7 @@
 //!
 //! Every command is admitted — its audit entry durable — before its bytes are written upstream.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -15,6 +16,7 @@ use bytes::{Bytes, BytesMut};
 use gatehouse_core::{Admission, Command, EndReason, Session, Waited};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
+use crate::encoding::ClientEncoding;
 use crate::error::PgError;
 use crate::frame::peek_header;
 use crate::masking::{with_formats, Catalog};
@@ -61,8 +63,9 @@ pub enum RelayEnd {
     ClientTerminated,
     /// The client closed the connection.
     ClientClosed,
-    /// The server closed the connection.
-    ServerClosed,
+    /// The server closed the connection, after the FATAL error it ended the session with
+    /// (terminated by an administrator, shut down, an idle timeout) if it sent one.
+    ServerClosed(Option<ServerNotice>),
     /// The gateway ended the session (token revoked or expired).
     Ended(EndReason),
     /// A protocol or I/O error.
@@ -98,6 +101,7 @@ pub async fn run<C, U>(
     limits: RelayLimits,
     traffic: &Traffic,
     cancelled: &tokio::sync::Notify,
+    encoding: ClientEncoding,
 ) -> RelayEnd
 where
     C: AsyncRead + AsyncWrite,
@@ -123,7 +127,7 @@ where
         };
         Some(ResultMasker::new(masker, catalog))
     };
-    let tracker = Mutex::new(Tracker::default());
+    let tracker = Mutex::new(Tracker::new(encoding));
     // What the client half needs said to the client while it waits (a held command's request
     // id); the server half writes it between whole messages.
     let (notices, notices_rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
@@ -156,6 +160,7 @@ where
                 rows: 0,
                 replacements: Vec::new(),
                 mask: masking,
+                fatal: None,
             },
         }
         .run();
@@ -278,6 +283,7 @@ fn scan_client(
         steps.push((0, n, Step::Forward));
         off = n;
     }
+    let encoding = lock(tracker).encoding();
     while *passthrough == 0 {
         let rest = buf.get(off..).unwrap_or_default();
         let Some((tag, total)) = peek_header(rest, limits.max_frame)? else {
@@ -301,14 +307,14 @@ fn scan_client(
         };
         let step = match tag {
             frontend::QUERY => {
-                let text = decode_query(body)?;
+                let text = decode_query(body, encoding)?;
                 let shape = Shape {
-                    copy_custom: Shape::custom_copy(text),
+                    copy_custom: Shape::custom_copy(&text),
                     ..Shape::default()
                 };
                 let t = lock(tracker);
-                let admission =
-                    session.admit_resolving(Command::new(text), &|name| t.candidates(name));
+                let admission = session
+                    .admit_resolving(Command::new(text.into_owned()), &|name| t.candidates(name));
                 drop(t);
                 Step::Admit {
                     admission,
@@ -318,19 +324,19 @@ fn scan_client(
                 }
             }
             frontend::PARSE => {
-                let p = Parse::decode(body)?;
+                let p = Parse::decode(body, encoding)?;
                 let statement = Statement {
                     text: Arc::from(p.query),
                     param_types: p.param_types,
                     fields: None,
                 };
-                Step::Push(lock(tracker).parse(p.statement, statement))
+                Step::Push(lock(tracker).parse(&p.statement, statement))
             }
             frontend::BIND => {
-                let b = Bind::decode(body)?;
-                reserved(b.portal)?;
+                let b = Bind::decode(body, encoding)?;
+                reserved(&b.portal)?;
                 let mut t = lock(tracker);
-                let (text, types, fields) = match t.statement(b.statement) {
+                let (text, types, fields) = match t.statement(&b.statement) {
                     Some(s) => (s.text.clone(), s.param_types.clone(), s.fields.clone()),
                     // Not prepared through the protocol: a statement PREPAREd in SQL shares the
                     // namespace. Judged as an EXECUTE of it, so the core classes it as what
@@ -353,10 +359,13 @@ fn scan_client(
                     .values
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| render(*v, b.format_of(i), types.get(i).copied().unwrap_or(0)))
+                    .map(|(i, v)| {
+                        let oid = types.get(i).copied().unwrap_or(0);
+                        render(*v, b.format_of(i), oid, encoding)
+                    })
                     .collect();
                 Step::Push(t.bind(
-                    b.portal,
+                    &b.portal,
                     Portal {
                         text,
                         params,
@@ -365,7 +374,8 @@ fn scan_client(
                 ))
             }
             frontend::EXECUTE => {
-                let (portal, _) = decode_execute(body)?;
+                let (portal, _) = decode_execute(body, encoding)?;
+                let portal = &*portal;
                 reserved(portal)?;
                 let t = lock(tracker);
                 let (command, shape) = match t.portal(portal) {
@@ -388,16 +398,16 @@ fn scan_client(
                     shape: (shape, on),
                 }
             }
-            frontend::DESCRIBE => match decode_target(body).and_then(not_reserved)? {
-                (b'S', name) => Step::Push(Pending::Describe(name.to_owned())),
+            frontend::DESCRIBE => match not_reserved(decode_target(body, encoding)?)? {
+                (b'S', name) => Step::Push(Pending::Describe(name.into_owned())),
                 (_, name) => {
-                    let serial = lock(tracker).portal_serial(name).unwrap_or(0);
-                    Step::Push(Pending::DescribePortal(name.to_owned(), serial))
+                    let serial = lock(tracker).portal_serial(&name).unwrap_or(0);
+                    Step::Push(Pending::DescribePortal(name.into_owned(), serial))
                 }
             },
             frontend::CLOSE => {
-                let (kind, name) = decode_target(body).and_then(not_reserved)?;
-                Step::Push(lock(tracker).close(kind == b'S', name))
+                let (kind, name) = not_reserved(decode_target(body, encoding)?)?;
+                Step::Push(lock(tracker).close(kind == b'S', &name))
             }
             frontend::SYNC => Step::Push(lock(tracker).sync()),
             frontend::FUNCTION_CALL => {
@@ -412,7 +422,7 @@ fn scan_client(
                             [one] => *one,
                             many => many.get(i).copied().unwrap_or(0),
                         };
-                        render(*v, format, 0)
+                        render(*v, format, 0, encoding)
                     })
                     .collect();
                 let command =
@@ -582,6 +592,8 @@ struct ServerScan {
     replacements: Vec<(usize, usize, Bytes)>,
     /// The session's result masker, if anything is masked.
     mask: Option<ResultMasker>,
+    /// The FATAL (or PANIC) error the server ended the session with, once it has sent one.
+    fatal: Option<ServerNotice>,
 }
 
 impl<U: AsyncRead, C: AsyncWrite> ServerHalf<'_, U, C> {
@@ -636,7 +648,7 @@ impl<U: AsyncRead, C: AsyncWrite> ServerHalf<'_, U, C> {
                 }
             };
             match read {
-                Ok(0) => return RelayEnd::ServerClosed,
+                Ok(0) => return RelayEnd::ServerClosed(scan.fatal.take()),
                 Ok(n) => {
                     shared
                         .traffic
@@ -673,6 +685,7 @@ fn scan_server(shared: Shared<'_>, buf: &[u8], scan: &mut ServerScan) -> Result<
         rows,
         replacements,
         mask,
+        fatal,
     } = scan;
     let mut mask = mask.as_mut();
     let mut off = 0;
@@ -740,8 +753,13 @@ fn scan_server(shared: Shared<'_>, buf: &[u8], scan: &mut ServerScan) -> Result<
             Action::Drop => replacements.push((off, off + total, Bytes::new())),
         };
         if tag == backend::PARAMETER_STATUS {
+            let mut t = lock(tracker);
             let mut r = Reader::new(body);
-            crate::reading::setting(r.cstr()?, r.cstr()?)?;
+            let (name, value) = (r.cstr()?, r.text(t.encoding())?);
+            crate::reading::setting(name, &value)?;
+            if name == "client_encoding" {
+                t.set_encoding(ClientEncoding::from_name(&value));
+            }
         }
         match (tag, mask.as_deref_mut()) {
             (backend::ROW_DESCRIPTION, Some(m)) => m.row_description(&mut lock(tracker), body)?,
@@ -798,9 +816,10 @@ fn scan_server(shared: Shared<'_>, buf: &[u8], scan: &mut ServerScan) -> Result<
                         let action = m.notice(tag, body)?;
                         let notice = match &action {
                             Action::Replace(masked) => {
-                                ServerNotice::decode(masked.get(5..).unwrap_or_default())?
+                                let masked = masked.get(5..).unwrap_or_default();
+                                ServerNotice::decode(masked, t.encoding())?
                             }
-                            _ => ServerNotice::decode(body)?,
+                            _ => ServerNotice::decode(body, t.encoding())?,
                         };
                         t.add_masked(&std::mem::take(&mut m.counts));
                         let refused = m.end_result();
@@ -812,9 +831,16 @@ fn scan_server(shared: Shared<'_>, buf: &[u8], scan: &mut ServerScan) -> Result<
                         };
                         (notice, refused, action)
                     }
-                    None => (ServerNotice::decode(body)?, None, Action::Forward),
+                    None => (
+                        ServerNotice::decode(body, t.encoding())?,
+                        None,
+                        Action::Forward,
+                    ),
                 };
                 let notice = refused.map(refusal_notice).unwrap_or(notice);
+                if matches!(notice.severity.as_str(), "FATAL" | "PANIC") {
+                    *fatal = Some(notice.clone());
+                }
                 // One replacement per message: the gateway's own error for a command it
                 // refused wins over a masked copy of the server's.
                 match t.error(session, notice, std::mem::take(rows)) {
@@ -871,9 +897,9 @@ fn reserved(portal: &str) -> Result<(), PgError> {
     Ok(())
 }
 
-fn not_reserved((kind, name): (u8, &str)) -> Result<(u8, &str), PgError> {
+fn not_reserved((kind, name): (u8, Cow<'_, str>)) -> Result<(u8, Cow<'_, str>), PgError> {
     if kind == b'P' {
-        reserved(name)?;
+        reserved(&name)?;
     }
     Ok((kind, name))
 }

@@ -92,7 +92,7 @@ impl ResultMasker {
     /// A RowDescription: either a described statement's columns (kept by the tracker) or the
     /// start of a result.
     pub fn row_description(&mut self, tracker: &mut Tracker, body: &[u8]) -> Result<(), PgError> {
-        let fields = decode_row_description(body)?;
+        let fields = decode_row_description(body, tracker.encoding())?;
         if tracker.row_description(&fields) == Described::Result {
             self.plan = Some(plan(&self.masker, self.catalog.as_deref(), &fields));
         }

@@ -342,6 +342,7 @@ impl Authenticated {
 impl Ready {
     async fn relay(self, limits: RelayLimits) {
         let traffic = Traffic::default();
+        let encoding = self.upstream.client_encoding();
         let (client_rd, mut client_wr) = tokio::io::split(self.client);
         let (server_rd, mut server_wr) = tokio::io::split(self.upstream.stream);
         let cancelled = self
@@ -356,6 +357,7 @@ impl Ready {
             limits,
             &traffic,
             &cancelled,
+            encoding,
         )
         .await;
         let reason = match &end {
@@ -364,7 +366,13 @@ impl Ready {
                 let _ = server_wr.write_all(&terminate()).await;
                 "client closed the connection".to_owned()
             }
-            RelayEnd::ServerClosed => "server closed the connection".to_owned(),
+            // The client has the server's FATAL error already (relayed like any message); the
+            // connection now closes, as it would direct.
+            RelayEnd::ServerClosed(Some(fatal)) => format!(
+                "server ended the session: {} {}: {}",
+                fatal.severity, fatal.code, fatal.message
+            ),
+            RelayEnd::ServerClosed(None) => "server closed the connection".to_owned(),
             RelayEnd::Ended(why) => {
                 let frame =
                     error_response(Severity::Fatal, "57P01", &why.message(), Some(why.hint()));

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use gatehouse_core::classify::PreparedUse;
 use gatehouse_core::{Admitted, CommandEnd, MaskLog, Outcome, Param, Session};
 
+use crate::encoding::ClientEncoding;
 use crate::masking::Field;
 use crate::messages::{error_response, tag_rows, ServerNotice, Severity};
 
@@ -204,9 +205,30 @@ pub struct Tracker {
     /// The statement whose ParameterDescription just arrived: the RowDescription (or NoData)
     /// that follows describes its result columns.
     described: Option<String>,
+    /// The client encoding the server last reported: how the session's texts are decoded.
+    encoding: ClientEncoding,
 }
 
 impl Tracker {
+    /// A tracker for a session whose server reported this client encoding at login.
+    pub fn new(encoding: ClientEncoding) -> Self {
+        Self {
+            encoding,
+            ..Self::default()
+        }
+    }
+
+    /// The client encoding the session's texts are in, as the server last reported it.
+    pub fn encoding(&self) -> ClientEncoding {
+        self.encoding
+    }
+
+    /// The server reported a new client encoding (ParameterStatus `client_encoding`); the
+    /// messages it reads from now on are in it.
+    pub fn set_encoding(&mut self, encoding: ClientEncoding) {
+        self.encoding = encoding;
+    }
+
     /// Queues what the server will answer next.
     pub fn push(&mut self, pending: Pending) {
         if self.copying_in {
@@ -704,14 +726,31 @@ impl Tracker {
         }
     }
 
-    /// Commands still waiting when the session ends: their outcome is unknown, and stays so in
-    /// the audit entry (never guessed).
+    /// Commands still waiting when the session ends: one the server already answered with an
+    /// error is finished with it; the others' outcome is unknown, and stays so in the audit
+    /// entry (never guessed).
     pub fn abandon(&mut self, session: &Session) {
-        let open = self
-            .queue
-            .drain(..)
-            .filter(|p| matches!(p, Pending::Command(_)))
-            .count();
+        let mut open = 0;
+        for pending in self.queue.drain(..) {
+            match pending {
+                // The server answered it with an error (the FATAL that ended the session, say)
+                // and closed before its ReadyForQuery: that error is its outcome.
+                Pending::Command(Running {
+                    admitted,
+                    error: Some((code, message)),
+                    rows,
+                    masked,
+                    ..
+                }) => session.finish(
+                    admitted,
+                    CommandEnd::from(Outcome::Failed { code, message })
+                        .rows(rows)
+                        .masked(masked),
+                ),
+                Pending::Command(_) => open += 1,
+                _ => {}
+            }
+        }
         if open > 0 {
             session.note(format!(
                 "session ended with {open} command(s) unanswered; their outcome is unknown"

@@ -11,6 +11,7 @@ use md5::{Digest, Md5};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::encoding::ClientEncoding;
 use crate::error::PgError;
 use crate::frame::{split_frame, Frame};
 use crate::messages::{backend, frontend, request_code, MessageBuilder, Reader, ServerNotice};
@@ -36,6 +37,23 @@ pub struct Upstream {
     pub ready: Frame,
     /// Bytes read past the ReadyForQuery.
     pub leftover: BytesMut,
+}
+
+impl Upstream {
+    /// The client encoding the server reported at login (UTF-8 if it reported none).
+    pub fn client_encoding(&self) -> ClientEncoding {
+        self.greeting
+            .iter()
+            .filter(|f| f.tag() == backend::PARAMETER_STATUS)
+            .find_map(|f| {
+                let mut r = Reader::new(f.body());
+                match (r.cstr(), r.cstr()) {
+                    (Ok("client_encoding"), Ok(value)) => Some(ClientEncoding::from_name(value)),
+                    _ => None,
+                }
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// Connects and logs in as the connection's user, passing the client's startup parameters
@@ -171,7 +189,7 @@ async fn connect_inner(
             backend::PARAMETER_STATUS | backend::NOTICE_RESPONSE => greeting.push(frame),
             backend::NEGOTIATE_PROTOCOL_VERSION => {}
             backend::ERROR_RESPONSE => {
-                let n = ServerNotice::decode(frame.body())?;
+                let n = ServerNotice::decode(frame.body(), ClientEncoding::Utf8)?;
                 return Err(PgError::Upstream(format!(
                     "upstream refused the gateway's login: {} ({})",
                     n.message, n.code

@@ -27,6 +27,7 @@ mod mysql_policy;
 mod new_user;
 mod oidc;
 mod operations;
+mod pg_fidelity;
 mod pgbench;
 mod pipelines;
 mod psql;
