@@ -12,6 +12,7 @@ pub struct Command {
     text: String,
     params: Vec<Param>,
     class: Option<StatementClass>,
+    unreadable: Option<String>,
 }
 
 impl Command {
@@ -21,6 +22,7 @@ impl Command {
             text: text.into(),
             params: Vec::new(),
             class: None,
+            unreadable: None,
         }
     }
 
@@ -31,6 +33,7 @@ impl Command {
             text: text.into(),
             params: Vec::new(),
             class: Some(class),
+            unreadable: None,
         }
     }
 
@@ -40,7 +43,20 @@ impl Command {
             text: text.into(),
             params,
             class: None,
+            unreadable: None,
         }
+    }
+
+    /// Marks a text the wire cannot be sure the server reads as the gateway does (`reason`
+    /// says why): recorded, and refused whatever the rules say.
+    pub fn unreadable(mut self, reason: impl Into<String>) -> Self {
+        self.unreadable = Some(reason.into());
+        self
+    }
+
+    /// Why the wire could not read it with certainty, if it could not.
+    pub fn unreadable_reason(&self) -> Option<&str> {
+        self.unreadable.as_deref()
     }
 
     /// The command text.

@@ -317,6 +317,7 @@ impl Session {
     fn admit_as(&self, command: Command, judged: Judged, resolver: Resolver<'_>) -> Admission {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let started = Instant::now();
+        let unreadable = command.unreadable_reason().map(str::to_owned);
         let (reading, command) = match command.class() {
             Some(class) => (
                 Reading {
@@ -347,7 +348,7 @@ impl Session {
             .into_iter()
             .filter(|u| !matches!(u, PreparedUse::Execute(_)))
             .collect();
-        let judgement = if let Some(reason) = refusal {
+        let judgement = if let Some(reason) = unreadable.or(refusal) {
             Judgement::Deny {
                 rule: READS_SQL_RULE.into(),
                 reason,

@@ -120,6 +120,17 @@ impl ClientEncoding {
     }
 }
 
+/// Whether a SQL text could read differently were the server, unknown to the gateway, in a
+/// client encoding whose characters can end in a backslash (SJIS, BIG5, GBK...): a function
+/// can switch the session to one, and the gateway hears of it only at the next
+/// ReadyForQuery. Only a backslash can change a text's structure that way (it escapes a quote
+/// in an `E''` string; every other byte a quote, comment or dollar quote ends with is below
+/// 0x30, which no such encoding takes as the second byte of a character), and only right after
+/// a non-ASCII byte.
+pub fn may_read_differently(text: &[u8]) -> bool {
+    text.windows(2).any(|w| w[0] >= 0x80 && w[1] == b'\\')
+}
+
 fn ascii_count(bytes: &[u8]) -> usize {
     bytes.iter().filter(|b| b.is_ascii()).count()
 }
@@ -178,6 +189,15 @@ mod tests {
         assert_eq!(euccn.decode(b"E'\xb0\\' x"), "E'\u{fffd}\\' x");
         // Invalid UTF-8 never swallows the quote after it.
         assert_eq!(ClientEncoding::Utf8.decode(b"'\xe3\x81' x"), "'\u{fffd}' x");
+    }
+
+    #[test]
+    fn only_a_backslash_after_a_non_ascii_byte_may_read_differently() {
+        assert!(may_read_differently(
+            b"SELECT E'\xc3\x83\\'; DELETE FROM t; --'"
+        ));
+        assert!(!may_read_differently("SELECT 'été', E'\\n'".as_bytes()));
+        assert!(!may_read_differently(b"SELECT E'\\\\'"));
     }
 
     #[test]

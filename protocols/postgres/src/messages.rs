@@ -202,6 +202,8 @@ pub struct Parse<'a> {
     pub statement: Cow<'a, str>,
     /// SQL text.
     pub query: Cow<'a, str>,
+    /// The SQL text's bytes, as sent.
+    pub query_bytes: &'a [u8],
     /// Parameter type OIDs the client specified (0: unspecified).
     pub param_types: Vec<u32>,
 }
@@ -211,7 +213,8 @@ impl<'a> Parse<'a> {
     pub fn decode(body: &'a [u8], encoding: ClientEncoding) -> Result<Self, PgError> {
         let mut r = Reader::new(body);
         let statement = r.text(encoding)?;
-        let query = r.text(encoding)?;
+        let query_bytes = r.cbytes()?;
+        let query = encoding.decode(query_bytes);
         let n = r.count16()?;
         let mut param_types = Vec::with_capacity(n.min(r.remaining() / 4));
         for _ in 0..n {
@@ -220,6 +223,7 @@ impl<'a> Parse<'a> {
         Ok(Self {
             statement,
             query,
+            query_bytes,
             param_types,
         })
     }

@@ -16,13 +16,13 @@ use bytes::{Bytes, BytesMut};
 use gatehouse_core::{Admission, Command, EndReason, Session, Waited};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
-use crate::encoding::ClientEncoding;
+use crate::encoding::{may_read_differently, ClientEncoding};
 use crate::error::PgError;
 use crate::frame::peek_header;
 use crate::masking::{with_formats, Catalog};
 use crate::messages::{
-    backend, decode_execute, decode_query, decode_target, error_response, execute, frontend, sync,
-    Bind, FunctionCall, Parse, Reader, ServerNotice, Severity,
+    backend, decode_execute, decode_target, error_response, execute, frontend, sync, Bind,
+    FunctionCall, Parse, Reader, ServerNotice, Severity,
 };
 use crate::params::render;
 use crate::result_mask::{Action, ResultMasker, REFUSED_RESULT};
@@ -31,6 +31,13 @@ use crate::tracker::{Pending, Portal, Running, Shape, Statement, Tracker};
 /// A portal name no client can have bound: executing it makes the server answer with an
 /// error in exactly the place the refused command's answer belongs.
 const REFUSED_PORTAL: &str = "gatehouse: refused command";
+
+/// Why a text that may read differently under another client encoding is refused while the
+/// server's encoding is not certain (`encoding::may_read_differently`).
+const UNSURE_ENCODING: &str = "a statement with a backslash right after a non-ASCII character \
+     cannot be read with certainty while earlier commands of the pipeline may still change the \
+     client encoding (the server reports it only at its next ReadyForQuery); send it after \
+     their results, or without that backslash";
 
 /// How long answers are still relayed after a client's Terminate.
 const TERMINATE_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
@@ -307,14 +314,18 @@ fn scan_client(
         };
         let step = match tag {
             frontend::QUERY => {
-                let text = decode_query(body, encoding)?;
+                let raw = Reader::new(body).cbytes()?;
+                let text = encoding.decode(raw);
                 let shape = Shape {
                     copy_custom: Shape::custom_copy(&text),
                     ..Shape::default()
                 };
                 let t = lock(tracker);
-                let admission = session
-                    .admit_resolving(Command::new(text.into_owned()), &|name| t.candidates(name));
+                let mut command = Command::new(text.into_owned());
+                if may_read_differently(raw) && unsettled(&t, steps) {
+                    command = command.unreadable(UNSURE_ENCODING);
+                }
+                let admission = session.admit_resolving(command, &|name| t.candidates(name));
                 drop(t);
                 Step::Admit {
                     admission,
@@ -325,19 +336,26 @@ fn scan_client(
             }
             frontend::PARSE => {
                 let p = Parse::decode(body, encoding)?;
+                let mut t = lock(tracker);
                 let statement = Statement {
+                    unsure: may_read_differently(p.query_bytes) && unsettled(&t, steps),
                     text: Arc::from(p.query),
                     param_types: p.param_types,
                     fields: None,
                 };
-                Step::Push(lock(tracker).parse(&p.statement, statement))
+                Step::Push(t.parse(&p.statement, statement))
             }
             frontend::BIND => {
                 let b = Bind::decode(body, encoding)?;
                 reserved(&b.portal)?;
                 let mut t = lock(tracker);
-                let (text, types, fields) = match t.statement(&b.statement) {
-                    Some(s) => (s.text.clone(), s.param_types.clone(), s.fields.clone()),
+                let (text, types, fields, unsure) = match t.statement(&b.statement) {
+                    Some(s) => (
+                        s.text.clone(),
+                        s.param_types.clone(),
+                        s.fields.clone(),
+                        s.unsure,
+                    ),
                     // Not prepared through the protocol: a statement PREPAREd in SQL shares the
                     // namespace. Judged as an EXECUTE of it, so the core classes it as what
                     // that PREPARE ran (or unknown).
@@ -348,6 +366,7 @@ fn scan_client(
                         )),
                         Vec::new(),
                         None,
+                        false,
                     ),
                 };
                 let shape = Shape {
@@ -370,6 +389,7 @@ fn scan_client(
                         text,
                         params,
                         shape,
+                        unsure,
                     },
                 ))
             }
@@ -379,6 +399,11 @@ fn scan_client(
                 reserved(portal)?;
                 let t = lock(tracker);
                 let (command, shape) = match t.portal(portal) {
+                    Some(p) if p.unsure => (
+                        Command::with_params(&*p.text, p.params.clone())
+                            .unreadable(UNSURE_ENCODING),
+                        p.shape.clone(),
+                    ),
                     Some(p) => (
                         Command::with_params(&*p.text, p.params.clone()),
                         p.shape.clone(),
@@ -875,6 +900,12 @@ fn scan_server(shared: Shared<'_>, buf: &[u8], scan: &mut ServerScan) -> Result<
         off += total;
     }
     Ok(off)
+}
+
+/// Whether a command may have run upstream since the server last reported its settings:
+/// queued in the tracker, or earlier in the chunk being scanned.
+fn unsettled(tracker: &Tracker, steps: &[(usize, usize, Step)]) -> bool {
+    tracker.unsettled() || steps.iter().any(|(.., s)| matches!(s, Step::Admit { .. }))
 }
 
 /// The error a refused result closes its command with.

@@ -34,6 +34,9 @@ pub struct Statement {
     /// Its result columns, once a Describe of it was answered (for masking results that
     /// arrive without a RowDescription).
     pub fields: Option<Arc<[Field]>>,
+    /// Parsed while the server's client encoding was not certain, with a text that could read
+    /// differently under another one (`encoding::may_read_differently`): never run.
+    pub unsure: bool,
 }
 
 /// A bound portal: the statement text and the rendered parameters.
@@ -45,6 +48,8 @@ pub struct Portal {
     pub params: Vec<Param>,
     /// What its rows will look like.
     pub shape: Shape,
+    /// Its statement is [`Statement::unsure`].
+    pub unsure: bool,
 }
 
 /// What a command's rows will look like, as far as the gateway knows before they arrive.
@@ -207,6 +212,9 @@ pub struct Tracker {
     described: Option<String>,
     /// The client encoding the server last reported: how the session's texts are decoded.
     encoding: ClientEncoding,
+    /// Something ran since the server's last ReadyForQuery (or is still to): it may have
+    /// changed the client encoding, which the server reports only at the next one.
+    unsettled: bool,
 }
 
 impl Tracker {
@@ -229,8 +237,15 @@ impl Tracker {
         self.encoding = encoding;
     }
 
+    /// Whether a command may have run since the server last reported its settings: until
+    /// its next ReadyForQuery, the client encoding it reads messages in is not certain.
+    pub fn unsettled(&self) -> bool {
+        self.unsettled
+    }
+
     /// Queues what the server will answer next.
     pub fn push(&mut self, pending: Pending) {
+        self.unsettled |= matches!(pending, Pending::Command(_));
         if self.copying_in {
             match pending {
                 Pending::Sync { .. } => return,
@@ -391,6 +406,7 @@ impl Tracker {
                     text,
                     param_types: Vec::new(),
                     fields: None,
+                    unsure: false,
                 };
                 self.statements.insert(name, (self.serial, statement));
             }
@@ -663,6 +679,14 @@ impl Tracker {
     /// their pipeline failed, and the server skipped to the Sync); drafts still unconfirmed
     /// are undone. With the server idle (`I`), the transaction's portals are gone.
     pub fn ready(&mut self, session: &Session, status: u8) {
+        self.ready_up_to_sync(session, status);
+        self.unsettled = self
+            .queue
+            .iter()
+            .any(|p| matches!(p, Pending::Command(_) | Pending::Sync { .. }));
+    }
+
+    fn ready_up_to_sync(&mut self, session: &Session, status: u8) {
         if !self.queue.iter().any(|p| matches!(p, Pending::Sync { .. })) {
             return;
         }

@@ -489,3 +489,138 @@ fn ssh_env_requests_pass_only_the_locale_and_every_one_is_audited() {
         refused[0]
     );
 }
+
+/// A raw PostgreSQL client (no driver would send these bytes): logs in, sends `mode`'s
+/// messages in one write, prints each error's SQLSTATE and message, each reported
+/// client_encoding, and "closed" when the other end hangs up.
+const RAW_PG: &str = r#"
+import socket, struct, sys
+host, port, user, password, database, mode = sys.argv[1:7]
+s = socket.create_connection((host, int(port)))
+s.settimeout(10)
+buf = b""
+def read_msg():
+    global buf
+    while len(buf) < 5 or len(buf) < 1 + struct.unpack("!i", buf[1:5])[0]:
+        chunk = s.recv(65536)
+        if not chunk:
+            return None, None
+        buf += chunk
+    n = struct.unpack("!i", buf[1:5])[0]
+    tag, body, buf = buf[:1], buf[5:1 + n], buf[1 + n:]
+    return tag, body
+def msg(tag, body):
+    return tag + struct.pack("!i", len(body) + 4) + body
+params = b"user\0" + user.encode() + b"\0database\0" + database.encode() + b"\0\0"
+s.sendall(struct.pack("!ii", len(params) + 8, 196608) + params)
+while True:
+    tag, body = read_msg()
+    if tag == b"R" and struct.unpack("!i", body[:4])[0] == 3:
+        s.sendall(msg(b"p", password.encode() + b"\0"))
+    elif tag == b"E" or tag is None:
+        print("login failed", body); sys.exit(1)
+    elif tag == b"Z":
+        break
+switch = b"SELECT switch_encoding()\0"
+# Under SJIS, C3 is a character and 83 5C another: the string ends at the quote after them.
+# Read as UTF-8, 83 ends the character C3 83 and the backslash escapes that quote.
+hidden = b"SELECT E'\xc3\x83\\' ; DELETE FROM accounts; --'\0"
+single = b"SELECT E'\xc3\x83\\' AS s, 1 --'\0"
+def extended(text):
+    return (msg(b"P", b"\0" + text + b"\0\0") + msg(b"B", b"\0\0\0\0\0\0\0\0")
+            + msg(b"E", b"\0\0\0\0\0"))
+if mode == "simple":
+    s.sendall(msg(b"Q", switch) + msg(b"Q", hidden))
+elif mode == "extended":
+    s.sendall(extended(switch) + extended(single) + msg(b"S", b""))
+elif mode == "alone":
+    s.sendall(msg(b"Q", single))
+readies = 0
+while readies < 2:
+    tag, body = read_msg()
+    if tag is None:
+        print("closed"); break
+    if tag == b"E":
+        fields = dict((f[:1], f[1:]) for f in body.split(b"\0") if f)
+        print("error", fields.get(b"C", b"").decode(), fields.get(b"M", b"").decode("utf-8", "replace"))
+    elif tag == b"S" and body.startswith(b"client_encoding\0"):
+        print("encoding", body.split(b"\0")[1].decode())
+    elif tag == b"Z":
+        readies += 1
+        if mode != "simple":
+            break
+"#;
+
+fn raw_pg(port: u16, user: &str, password: &str, database: &str, mode: &str) -> String {
+    let port = port.to_string();
+    let out = run(
+        "python3",
+        &[
+            "-c",
+            RAW_PG,
+            "127.0.0.1",
+            &port,
+            user,
+            password,
+            database,
+            mode,
+        ],
+        None,
+        &[],
+    );
+    assert!(out.status.success(), "{}", shown(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_pipelined_text_that_another_client_encoding_would_read_differently_is_refused() {
+    // Direct, the server reads the hidden DELETE: a function switches the session to SJIS
+    // (a SELECT to the gateway, which cannot see inside it) and the next message of the same
+    // write is read in it.
+    const SWITCH: &str = "CREATE FUNCTION switch_encoding() RETURNS void LANGUAGE plpgsql AS \
+        $$ BEGIN PERFORM set_config('client_encoding', 'SJIS', false); END $$";
+    scratch_db("gh_bound_enc_direct");
+    admin_sql(
+        "gh_bound_enc_direct",
+        "CREATE TABLE accounts (id int); INSERT INTO accounts VALUES (1), (2), (3)",
+    );
+    admin_sql("gh_bound_enc_direct", SWITCH);
+    let direct = raw_pg(5432, "postgres", "", "gh_bound_enc_direct", "simple");
+    assert!(direct.contains("encoding SJIS"), "{direct}");
+    assert_eq!(
+        admin_sql("gh_bound_enc_direct", "SELECT count(*) FROM accounts"),
+        "0",
+        "the attack no longer works direct, so this test proves nothing: {direct}"
+    );
+
+    // Through the gateway the same bytes delete nothing: the second text has a backslash
+    // after a non-ASCII byte and the call before it may have changed the encoding. (The
+    // client hears the session end first: the server reports SJIS, which the gateway does
+    // not read, before it answers the refused text's stand-in.)
+    let (gw, token) = pg_gateway("gh_bound_enc");
+    admin_sql("gh_bound_enc", SWITCH);
+    let through = raw_pg(gw.port, "job", &token, "app", "simple");
+    assert!(through.contains("error 0A000"), "{through}");
+    assert_eq!(rows_left("gh_bound_enc"), "3", "{through}");
+    // The extended protocol: a Parse pipelined behind the function's Execute is never run.
+    let through = raw_pg(gw.port, "job", &token, "app", "extended");
+    assert!(through.contains("error 42501"), "{through}");
+    assert!(
+        through.contains("backslash right after a non-ASCII"),
+        "{through}"
+    );
+    // Alone, nothing can have changed the encoding: the same kind of text runs.
+    let alone = raw_pg(gw.port, "job", &token, "app", "alone");
+    assert!(!alone.contains("error"), "{alone}");
+    assert_eq!(rows_left("gh_bound_enc"), "3");
+    let rows = gw.audit_until(|r| with_statement(r, "DELETE FROM accounts; --").len() == 1);
+    let hidden = with_statement(&rows, "DELETE FROM accounts; --");
+    assert_eq!(hidden[0]["verdict"], "deny", "{:#?}", hidden[0]);
+    assert!(
+        hidden[0]
+            .to_string()
+            .contains("backslash right after a non-ASCII"),
+        "{:#?}",
+        hidden[0]
+    );
+}
