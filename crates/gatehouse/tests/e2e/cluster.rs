@@ -148,6 +148,33 @@ impl Cluster {
         );
     }
 
+    /// Restarts the server with a fast shutdown, as an operator would: every session gets
+    /// FATAL 57P01 and its connection closes.
+    pub fn restart(&self) {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("server.log");
+        let out = as_postgres(
+            &pg_bin("pg_ctl"),
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+                "restart",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl restart: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Starts the stopped server again, on the same port.
     pub fn start_again(&self) {
         let data = self.dir.path().join("data");

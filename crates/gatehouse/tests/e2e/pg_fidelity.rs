@@ -401,3 +401,131 @@ fn psql_in_latin9_and_win1252_is_relayed_byte_exact() {
         1
     );
 }
+
+#[test]
+fn a_server_restart_reaches_the_client_as_direct() {
+    use std::io::{BufRead, BufReader, Write};
+    let cluster = crate::cluster::Cluster::start("", "");
+    let address = cluster.address();
+    let gw = Gateway::start(&[Conn {
+        address: &address,
+        database: "postgres",
+        ..Conn::local("restarted", "postgres")
+    }]);
+    let token = gw.token("fidelity", &["batch"]);
+    let direct = format!(
+        "host=127.0.0.1 port={} dbname=postgres user=postgres sslmode=disable",
+        cluster.port
+    );
+    // Both connections open before the restart; the script waits for a line on stdin.
+    let script = r#"
+import json, sys, psycopg
+conns = {"direct": psycopg.connect(sys.argv[1], autocommit=True),
+         "through": psycopg.connect(sys.argv[2], autocommit=True)}
+for c in conns.values():
+    c.execute("SELECT 1")
+print("connected", flush=True)
+sys.stdin.readline()
+out = {}
+for name, c in conns.items():
+    try:
+        c.execute("SELECT 1")
+        out[name] = {"after": "no error"}
+    except psycopg.Error as e:
+        out[name] = {"error": type(e).__name__, "sqlstate": e.sqlstate}
+    out[name]["broken"] = c.broken
+print(json.dumps(out, sort_keys=True))
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script, &direct, &gw.dsn("restarted", &token)])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(first, "connected");
+    cluster.restart();
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"go\n")
+        .expect("go");
+    let result = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert!(child.wait().expect("wait").success());
+    let out: Value = serde_json::from_str(&result).expect("json");
+    assert_eq!(out["direct"], out["through"], "{out}");
+    assert_eq!(out["through"]["broken"], true, "{out}");
+    assert_eq!(out["through"]["sqlstate"], "57P01", "{out}");
+    let sessions = gw.sessions_until(|s| {
+        s.iter().any(|s| {
+            s["end_reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("57P01"))
+        })
+    });
+    assert!(sessions.iter().any(|s| s["end_reason"]
+        .as_str()
+        .is_some_and(|r| r.starts_with("server ended the session: FATAL 57P01"))));
+}
+
+#[test]
+fn psql_sees_its_own_pid_in_notifications_and_a_terminated_backend_as_direct() {
+    let (gw, token) = start("gh_fid_psql_pid", "");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("pid.sql");
+    std::fs::write(
+        &file,
+        "SELECT pg_backend_pid() AS pid \\gset\n\\echo backend :pid\nLISTEN ch;\nNOTIFY ch, 'hi';\n\
+         SELECT pg_terminate_backend(pg_backend_pid());\nSELECT 'not reached';\n",
+    )
+    .expect("write");
+    let file = file.to_str().expect("path");
+    let psql = |dsn: &str| {
+        let out = run("psql", &["-X", "-At", "-d", dsn, "-f", file], None, &[]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Plain and TLS each way: libpq words a closed connection by how it was closed.
+    for ssl in ["disable", "require"] {
+        let direct =
+            direct_dsn("gh_fid_psql_pid").replace("sslmode=disable", &format!("sslmode={ssl}"));
+        let through = gw
+            .dsn("fid", &token)
+            .replace("sslmode=require", &format!("sslmode={ssl}"));
+        compare_psql(psql(&direct), psql(&through));
+    }
+}
+
+type PsqlRun = (Option<i32>, String, String);
+
+fn compare_psql(direct: PsqlRun, through: PsqlRun) {
+    // The pids differ from run to run; everything else is the same, byte for byte.
+    let pid_of = |out: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix("backend "))
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    let scrub = |text: &str, pid: &str| text.replace(pid, "PID");
+    let (dpid, tpid) = (pid_of(&direct.1), pid_of(&through.1));
+    assert!(!tpid.is_empty(), "{through:?}");
+    assert_eq!(direct.0, through.0, "exit codes: {direct:?} {through:?}");
+    assert_eq!(scrub(&direct.1, &dpid), scrub(&through.1, &tpid));
+    assert_eq!(scrub(&direct.2, &dpid), scrub(&through.2, &tpid));
+    // The notification names the backend the client was told is its own.
+    assert!(
+        through
+            .1
+            .contains(&format!("received from server process with PID {tpid}.")),
+        "{through:?}"
+    );
+    assert!(through
+        .2
+        .contains("terminating connection due to administrator command"));
+    assert!(!through.1.contains("not reached"));
+}
