@@ -129,72 +129,30 @@ impl Cluster {
 impl Cluster {
     /// Stops the server (as an outage would: connections are cut).
     pub fn stop(&self) {
-        let data = self.dir.path().join("data");
-        let out = as_postgres(
-            &pg_bin("pg_ctl"),
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "pg_ctl stop: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.pg_ctl(&["-m", "immediate", "-w", "stop"]);
     }
 
     /// Restarts the server with a fast shutdown, as an operator would: every session gets
     /// FATAL 57P01 and its connection closes.
     pub fn restart(&self) {
-        let data = self.dir.path().join("data");
-        let log = self.dir.path().join("server.log");
-        let out = as_postgres(
-            &pg_bin("pg_ctl"),
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-l",
-                log.to_str().unwrap(),
-                "-m",
-                "fast",
-                "-w",
-                "-t",
-                "60",
-                "restart",
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "pg_ctl restart: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.pg_ctl(&["-m", "fast", "-w", "-t", "60", "restart"]);
     }
 
     /// Starts the stopped server again, on the same port.
     pub fn start_again(&self) {
+        self.pg_ctl(&["-w", "-t", "60", "start"]);
+    }
+
+    /// `pg_ctl` on this cluster's data directory and log, as the postgres user.
+    fn pg_ctl(&self, args: &[&str]) {
         let data = self.dir.path().join("data");
         let log = self.dir.path().join("server.log");
-        let out = as_postgres(
-            &pg_bin("pg_ctl"),
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-l",
-                log.to_str().unwrap(),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        );
+        let mut all = vec!["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let out = as_postgres(&pg_bin("pg_ctl"), &all);
         assert!(
             out.status.success(),
-            "pg_ctl start: {}",
+            "pg_ctl {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
