@@ -121,6 +121,22 @@ elif scenario == "latin9":
         out["error"] = failure(e)
         out["message"] = e.diag.message_primary
 
+elif scenario == "latin9_async":
+    async def main():
+        conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+        await conn.execute("SET client_encoding TO 'LATIN9'")
+        out["encoding"] = conn.info.encoding
+        cur = await conn.execute("SELECT %s::text || ' ' || %s", ("été", "€"))
+        out["echo"] = (await cur.fetchone())[0]
+        cur = await conn.execute("SELECT 'réf ' || '4111111111111111'")
+        out["card"] = (await cur.fetchone())[0]
+        try:
+            await conn.execute("SELECT %s::int", ("né",))
+        except psycopg.Error as e:
+            out["error"] = failure(e)
+            out["message"] = e.diag.message_primary
+    asyncio.run(main())
+
 print(json.dumps(out, sort_keys=True))
 "#;
 
@@ -309,20 +325,27 @@ fn the_server_ending_a_session_reaches_the_client_as_direct_and_errors_keep_thei
 #[test]
 fn latin9_clients_read_write_and_see_errors_as_direct_and_the_audit_reads_their_text() {
     let (gw, token) = start("gh_fid_latin9", PAN_MASK);
-    let direct = scenario("latin9", &direct_dsn("gh_fid_latin9"), "gh_fid_latin9");
-    let through = scenario("latin9", &gw.dsn("fid", &token), "gh_fid_latin9");
-    assert_eq!(direct["echo"], "été €");
-    assert_eq!(direct["card"], "réf 4111111111111111");
-    let card = through["card"].as_str().unwrap_or_default();
-    assert!(
-        card.starts_with("réf ") && card.ends_with("1111") && !card.contains("4111111111111111"),
-        "{through}"
-    );
-    for key in ["encoding", "echo", "error", "message"] {
-        assert_eq!(direct[key], through[key], "{key}: {direct} / {through}");
+    for name in ["latin9", "latin9_async"] {
+        let direct = scenario(name, &direct_dsn("gh_fid_latin9"), "gh_fid_latin9");
+        let through = scenario(name, &gw.dsn("fid", &token), "gh_fid_latin9");
+        assert_eq!(direct["echo"], "été €");
+        assert_eq!(direct["card"], "réf 4111111111111111");
+        let card = through["card"].as_str().unwrap_or_default();
+        assert!(
+            card.starts_with("réf ")
+                && card.ends_with("1111")
+                && !card.contains("4111111111111111"),
+            "{name}: {through}"
+        );
+        for key in ["encoding", "echo", "error", "message"] {
+            assert_eq!(
+                direct[key], through[key],
+                "{name} {key}: {direct} / {through}"
+            );
+        }
+        assert_eq!(through["error"]["sqlstate"], "22P02");
     }
-    assert_eq!(through["error"]["sqlstate"], "22P02");
-    let rows = gw.audit_until(|rows| !with_statement(rows, "SELECT $1::int").is_empty());
+    let rows = gw.audit_until(|rows| with_statement(rows, "SELECT $1::int").len() == 2);
     let echo = with_statement(&rows, "SELECT $1::text");
     assert_eq!(
         echo[0]["params"],
