@@ -146,6 +146,11 @@ impl Session {
             crate::connection::Protocol::Mysql => mysql::read(text, modes),
             other => crate::classify::read(other, text),
         };
+        if self.info.protocol == crate::connection::Protocol::Mysql {
+            if let Some(refused) = mysql::unsure_charset(text, modes) {
+                return refused;
+            }
+        }
         if text.len() > crate::classify::MAX_PARSED_TEXT {
             return Reading::unknown();
         }
@@ -364,6 +369,19 @@ impl Session {
         } else {
             Judgement::Allow { rule: None }
         };
+        // A MySQL command the gateway could not read may switch the character set unseen.
+        if self.info.protocol == Protocol::Mysql
+            && classes.contains(StatementClass::Unknown)
+            && !matches!(judgement, Judgement::Deny { .. })
+        {
+            let modes = self.mysql_modes();
+            if !modes.charset_unsure {
+                self.set_mysql_modes(mysql::Modes {
+                    charset_unsure: true,
+                    ..modes
+                });
+            }
+        }
         // A review's grace matches the exact command, so it is fingerprinted before masking
         // and cutting (the fingerprint is a hash; the clear text is never stored). A command
         // too long to be shown whole to an approver is not reviewable.

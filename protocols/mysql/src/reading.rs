@@ -40,6 +40,7 @@ pub fn modes_of(version: &str, status: u16) -> Modes {
         ansi_quotes: false,
         version: major * 10_000 + minor.min(99) * 100 + patch.min(99),
         mariadb,
+        charset_unsure: false,
     }
 }
 

@@ -488,6 +488,23 @@ mod tests {
     }
 
     #[test]
+    fn after_an_unreadable_mysql_statement_only_texts_no_charset_reads_differently_pass() {
+        let unsure = mysql::Modes {
+            charset_unsure: true,
+            ..mysql::Modes::default()
+        };
+        let hidden = "SELECT '\u{c3}\\'; DELETE FROM t; -- '";
+        assert!(mysql::unsure_charset(hidden, unsure).is_some_and(|r| r.refusal.is_some()));
+        assert!(mysql::unsure_charset("SELECT `caf\u{e9}` FROM t", unsure).is_some());
+        assert!(mysql::unsure_charset("SELECT 'caf\u{e9}', 'a\\'b'", unsure).is_none());
+        // Before any such statement, the same text is read (as the one SELECT it is in utf8).
+        assert!(mysql::unsure_charset(hidden, mysql::Modes::default()).is_none());
+        let sure = mysql::read(hidden, mysql::Modes::default());
+        assert!(sure.refusal.is_none());
+        assert_eq!(sure.classes.to_string(), "select");
+    }
+
+    #[test]
     fn settings_that_change_lexing_are_refused() {
         let refused = |p, sql: &str| read(p, sql).refusal.is_some();
         let pgp = Protocol::Postgres;

@@ -9,6 +9,33 @@ use super::mysql_lexer::lex;
 pub use super::mysql_lexer::Modes;
 use super::{PreparedUse, Reading, StatementClass};
 
+/// Whether a text could read differently under a character set whose characters can end in a
+/// backslash or a backtick (sjis, big5, gbk, cp932, gb18030): those two bytes, right after a
+/// non-ASCII byte, would be part of that character there (a quote or a comment opener, all
+/// below 0x40, never is).
+pub fn may_read_differently(sql: &str) -> bool {
+    sql.as_bytes()
+        .windows(2)
+        .any(|w| w[0] >= 0x80 && matches!(w[1], b'\\' | b'`'))
+}
+
+/// The refusal of a text that may read differently now that the session's character set is
+/// not certain ([`Modes::charset_unsure`]); `None` when it reads the same under every set.
+/// Checked on every text, before any cached reading: it depends on the literals' bytes.
+pub fn unsure_charset(sql: &str, modes: Modes) -> Option<Reading> {
+    if !modes.charset_unsure || !may_read_differently(sql) {
+        return None;
+    }
+    let mut unsure = Reading::unknown();
+    unsure.refuse(
+        "a statement with a backslash or backtick right after a non-ASCII character cannot \
+         be read with certainty after a statement the gateway could not read ran in this \
+         session (it may have changed the client character set); reconnect to send it"
+            .into(),
+    );
+    Some(unsure)
+}
+
 /// Reads a MySQL text under the session's modes. Under `ANSI_QUOTES`, which no server message
 /// reveals, the text is read both ways: if the readings differ it is `unknown`.
 pub fn read(sql: &str, modes: Modes) -> Reading {

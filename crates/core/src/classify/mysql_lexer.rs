@@ -21,6 +21,12 @@ pub struct Modes {
     pub version: u32,
     /// The server is MariaDB, which also runs `/*M! ... */`.
     pub mariadb: bool,
+    /// A command the gateway could not read ran (`EXECUTE` of a statement prepared from a
+    /// variable, `EXECUTE IMMEDIATE` of an expression): it may have switched the client
+    /// character set to one whose characters can end in a backslash or a backtick, which no
+    /// packet reveals. From then on a text that would read differently under such a set is
+    /// refused ([`may_read_differently`](super::mysql::may_read_differently)).
+    pub charset_unsure: bool,
 }
 
 impl Default for Modes {
@@ -30,6 +36,7 @@ impl Default for Modes {
             ansi_quotes: false,
             version: 100_000,
             mariadb: true,
+            charset_unsure: false,
         }
     }
 }

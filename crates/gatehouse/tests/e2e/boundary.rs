@@ -624,3 +624,73 @@ fn a_pipelined_text_that_another_client_encoding_would_read_differently_is_refus
         hidden[0]
     );
 }
+
+#[test]
+fn mysql_after_an_unreadable_statement_a_text_another_charset_would_read_differently_is_refused() {
+    // Direct, the server reads the hidden DELETE: a statement prepared from a variable switches
+    // the client character set to sjis (nothing in the protocol says so), and the next text is
+    // read in it: C3 is a character and 83 5C another, so the string ends at the quote.
+    let hidden = "SELECT '\u{c3}\\'; DELETE FROM t; -- '";
+    let script = r#"
+import sys, pymysql
+from pymysql.constants import CLIENT
+port, user, password, db, hidden = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+conn = pymysql.connect(host="127.0.0.1", port=port, user=user, password=password, database=db,
+                       connect_timeout=10, client_flag=CLIENT.MULTI_STATEMENTS, autocommit=True)
+# Built from pieces: the gateway refuses a text that names the client character set.
+for sql in ["SELECT 'still served'",
+            "SET @s = CONCAT('SET charac', 'ter_set_client = sjis')", "PREPARE st FROM @s",
+            "EXECUTE st", hidden, "SELECT 'still served'"]:
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            while cur.nextset():
+                pass
+        print("ran", sql)
+    except pymysql.MySQLError as e:
+        print("refused", sql, "|", e.args[0], "|", e.args[1])
+"#;
+    let db = "gh_bound_my_charset";
+    scratch_mysql_db(db);
+    root_sql(&format!(
+        "CREATE TABLE {db}.t (id INT); INSERT INTO {db}.t VALUES (1),(2),(3)"
+    ));
+    let out = run(
+        "python3",
+        &["-c", script, "3306", "root", "", db, hidden],
+        None,
+        &[],
+    );
+    assert!(out.status.success(), "{}", shown(&out));
+    assert_eq!(
+        my_rows_left(db),
+        "0",
+        "the attack no longer works direct, so this test proves nothing: {}",
+        shown(&out)
+    );
+
+    // Through the gateway, whose rules allow what it cannot read here, the same texts delete
+    // nothing: after the unreadable EXECUTE, the hidden text is refused.
+    root_sql(&format!("INSERT INTO {db}.t VALUES (1),(2),(3)"));
+    let policy = mysql_connection("my", db, "");
+    let gw = Gateway::start_with_policy(&[], &policy, &[]);
+    let token = gw.token("job", &["batch"]);
+    let port = gw.mysql_port.to_string();
+    let out = run(
+        "python3",
+        &["-c", script, &port, "tester", &token, "my", hidden],
+        None,
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", shown(&out));
+    assert!(stdout.contains("ran EXECUTE st"), "{stdout}");
+    assert!(stdout.contains("backslash or backtick"), "{stdout}");
+    // The same folded text before and after: the refusal never leaks into the cache.
+    assert_eq!(
+        stdout.matches("ran SELECT 'still served'").count(),
+        2,
+        "{stdout}"
+    );
+    assert_eq!(my_rows_left(db), "3", "{stdout}");
+}
