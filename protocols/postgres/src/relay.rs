@@ -322,7 +322,7 @@ fn scan_client(
                 };
                 let t = lock(tracker);
                 let mut command = Command::new(text.into_owned());
-                if may_read_differently(raw) && unsettled(&t, steps) {
+                if unsettled(&t, steps) && may_read_differently(raw) {
                     command = command.unreadable(UNSURE_ENCODING);
                 }
                 let admission = session.admit_resolving(command, &|name| t.candidates(name));
@@ -338,7 +338,7 @@ fn scan_client(
                 let p = Parse::decode(body, encoding)?;
                 let mut t = lock(tracker);
                 let statement = Statement {
-                    unsure: may_read_differently(p.query_bytes) && unsettled(&t, steps),
+                    unsure: unsettled(&t, steps) && may_read_differently(p.query_bytes),
                     text: Arc::from(p.query),
                     param_types: p.param_types,
                     fields: None,
