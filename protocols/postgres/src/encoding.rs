@@ -36,11 +36,11 @@ impl ClientEncoding {
     /// The decoding of a PostgreSQL encoding name (as ParameterStatus reports it: `UTF8`,
     /// `LATIN9`, `WIN1252`...; case, `-` and `_` are ignored, as the server ignores them).
     pub fn from_name(name: &str) -> Self {
-        let key: String = name
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .map(|c| c.to_ascii_lowercase())
-            .collect();
+        let key = gatehouse_core::classify::postgres::encoding_key(name);
+        let key = match key.strip_prefix("windows") {
+            Some(number) => format!("win{number}"),
+            None => key,
+        };
         use encoding_rs as e;
         match key.as_str() {
             "utf8" | "unicode" | "sqlascii" => Self::Utf8,
@@ -68,7 +68,7 @@ impl ClientEncoding {
             "win1255" => Self::Table(e::WINDOWS_1255),
             "win1256" => Self::Table(e::WINDOWS_1256),
             "win1257" => Self::Table(e::WINDOWS_1257),
-            "win1258" => Self::Table(e::WINDOWS_1258),
+            "win1258" | "abc" | "tcvn" | "tcvn5712" | "vscii" => Self::Table(e::WINDOWS_1258),
             "koi8r" | "koi8" => Self::Table(e::KOI8_R),
             "koi8u" => Self::Table(e::KOI8_U),
             "eucjp" => Self::Table(e::EUC_JP),
@@ -82,6 +82,26 @@ impl ClientEncoding {
     /// Whether this is UTF-8, the case every hot path is tuned for.
     pub fn is_utf8(self) -> bool {
         self == Self::Utf8
+    }
+
+    /// Decodes a text exactly: `None` if any byte sequence is not a character of the encoding,
+    /// or if decoding would merge an ASCII byte into another character (which PostgreSQL
+    /// rejects in every encoding the gateway admits). Distinct texts that decode stay distinct,
+    /// so names decoded this way never collide; the server rejects what this rejects.
+    pub fn decode_exact(self, bytes: &[u8]) -> Option<Cow<'_, str>> {
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            if self.is_utf8() || text.is_ascii() {
+                return Some(Cow::Borrowed(text));
+            }
+        }
+        let decoded: String = match self {
+            Self::Utf8 | Self::AsciiOnly => return None,
+            Self::IsoWithC1(_) => self.decode(bytes).into_owned(),
+            Self::Table(table) => table
+                .decode_without_bom_handling_and_without_replacement(bytes)?
+                .into_owned(),
+        };
+        (ascii_count(decoded.as_bytes()) == ascii_count(bytes)).then_some(Cow::Owned(decoded))
     }
 
     /// Decodes a text for the gateway's reading. Borrowed when the bytes are already UTF-8 as
@@ -121,14 +141,17 @@ impl ClientEncoding {
 }
 
 /// Whether a SQL text could read differently were the server, unknown to the gateway, in a
-/// client encoding whose characters can end in a backslash (SJIS, BIG5, GBK...): a function
+/// client encoding whose characters can end in an ASCII byte (SJIS, BIG5, GBK...): a function
 /// can switch the session to one, and the gateway hears of it only at the next
-/// ReadyForQuery. Only a backslash can change a text's structure that way (it escapes a quote
-/// in an `E''` string; every other byte a quote, comment or dollar quote ends with is below
-/// 0x30, which no such encoding takes as the second byte of a character), and only right after
-/// a non-ASCII byte.
+/// ReadyForQuery. Such an encoding can merge a byte from 0x40 to 0x7E into the non-ASCII
+/// character before it. Letters and `_` stay in the identifier, string or comment they were
+/// in either way; a backslash (which escapes a quote in an `E''` string) or a symbol (which
+/// ends a dollar-quote tag, or an operator) would not. Quotes, comment and dollar-quote
+/// delimiters are all below 0x40, which no such encoding merges.
 pub fn may_read_differently(text: &[u8]) -> bool {
-    text.windows(2).any(|w| w[0] >= 0x80 && w[1] == b'\\')
+    text.windows(2).any(|w| {
+        w[0] >= 0x80 && matches!(w[1], b'@' | b'[' | b'\\' | b']' | b'^' | b'`' | b'{'..=b'~')
+    })
 }
 
 fn ascii_count(bytes: &[u8]) -> usize {
@@ -192,12 +215,34 @@ mod tests {
     }
 
     #[test]
-    fn only_a_backslash_after_a_non_ascii_byte_may_read_differently() {
+    fn only_a_backslash_or_symbol_after_a_non_ascii_byte_may_read_differently() {
         assert!(may_read_differently(
             b"SELECT E'\xc3\x83\\'; DELETE FROM t; --'"
         ));
         assert!(!may_read_differently("SELECT 'été', E'\\n'".as_bytes()));
         assert!(!may_read_differently(b"SELECT E'\\\\'"));
+        // A symbol that would end a dollar-quote tag under UTF-8, and be part of a character
+        // under SJIS.
+        assert!(may_read_differently(b"SELECT $\xc3\x83|$ x"));
+        assert!(!may_read_differently("SELECT café_x".as_bytes()));
+    }
+
+    #[test]
+    fn exact_decoding_refuses_what_the_server_would_and_keeps_texts_apart() {
+        let utf8 = ClientEncoding::Utf8;
+        assert!(utf8.decode_exact(b"s\xc4\xa1").is_some());
+        assert!(utf8.decode_exact(b"s\xff").is_none());
+        let euckr = ClientEncoding::from_name("EUC_KR");
+        // A UHC pair (lead, ASCII letter) is no EUC_KR character.
+        assert!(euckr.decode_exact(b"s\xb0A").is_none());
+        assert_eq!(euckr.decode_exact(b"\xb0\xa1").as_deref(), Some("가"));
+        let latin1 = ClientEncoding::from_name("LATIN1");
+        assert_ne!(latin1.decode_exact(b"s\x80"), latin1.decode_exact(b"s\x81"));
+        assert!(ClientEncoding::AsciiOnly.decode_exact(b"s\xc4").is_none());
+        assert_eq!(
+            ClientEncoding::from_name("windows-1252"),
+            ClientEncoding::from_name("WIN1252")
+        );
     }
 
     #[test]

@@ -175,6 +175,20 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
+    /// A statement or portal name in the session's client encoding, decoded exactly: the
+    /// gateway keys what it knows by these, so two names the server tells apart must never
+    /// decode alike. One that is not valid in the encoding (the server would reject it too)
+    /// is a protocol error.
+    pub fn name(&mut self, encoding: ClientEncoding) -> Result<Cow<'a, str>, PgError> {
+        let bytes = self.cbytes()?;
+        encoding.decode_exact(bytes).ok_or_else(|| {
+            PgError::Protocol(format!(
+                "a statement or portal name is not valid in the session's client encoding \
+                 ({encoding:?}): {bytes:x?}"
+            ))
+        })
+    }
+
     /// A NUL-terminated string in the session's client encoding, decoded for the gateway's
     /// reading (borrowed for UTF-8).
     pub fn text(&mut self, encoding: ClientEncoding) -> Result<Cow<'a, str>, PgError> {
@@ -212,7 +226,7 @@ impl<'a> Parse<'a> {
     /// Decodes a Parse body, its texts in the session's client encoding.
     pub fn decode(body: &'a [u8], encoding: ClientEncoding) -> Result<Self, PgError> {
         let mut r = Reader::new(body);
-        let statement = r.text(encoding)?;
+        let statement = r.name(encoding)?;
         let query_bytes = r.cbytes()?;
         let query = encoding.decode(query_bytes);
         let n = r.count16()?;
@@ -248,8 +262,8 @@ impl<'a> Bind<'a> {
     /// Decodes a Bind body, its names in the session's client encoding.
     pub fn decode(body: &'a [u8], encoding: ClientEncoding) -> Result<Self, PgError> {
         let mut r = Reader::new(body);
-        let portal = r.text(encoding)?;
-        let statement = r.text(encoding)?;
+        let portal = r.name(encoding)?;
+        let statement = r.name(encoding)?;
         let nf = r.count16()?;
         let mut formats = Vec::with_capacity(nf.min(r.remaining() / 2));
         for _ in 0..nf {
@@ -290,13 +304,13 @@ pub fn decode_execute(
     encoding: ClientEncoding,
 ) -> Result<(Cow<'_, str>, i32), PgError> {
     let mut r = Reader::new(body);
-    Ok((r.text(encoding)?, r.i32()?))
+    Ok((r.name(encoding)?, r.i32()?))
 }
 
 /// A decoded Describe or Close: `'S'` statement or `'P'` portal, and its name.
 pub fn decode_target(body: &[u8], encoding: ClientEncoding) -> Result<(u8, Cow<'_, str>), PgError> {
     let mut r = Reader::new(body);
-    Ok((r.u8()?, r.text(encoding)?))
+    Ok((r.u8()?, r.name(encoding)?))
 }
 
 /// A decoded simple Query's text, in the session's client encoding.

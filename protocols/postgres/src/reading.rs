@@ -73,9 +73,9 @@ pub fn setting(name: &str, value: &str) -> Result<(), PgError> {
     }
     if name == "client_encoding" && !encoding_is_safe(value) {
         return Err(PgError::Unreadable(format!(
-            "client encoding {value} is not supported through the gateway: its characters can \
-             contain an ASCII backslash, so the gateway could not read SQL as the server does; \
-             use UTF8"
+            "client encoding {value} is not supported through the gateway: the gateway reads \
+             SQL only in encodings where an ASCII byte is always that character and that it \
+             decodes exactly (UTF8, LATIN1-10, WIN125x, KOI8, EUC_JP/KR/CN); use UTF8"
         )));
     }
     Ok(())

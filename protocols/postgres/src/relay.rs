@@ -34,10 +34,10 @@ const REFUSED_PORTAL: &str = "gatehouse: refused command";
 
 /// Why a text that may read differently under another client encoding is refused while the
 /// server's encoding is not certain (`encoding::may_read_differently`).
-const UNSURE_ENCODING: &str = "a statement with a backslash right after a non-ASCII character \
-     cannot be read with certainty while earlier commands of the pipeline may still change the \
-     client encoding (the server reports it only at its next ReadyForQuery); send it after \
-     their results, or without that backslash";
+const UNSURE_ENCODING: &str = "a statement with a backslash or symbol right after a \
+     non-ASCII character cannot be read with certainty while earlier messages of the pipeline \
+     may still change the client encoding (the server reports it only at its next \
+     ReadyForQuery); send it after their results";
 
 /// How long answers are still relayed after a client's Terminate.
 const TERMINATE_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
@@ -184,7 +184,11 @@ where
         }
         end
     };
-    lock(&tracker).abandon(session);
+    let fatal = match &end {
+        RelayEnd::ServerClosed(Some(fatal)) => Some(fatal.code.as_str()),
+        _ => None,
+    };
+    lock(&tracker).abandon(session, fatal);
     end
 }
 
@@ -315,15 +319,15 @@ fn scan_client(
         let step = match tag {
             frontend::QUERY => {
                 let raw = Reader::new(body).cbytes()?;
-                let text = encoding.decode(raw);
+                let t = lock(tracker);
+                let (text, unsure) = read_text(raw, encoding, &t, steps);
                 let shape = Shape {
                     copy_custom: Shape::custom_copy(&text),
                     ..Shape::default()
                 };
-                let t = lock(tracker);
                 let mut command = Command::new(text.into_owned());
-                if unsettled(&t, steps) && may_read_differently(raw) {
-                    command = command.unreadable(UNSURE_ENCODING);
+                if let Some(reason) = unsure {
+                    command = command.unreadable(reason);
                 }
                 let admission = session.admit_resolving(command, &|name| t.candidates(name));
                 drop(t);
@@ -337,25 +341,35 @@ fn scan_client(
             frontend::PARSE => {
                 let p = Parse::decode(body, encoding)?;
                 let mut t = lock(tracker);
-                let statement = Statement {
-                    unsure: unsettled(&t, steps) && may_read_differently(p.query_bytes),
-                    text: Arc::from(p.query),
-                    param_types: p.param_types,
-                    fields: None,
-                };
-                Step::Push(t.parse(&p.statement, statement))
+                match read_text(p.query_bytes, encoding, &t, steps) {
+                    // Never stored, here or on the server: the Parse is refused in place (its
+                    // entry says why), so no later EXECUTE can run what the gateway misread.
+                    (text, Some(reason)) => {
+                        drop(t);
+                        Step::Admit {
+                            admission: session
+                                .admit(Command::new(text.into_owned()).unreadable(reason)),
+                            simple: false,
+                            tag: None,
+                            shape: (Shape::default(), None),
+                        }
+                    }
+                    (text, None) => {
+                        let statement = Statement {
+                            text: Arc::from(text),
+                            param_types: p.param_types,
+                            fields: None,
+                        };
+                        Step::Push(t.parse(&p.statement, statement))
+                    }
+                }
             }
             frontend::BIND => {
                 let b = Bind::decode(body, encoding)?;
                 reserved(&b.portal)?;
                 let mut t = lock(tracker);
-                let (text, types, fields, unsure) = match t.statement(&b.statement) {
-                    Some(s) => (
-                        s.text.clone(),
-                        s.param_types.clone(),
-                        s.fields.clone(),
-                        s.unsure,
-                    ),
+                let (text, types, fields) = match t.statement(&b.statement) {
+                    Some(s) => (s.text.clone(), s.param_types.clone(), s.fields.clone()),
                     // Not prepared through the protocol: a statement PREPAREd in SQL shares the
                     // namespace. Judged as an EXECUTE of it, so the core classes it as what
                     // that PREPARE ran (or unknown).
@@ -366,7 +380,6 @@ fn scan_client(
                         )),
                         Vec::new(),
                         None,
-                        false,
                     ),
                 };
                 let shape = Shape {
@@ -389,7 +402,6 @@ fn scan_client(
                         text,
                         params,
                         shape,
-                        unsure,
                     },
                 ))
             }
@@ -399,11 +411,6 @@ fn scan_client(
                 reserved(portal)?;
                 let t = lock(tracker);
                 let (command, shape) = match t.portal(portal) {
-                    Some(p) if p.unsure => (
-                        Command::with_params(&*p.text, p.params.clone())
-                            .unreadable(UNSURE_ENCODING),
-                        p.shape.clone(),
-                    ),
                     Some(p) => (
                         Command::with_params(&*p.text, p.params.clone()),
                         p.shape.clone(),
@@ -902,10 +909,41 @@ fn scan_server(shared: Shared<'_>, buf: &[u8], scan: &mut ServerScan) -> Result<
     Ok(off)
 }
 
-/// Whether a command may have run upstream since the server last reported its settings:
+/// Whether user code may have run upstream since the server last reported its settings:
 /// queued in the tracker, or earlier in the chunk being scanned.
 fn unsettled(tracker: &Tracker, steps: &[(usize, usize, Step)]) -> bool {
-    tracker.unsettled() || steps.iter().any(|(.., s)| matches!(s, Step::Admit { .. }))
+    tracker.unsettled()
+        || steps.iter().any(|(.., s)| {
+            matches!(
+                s,
+                Step::Admit { .. } | Step::Push(Pending::Parse(_) | Pending::Bind(_))
+            )
+        })
+}
+
+/// A Query's or Parse's SQL text as the gateway reads it, and why it cannot be run if the
+/// reading is not certain: bytes that are not text in the session's encoding (the server
+/// rejects those too), or a text that another encoding would read differently while user
+/// code may have switched to one.
+fn read_text<'a>(
+    raw: &'a [u8],
+    encoding: ClientEncoding,
+    tracker: &Tracker,
+    steps: &[(usize, usize, Step)],
+) -> (Cow<'a, str>, Option<String>) {
+    match encoding.decode_exact(raw) {
+        None => (
+            encoding.decode(raw),
+            Some(format!(
+                "the statement is not valid text in the session's client encoding \
+                 ({encoding:?}), so the gateway cannot read it as the server would"
+            )),
+        ),
+        Some(text) if unsettled(tracker, steps) && may_read_differently(raw) => {
+            (text, Some(UNSURE_ENCODING.to_owned()))
+        }
+        Some(text) => (text, None),
+    }
 }
 
 /// The error a refused result closes its command with.

@@ -34,9 +34,6 @@ pub struct Statement {
     /// Its result columns, once a Describe of it was answered (for masking results that
     /// arrive without a RowDescription).
     pub fields: Option<Arc<[Field]>>,
-    /// Parsed while the server's client encoding was not certain, with a text that could read
-    /// differently under another one (`encoding::may_read_differently`): never run.
-    pub unsure: bool,
 }
 
 /// A bound portal: the statement text and the rendered parameters.
@@ -48,8 +45,6 @@ pub struct Portal {
     pub params: Vec<Param>,
     /// What its rows will look like.
     pub shape: Shape,
-    /// Its statement is [`Statement::unsure`].
-    pub unsure: bool,
 }
 
 /// What a command's rows will look like, as far as the gateway knows before they arrive.
@@ -212,8 +207,10 @@ pub struct Tracker {
     described: Option<String>,
     /// The client encoding the server last reported: how the session's texts are decoded.
     encoding: ClientEncoding,
-    /// Something ran since the server's last ReadyForQuery (or is still to): it may have
-    /// changed the client encoding, which the server reports only at the next one.
+    /// Something may have run user code since the server's last ReadyForQuery (or is still
+    /// to): a Parse (a literal's type input, a domain's CHECK), a Bind (parameter input,
+    /// planning), an Execute or Query. It may have changed the client encoding, which the
+    /// server reports only at the next ReadyForQuery.
     unsettled: bool,
 }
 
@@ -245,7 +242,10 @@ impl Tracker {
 
     /// Queues what the server will answer next.
     pub fn push(&mut self, pending: Pending) {
-        self.unsettled |= matches!(pending, Pending::Command(_));
+        self.unsettled |= matches!(
+            pending,
+            Pending::Command(_) | Pending::Parse(_) | Pending::Bind(_)
+        );
         if self.copying_in {
             match pending {
                 Pending::Sync { .. } => return,
@@ -406,7 +406,6 @@ impl Tracker {
                     text,
                     param_types: Vec::new(),
                     fields: None,
-                    unsure: false,
                 };
                 self.statements.insert(name, (self.serial, statement));
             }
@@ -680,10 +679,12 @@ impl Tracker {
     /// are undone. With the server idle (`I`), the transaction's portals are gone.
     pub fn ready(&mut self, session: &Session, status: u8) {
         self.ready_up_to_sync(session, status);
-        self.unsettled = self
-            .queue
-            .iter()
-            .any(|p| matches!(p, Pending::Command(_) | Pending::Sync { .. }));
+        self.unsettled = self.queue.iter().any(|p| {
+            matches!(
+                p,
+                Pending::Command(_) | Pending::Parse(_) | Pending::Bind(_) | Pending::Sync { .. }
+            )
+        });
     }
 
     fn ready_up_to_sync(&mut self, session: &Session, status: u8) {
@@ -750,22 +751,21 @@ impl Tracker {
         }
     }
 
-    /// Commands still waiting when the session ends: one the server already answered with an
-    /// error is finished with it; the others' outcome is unknown, and stays so in the audit
-    /// entry (never guessed).
-    pub fn abandon(&mut self, session: &Session) {
+    /// Commands still waiting when the session ends: one the server answered with the FATAL
+    /// error it ended the session with (`fatal`, its SQLSTATE) is finished with it; the
+    /// others' outcome is unknown, and stays so in the audit entry (never guessed: an earlier
+    /// statement of the same query may have committed).
+    pub fn abandon(&mut self, session: &Session, fatal: Option<&str>) {
         let mut open = 0;
         for pending in self.queue.drain(..) {
             match pending {
-                // The server answered it with an error (the FATAL that ended the session, say)
-                // and closed before its ReadyForQuery: that error is its outcome.
                 Pending::Command(Running {
                     admitted,
                     error: Some((code, message)),
                     rows,
                     masked,
                     ..
-                }) => session.finish(
+                }) if fatal == Some(code.as_str()) => session.finish(
                     admitted,
                     CommandEnd::from(Outcome::Failed { code, message })
                         .rows(rows)

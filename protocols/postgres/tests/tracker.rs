@@ -40,7 +40,6 @@ fn statement(text: &str) -> Statement {
         text: Arc::from(text),
         param_types: vec![],
         fields: None,
-        unsure: false,
     }
 }
 
@@ -83,7 +82,6 @@ async fn pipelined_executes_get_their_own_answers_and_skipped_ones_are_not_run()
                 text: Arc::from(text),
                 params: vec![],
                 shape: Default::default(),
-                unsure: false,
             },
         );
         t.push(b);
@@ -116,7 +114,6 @@ async fn a_failed_bind_fails_the_execute_that_needed_it() {
             text: Arc::from("SELECT 1 / $1"),
             params: vec![Some("0".into())],
             shape: Default::default(),
-            unsure: false,
         },
     );
     t.push(b);

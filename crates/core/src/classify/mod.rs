@@ -497,6 +497,11 @@ mod tests {
         assert!(mysql::unsure_charset(hidden, unsure).is_some_and(|r| r.refusal.is_some()));
         assert!(mysql::unsure_charset("SELECT `caf\u{e9}` FROM t", unsure).is_some());
         assert!(mysql::unsure_charset("SELECT 'caf\u{e9}', 'a\\'b'", unsure).is_none());
+        // In one text with a statement the gateway cannot read, it is refused at once.
+        let one_text = "SET @s = CONCAT('SET charac', 'ter_set_client = sjis'); \
+                        PREPARE st FROM @s; EXECUTE st; SELECT '\u{c3}\\'; DELETE FROM t; -- '";
+        let read_once = mysql::read(one_text, mysql::Modes::default());
+        assert!(read_once.refusal.is_some(), "{read_once:?}");
         // Before any such statement, the same text is read (as the one SELECT it is in utf8).
         assert!(mysql::unsure_charset(hidden, mysql::Modes::default()).is_none());
         let sure = mysql::read(hidden, mysql::Modes::default());

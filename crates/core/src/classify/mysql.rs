@@ -37,8 +37,24 @@ pub fn unsure_charset(sql: &str, modes: Modes) -> Option<Reading> {
 }
 
 /// Reads a MySQL text under the session's modes. Under `ANSI_QUOTES`, which no server message
-/// reveals, the text is read both ways: if the readings differ it is `unknown`.
+/// reveals, the text is read both ways: if the readings differ it is `unknown`. A text the
+/// gateway cannot read whole that would also read differently under another character set
+/// is refused: a statement in it could switch the set before the server reads the rest.
 pub fn read(sql: &str, modes: Modes) -> Reading {
+    let mut reading = read_both_ways(sql, modes);
+    if reading.classes.contains(StatementClass::Unknown) && may_read_differently(sql) {
+        reading.literal_dependent = true;
+        reading.refuse(
+            "a text the gateway cannot read whole, with a backslash or backtick right after a \
+             non-ASCII character, is refused: a statement in it could change the client \
+             character set before the server reads the rest"
+                .into(),
+        );
+    }
+    reading
+}
+
+fn read_both_ways(sql: &str, modes: Modes) -> Reading {
     let plain = read_as(
         sql,
         Modes {

@@ -18,35 +18,87 @@ use super::{PreparedUse, Reading, StatementClass as C};
 /// gateway's reading of a text would no longer be the server's.
 pub const PINNED: &[&str] = &["standard_conforming_strings"];
 
-/// Client encodings whose second byte of a character may be an ASCII backslash or quote
-/// (PostgreSQL's client-only encodings): under them the server and a UTF-8 reader disagree.
-pub const UNSAFE_ENCODINGS: &[&str] = &[
-    "sjis",
-    "shift_jis",
-    "big5",
-    "gbk",
-    "uhc",
-    "gb18030",
-    "johab",
-    "win932",
-    "win936",
-    "win949",
-    "win950",
-    "cp932",
-    "cp936",
-    "cp949",
-    "cp950",
+/// The client encodings the gateway reads text in, as PostgreSQL normalises their names
+/// (lowercase, letters and digits only): those where an ASCII byte is always that ASCII
+/// character and that the gateway can decode exactly. An allow-list: PostgreSQL has aliases
+/// (`mskanji`, `shiftjis2004`, `windows932`...) for the encodings whose characters can end in
+/// a backslash, and a name missing from a deny-list would be read as safe.
+pub const SAFE_ENCODINGS: &[&str] = &[
+    "utf8",
+    "unicode",
+    "sqlascii",
+    "latin1",
+    "latin2",
+    "latin3",
+    "latin4",
+    "latin5",
+    "latin6",
+    "latin7",
+    "latin8",
+    "latin9",
+    "latin10",
+    "iso88591",
+    "iso88592",
+    "iso88593",
+    "iso88594",
+    "iso88595",
+    "iso88596",
+    "iso88597",
+    "iso88598",
+    "iso88599",
+    "iso885910",
+    "iso885913",
+    "iso885914",
+    "iso885915",
+    "iso885916",
+    "koi8",
+    "koi8r",
+    "koi8u",
+    "win",
+    "alt",
+    "abc",
+    "tcvn",
+    "tcvn5712",
+    "vscii",
+    "win866",
+    "win874",
+    "win1250",
+    "win1251",
+    "win1252",
+    "win1253",
+    "win1254",
+    "win1255",
+    "win1256",
+    "win1257",
+    "win1258",
+    "windows866",
+    "windows874",
+    "windows1250",
+    "windows1251",
+    "windows1252",
+    "windows1253",
+    "windows1254",
+    "windows1255",
+    "windows1256",
+    "windows1257",
+    "windows1258",
+    "euccn",
+    "eucjp",
+    "euckr",
 ];
 
-/// Whether a client encoding name is one the gateway can read text in (every encoding where
-/// an ASCII byte is always that ASCII character).
+/// A client encoding name as PostgreSQL compares it (`clean_encoding_name`): lowercase, only
+/// letters and digits (`LATIN-9`, `latin_9` and `Latin9` are one name).
+pub fn encoding_key(name: &str) -> String {
+    name.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// Whether a client encoding name is one the gateway can read text in ([`SAFE_ENCODINGS`]).
 pub fn encoding_is_safe(name: &str) -> bool {
-    let name = name
-        .trim()
-        .trim_matches('\'')
-        .to_ascii_lowercase()
-        .replace(['-', ' '], "_");
-    !UNSAFE_ENCODINGS.contains(&name.as_str())
+    SAFE_ENCODINGS.contains(&encoding_key(name).as_str())
 }
 
 /// Reads a PostgreSQL text: the class of every statement, the prepared statements it makes,
@@ -362,9 +414,9 @@ fn pinned_set(set: &VariableSetStmt, r: &mut Reading) {
         match value {
             Some(v) if encoding_is_safe(&v) => {}
             Some(v) => r.refuse(format!(
-                "client encoding {v} is not supported through the gateway: its characters can \
-                 contain an ASCII backslash, so the gateway could not read SQL as the server \
-                 does; use UTF8"
+                "client encoding {v} is not supported through the gateway: the gateway \
+                 reads SQL only in encodings where an ASCII byte is always that character and \
+                 that it decodes exactly (UTF8, LATIN1-10, WIN125x, KOI8, EUC_JP/KR/CN); use UTF8"
             )),
             None => r.refuse("client_encoding can only be set to a literal value".into()),
         }

@@ -535,6 +535,23 @@ elif mode == "extended":
     s.sendall(extended(switch) + extended(single) + msg(b"S", b""))
 elif mode == "alone":
     s.sendall(msg(b"Q", single))
+elif mode == "bind":
+    # A Bind runs user code too: a domain's CHECK, here one that switches to SJIS.
+    s.sendall(msg(b"Q", b"SELECT 'switching'::regtype::oid\0"))
+    oid = None
+    while True:
+        tag, body = read_msg()
+        if tag == b"D":
+            oid = int(body[6:].decode())
+        if tag == b"Z":
+            break
+    s.sendall(msg(b"P", b"s1\0SELECT $1\0" + struct.pack("!hi", 1, oid))
+              + msg(b"B", b"\0s1\0\0\0\0\x01" + struct.pack("!i", 1) + b"x\0\0")
+              + extended(single) + msg(b"S", b""))
+elif mode == "bad_name":
+    # A statement name that is not UTF-8: the server rejects it, and the gateway never keys
+    # anything by a lossy copy of it.
+    s.sendall(msg(b"P", b"s\xff\0SELECT 1\0\0\0") + msg(b"S", b""))
 readies = 0
 while readies < 2:
     tag, body = read_msg()
@@ -606,9 +623,21 @@ fn a_pipelined_text_that_another_client_encoding_would_read_differently_is_refus
     let through = raw_pg(gw.port, "job", &token, "app", "extended");
     assert!(through.contains("error 42501"), "{through}");
     assert!(
-        through.contains("backslash right after a non-ASCII"),
+        through.contains("backslash or symbol right after a non-ASCII"),
         "{through}"
     );
+    // A Bind whose parameter's domain CHECK switches the encoding unsettles the pipeline too.
+    admin_sql(
+        "gh_bound_enc",
+        "CREATE FUNCTION switch_check(text) RETURNS bool LANGUAGE plpgsql AS \
+         $$ BEGIN PERFORM switch_encoding(); RETURN true; END $$; \
+         CREATE DOMAIN switching AS text CHECK (switch_check(VALUE))",
+    );
+    let through = raw_pg(gw.port, "job", &token, "app", "bind");
+    assert!(through.contains("error 42501"), "{through}");
+    // A name the gateway cannot decode exactly ends the session with the reason.
+    let through = raw_pg(gw.port, "job", &token, "app", "bad_name");
+    assert!(through.contains("statement or portal name"), "{through}");
     // Alone, nothing can have changed the encoding: the same kind of text runs.
     let alone = raw_pg(gw.port, "job", &token, "app", "alone");
     assert!(!alone.contains("error"), "{alone}");
@@ -619,7 +648,7 @@ fn a_pipelined_text_that_another_client_encoding_would_read_differently_is_refus
     assert!(
         hidden[0]
             .to_string()
-            .contains("backslash right after a non-ASCII"),
+            .contains("backslash or symbol right after a non-ASCII"),
         "{:#?}",
         hidden[0]
     );
@@ -692,5 +721,29 @@ for sql in ["SELECT 'still served'",
         2,
         "{stdout}"
     );
+    assert_eq!(my_rows_left(db), "3", "{stdout}");
+    // All of it in one text: the server would read its end after the EXECUTE switched.
+    let one_text = format!(
+        "SET @s = CONCAT('SET charac', 'ter_set_client = sjis'); PREPARE st FROM @s; \
+         EXECUTE st; {hidden}"
+    );
+    let one = r#"
+import sys, pymysql
+from pymysql.constants import CLIENT
+conn = pymysql.connect(host="127.0.0.1", port=int(sys.argv[1]), user="tester",
+                       password=sys.argv[2], database="my", connect_timeout=10,
+                       client_flag=CLIENT.MULTI_STATEMENTS, autocommit=True)
+try:
+    with conn.cursor() as cur:
+        cur.execute(sys.argv[3])
+        while cur.nextset():
+            pass
+    print("ran")
+except pymysql.MySQLError as e:
+    print("refused", e.args[0], e.args[1])
+"#;
+    let out = run("python3", &["-c", one, &port, &token, &one_text], None, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("refused"), "{}", shown(&out));
     assert_eq!(my_rows_left(db), "3", "{stdout}");
 }

@@ -552,3 +552,49 @@ fn compare_psql(direct: PsqlRun, through: PsqlRun) {
         .contains("terminating connection due to administrator command"));
     assert!(!through.1.contains("not reached"));
 }
+
+#[test]
+fn encodings_the_gateway_cannot_read_exactly_are_refused_by_every_name() {
+    let (gw, token) = start("gh_fid_enc_names", "");
+    let dsn = gw.dsn("fid", &token);
+    let psql_in = |encoding: &str| {
+        run(
+            "psql",
+            &["-X", "-At", "-d", &dsn, "-c", "SELECT 1"],
+            None,
+            &[("PGCLIENTENCODING", encoding)],
+        )
+    };
+    // SJIS under its other names, and the encodings without an exact decoding.
+    for name in [
+        "SHIFT_JIS_2004",
+        "mskanji",
+        "windows932",
+        "EUC_TW",
+        "MULE_INTERNAL",
+    ] {
+        let out = psql_in(name);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} was accepted");
+        assert!(
+            stderr.contains("not supported through the gateway"),
+            "{name}: {stderr}"
+        );
+        let set = format!("SET client_encoding = '{name}'");
+        let (ok, _, stderr) = psql(&dsn, &["-c", &set], None);
+        assert!(!ok, "{set} was accepted");
+        assert!(
+            stderr.contains("not supported through the gateway"),
+            "{name}: {stderr}"
+        );
+    }
+    // The names it reads stay accepted, however they are spelled.
+    for name in ["latin-9", "Windows1252", "koi8"] {
+        let out = psql_in(name);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
