@@ -540,6 +540,30 @@ mod tests {
         assert!(refused(my, "SET character_set_client = big5"));
         assert!(refused(my, "SET @@session.character_set_client = @cs"));
         assert!(!refused(my, "SET NAMES utf8mb4"));
+        // Values the server takes for a character set that the gateway cannot read off the
+        // text: a collation id, adjacent literals, an introducer, an expression, a variable.
+        for sneaky in [
+            "SET character_set_client = 13",
+            "SET character_set_client = 's' 'jis'",
+            "SET character_set_client = _latin1'sjis'",
+            "SET character_set_client = CONCAT('sj', 'is')",
+            "SET character_set_client = @@character_set_results",
+            "SET SESSION character_set_client = 13",
+            "SET NAMES 13",
+            "SET CHARACTER SET 'sj' 'is'",
+        ] {
+            assert!(refused(my, sneaky), "{sneaky}");
+        }
+        for plain in [
+            "SET NAMES 'utf8mb4' COLLATE 'utf8mb4_unicode_ci'",
+            "SET NAMES latin1",
+            "SET CHARACTER SET utf8mb4",
+            "SET character_set_client = DEFAULT, autocommit = 1",
+            "SET @@session.character_set_client = `utf8mb4`",
+            "SET character_set_results = NULL",
+        ] {
+            assert!(!refused(my, plain), "{plain}");
+        }
         assert!(!refused(
             my,
             "/*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */"

@@ -174,22 +174,102 @@ fn character_set(statement: &str, out: &mut Reading) {
         return;
     }
     out.literal_dependent = true;
-    if words
-        .iter()
-        .any(|w| w.starts_with('@') && !w.starts_with("@@"))
-    {
-        out.refuse(
-            "the client character set can only be set to a literal value through the gateway"
-                .into(),
-        );
-    } else if let Some(bad) = words.iter().find(|w| !charset_is_safe(w)) {
-        out.refuse(format!(
-            "character set {} is not supported through the gateway: its characters can \
-             contain an ASCII backslash, so the gateway could not read SQL as the server \
-             does; use utf8mb4",
-            bad.trim_matches(['\'', '`', '"'])
-        ));
+    if let Err(why) = client_charset_assignments(&lower) {
+        out.refuse(why);
     }
+}
+
+/// Character sets the gateway reads a client's text in: those where an ASCII byte is always
+/// that character. An allow-list, so that nothing the server also accepts (a collation id, an
+/// alias) passes for one of them.
+const CLIENT_CHARSETS: &[&str] = &[
+    "utf8mb4", "utf8mb3", "utf8", "latin1", "latin2", "latin5", "latin7", "ascii", "binary",
+    "cp1250", "cp1251", "cp1256", "cp1257", "cp850", "cp852", "cp866", "dec8", "greek", "hebrew",
+    "hp8", "keybcs2", "koi8r", "koi8u", "macce", "macroman", "swe7", "tis620", "armscii8",
+    "geostd8", "euckr", "ujis", "eucjpms", "gb2312",
+];
+
+/// Checks each assignment of a SET that touches the client character set: every value it
+/// gives that set must be a plain name from [`CLIENT_CHARSETS`] (quoted or not) or DEFAULT,
+/// never a number (the server takes a collation id), an expression, a variable or an
+/// introducer, whose value the gateway cannot know.
+fn client_charset_assignments(lower: &str) -> Result<(), String> {
+    let body = lower.trim().trim_end_matches(';').trim();
+    let body = keyword(body, "set").unwrap_or(body);
+    for assignment in body.split(',') {
+        let a = assignment.trim();
+        let values: Vec<(&str, bool)> = if let Some(rest) = keyword(a, "names") {
+            let parts: Vec<&str> = rest.split_whitespace().collect();
+            match parts.as_slice() {
+                [name] => vec![(*name, false)],
+                [name, "collate", collation] => vec![(*name, false), (*collation, true)],
+                _ => return Err(unreadable_charset(a)),
+            }
+        } else if let Some(rest) = keyword(a, "charset")
+            .or_else(|| keyword(a, "character").and_then(|r| keyword(r, "set")))
+        {
+            vec![(rest, false)]
+        } else if let Some((lhs, rhs)) = a.split_once('=') {
+            let lhs = lhs.trim().trim_end_matches(':').trim();
+            let lhs = ["session", "local", "global"]
+                .iter()
+                .find_map(|k| keyword(lhs, k))
+                .unwrap_or(lhs);
+            let name = lhs
+                .trim_start_matches("@@")
+                .trim_start_matches("session.")
+                .trim_start_matches("local.")
+                .trim_start_matches("global.");
+            if name != "character_set_client" {
+                continue;
+            }
+            vec![(rhs.trim(), false)]
+        } else if a.contains("character_set_client") {
+            return Err(unreadable_charset(a));
+        } else {
+            continue;
+        };
+        for (value, collation) in values {
+            let plain = value
+                .strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+                .or_else(|| value.strip_prefix('"').and_then(|v| v.strip_suffix('"')))
+                .or_else(|| value.strip_prefix('`').and_then(|v| v.strip_suffix('`')))
+                .unwrap_or(value);
+            let readable = plain == "default"
+                || CLIENT_CHARSETS.contains(&plain)
+                || (collation
+                    && CLIENT_CHARSETS
+                        .iter()
+                        .any(|c| plain.strip_prefix(c).is_some_and(|r| r.starts_with('_'))));
+            if !readable {
+                return Err(if charset_is_safe(plain) {
+                    unreadable_charset(a)
+                } else {
+                    format!(
+                        "character set {plain} is not supported through the gateway: its \
+                         characters can contain an ASCII backslash, so the gateway could not \
+                         read SQL as the server does; use utf8mb4"
+                    )
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A word at the start of a text, and what follows it.
+fn keyword<'a>(text: &'a str, word: &str) -> Option<&'a str> {
+    let rest = text.strip_prefix(word)?;
+    rest.starts_with(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '`' | '='))
+        .then(|| rest.trim_start())
+}
+
+fn unreadable_charset(assignment: &str) -> String {
+    format!(
+        "the client character set can only be set to a plain name the gateway reads \
+         (utf8mb4, latin1, ...) through the gateway, not as in `{assignment}`"
+    )
 }
 
 /// The cache key of a text (numbers and strings folded, as the server lexes them).
