@@ -214,21 +214,19 @@ fn short() -> PgError {
 pub struct Parse<'a> {
     /// Prepared statement name (empty: unnamed).
     pub statement: Cow<'a, str>,
-    /// SQL text.
-    pub query: Cow<'a, str>,
-    /// The SQL text's bytes, as sent.
+    /// The SQL text's bytes, as sent: the relay decodes them once, in the session's client
+    /// encoding, and checks the reading is certain.
     pub query_bytes: &'a [u8],
     /// Parameter type OIDs the client specified (0: unspecified).
     pub param_types: Vec<u32>,
 }
 
 impl<'a> Parse<'a> {
-    /// Decodes a Parse body, its texts in the session's client encoding.
+    /// Decodes a Parse body, its name in the session's client encoding.
     pub fn decode(body: &'a [u8], encoding: ClientEncoding) -> Result<Self, PgError> {
         let mut r = Reader::new(body);
         let statement = r.name(encoding)?;
         let query_bytes = r.cbytes()?;
-        let query = encoding.decode(query_bytes);
         let n = r.count16()?;
         let mut param_types = Vec::with_capacity(n.min(r.remaining() / 4));
         for _ in 0..n {
@@ -236,7 +234,6 @@ impl<'a> Parse<'a> {
         }
         Ok(Self {
             statement,
-            query,
             query_bytes,
             param_types,
         })

@@ -393,7 +393,8 @@ attempt("SELECT 'a\\'; DELETE FROM t; -- '")
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
 }
 
-const MASK_PAN: &str = r#"
+/// The card detector alone, keeping the last four digits.
+pub(crate) const MASK_PAN: &str = r#"
 [[mask]]
 name = "pan"
 detect = "pan"

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::boundary::MASK_PAN as PAN_MASK;
 use crate::support::*;
 
 /// psycopg scenarios; each prints one JSON object. argv: scenario, DSN, a superuser DSN.
@@ -138,14 +139,6 @@ elif scenario == "latin9_async":
     asyncio.run(main())
 
 print(json.dumps(out, sort_keys=True))
-"#;
-
-/// The card detector, for the identity the gateway tests connect as.
-const PAN_MASK: &str = r#"
-[[mask]]
-name = "pan"
-detect = "pan"
-style = "keep-last-4"
 "#;
 
 fn direct_dsn(db: &str) -> String {
