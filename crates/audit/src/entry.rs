@@ -422,11 +422,11 @@ impl Entry {
     /// (else NULL, as [`Entry::apply`] leaves them), sealed by the batch link `seal` (the
     /// outcome too, if given): what [`Entry::apply_with_outcome`] and [`Entry::apply`]
     /// insert, for a batch's multi-row INSERT. `None` for other writes.
-    pub(crate) fn entry_row(
-        &self,
-        outcome: Option<&Entry>,
+    pub(crate) fn entry_row<'a>(
+        &'a self,
+        outcome: Option<&'a Entry>,
         seal: Option<i64>,
-    ) -> Option<Vec<Param>> {
+    ) -> Option<Vec<Param<'a>>> {
         let Self::Admit {
             session,
             seq,
@@ -449,19 +449,19 @@ impl Entry {
             return None;
         };
         let mut row = vec![
-            Param::Text(session.clone()),
+            Param::borrowed(session),
             // As `apply` binds them (`as`), so a row reads back as the journal wrote it.
             Param::Int(*seq as i64),
             Param::Int(*at),
-            Param::Text(identity.clone()),
-            Param::Text(json(groups)),
-            Param::Text(connection.clone()),
-            Param::Text(protocol.clone()),
-            Param::Text(client.clone()),
-            Param::Text(statement.clone()),
-            Param::Text(json(params)),
-            Param::Text(class.clone()),
-            Param::Text(verdict.clone()),
+            Param::borrowed(identity),
+            Param::owned(json(groups)),
+            Param::borrowed(connection),
+            Param::borrowed(protocol),
+            Param::borrowed(client),
+            Param::borrowed(statement),
+            Param::owned(json(params)),
+            Param::borrowed(class),
+            Param::borrowed(verdict),
         ];
         match outcome {
             Some(Self::Finish {
@@ -476,7 +476,7 @@ impl Entry {
                 masked: masked_out,
                 ..
             }) => row.extend([
-                Param::Text(status.clone()),
+                Param::borrowed(status),
                 Param::text(tag.as_deref()),
                 Param::text(sqlstate.as_deref()),
                 Param::text(error.as_deref()),
@@ -486,15 +486,15 @@ impl Entry {
                 Param::Int(*finished_at),
                 Param::text(rule.as_deref()),
                 Param::text(approval.as_deref()),
-                Param::text(masked_json(masked).as_deref()),
-                Param::text(masked_json(masked_out).as_deref()),
+                Param::from(masked_json(masked)),
+                Param::from(masked_json(masked_out)),
             ]),
             _ => {
                 row.extend(std::iter::repeat_n(Param::Null, 8));
                 row.extend([
                     Param::text(rule.as_deref()),
                     Param::text(approval.as_deref()),
-                    Param::text(masked_json(masked).as_deref()),
+                    Param::from(masked_json(masked)),
                     Param::Null,
                 ]);
             }
@@ -509,7 +509,7 @@ impl Entry {
     }
 
     /// A session opening's `sessions` row (see [`Entry::entry_row`]); `None` for other writes.
-    pub(crate) fn session_row(&self) -> Option<Vec<Param>> {
+    pub(crate) fn session_row(&self) -> Option<Vec<Param<'_>>> {
         let Self::Open {
             id,
             identity,
@@ -526,19 +526,19 @@ impl Entry {
             return None;
         };
         Some(vec![
-            Param::Text(id.clone()),
-            Param::Text(identity.clone()),
-            Param::Text(json(groups)),
-            Param::Text(token_id.clone()),
-            Param::Text(connection.clone()),
-            Param::Text(protocol.clone()),
-            Param::Text(client.clone()),
-            Param::Text(claimed_user.clone()),
+            Param::borrowed(id),
+            Param::borrowed(identity),
+            Param::owned(json(groups)),
+            Param::borrowed(token_id),
+            Param::borrowed(connection),
+            Param::borrowed(protocol),
+            Param::borrowed(client),
+            Param::borrowed(claimed_user),
             Param::Int(*started_at),
             if settings.is_empty() {
                 Param::Null
             } else {
-                Param::Text(json(settings))
+                Param::owned(json(settings))
             },
         ])
     }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use gatehouse_core::store::{AuditSink, Receipt};
+use gatehouse_core::store::{AuditSink, Lead, Receipt};
 use gatehouse_core::{CommandCompletion, CommandRecord, SessionEnd, SessionInfo, StoreError};
 use tokio::sync::oneshot;
 
@@ -165,6 +165,73 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+impl Inner {
+    /// Appends whatever is queued, unless another thread is already doing so.
+    fn drive(&self) {
+        let mut batch: Vec<Queued> = Vec::new();
+        let mut acks: Vec<Ack> = Vec::new();
+        loop {
+            let mut active = match self.journal.try_lock() {
+                Ok(a) => a,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => return,
+            };
+            mem::swap(&mut *lock(&self.queue), &mut batch);
+            if batch.is_empty() {
+                // A submitter may have queued after the swap and failed its try_lock while
+                // this thread held the journal: look once more after letting go.
+                drop(active);
+                if lock(&self.queue).is_empty() {
+                    return;
+                }
+                continue;
+            }
+            // The write's lines, then one seal for them all.
+            let len: usize = batch.iter().map(|q| q.line.text.len()).sum();
+            let mut bytes = String::with_capacity(len + 34);
+            for q in &batch {
+                bytes.push_str(&q.line.text);
+            }
+            self.key
+                .seal_write_into(&mut bytes, batch.iter().map(|q| &q.line.digest));
+            let written = active.journal.append(bytes.as_bytes());
+            let result = match written {
+                Ok(()) => {
+                    for q in batch.drain(..) {
+                        active.unsealed.since.get_or_insert_with(Instant::now);
+                        active.unsealed.entries.push(q.entry);
+                        active.unsealed.hashes.push(q.line.content_sha256);
+                        acks.extend(q.ack);
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    let e = StoreError(format!("the audit journal cannot be written: {e}"));
+                    metrics::counter!(STORE_ERRORS, "kind" => "journal").increment(1);
+                    *lock(&self.failing) = Some(e.clone());
+                    tracing::error!(error = %e, lost_outcomes = batch.iter().filter(|q| q.ack.is_none()).count(),
+                        "journal append failed; refusing new commands");
+                    acks.extend(batch.drain(..).filter_map(|q| q.ack));
+                    Err(e)
+                }
+            };
+            drop(active);
+            for ack in acks.drain(..) {
+                let _ = ack.send(result.clone());
+            }
+            if lock(&self.queue).is_empty() {
+                return;
+            }
+        }
+    }
+}
+
+impl Lead for Inner {
+    fn lead(&self) {
+        self.drive();
+    }
+}
+
 impl Writer {
     /// Takes the journal (one writer per store), replays what a previous gateway left, and
     /// starts the ticker.
@@ -268,6 +335,19 @@ impl Writer {
         receipt
     }
 
+    /// Like [`Writer::submit`], but the write is only queued: the receipt leads the append
+    /// when it is first waited on, unless another thread's append took it first. The core
+    /// waits for admissions after letting its thread's other ready tasks run when commands of
+    /// other sessions are running ([`Receipt::deferred`]): one `write` for a flight of them.
+    pub(crate) fn submit_deferred(&self, entry: Entry) -> Receipt {
+        if let Some(e) = lock(&self.inner.failing).clone() {
+            return Receipt::failed(e);
+        }
+        let (ack, receipt) = Receipt::deferred(self.inner.clone());
+        self.push(entry, Some(ack));
+        receipt
+    }
+
     /// Queues a write nobody waits for; it goes out with the next append.
     pub(crate) fn send(&self, entry: Entry) {
         self.push(entry, None);
@@ -280,62 +360,7 @@ impl Writer {
 
     /// Appends whatever is queued, unless another thread is already doing so.
     fn drive(&self) {
-        let mut batch: Vec<Queued> = Vec::new();
-        let mut acks: Vec<Ack> = Vec::new();
-        loop {
-            let mut active = match self.inner.journal.try_lock() {
-                Ok(a) => a,
-                Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(TryLockError::WouldBlock) => return,
-            };
-            mem::swap(&mut *lock(&self.inner.queue), &mut batch);
-            if batch.is_empty() {
-                // A submitter may have queued after the swap and failed its try_lock while
-                // this thread held the journal: look once more after letting go.
-                drop(active);
-                if lock(&self.inner.queue).is_empty() {
-                    return;
-                }
-                continue;
-            }
-            // The write's lines, then one seal for them all.
-            let len: usize = batch.iter().map(|q| q.line.text.len()).sum();
-            let mut bytes = String::with_capacity(len + 34);
-            for q in &batch {
-                bytes.push_str(&q.line.text);
-            }
-            self.inner
-                .key
-                .seal_write_into(&mut bytes, batch.iter().map(|q| &q.line.digest));
-            let written = active.journal.append(bytes.as_bytes());
-            let result = match written {
-                Ok(()) => {
-                    for q in batch.drain(..) {
-                        active.unsealed.since.get_or_insert_with(Instant::now);
-                        active.unsealed.entries.push(q.entry);
-                        active.unsealed.hashes.push(q.line.content_sha256);
-                        acks.extend(q.ack);
-                    }
-                    Ok(())
-                }
-                Err(e) => {
-                    let e = StoreError(format!("the audit journal cannot be written: {e}"));
-                    metrics::counter!(STORE_ERRORS, "kind" => "journal").increment(1);
-                    *lock(&self.inner.failing) = Some(e.clone());
-                    tracing::error!(error = %e, lost_outcomes = batch.iter().filter(|q| q.ack.is_none()).count(),
-                        "journal append failed; refusing new commands");
-                    acks.extend(batch.drain(..).filter_map(|q| q.ack));
-                    Err(e)
-                }
-            };
-            drop(active);
-            for ack in acks.drain(..) {
-                let _ = ack.send(result.clone());
-            }
-            if lock(&self.inner.queue).is_empty() {
-                return;
-            }
-        }
+        self.inner.drive();
     }
 
     /// Seals the journal's new entries and applies every sealed segment to the database;
@@ -598,7 +623,7 @@ impl AuditSink for AuditWriter {
     }
 
     fn command_admitted(&self, record: CommandRecord) -> Receipt {
-        self.writer.submit(Entry::admit(record))
+        self.writer.submit_deferred(Entry::admit(record))
     }
 
     fn command_finished(&self, completion: CommandCompletion) {

@@ -8,6 +8,7 @@ use crate::classify::PreparedUse;
 use crate::end_watch::EndWatch;
 use crate::refused::{store_refusal, Refused};
 use crate::review::{Held, HoldNotice};
+use crate::running::{RunningCommand, YieldOnce};
 use crate::store::Receipt;
 
 /// A command on its way through admission: its entry is being written, or it is held for an
@@ -22,6 +23,9 @@ pub struct Admission {
     pub(crate) prepares: Vec<PreparedUse>,
     /// A held command's watch on its session's end.
     pub(crate) ended: Option<EndWatch>,
+    /// An allowed command, counted as running, and whether others were running when it
+    /// was admitted.
+    pub(crate) running: Option<(RunningCommand, bool)>,
 }
 
 /// How a wait for admission ended (see [`Admission::wait_or`]).
@@ -52,6 +56,8 @@ pub struct Admitted {
     pub(crate) seq: u64,
     pub(crate) started: Instant,
     pub(crate) prepares: Vec<PreparedUse>,
+    /// Counted as running until finished.
+    pub(crate) _running: Option<RunningCommand>,
 }
 
 impl Admitted {
@@ -86,11 +92,18 @@ impl Admission {
                 (held.decide(self.started, on_hold).await?, true)
             }
         };
+        let (running, others) = self.running.map_or((None, false), |(c, o)| (Some(c), o));
+        if others && receipt.is_deferred() {
+            // Other sessions' commands run: the tasks ready on this thread go first, and
+            // their admissions share this one's journal write.
+            YieldOnce::new().await;
+        }
         match receipt.await {
             Ok(()) => Ok(Admitted {
                 seq: self.seq,
                 started: self.started,
                 prepares: self.prepares,
+                _running: running,
             }),
             Err(e) => Err(store_refusal(&e)),
         }

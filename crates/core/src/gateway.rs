@@ -113,6 +113,8 @@ struct Inner {
     revocations: Revocations,
     shutdown: tokio::sync::watch::Sender<bool>,
     live: Arc<()>,
+    /// Commands admitted and not finished, across sessions.
+    running: crate::running::Running,
     refusals: crate::refusal_budget::RefusalBudget,
 }
 
@@ -139,6 +141,7 @@ impl Gateway {
                 revocations: Revocations::default(),
                 shutdown: tokio::sync::watch::Sender::new(false),
                 live: Arc::new(()),
+                running: Default::default(),
                 refusals: Default::default(),
             }),
         })
@@ -236,6 +239,7 @@ impl Gateway {
             revoked: self.inner.revocations.subscribe(),
             shutdown: self.inner.shutdown.subscribe(),
             _live: self.inner.live.clone(),
+            running: self.inner.running.clone(),
             seq: AtomicU64::new(0),
             classified: std::sync::Mutex::new(HashMap::new()),
             mysql_modes: std::sync::Mutex::new(crate::classify::mysql::Modes::default()),

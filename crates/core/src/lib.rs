@@ -36,6 +36,7 @@ pub mod refused;
 pub mod review;
 pub mod revocation;
 pub mod rules;
+pub(crate) mod running;
 pub mod session;
 pub mod ssh_key;
 pub mod store;

@@ -45,6 +45,9 @@ pub struct Session {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Held while the session lives, so the gateway can count (and drain) live sessions.
     pub(crate) _live: Arc<()>,
+    /// The gateway's count of running commands (its admissions' writes are shared when
+    /// others run).
+    pub(crate) running: crate::running::Running,
     pub(crate) seq: AtomicU64,
     /// Readings of texts this session ran recently: a prepared statement executed a thousand
     /// times is parsed once. Keyed by the text with its constants folded, or (for readings
@@ -450,9 +453,12 @@ impl Session {
                 Judgement::Review(_) => "review",
             },
         );
+        let mut running = None;
         let state = match judgement {
             Judgement::Allow { rule } => {
                 record.rule = rule;
+                let (command, others) = self.running.start();
+                running = Some((command, others));
                 AdmissionState::Writing(self.audit.command_admitted(record))
             }
             Judgement::Deny { rule, reason } => {
@@ -493,6 +499,7 @@ impl Session {
             state,
             prepares,
             ended,
+            running,
         }
     }
 

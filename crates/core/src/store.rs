@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
@@ -22,14 +23,56 @@ use crate::identity::{TokenHash, TokenId, TokenRecord};
 /// Proof, once awaited, that a write is durable.
 ///
 /// Resolves to an error if the store could not write it (or went away): the caller fails closed.
-#[derive(Debug)]
-pub struct Receipt(oneshot::Receiver<Result<(), StoreError>>);
+///
+/// A receipt may be *deferred* ([`Receipt::deferred`]): its write is queued, not yet written,
+/// and the first wait leads the append ([`Lead::lead`]) unless another append carried it
+/// first. A session whose command is admitted while other sessions' commands run lets the
+/// other tasks ready on its thread go first (see [`crate::Admission::wait_with`]): their
+/// admissions are then made durable by the same write, one `write` for a flight of them.
+pub struct Receipt {
+    rx: oneshot::Receiver<Result<(), StoreError>>,
+    lead: Option<Arc<dyn Lead>>,
+}
+
+/// Writes what a store has queued (see [`Receipt::deferred`]).
+pub trait Lead: Send + Sync {
+    /// Appends everything queued so far, unless another thread is already doing so (it then
+    /// appends this receipt's write too).
+    fn lead(&self);
+}
+
+impl std::fmt::Debug for Receipt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receipt")
+            .field("deferred", &self.lead.is_some())
+            .finish_non_exhaustive()
+    }
+}
 
 impl Receipt {
     /// A receipt and the sender the store completes it with.
     pub fn channel() -> (oneshot::Sender<Result<(), StoreError>>, Self) {
         let (tx, rx) = oneshot::channel();
-        (tx, Self(rx))
+        (tx, Self { rx, lead: None })
+    }
+
+    /// A receipt whose write is queued: waiting on it leads the append unless another
+    /// append has carried it first; dropping it unwaited leads it too.
+    pub fn deferred(lead: Arc<dyn Lead>) -> (oneshot::Sender<Result<(), StoreError>>, Self) {
+        let (tx, mut receipt) = Self::channel();
+        receipt.lead = Some(lead);
+        (tx, receipt)
+    }
+
+    /// Whether the write is only queued (see [`Receipt::deferred`]).
+    pub fn is_deferred(&self) -> bool {
+        self.lead.is_some()
+    }
+
+    /// Whether the store has answered already (the write is durable, or failed), without
+    /// leading a deferred write.
+    pub fn is_answered(&self) -> bool {
+        !self.rx.is_empty()
     }
 
     /// A receipt that has already failed.
@@ -40,14 +83,38 @@ impl Receipt {
     }
 }
 
+impl Drop for Receipt {
+    fn drop(&mut self) {
+        // A wait given up before it led: the write is queued still, and goes out now rather
+        // than at the store's next tick.
+        if let Some(lead) = self.lead.take() {
+            lead.lead();
+        }
+    }
+}
+
 impl Future for Receipt {
     type Output = Result<(), StoreError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0)
+        let this = &mut *self;
+        if let Some(lead) = &this.lead {
+            if let Poll::Ready(done) = Pin::new(&mut this.rx).poll(cx) {
+                // Written by another session's lead meanwhile.
+                this.lead = None;
+                return Poll::Ready(done.unwrap_or_else(|_| stopped()));
+            }
+            lead.lead();
+            this.lead = None;
+        }
+        Pin::new(&mut this.rx)
             .poll(cx)
-            .map(|r| r.unwrap_or_else(|_| Err(StoreError("the audit writer stopped".into()))))
+            .map(|r| r.unwrap_or_else(|_| stopped()))
     }
+}
+
+fn stopped() -> Result<(), StoreError> {
+    Err(StoreError("the audit writer stopped".into()))
 }
 
 /// Where audit entries go. Every method is ordered per session: a completion is never applied

@@ -258,7 +258,7 @@ impl Db {
         &mut self,
         table: &str,
         columns: &[&str],
-        rows: &[Vec<Param>],
+        rows: &[Vec<Param<'_>>],
     ) -> Result<(), DbError> {
         if let Conn::Postgres(c) = &mut self.conn {
             if rows.len() >= COPY_FROM {

@@ -198,7 +198,7 @@ impl PgConn {
         &mut self,
         table: &str,
         columns: &[&str],
-        rows: &[Vec<super::Param>],
+        rows: &[Vec<super::Param<'_>>],
     ) -> Result<(), DbError> {
         use futures_util::SinkExt;
         let mut data = Vec::with_capacity(rows.len() * 256);
@@ -245,7 +245,7 @@ impl PgConn {
 
 /// A cell in COPY's text format: `\N` for NULL; backslash, tab, newline and carriage return
 /// escaped.
-fn copy_text(cell: &super::Param, out: &mut Vec<u8>) {
+fn copy_text(cell: &super::Param<'_>, out: &mut Vec<u8>) {
     match cell {
         super::Param::Null => out.extend_from_slice(b"\\N"),
         super::Param::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),

@@ -1,6 +1,8 @@
 //! Values crossing the seam: parameters ([`Value`], from [`ToValue`]) and columns ([`Cell`],
 //! read as [`FromCell`]). The store keeps integers (times in microseconds), text and NULL.
 
+use std::borrow::Cow;
+
 /// A parameter's value.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Value<'a> {
@@ -69,21 +71,33 @@ impl ToValue for Value<'_> {
     }
 }
 
-/// A parameter that owns its text: the cells of rows built for [`super::Db::insert_rows`].
+/// A cell of a row built for [`super::Db::insert_rows`] (and one row's insert): its text
+/// borrowed from the write it comes from where it can be, so building a row copies no text
+/// that is already there (this is on every statement's ingest).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Param {
+pub enum Param<'a> {
     /// NULL.
     Null,
     /// An integer.
     Int(i64),
     /// Text.
-    Text(String),
+    Text(Cow<'a, str>),
 }
 
-impl Param {
+impl<'a> Param<'a> {
     /// Text, or NULL.
-    pub fn text(text: Option<&str>) -> Self {
-        text.map_or(Self::Null, |t| Self::Text(t.to_owned()))
+    pub fn text(text: Option<&'a str>) -> Self {
+        text.map_or(Self::Null, Self::borrowed)
+    }
+
+    /// Text borrowed from the write.
+    pub fn borrowed(text: &'a str) -> Self {
+        Self::Text(Cow::Borrowed(text))
+    }
+
+    /// Text made for the row (a list's JSON, say).
+    pub fn owned(text: String) -> Self {
+        Self::Text(Cow::Owned(text))
     }
 
     /// An integer, or NULL.
@@ -92,7 +106,14 @@ impl Param {
     }
 }
 
-impl ToValue for Param {
+impl From<Option<String>> for Param<'_> {
+    /// Text made for the row, or NULL.
+    fn from(text: Option<String>) -> Self {
+        text.map_or(Self::Null, Self::owned)
+    }
+}
+
+impl ToValue for Param<'_> {
     fn to_value(&self) -> Value<'_> {
         match self {
             Self::Null => Value::Null,
