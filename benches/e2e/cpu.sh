@@ -46,3 +46,16 @@ cpu_summary() {
     'BEGIN {printf "%.2f; target <= 1.50: %s", (r > 0 ? g / r : 0), (r > 0 && g / r <= 1.5 ? "met" : "NOT met")}'))"
   echo "  gatehouse by thread: $(thread_breakdown "$before" "$after" "$gw_ops")"
 }
+
+# journal_appends ADMIN_PORT: the gateway's journal writes so far, from its /metrics.
+journal_appends() {
+  curl -s "http://127.0.0.1:$1/metrics" \
+    | awk '$1 == "gatehouse_journal_appends_total" {n = $2} END {print n + 0}'
+}
+
+# appends_summary WHAT BEFORE AFTER OPS: journal writes per WHAT between two journal_appends
+# readings (under concurrent load, admissions made while others run share one write).
+appends_summary() {
+  echo "journal writes per $1: $(awk -v a="$2" -v b="$3" -v n="$4" \
+    'BEGIN {printf "%.2f", (n > 0 ? (b - a) / n : 0)}') (one per statement would be 1.00)"
+}

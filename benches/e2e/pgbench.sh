@@ -44,6 +44,7 @@ state = "sqlite:$work/var/gatehouse.db"
 recordings = "$work/var/recordings"
 [listen]
 postgres = "127.0.0.1:0"
+admin = "127.0.0.1:0"
 [[connection]]
 name = "$DB"
 protocol = "postgres"
@@ -55,8 +56,9 @@ groups = ["bench"]
 TOML
 ./target/release/gatehouse serve --config "$work/gatehouse.toml" >/dev/null 2>"$work/gw.log" &
 gw_pid=$!
-for _ in $(seq 1 100); do grep -q "listening on" "$work/gw.log" && break; sleep 0.1; done
+for _ in $(seq 1 100); do grep -q "admin listening on" "$work/gw.log" && break; sleep 0.1; done
 gw_port=$(sed -n 's/.*postgres listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/gw.log")
+admin_port=$(sed -n 's/.*admin listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/gw.log")
 token=$(./target/release/gatehouse --config "$work/gatehouse.toml" token create --identity bench --group bench 2>/dev/null)
 
 # pgbouncer in session mode.
@@ -111,6 +113,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 echo "pgbench -S -M $MODE, scale $SCALE, ${SECONDS_PER_RUN}s per run, $ROUNDS rounds, alternating"
 declare -A tps lat ops ticks
 thread_ticks "$gw_pid" > "$work/gw-threads.before"
+appends_before=$(journal_appends "$admin_port")
 for clients in 8 1; do
   for round in $(seq 1 "$ROUNDS"); do
     for target in direct relay pgbouncer gatehouse; do
@@ -123,7 +126,8 @@ for clients in 8 1; do
     done
   done
   # The gateway's threads, over its 8-client runs only (it idles between its runs).
-  [ "$clients" = 8 ] && thread_ticks "$gw_pid" > "$work/gw-threads.after"
+  [ "$clients" = 8 ] && thread_ticks "$gw_pid" > "$work/gw-threads.after" \
+    && appends_after=$(journal_appends "$admin_port")
 done
 
 echo
@@ -148,5 +152,6 @@ cpu_summary "statement at 8 clients" "$work/gw-threads.before" "$work/gw-threads
   gatehouse "${ticks[gatehouse,8]}" "${ops[gatehouse,8]}" \
   pgbouncer "${ticks[pgbouncer,8]}" "${ops[pgbouncer,8]}" \
   "tcp relay" "${ticks[relay,8]}" "${ops[relay,8]}"
+appends_summary "statement at 8 clients" "$appends_before" "$appends_after" "${ops[gatehouse,8]}"
 entries=$(./target/release/gatehouse --config "$work/gatehouse.toml" audit list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 echo "audit entries written by gatehouse during the run: $entries"

@@ -57,6 +57,7 @@ state = "sqlite:$work/var/gatehouse.db"
 recordings = "$work/var/recordings"
 [listen]
 mysql = "127.0.0.1:0"
+admin = "127.0.0.1:0"
 [[connection]]
 name = "$DB"
 protocol = "mysql"
@@ -68,8 +69,9 @@ groups = ["bench"]
 TOML
 ./target/release/gatehouse serve --config "$work/gatehouse.toml" >/dev/null 2>"$work/gw.log" &
 gw_pid=$!
-for _ in $(seq 1 100); do grep -q "mysql listening on" "$work/gw.log" && break; sleep 0.1; done
+for _ in $(seq 1 100); do grep -q "admin listening on" "$work/gw.log" && break; sleep 0.1; done
 gw_port=$(sed -n 's/.*mysql listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/gw.log")
+admin_port=$(sed -n 's/.*admin listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/gw.log")
 [ -n "$gw_port" ] || { echo "gatehouse did not start:"; cat "$work/gw.log"; exit 1; }
 token=$(./target/release/gatehouse --config "$work/gatehouse.toml" token create --identity bench --group bench 2>/dev/null)
 
@@ -105,6 +107,7 @@ echo "sysbench oltp_point_select, $TABLES tables x $TABLE_SIZE rows, $THREADS th
 declare -A tps lat ops ticks
 queries_through_gatehouse=0
 thread_ticks "$gw_pid" > "$work/gw-threads.before"
+appends_before=$(journal_appends "$admin_port")
 for threads in "$THREADS" 1; do
   for round in $(seq 1 "$ROUNDS"); do
     for target in direct relay gatehouse; do
@@ -121,7 +124,8 @@ for threads in "$THREADS" 1; do
     done
   done
   # The gateway's threads, over its many-thread runs only.
-  [ "$threads" = "$THREADS" ] && thread_ticks "$gw_pid" > "$work/gw-threads.after"
+  [ "$threads" = "$THREADS" ] && thread_ticks "$gw_pid" > "$work/gw-threads.after" \
+    && appends_after=$(journal_appends "$admin_port")
 done
 
 echo
@@ -144,6 +148,7 @@ awk -v d="$L_direct_1" -v r="$L_relay_1" -v g="$L_gatehouse_1" 'BEGIN {
 cpu_summary "query at $THREADS threads" "$work/gw-threads.before" "$work/gw-threads.after" \
   gatehouse "${ticks[gatehouse,$THREADS]}" "${ops[gatehouse,$THREADS]}" \
   "tcp relay" "${ticks[relay,$THREADS]}" "${ops[relay,$THREADS]}"
+appends_summary "query at $THREADS threads" "$appends_before" "$appends_after" "${ops[gatehouse,$THREADS]}"
 # The store is filled from the journal behind the traffic: stop the gateway (it flushes on
 # SIGTERM), then the newest entry's id counts the entries (ids are dense and start at 1).
 kill -TERM "$gw_pid"

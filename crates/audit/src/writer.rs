@@ -86,6 +86,9 @@ pub const STORE_ERRORS: &str = "gatehouse_store_errors_total";
 /// Batches the store did not take whole, applied write by write instead (counter): a segment
 /// retried after its commit went unanswered, or something unexpected in the tables.
 pub const WRITE_BY_WRITE: &str = "gatehouse_ingest_write_by_write_total";
+/// `write`s to the journal (counter): one per flight of entries, so against
+/// `gatehouse_commands_total` it shows how many admissions share a write.
+pub const JOURNAL_APPENDS: &str = "gatehouse_journal_appends_total";
 /// Entries applied to the database (counter).
 pub const INGESTED: &str = "gatehouse_ingested_entries_total";
 /// Entries journaled and not yet in the database (gauge, set from [`Health`] when scraped).
@@ -195,6 +198,7 @@ impl Inner {
             self.key
                 .seal_write_into(&mut bytes, batch.iter().map(|q| &q.line.digest));
             let written = active.journal.append(bytes.as_bytes());
+            metrics::counter!(JOURNAL_APPENDS).increment(1);
             let result = match written {
                 Ok(()) => {
                     for q in batch.drain(..) {

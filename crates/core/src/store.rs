@@ -98,14 +98,12 @@ impl Future for Receipt {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        if let Some(lead) = &this.lead {
-            if let Poll::Ready(done) = Pin::new(&mut this.rx).poll(cx) {
-                // Written by another session's lead meanwhile.
-                this.lead = None;
-                return Poll::Ready(done.unwrap_or_else(|_| stopped()));
+        if let Some(lead) = this.lead.take() {
+            // Not polled first: a pending poll would register this task, and the ack would
+            // then wake it for nothing (another poll of the whole session).
+            if this.rx.is_empty() {
+                lead.lead();
             }
-            lead.lead();
-            this.lead = None;
         }
         Pin::new(&mut this.rx)
             .poll(cx)

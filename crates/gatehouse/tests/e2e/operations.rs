@@ -67,6 +67,8 @@ fn metrics_count_what_happened_and_probes_answer() {
         ) > 0.0
     );
     assert!(value("gatehouse_ingested_entries_total", &[]) >= 4.0);
+    // The statements' admissions were journaled before they ran.
+    assert!(value("gatehouse_journal_appends_total", &[]) >= 1.0);
     assert_eq!(value("gatehouse_sessions_live", &[]), 0.0);
     assert!(value("gatehouse_journal_backlog_entries", &[]) >= 0.0);
     assert!(value("gatehouse_ingest_lag_seconds", &[]) >= 0.0);
