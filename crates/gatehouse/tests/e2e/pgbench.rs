@@ -51,10 +51,15 @@ fn pgbench_simple_extended_and_prepared_run_clean_and_are_audited() {
     }
     // TPC-B-like: BEGIN, 3 UPDATEs, SELECT, INSERT, END per transaction.
     let per_mode = clients * per_client * 7;
+    // The store is filled from the journal in ticks, and the sessions' last statements can be
+    // appended in any order: wait for every kind asserted below, not only the UPDATEs.
     let rows = gw.audit_until(|rows| {
         rows.iter().all(|r| r["status"].is_string())
             && rows.iter().filter(|r| r["status"] == "ok").count() >= 3 * per_mode
             && with_statement(rows, "UPDATE pgbench_accounts").len() >= 3 * clients * per_client
+            && with_statement(rows, "SELECT abalance FROM pgbench_accounts").len()
+                >= 3 * clients * per_client
+            && with_statement(rows, "INSERT INTO pgbench_history").len() >= 3 * clients * per_client
     });
     let updates = with_statement(&rows, "UPDATE pgbench_accounts");
     assert_eq!(
@@ -88,6 +93,12 @@ fn pgbench_simple_extended_and_prepared_run_clean_and_are_audited() {
     assert!(selects
         .iter()
         .all(|r| r["rows_returned"] == 1 && r["status"] == "ok"));
+    let inserts = with_statement(&rows, "INSERT INTO pgbench_history");
+    assert_eq!(
+        inserts.len(),
+        3 * clients * per_client,
+        "one entry per INSERT"
+    );
     let failed: Vec<_> = rows.iter().filter(|r| r["status"] != "ok").collect();
     assert!(failed.is_empty(), "unexpected failures: {failed:#?}");
 }
