@@ -10,6 +10,8 @@ if ! { ls /usr/lib/llvm-*/lib/libclang.so* || ls /usr/lib/x86_64-linux-gnu/libcl
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends libclang-dev >/dev/null
 fi
+# The web console, embedded in the binary (skipped if it is built already).
+bash scripts/console.sh
 if [ $# -eq 0 ]; then
   set -- --config gatehouse.toml
 fi

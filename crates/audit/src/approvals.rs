@@ -17,7 +17,7 @@ use gatehouse_core::{
     ApprovalDesk, ApprovalId, ApprovalRequest, DecideError, Decision, SessionId, StoreError,
 };
 use serde::Serialize;
-use tokio::sync::Notify;
+use tokio::sync::{broadcast, Notify};
 
 use crate::chain::Chain;
 use crate::db::{params, Db, DbError, OptionalExtension, Row};
@@ -26,6 +26,35 @@ use crate::store::{Slot, Store};
 
 /// How often a waiting command re-reads its request.
 const POLL: Duration = Duration::from_millis(500);
+
+/// What happened to a request on this desk: the console's live inbox and the approvers'
+/// webhooks follow these. Each is announced by the process where it happened, so a request
+/// made on one gateway instance and decided on another is announced once by each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalEvent {
+    /// A held command asked for a decision (its request id).
+    Requested(String),
+    /// Someone approved or denied it here.
+    Decided(String),
+    /// It stopped waiting undecided: timed out, or its client went away.
+    Closed(String),
+    /// Another process decided a request (the store told us): the inbox reads again.
+    Elsewhere,
+}
+
+impl ApprovalEvent {
+    /// The request it is about, if this process knows which.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Self::Requested(id) | Self::Decided(id) | Self::Closed(id) => Some(id),
+            Self::Elsewhere => None,
+        }
+    }
+}
+
+/// How many events a slow listener may fall behind before it misses some (it then reads
+/// the inbox again; a webhook logs what it missed).
+const EVENTS_BUFFERED: usize = 1024;
 
 /// One approval request as listed.
 #[derive(Debug, Clone, Serialize)]
@@ -75,6 +104,7 @@ pub struct Approvals {
     conn: Arc<Slot>,
     chain: Chain,
     decided: Arc<Notify>,
+    events: broadcast::Sender<ApprovalEvent>,
 }
 
 impl Approvals {
@@ -92,6 +122,7 @@ impl Approvals {
             conn: Arc::new(Slot::holding(conn)),
             chain,
             decided: Arc::new(Notify::new()),
+            events: broadcast::channel(EVENTS_BUFFERED).0,
         })
     }
 
@@ -99,6 +130,50 @@ impl Approvals {
     /// another instance announced).
     pub fn wake(&self) {
         self.decided.notify_waiters();
+        self.announce(ApprovalEvent::Elsewhere);
+    }
+
+    /// Follows what happens on this desk from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<ApprovalEvent> {
+        self.events.subscribe()
+    }
+
+    fn announce(&self, event: ApprovalEvent) {
+        // Nobody listening is fine: the desk never waits on its listeners.
+        let _ = self.events.send(event);
+    }
+
+    /// One request, if it exists.
+    pub fn get(&self, id: &str) -> Result<Option<ApprovalRow>, AuditError> {
+        let id = id.to_owned();
+        self.with(|db| {
+            Ok(db
+                .query_row(
+                    &format!("{SELECT_ROW} WHERE id = ?1"),
+                    params![id],
+                    row_to_approval,
+                )
+                .optional()?)
+        })
+    }
+
+    /// A page of requests, newest first: pending ones only if asked, skipping `offset`.
+    pub fn page(
+        &self,
+        pending_only: bool,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<ApprovalRow>, AuditError> {
+        self.with(|db| {
+            Ok(db.query_map(
+                &format!(
+                    "{SELECT_ROW} WHERE (?1 = 0 OR state = 'pending')
+                     ORDER BY requested_at DESC, id LIMIT ?2 OFFSET ?3"
+                ),
+                params![pending_only, i64::from(limit), i64::from(offset)],
+                row_to_approval,
+            )?)
+        })
     }
 
     fn with<T>(&self, f: impl FnMut(&mut Db) -> Result<T, AuditError>) -> Result<T, AuditError> {
@@ -115,19 +190,9 @@ impl Approvals {
             .map_err(|e| AuditError::Corrupt(format!("approvals task failed: {e}")))?
     }
 
-    /// Lists requests, newest first (only pending ones if asked).
+    /// Lists requests, newest first (only pending ones if asked; at most 1000).
     pub fn list(&self, pending_only: bool) -> Result<Vec<ApprovalRow>, AuditError> {
-        self.with(|db| {
-            Ok(db.query_map(
-                "SELECT id, state, identity, groups_json, connection, protocol, statement,
-                        params_json, class, rule, approvers_json, session_id, requested_at,
-                        expires_at, decided_by, decided_at, reason, executed_at
-                 FROM approvals WHERE (?1 = 0 OR state = 'pending')
-                 ORDER BY requested_at DESC LIMIT 1000",
-                params![pending_only],
-                row_to_approval,
-            )?)
-        })
+        self.page(pending_only, 1000, 0)
     }
 
     fn decision_of(db: &mut Db, id: &str) -> Result<Option<Decision>, AuditError> {
@@ -153,6 +218,12 @@ impl Approvals {
             .flatten())
     }
 }
+
+/// The columns [`row_to_approval`] reads, in its order.
+const SELECT_ROW: &str = "SELECT id, state, identity, groups_json, connection, protocol, statement,
+        params_json, class, rule, approvers_json, session_id, requested_at, expires_at,
+        decided_by, decided_at, reason, executed_at
+    FROM approvals";
 
 fn row_to_approval(row: &Row<'_>) -> Result<ApprovalRow, DbError> {
     let list = |i: usize| -> Result<Vec<String>, DbError> {
@@ -189,6 +260,7 @@ fn row_to_approval(row: &Row<'_>) -> Result<ApprovalRow, DbError> {
 impl ApprovalDesk for Approvals {
     async fn request(&self, r: &ApprovalRequest) -> Result<(), StoreError> {
         let r = r.clone();
+        let id = r.id.0.clone();
         let instance = self.chain.instance.clone();
         self.blocking(move |db| {
             db.execute(
@@ -218,7 +290,9 @@ impl ApprovalDesk for Approvals {
             Ok(())
         })
         .await
-        .map_err(StoreError::from)
+        .map_err(StoreError::from)?;
+        self.announce(ApprovalEvent::Requested(id));
+        Ok(())
     }
 
     async fn wait_decision(
@@ -250,29 +324,38 @@ impl ApprovalDesk for Approvals {
 
     async fn expire(&self, id: &ApprovalId) -> Result<Option<Decision>, StoreError> {
         let key = id.0.clone();
-        self.blocking(move |db| {
-            db.execute(
-                "UPDATE approvals SET state = 'expired' WHERE id = ?1 AND state = 'pending'",
-                params![key],
-            )?;
-            Self::decision_of(db, &key)
-        })
-        .await
-        .map_err(StoreError::from)
+        let (expired, decision) = self
+            .blocking(move |db| {
+                let expired = db.execute(
+                    "UPDATE approvals SET state = 'expired' WHERE id = ?1 AND state = 'pending'",
+                    params![key],
+                )?;
+                Ok((expired, Self::decision_of(db, &key)?))
+            })
+            .await
+            .map_err(StoreError::from)?;
+        if expired > 0 {
+            self.announce(ApprovalEvent::Closed(id.0.clone()));
+        }
+        Ok(decision)
     }
 
     async fn withdraw(&self, id: &ApprovalId, why: &str) -> Result<(), StoreError> {
         let (key, why) = (id.0.clone(), why.to_owned());
-        self.blocking(move |db| {
-            db.execute(
-                "UPDATE approvals SET state = 'withdrawn', reason = ?2, decided_at = ?3
-                 WHERE id = ?1 AND state = 'pending'",
-                params![key, why, to_micros(SystemTime::now())],
-            )?;
-            Ok(())
-        })
-        .await
-        .map_err(StoreError::from)
+        let withdrawn = self
+            .blocking(move |db| {
+                Ok(db.execute(
+                    "UPDATE approvals SET state = 'withdrawn', reason = ?2, decided_at = ?3
+                     WHERE id = ?1 AND state = 'pending'",
+                    params![key, why, to_micros(SystemTime::now())],
+                )?)
+            })
+            .await
+            .map_err(StoreError::from)?;
+        if withdrawn > 0 {
+            self.announce(ApprovalEvent::Closed(id.0.clone()));
+        }
+        Ok(())
     }
 
     async fn executed(
@@ -399,6 +482,7 @@ impl ApprovalDesk for Approvals {
             .await
             .map_err(|e| DecideError::Store(e.into()))??;
         self.decided.notify_waiters();
+        self.announce(ApprovalEvent::Decided(id.to_owned()));
         Ok(decision)
     }
 }

@@ -48,12 +48,12 @@ pub mod tokens;
 pub mod verify;
 pub mod writer;
 
-pub use approvals::{ApprovalRow, Approvals};
+pub use approvals::{ApprovalEvent, ApprovalRow, Approvals};
 pub use error::AuditError;
 pub use evidence::PeriodCounts;
 pub use export::{ExportFilter, ExportFormat};
 pub use keys::KeyRow;
-pub use queries::{AuditFilter, AuditRow, SessionRow};
+pub use queries::{AuditFilter, AuditRow, SessionFilter, SessionRow};
 pub use recording::{read_recording, FileRecordings};
 pub use retention::PurgeReport;
 pub use store::{Location, Store, StoreOptions};

@@ -20,6 +20,29 @@ pub struct AuditFilter {
     pub limit: Option<u64>,
 }
 
+/// Which sessions to list, a page at a time (the console's sessions page).
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    /// Only sessions of this identity.
+    pub identity: Option<String>,
+    /// Only sessions of this connection.
+    pub connection: Option<String>,
+    /// Only this wire (`postgres`, `mysql`, `ssh`).
+    pub protocol: Option<String>,
+    /// Only sessions started at or after this time.
+    pub since: Option<SystemTime>,
+    /// Only sessions started before this time.
+    pub until: Option<SystemTime>,
+    /// Only sessions refused at their opening or with a command refused (denied or rejected).
+    pub refused: bool,
+    /// Only sessions still open (no end recorded).
+    pub open: bool,
+    /// At most this many, newest first.
+    pub limit: u32,
+    /// Skipping the newest this many.
+    pub offset: u32,
+}
+
 /// One audit entry as listed.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRow {
@@ -149,15 +172,40 @@ impl Store {
         let since = since.map(to_micros).unwrap_or(i64::MIN);
         self.read(|db| {
             Ok(db.query_map(
-                "SELECT s.id, s.identity, s.groups_json, s.token_id, s.connection, s.protocol,
-                    s.client_addr, s.claimed_user, s.started_at, s.ended_at, s.end_reason,
-                    s.bytes_from_client, s.bytes_from_server,
-                    (SELECT count(*) FROM audit_entries a WHERE a.session_id = s.id),
-                    s.recording_sha256, s.settings_json,
-                    (SELECT c.instance FROM audit_chain c
-                     WHERE c.kind = 'open' AND c.session_id = s.id)
-                 FROM sessions s WHERE s.started_at >= ?1 ORDER BY s.started_at",
+                &format!("{SESSION_COLUMNS} WHERE s.started_at >= ?1 ORDER BY s.started_at"),
                 params![since],
+                session_row,
+            )?)
+        })
+    }
+
+    /// A page of the sessions matching the filter, newest first.
+    pub fn sessions_page(&self, filter: &SessionFilter) -> Result<Vec<SessionRow>, AuditError> {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        self.read(|db| {
+            Ok(db.query_map(
+                &format!(
+                    "{SESSION_COLUMNS}
+                 WHERE (?1 = '' OR s.identity = ?1) AND (?2 = '' OR s.connection = ?2)
+                   AND (?3 = '' OR s.protocol = ?3)
+                   AND s.started_at >= ?4 AND s.started_at < ?5
+                   AND (?6 = 0 OR s.end_reason LIKE 'refused%' OR EXISTS (
+                        SELECT 1 FROM audit_entries r
+                        WHERE r.session_id = s.id AND r.verdict IN ('deny', 'rejected')))
+                   AND (?7 = 0 OR s.ended_at IS NULL)
+                 ORDER BY s.started_at DESC, s.id LIMIT ?8 OFFSET ?9"
+                ),
+                params![
+                    text(&filter.identity),
+                    text(&filter.connection),
+                    text(&filter.protocol),
+                    filter.since.map(to_micros).unwrap_or(i64::MIN),
+                    filter.until.map(to_micros).unwrap_or(i64::MAX),
+                    filter.refused,
+                    filter.open,
+                    i64::from(filter.limit),
+                    i64::from(filter.offset),
+                ],
                 session_row,
             )?)
         })
@@ -181,6 +229,15 @@ impl Store {
         }
     }
 }
+
+/// The columns [`session_row`] reads, in its order.
+const SESSION_COLUMNS: &str = "SELECT s.id, s.identity, s.groups_json, s.token_id, s.connection,
+        s.protocol, s.client_addr, s.claimed_user, s.started_at, s.ended_at, s.end_reason,
+        s.bytes_from_client, s.bytes_from_server,
+        (SELECT count(*) FROM audit_entries a WHERE a.session_id = s.id),
+        s.recording_sha256, s.settings_json,
+        (SELECT c.instance FROM audit_chain c WHERE c.kind = 'open' AND c.session_id = s.id)
+    FROM sessions s";
 
 fn list(text: String) -> Vec<String> {
     serde_json::from_str(&text).unwrap_or_default()

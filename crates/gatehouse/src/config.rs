@@ -43,6 +43,9 @@ pub struct Config {
     /// `[limits]`: connections held at once, per listener and per client address.
     #[serde(default)]
     pub limits: crate::limits::LimitsSection,
+    /// `[[webhook]]`: where approvers are told of requests and decisions.
+    #[serde(default)]
+    pub webhook: Vec<crate::webhook::WebhookSpec>,
     /// The directory relative paths are resolved against.
     #[serde(skip)]
     pub base: PathBuf,
@@ -130,6 +133,9 @@ pub struct AdminSection {
     /// tokens.
     #[serde(default)]
     pub tls: bool,
+    /// The console's address as approvers reach it (`https://gatehouse.example:18080`), for
+    /// the links webhooks carry. Default: the `[listen] admin` address.
+    pub console_url: Option<String>,
 }
 
 impl Default for AdminSection {
@@ -137,6 +143,7 @@ impl Default for AdminSection {
         Self {
             groups: default_admin_groups(),
             tls: false,
+            console_url: None,
         }
     }
 }
@@ -329,6 +336,15 @@ impl Config {
         groups.sort();
         groups.dedup();
         groups
+    }
+
+    /// The names of the rules that hold commands for review.
+    pub fn review_rules(&self) -> Vec<String> {
+        self.rule
+            .iter()
+            .filter(|r| r.action == "review")
+            .map(|r| r.name.clone())
+            .collect()
     }
 
     /// The addresses of the MySQL upstreams.

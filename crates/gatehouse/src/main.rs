@@ -11,6 +11,7 @@ mod limits;
 mod serve;
 mod table;
 mod tls;
+mod webhook;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::error::CliError;
 use crate::limits::ConnectionLimits;
 use crate::tls;
+use crate::webhook::Webhooks;
 
 /// How often the registry is polled for revocations (a revoked token's sessions end within it).
 const REVOCATION_POLL: Duration = Duration::from_millis(500);
@@ -148,7 +149,19 @@ pub async fn run(config: Config) -> Result<(), CliError> {
                 metrics: metrics.clone(),
                 writer: (*audit).clone(),
             },
+            recordings: Arc::from(config.recordings_dir().as_path()),
+            secure_cookies: config.admin.tls || !local.ip().is_loopback(),
         };
+        let scheme = if config.admin.tls { "https" } else { "http" };
+        let console_url = config
+            .admin
+            .console_url
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{local}"));
+        let webhooks = Webhooks::new(&config.webhook, &config.review_rules(), &console_url)?;
+        if !webhooks.is_empty() {
+            tasks.spawn(webhooks.run(approvals.clone()));
+        }
         if config.admin.tls {
             let acceptor = tls::acceptor(&config, &state_dir)?;
             let listener = admin::tls_listener::TlsListener::new(listener, acceptor)

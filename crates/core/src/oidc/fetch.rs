@@ -1,9 +1,12 @@
-//! A minimal HTTP/1.1 GET, over TCP or TLS, for fetching a JWKS document.
+//! A minimal HTTP/1.1 client, over TCP or TLS: GET for fetching a JWKS document, POST for
+//! the approvers' webhooks (the gateway's one HTTP client).
 //!
 //! One request per connection (`Connection: close`), no redirects, no compression, no proxies.
-//! The whole exchange is bounded: 5 s, 64 KiB of headers, 1 MiB of body. The answer must be
-//! `200`; its body is framed by `Content-Length`, `Transfer-Encoding: chunked`, or the end of
-//! the connection.
+//! The whole exchange is bounded: 5 s, 64 KiB of headers, 1 MiB of body. A GET's answer must
+//! be `200`, a POST's any `2xx`; the body is framed by `Content-Length`,
+//! `Transfer-Encoding: chunked`, or the end of the connection. Plain `http://` is accepted only
+//! toward a loopback address: what crosses it (keys that decide who logs in, held statements)
+//! must not travel in clear over a network.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -27,7 +30,8 @@ const MAX_RESPONSE: usize = MAX_HEAD + 2 * MAX_BODY;
 const MAX_CHUNK_LINE: usize = 1024;
 
 /// A parsed `http://` or `https://` URL and, for `https`, the TLS settings to reach it.
-pub(crate) struct FetchTarget {
+#[derive(Clone)]
+pub struct FetchTarget {
     url: String,
     host: String,
     port: u16,
@@ -38,15 +42,22 @@ pub(crate) struct FetchTarget {
 }
 
 impl FetchTarget {
-    /// Parses `url`; for `https`, trusts the CAs in `ca` (a PEM file) or else the system's.
+    /// Parses a `jwks_url`; for `https`, trusts the CAs in `ca` (a PEM file) or else the
+    /// system's.
     pub(crate) fn new(url: &str, ca: Option<&Path>) -> Result<Self, String> {
+        Self::named("jwks_url", url, ca)
+    }
+
+    /// Parses `url`, given under the configuration key `what` (named in errors); for `https`,
+    /// trusts the CAs in `ca` (a PEM file) or else the system's.
+    pub fn named(what: &'static str, url: &str, ca: Option<&Path>) -> Result<Self, String> {
         let (https, rest) = if let Some(rest) = strip_prefix_ignore_case(url, "https://") {
             (true, rest)
         } else if let Some(rest) = strip_prefix_ignore_case(url, "http://") {
             (false, rest)
         } else {
             return Err(format!(
-                "jwks_url {url:?} must start with https:// or http://"
+                "{what} {url:?} must start with https:// or http://"
             ));
         };
         if ca.is_some() && !https {
@@ -67,20 +78,20 @@ impl FetchTarget {
         };
         if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return Err(format!(
-                "jwks_url {url:?} contains spaces or control characters; percent-encode them"
+                "{what} {url:?} contains spaces or control characters; percent-encode them"
             ));
         }
         if authority.contains('@') {
             return Err(format!(
-                "jwks_url {url:?} carries credentials; they are not supported"
+                "{what} {url:?} carries credentials; they are not supported"
             ));
         }
         let (host, port) = split_host_port(authority)
-            .ok_or_else(|| format!("jwks_url {url:?} has no valid host[:port]"))?;
+            .ok_or_else(|| format!("{what} {url:?} has no valid host[:port]"))?;
         if !https && !crate::connection::is_loopback_host(host) {
             return Err(format!(
-                "jwks_url {url:?}: the keys that decide who may log in must come over https:// \
-                 (http:// is accepted only to a loopback address, for tests)"
+                "{what} {url:?}: use https:// (http:// is accepted only to a loopback address: \
+                 what crosses it must not travel in clear over a network)"
             ));
         }
         let port = port.unwrap_or(if https { 443 } else { 80 });
@@ -100,13 +111,19 @@ impl FetchTarget {
     }
 
     /// The URL as configured.
-    pub(crate) fn url(&self) -> &str {
+    pub fn url(&self) -> &str {
         &self.url
     }
 
     /// GETs the document; the error says what went wrong, for the log.
     pub(crate) async fn get(&self) -> Result<Vec<u8>, String> {
-        match tokio::time::timeout(FETCH_TIMEOUT, self.exchange()).await {
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: application/json, application/jwk-set+json\r\n\
+             User-Agent: gatehouse\r\nConnection: close\r\n\r\n",
+            self.path, self.authority
+        );
+        match tokio::time::timeout(FETCH_TIMEOUT, self.exchange(request.into_bytes(), false)).await
+        {
             Ok(Ok(body)) => Ok(body),
             Ok(Err(why)) => Err(format!("GET {}: {why}", self.url)),
             Err(_) => Err(format!(
@@ -117,17 +134,35 @@ impl FetchTarget {
         }
     }
 
-    async fn exchange(&self) -> Result<Vec<u8>, String> {
+    /// POSTs `body` (of `content_type`); any `2xx` answer is success. The error says what
+    /// went wrong, for the log.
+    pub async fn post(&self, content_type: &str, body: &[u8]) -> Result<(), String> {
+        let mut request = format!(
+            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\n\
+             Content-Length: {}\r\nUser-Agent: gatehouse\r\nConnection: close\r\n\r\n",
+            self.path,
+            self.authority,
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        match tokio::time::timeout(FETCH_TIMEOUT, self.exchange(request, true)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(why)) => Err(format!("POST {}: {why}", self.url)),
+            Err(_) => Err(format!(
+                "POST {}: no complete answer within {} s",
+                self.url,
+                FETCH_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
+    async fn exchange(&self, request: Vec<u8>, any_2xx: bool) -> Result<Vec<u8>, String> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|e| format!("cannot connect to {}:{}: {e}", self.host, self.port))?;
-        let request = format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: application/json, application/jwk-set+json\r\n\
-             User-Agent: gatehouse\r\nConnection: close\r\n\r\n",
-            self.path, self.authority
-        );
         match &self.tls {
-            None => request_response(tcp, request.as_bytes()).await,
+            None => request_response(tcp, &request, any_2xx).await,
             Some(config) => {
                 let name = ServerName::try_from(self.host.clone())
                     .map_err(|e| format!("{:?} is not a valid TLS server name: {e}", self.host))?;
@@ -135,7 +170,7 @@ impl FetchTarget {
                     .connect(name, tcp)
                     .await
                     .map_err(|e| format!("TLS handshake with {} failed: {e}", self.authority))?;
-                request_response(tls, request.as_bytes()).await
+                request_response(tls, &request, any_2xx).await
             }
         }
     }
@@ -208,7 +243,11 @@ fn client_config(ca: Option<&Path>) -> Result<rustls::ClientConfig, String> {
 }
 
 /// Writes the request and reads until the response's body is complete.
-async fn request_response<S>(mut stream: S, request: &[u8]) -> Result<Vec<u8>, String>
+async fn request_response<S>(
+    mut stream: S,
+    request: &[u8],
+    any_2xx: bool,
+) -> Result<Vec<u8>, String>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -232,7 +271,7 @@ where
         };
         buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
         let eof = n == 0;
-        if let Some(body) = parse_response(&buf, eof)? {
+        if let Some(body) = parse_response(&buf, eof, any_2xx)? {
             return Ok(body);
         }
         if buf.len() > MAX_RESPONSE {
@@ -249,8 +288,9 @@ enum Framing {
     UntilClose,
 }
 
-/// Parses what has been read so far: `Ok(None)` means "read more" (never at `eof`).
-fn parse_response(buf: &[u8], eof: bool) -> Result<Option<Vec<u8>>, String> {
+/// Parses what has been read so far: `Ok(None)` means "read more" (never at `eof`). The
+/// status must be 200, or any 2xx if `any_2xx`.
+fn parse_response(buf: &[u8], eof: bool, any_2xx: bool) -> Result<Option<Vec<u8>>, String> {
     let mut rest = buf;
     // Skip interim 1xx answers.
     let (framing, body) = loop {
@@ -270,7 +310,7 @@ fn parse_response(buf: &[u8], eof: bool) -> Result<Option<Vec<u8>>, String> {
         let body = rest.get(head_len + 4..).unwrap_or_default();
         let head = std::str::from_utf8(head)
             .map_err(|_| "response headers are not valid UTF-8".to_owned())?;
-        match parse_head(head)? {
+        match parse_head(head, any_2xx)? {
             Some(framing) => break (framing, body),
             None => rest = body,
         }
@@ -304,7 +344,7 @@ fn parse_response(buf: &[u8], eof: bool) -> Result<Option<Vec<u8>>, String> {
 }
 
 /// Checks the status line and headers; `None` for an interim (1xx) answer.
-fn parse_head(head: &str) -> Result<Option<Framing>, String> {
+fn parse_head(head: &str, any_2xx: bool) -> Result<Option<Framing>, String> {
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let mut parts = status_line.splitn(3, ' ');
@@ -320,15 +360,17 @@ fn parse_head(head: &str) -> Result<Option<Framing>, String> {
     if (100..200).contains(&code) {
         return Ok(None);
     }
-    if code != 200 {
+    let accepted = code == 200 || (any_2xx && (200..300).contains(&code));
+    if !accepted {
         let hint = if (300..400).contains(&code) {
             "; redirects are not followed, configure the final URL"
         } else {
             ""
         };
         return Err(format!(
-            "HTTP status {code} {:?}, expected 200{hint}",
-            super::error::clip(reason)
+            "HTTP status {code} {:?}, expected {}{hint}",
+            super::error::clip(reason),
+            if any_2xx { "2xx" } else { "200" }
         ));
     }
     let mut length: Option<usize> = None;

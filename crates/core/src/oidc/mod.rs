@@ -41,7 +41,7 @@
 //! The client should be told no more than that its token is not valid.
 
 mod error;
-mod fetch;
+pub mod fetch;
 mod jwks;
 mod spec;
 mod verify;

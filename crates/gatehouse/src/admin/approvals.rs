@@ -1,14 +1,15 @@
-//! `GET /v1/approvals[?pending=true]`, `POST /v1/approvals/{id}/approve|deny` with an
-//! optional `{"reason": "..."}`.
+//! `GET /v1/approvals[?pending=true&limit=N&offset=N]` (newest first, a page at a time),
+//! `GET /v1/approvals/{id}`, `POST /v1/approvals/{id}/approve|deny` with an optional
+//! `{"reason": "..."}`. The live inbox is [`super::inbox`].
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use gatehouse_audit::ApprovalRow;
 use gatehouse_core::time::display;
 use gatehouse_core::ApprovalDesk;
 use serde::Deserialize;
 
 use super::auth::Caller;
+use super::inbox::{visible, InboxRow};
 use super::{blocking, AdminState, ApiError};
 
 /// Query of the listing.
@@ -17,6 +18,11 @@ pub struct ListQuery {
     /// Only pending requests.
     #[serde(default)]
     pending: bool,
+    /// At most this many (default and most: 1000).
+    limit: Option<u32>,
+    /// Skipping the newest this many.
+    #[serde(default)]
+    offset: u32,
 }
 
 /// Body of a decision.
@@ -30,17 +36,27 @@ pub(super) async fn list(
     State(state): State<AdminState>,
     caller: Caller,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Vec<ApprovalRow>>, ApiError> {
+) -> Result<Json<Vec<InboxRow>>, ApiError> {
     caller.require_approver(&state)?;
     let desk = state.approvals.clone();
-    let rows = blocking(move || Ok(desk.list(q.pending)?)).await?;
-    // Administrators see every request; an approver only those their groups may decide.
-    let admin = caller.require_admin(&state).is_ok();
-    Ok(Json(
-        rows.into_iter()
-            .filter(|r| admin || r.approvers.iter().any(|g| caller.0.groups.contains(g)))
-            .collect(),
-    ))
+    let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
+    let rows = blocking(move || Ok(desk.page(q.pending, limit, q.offset)?)).await?;
+    Ok(Json(visible(&state, &caller, rows)))
+}
+
+pub(super) async fn one(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<InboxRow>, ApiError> {
+    caller.require_approver(&state)?;
+    let desk = state.approvals.clone();
+    let key = id.clone();
+    let row = blocking(move || Ok(desk.get(&key)?)).await?;
+    visible(&state, &caller, row.into_iter().collect())
+        .pop()
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no approval request {id} that you may see")))
 }
 
 pub(super) async fn approve(

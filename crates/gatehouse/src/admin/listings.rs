@@ -1,8 +1,13 @@
-//! `GET /v1/sessions[?since=T]` and `GET /v1/audit[?since=T&session=S&limit=N]`.
+//! `GET /v1/sessions` and `GET /v1/audit[?since=T&session=S&limit=N]`.
+//!
+//! Sessions page on the server, newest first:
+//! `?identity=I&connection=C&protocol=P&since=T&until=T&refused=true&open=true&limit=N&offset=N`
+//! (`limit` defaults to 1000). Times are RFC 3339 dates or a duration ago (`15m`), as the
+//! CLI's `--since`.
 
 use axum::extract::{Query, State};
 use axum::Json;
-use gatehouse_audit::{AuditFilter, AuditRow, SessionRow};
+use gatehouse_audit::{AuditFilter, AuditRow, SessionFilter, SessionRow};
 use serde::Deserialize;
 
 use super::auth::Caller;
@@ -14,21 +19,44 @@ use crate::cli::when::{Clock, When};
 pub struct ListQuery {
     /// A date, RFC 3339 or a duration ago (`15m`), as the CLI's `--since` (UTC).
     since: Option<String>,
+    /// Sessions: started before this (same forms as `since`).
+    until: Option<String>,
     /// Audit: a session id (prefix).
     session: Option<String>,
-    /// Audit: at most this many, the newest.
+    /// Sessions: of this identity.
+    identity: Option<String>,
+    /// Sessions: of this connection.
+    connection: Option<String>,
+    /// Sessions: of this wire.
+    protocol: Option<String>,
+    /// Sessions: refused at opening, or with a command refused.
+    #[serde(default)]
+    refused: bool,
+    /// Sessions: still open.
+    #[serde(default)]
+    open: bool,
+    /// At most this many (audit: the newest).
     limit: Option<u64>,
+    /// Sessions: skipping the newest this many.
+    #[serde(default)]
+    offset: u32,
 }
 
-fn since(q: &ListQuery) -> Result<Option<std::time::SystemTime>, ApiError> {
-    let Some(text) = q.since.as_deref() else {
+fn time(name: &str, text: Option<&str>) -> Result<Option<std::time::SystemTime>, ApiError> {
+    let Some(text) = text.filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
-    let when = When::parse(text).map_err(|e| ApiError::BadRequest(format!("since {text}: {e}")))?;
+    let when =
+        When::parse(text).map_err(|e| ApiError::BadRequest(format!("{name} {text}: {e}")))?;
     Clock::utc()
-        .at("since", &when)
+        .at(name, &when)
         .map(Some)
         .map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+/// A filter's text, unless empty (a form's blank field means "any").
+fn given(text: &Option<String>) -> Option<String> {
+    text.clone().filter(|t| !t.trim().is_empty())
 }
 
 pub(super) async fn sessions(
@@ -37,10 +65,20 @@ pub(super) async fn sessions(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<SessionRow>>, ApiError> {
     caller.require_admin(&state)?;
-    let since = since(&q)?;
+    let filter = SessionFilter {
+        identity: given(&q.identity),
+        connection: given(&q.connection),
+        protocol: given(&q.protocol),
+        since: time("since", q.since.as_deref())?,
+        until: time("until", q.until.as_deref())?,
+        refused: q.refused,
+        open: q.open,
+        limit: q.limit.unwrap_or(1000).clamp(1, 1000) as u32,
+        offset: q.offset,
+    };
     let store = state.store.clone();
     Ok(Json(
-        blocking(move || Ok(store.list_sessions(since)?)).await?,
+        blocking(move || Ok(store.sessions_page(&filter)?)).await?,
     ))
 }
 
@@ -51,8 +89,8 @@ pub(super) async fn audit(
 ) -> Result<Json<Vec<AuditRow>>, ApiError> {
     caller.require_admin(&state)?;
     let filter = AuditFilter {
-        since: since(&q)?,
-        session: q.session.clone(),
+        since: time("since", q.since.as_deref())?,
+        session: given(&q.session),
         limit: Some(q.limit.unwrap_or(1000).min(100_000)),
     };
     let store = state.store.clone();

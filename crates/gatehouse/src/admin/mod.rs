@@ -1,19 +1,28 @@
-//! The admin HTTP API on `[listen] admin`: approvals (list, approve, deny), tokens (create,
-//! list, revoke), SSH keys (add, list, revoke), sessions and audit (list). Every request
-//! carries `Authorization: Bearer TOKEN` (a service token or a JWT, as on the wires); the
-//! caller's groups decide what it may do (see [`auth`]). `/metrics`, `/healthz` and `/readyz`
-//! ([`health`]) need none. Answers are JSON; errors are `{"error": "..."}` with a status that says
-//! what kind of problem it is.
+//! The admin HTTP API on `[listen] admin`: approvals (list, approve, deny, the live inbox),
+//! tokens (create, list, revoke), SSH keys (add, list, revoke), sessions (list, one, its
+//! recording and terminals) and audit (list). Every request carries `Authorization: Bearer
+//! TOKEN` (a service token or a JWT, as on the wires), or the web console's sign-in cookie
+//! with a CSRF token on changes; the caller's groups decide what it may do (see [`auth`]).
+//! `/metrics`, `/healthz` and `/readyz` ([`health`]) need none. Answers are JSON; errors are
+//! `{"error": "..."}` with a status that says what kind of problem it is.
+//!
+//! The web console is served at `/` ([`assets`]) and uses this same API: there is no second
+//! path to the store.
 
 mod approvals;
-mod auth;
+mod assets;
+pub mod auth;
+mod console;
 mod error;
 pub mod health;
+mod inbox;
 mod keys;
 mod listings;
+mod recordings;
 pub mod tls_listener;
 mod tokens;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::routing::{get, post};
@@ -39,12 +48,23 @@ pub struct AdminState {
     pub approver_groups: Arc<[String]>,
     /// Metrics and the write path's health.
     pub health: health::Health,
+    /// Where sessions' recordings and terminal casts are.
+    pub recordings: Arc<Path>,
+    /// Whether the console's cookie is marked Secure (served over TLS, or off loopback).
+    pub secure_cookies: bool,
 }
 
 /// The API's routes.
 pub fn router(state: AdminState) -> Router {
     Router::new()
+        .route("/", get(assets::index))
+        .route("/assets/{file}", get(assets::asset))
+        .route("/v1/console/signin", post(console::sign_in))
+        .route("/v1/console/signout", post(console::sign_out))
+        .route("/v1/console/me", get(console::me))
         .route("/v1/approvals", get(approvals::list))
+        .route("/v1/approvals/events", get(inbox::events))
+        .route("/v1/approvals/{id}", get(approvals::one))
         .route("/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/v1/approvals/{id}/deny", post(approvals::deny))
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
@@ -53,6 +73,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/keys", get(keys::list).post(keys::add))
         .route("/v1/keys/{id}/revoke", post(keys::revoke))
         .route("/v1/sessions", get(listings::sessions))
+        .route("/v1/sessions/{id}", get(recordings::session))
+        .route("/v1/sessions/{id}/recording", get(recordings::recording))
+        .route("/v1/sessions/{id}/casts", get(recordings::casts))
+        .route("/v1/sessions/{id}/casts/{file}", get(recordings::cast))
         .route("/v1/audit", get(listings::audit))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(health::ready))

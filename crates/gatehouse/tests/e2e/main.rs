@@ -10,6 +10,7 @@ mod support;
 mod admin_api;
 mod approvals;
 mod boundary;
+mod console;
 mod credentials;
 mod deploy;
 mod drivers;

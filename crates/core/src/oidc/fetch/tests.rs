@@ -42,11 +42,25 @@ fn urls_parse() {
         assert!(FetchTarget::new(bad, None).is_err(), "{bad}");
     }
     assert!(FetchTarget::new("http://127.0.0.1/", Some(Path::new("ca.pem"))).is_err());
+    let err = FetchTarget::named("url", "http://hooks.test/", None)
+        .err()
+        .unwrap_or_default();
+    assert!(err.starts_with("url ") && err.contains("https://"), "{err}");
+}
+
+#[test]
+fn a_post_takes_any_2xx_and_a_get_only_200() {
+    let accepted = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n";
+    assert_eq!(parse_response(accepted, false, true).unwrap(), Some(vec![]));
+    let err = parse_response(accepted, false, false).unwrap_err();
+    assert!(err.contains("expected 200"), "{err}");
+    let err = parse_response(b"HTTP/1.1 500 Oops\r\n\r\n", true, true).unwrap_err();
+    assert!(err.contains("500") && err.contains("2xx"), "{err}");
 }
 
 #[test]
 fn responses_frame() {
-    let ok = |raw: &[u8], eof| parse_response(raw, eof).unwrap();
+    let ok = |raw: &[u8], eof| parse_response(raw, eof, false).unwrap();
     assert_eq!(
         ok(
             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}extra",
@@ -104,7 +118,7 @@ fn responses_frame() {
         (b"HTTP/1.1 200 OK\r\n", true),
     ] {
         assert!(
-            parse_response(raw, eof).is_err(),
+            parse_response(raw, eof, false).is_err(),
             "{}",
             String::from_utf8_lossy(raw)
         );

@@ -1,0 +1,150 @@
+//! The console's sign-in, on the same API: `POST /v1/console/signin` with `{"token": "..."}`
+//! (a gateway token or an OIDC JWT, authenticated by the core as on the wires) sets the
+//! session cookie; `GET /v1/console/me` says who is signed in, what they may do, and the CSRF
+//! token the page sends back on every change; `POST /v1/console/signout` clears the cookie.
+//!
+//! The cookie holds the token itself, HttpOnly (no script reads it), SameSite=Strict (no other
+//! site's request carries it) and Secure when the console is served over TLS or off loopback.
+//! Nothing is kept per sign-in: every request is authenticated again, so a revoked token or an
+//! expired JWT stops working in the console at once, on every gateway instance.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use gatehouse_core::identity::Identity;
+use serde::{Deserialize, Serialize};
+
+use super::auth::{csrf_token, Caller, SESSION_COOKIE};
+use super::{AdminState, ApiError};
+
+/// How long a sign-in lasts in the browser (a JWT's own expiry still applies).
+const SIGN_IN_SECONDS: u32 = 12 * 60 * 60;
+
+/// Body of a sign-in.
+#[derive(Debug, Deserialize)]
+pub struct SignIn {
+    /// A gateway token or a JWT.
+    token: String,
+}
+
+/// Who is signed in.
+#[derive(Debug, Serialize)]
+pub struct Me {
+    /// Identity name.
+    identity: String,
+    /// Its groups.
+    groups: Vec<String>,
+    /// May use every page (`[admin] groups`).
+    admin: bool,
+    /// May see and decide approvals.
+    approver: bool,
+    /// What the page sends in `x-gatehouse-csrf` with every change (absent for a bearer
+    /// token, which needs none).
+    csrf: Option<String>,
+}
+
+impl Me {
+    fn of(state: &AdminState, identity: Identity, token: Option<&str>) -> Self {
+        let caller = Caller(identity, String::new());
+        Self {
+            admin: caller.is_admin(state),
+            approver: caller.is_approver(state),
+            identity: caller.0.name,
+            groups: caller.0.groups,
+            csrf: token.map(csrf_token),
+        }
+    }
+}
+
+/// Whether a token can travel in a cookie as it is: gateway tokens and JWTs are base64url
+/// with dots; anything else is not a token, and is refused rather than escaped.
+fn cookie_safe(token: &str) -> bool {
+    !token.is_empty()
+        && token.len() <= 8192
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'='))
+}
+
+fn session_cookie(value: &str, max_age: u32, secure: bool) -> String {
+    format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+pub(super) async fn sign_in(
+    State(state): State<AdminState>,
+    Json(body): Json<SignIn>,
+) -> Result<Response, ApiError> {
+    let token = body.token.trim();
+    if !cookie_safe(token) {
+        return Err(ApiError::Unauthorized(
+            "that is not a gateway token (gh_...) or a JWT: paste the token you were given".into(),
+        ));
+    }
+    let record = state.gateway.authenticate(token).await?;
+    tracing::info!(identity = %record.identity.name, "console sign-in");
+    let me = Me::of(&state, record.identity, Some(token));
+    let cookie = session_cookie(token, SIGN_IN_SECONDS, state.secure_cookies);
+    Ok(([(header::SET_COOKIE, cookie)], Json(me)).into_response())
+}
+
+pub(super) async fn me(
+    State(state): State<AdminState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Json<Me> {
+    // The CSRF token only matters when the cookie authenticated the caller.
+    let bearer = headers.contains_key(header::AUTHORIZATION);
+    let token = (!bearer).then_some(caller.1.as_str());
+    Json(Me::of(&state, caller.0, token))
+}
+
+pub(super) async fn sign_out(State(state): State<AdminState>) -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [(
+            header::SET_COOKIE,
+            session_cookie("", 0, state.secure_cookies),
+        )],
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_token_shaped_text_goes_into_the_cookie() {
+        assert!(cookie_safe("gh_AbC-12_x"));
+        assert!(cookie_safe("eyJhbGciOi.eyJzdWIiOi.c2ln"));
+        for bad in [
+            "",
+            "gh_a; Path=/evil",
+            "gh a",
+            "gh_\r\nSet-Cookie: x",
+            "ключ",
+        ] {
+            assert!(!cookie_safe(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_cookie_is_http_only_strict_and_secure_when_asked() {
+        let c = session_cookie("gh_x", 60, true);
+        assert!(c.starts_with("gatehouse_console=gh_x; "), "{c}");
+        for part in [
+            "HttpOnly",
+            "SameSite=Strict",
+            "Path=/",
+            "Max-Age=60",
+            "Secure",
+        ] {
+            assert!(c.contains(part), "{c}");
+        }
+        assert!(!session_cookie("gh_x", 60, false).contains("Secure"));
+    }
+}
