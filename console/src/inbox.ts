@@ -130,14 +130,18 @@ export function inboxPage(main: HTMLElement, me: Me): () => void {
   const pending = h("section", { id: "pending", "aria-live": "polite" }, h("p", { class: "muted" }, "Connecting…"));
   const decided = h("section", { id: "recent" });
   const notice = h("p", { id: "notice", class: "notice", role: "status" });
-  const older = h("div", { id: "older" });
+  const olderRows = h("div", { id: "older" });
+  // Older decisions page through /v1/approvals (newest first), skipping what the live
+  // inbox shows already.
   let offset = 0;
+  let shown = new Set<string>();
   const more = h("button", { type: "button", id: "more" }, "Older decisions") as HTMLButtonElement;
   more.addEventListener("click", async () => {
-    offset += 50;
     const rows = await get<Request[]>(`/v1/approvals?limit=50&offset=${offset}`);
-    const done = rows.filter((r) => r.state !== "pending");
-    older.append(decidedTable(done));
+    offset += rows.length;
+    const older = rows.filter((r) => r.state !== "pending" && !shown.has(r.id));
+    for (const r of older) shown.add(r.id);
+    if (older.length) olderRows.append(decidedTable(older));
     if (rows.length < 50) more.hidden = true;
   });
   show(
@@ -148,7 +152,7 @@ export function inboxPage(main: HTMLElement, me: Me): () => void {
     pending,
     h("h2", {}, "Decided"),
     decided,
-    older,
+    olderRows,
     more,
   );
   const done = (message: string) => {
@@ -164,6 +168,7 @@ export function inboxPage(main: HTMLElement, me: Me): () => void {
         : [h("p", { class: "muted", id: "none-pending" }, "Nothing is waiting.")]),
     );
     show(decided, inbox.decided.length ? decidedTable(inbox.decided) : h("p", { class: "muted" }, "No decisions yet."));
+    shown = new Set([...shown, ...inbox.decided.map((r) => r.id)]);
   });
   events.addEventListener("error", () => {
     if (events.readyState === EventSource.CLOSED) {

@@ -4,6 +4,7 @@
 import "./style.css";
 import { ApiError, get, post, setCsrf, type Me } from "./api";
 import { h, show } from "./dom";
+import { auditPage } from "./audit";
 import { approvalPage, inboxPage } from "./inbox";
 import { sessionPage, sessionsPage } from "./sessions";
 
@@ -73,6 +74,8 @@ function route() {
   const [page, id] = parts;
   if (page === "approvals" && me.approver) {
     leave = id ? approvalPage(main, me, id) : inboxPage(main, me);
+  } else if (page === "audit" && me.admin) {
+    auditPage(main);
   } else if (page === "sessions" && me.admin) {
     if (id) sessionPage(main, id);
     else sessionsPage(main);

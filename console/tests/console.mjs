@@ -93,6 +93,13 @@ async function inbox() {
   await p.waitForSelector("#none-pending");
   const cookie = (await p.context().cookies()).find((c) => c.name === "gatehouse_console");
   expect(cookie && cookie.httpOnly && cookie.sameSite === "Strict", `cookie flags: ${JSON.stringify(cookie)}`);
+  // The cookie names the sign-in; it is not the token (useless as a bearer anywhere else).
+  expect(cookie.value.startsWith("gc_") && !cookie.value.includes(tokens.bob), "the cookie carries the token");
+  const asBearer = await p.evaluate(
+    async (secret) => (await fetch("/v1/approvals", { headers: { authorization: `Bearer ${secret}` } })).status,
+    cookie.value,
+  );
+  expect(asBearer === 401, `the cookie's secret worked as a bearer token: ${asBearer}`);
   // Marks this page load: a reload would lose it.
   await p.evaluate(() => {
     window.__sameLoad = true;
@@ -165,10 +172,38 @@ async function inbox() {
   expect(row.includes("approved") && row.includes("bob"), `timeline row: ${row}`);
   await shot(root, "09-session-timeline");
 
+  // The audit page: search, downloads, verify, evidence.
+  await root.goto(`${url}/#/audit`);
+  await root.fill('#audit-filter input[name="identity"]', "alice");
+  await root.click("#audit-filter button[type=submit]");
+  await root.locator("#audit-table tbody tr", { hasText: "first" }).waitFor();
+  const others = await root.locator("#audit-table tbody tr", { hasNotText: "alice" }).count();
+  expect(others === 0, `the identity filter let ${others} other rows through`);
+  await shot(root, "10-audit");
+  for (const [link, file] of [
+    ["#download-jsonl", "audit.jsonl"],
+    ["#download-csv", "audit.csv"],
+    ["#evidence-download", "evidence.tar.gz"],
+  ]) {
+    const [download] = await Promise.all([root.waitForEvent("download"), root.click(link)]);
+    await download.saveAs(`${shots}/${file}`);
+    say(`STEP downloaded ${shots}/${file}`);
+  }
+  await root.click("#verify-run");
+  await root.locator("#verify-status", { hasText: "intact" }).waitFor();
+  await shot(root, "11-audit-verified");
+
+  // Signing out needs the CSRF token too: another site cannot sign an approver out.
+  const forgedOut = await p.evaluate(async () => (await fetch("/v1/console/signout", { method: "POST" })).status);
+  expect(forgedOut === 403, `sign-out without the CSRF token: ${forgedOut}`);
   await p.click("#sign-out");
   await p.waitForSelector("#sign-in");
   const after = await p.evaluate(async () => (await fetch("/v1/approvals")).status);
   expect(after === 401, `after sign-out: ${after}`);
+  // Signing out ended the sign-in in the store: the old cookie, replayed, is refused.
+  await p.context().addCookies([cookie]);
+  const replayed = await p.evaluate(async () => (await fetch("/v1/approvals")).status);
+  expect(replayed === 401, `the signed-out cookie still works: ${replayed}`);
   say("STEP signed-out");
 }
 
@@ -189,7 +224,7 @@ async function replay() {
   await p.waitForFunction(() =>
     Array.from(document.querySelectorAll("#terminals .player .ap-line")).some((l) => l.textContent.startsWith("done")),
   );
-  await shot(p, "10-replay");
+  await shot(p, "12-replay");
   say(`STEP replayed ${marker}`);
 }
 

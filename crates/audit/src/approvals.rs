@@ -57,7 +57,7 @@ impl ApprovalEvent {
 const EVENTS_BUFFERED: usize = 1024;
 
 /// One approval request as listed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApprovalRow {
     /// Request id.
     pub id: String,
@@ -102,6 +102,9 @@ pub struct ApprovalRow {
 pub struct Approvals {
     store: Store,
     conn: Arc<Slot>,
+    /// The console's listings, on a connection of their own: a page reading many rows never
+    /// waits on, or makes wait, the held commands' reads and writes on `conn`.
+    listings: Arc<Slot>,
     chain: Chain,
     decided: Arc<Notify>,
     events: broadcast::Sender<ApprovalEvent>,
@@ -120,6 +123,7 @@ impl Approvals {
         Ok(Self {
             store: store.clone(),
             conn: Arc::new(Slot::holding(conn)),
+            listings: Arc::default(),
             chain,
             decided: Arc::new(Notify::new()),
             events: broadcast::channel(EVENTS_BUFFERED).0,
@@ -193,6 +197,21 @@ impl Approvals {
     /// Lists requests, newest first (only pending ones if asked; at most 1000).
     pub fn list(&self, pending_only: bool) -> Result<Vec<ApprovalRow>, AuditError> {
         self.page(pending_only, 1000, 0)
+    }
+
+    /// The newest `limit` requests (only pending ones if asked), on the listings' own
+    /// connection (the console's live inbox).
+    pub fn listing(&self, pending_only: bool, limit: u32) -> Result<Vec<ApprovalRow>, AuditError> {
+        self.listings.with(self.store.location(), |db| {
+            Ok(db.query_map(
+                &format!(
+                    "{SELECT_ROW} WHERE (?1 = 0 OR state = 'pending')
+                     ORDER BY requested_at DESC, id LIMIT ?2"
+                ),
+                params![pending_only, i64::from(limit)],
+                row_to_approval,
+            )?)
+        })
     }
 
     fn decision_of(db: &mut Db, id: &str) -> Result<Option<Decision>, AuditError> {

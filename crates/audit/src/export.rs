@@ -36,6 +36,10 @@ pub struct ExportFilter {
     pub protocol: Option<String>,
     /// Only entries with this verdict (`allow`, `deny`, `approved`, `rejected`).
     pub verdict: Option<String>,
+    /// Only entries after this store id (a page of a search continues where the last ended).
+    pub after_id: Option<i64>,
+    /// At most this many (the first, by id).
+    pub limit: Option<u64>,
 }
 
 /// How exported entries are written.
@@ -179,7 +183,13 @@ fn select<'f>(
             condition(&mut sql, clause, Value::Text(value));
         }
     }
+    if let Some(after) = filter.after_id {
+        condition(&mut sql, "id >", Value::Int(after));
+    }
     sql.push_str(" ORDER BY id");
+    if let Some(limit) = filter.limit {
+        sql.push_str(&format!(" LIMIT {}", limit.min(i64::MAX as u64)));
+    }
     Ok(Some((sql, args)))
 }
 

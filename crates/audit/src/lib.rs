@@ -20,6 +20,7 @@
 //! - [`export`]: audit entries streamed out as JSON Lines or CSV (`audit export`).
 //! - [`recording`]: JSON Lines recordings, appended as sessions run.
 //! - [`cast`]: terminal channels (SSH shells, exec) as asciicast v2 files beside them.
+//! - [`console`]: the web console's sign-ins (a cookie's hash and its sealed token).
 
 #![forbid(unsafe_code)]
 
@@ -27,6 +28,7 @@ pub mod approvals;
 mod batch;
 pub mod cast;
 pub mod chain;
+pub mod console;
 pub mod db;
 mod entry;
 pub mod error;

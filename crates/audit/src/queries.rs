@@ -213,18 +213,22 @@ impl Store {
 
     /// The one session whose id starts with `prefix`.
     pub fn find_session(&self, prefix: &str) -> Result<SessionRow, AuditError> {
-        let mut found: Vec<SessionRow> = self
-            .list_sessions(None)?
-            .into_iter()
-            .filter(|s| s.id.starts_with(prefix))
-            .collect();
+        // Ids are hex: a prefix with LIKE's wildcards in it matches nothing.
+        let pattern = format!("{}%", prefix.replace(['%', '_'], "\u{1}"));
+        let mut found: Vec<SessionRow> = self.read(|db| {
+            Ok(db.query_map(
+                &format!("{SESSION_COLUMNS} WHERE s.id LIKE ?1 ORDER BY s.id LIMIT 2"),
+                params![pattern],
+                session_row,
+            )?)
+        })?;
         match found.len() {
             1 => Ok(found.remove(0)),
             0 => Err(AuditError::NotFound(format!(
                 "no session starts with {prefix}; `gatehouse sessions list` shows the ids"
             ))),
-            n => Err(AuditError::NotFound(format!(
-                "{n} sessions start with {prefix}; give more of the id"
+            _ => Err(AuditError::NotFound(format!(
+                "several sessions start with {prefix}; give more of the id"
             ))),
         }
     }

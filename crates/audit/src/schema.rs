@@ -73,6 +73,16 @@ CREATE TABLE IF NOT EXISTS audit_entries (
 );
 CREATE INDEX IF NOT EXISTS audit_entries_at ON audit_entries(at);
 
+-- The web console's sign-ins (see `console.rs`): `id` is the SHA-256 of the cookie's
+-- secret, `sealed` the token sealed under a key only the cookie gives.
+CREATE TABLE IF NOT EXISTS console_sessions (
+    id          TEXT PRIMARY KEY,
+    sealed      TEXT NOT NULL,
+    identity    TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS approvals (
     id               TEXT PRIMARY KEY,
     session_id       TEXT NOT NULL,
@@ -235,8 +245,8 @@ pub fn open_sqlite(path: &std::path::Path) -> Result<Db, AuditError> {
 /// The PostgreSQL schema's version, kept in `gatehouse_schema`: a store at this version is
 /// used as it is, without DDL (which would take every table's exclusive lock while other
 /// instances write). Version 2 added the batch links' columns (`sealed_by`,
-/// `outcome_sealed_by`).
-const POSTGRES_VERSION: i64 = 2;
+/// `outcome_sealed_by`); version 3 the console's sign-ins (`console_sessions`).
+const POSTGRES_VERSION: i64 = 3;
 
 /// The PostgreSQL store's schema version (0 for an empty database).
 fn postgres_version(db: &mut Db) -> Result<i64, AuditError> {

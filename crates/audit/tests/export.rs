@@ -343,6 +343,25 @@ fn filters_select_exact_matches_and_combine() {
         ..Default::default()
     })
     .is_empty());
+    // Pages: a limit, then the next page after the last id seen.
+    let first = jsonl(
+        &store,
+        &ExportFilter {
+            limit: Some(3),
+            ..Default::default()
+        },
+    );
+    assert_eq!(first.len(), 3);
+    let rest = jsonl(
+        &store,
+        &ExportFilter {
+            after_id: first[2]["id"].as_i64(),
+            limit: Some(3),
+            ..Default::default()
+        },
+    );
+    assert_eq!(rest.len(), 1);
+    assert!(rest[0]["id"].as_i64() > first[2]["id"].as_i64());
     // No match still gives a CSV header.
     let (n, text) = export(
         &store,

@@ -150,7 +150,11 @@ pub async fn run(config: Config) -> Result<(), CliError> {
                 writer: (*audit).clone(),
             },
             recordings: Arc::from(config.recordings_dir().as_path()),
-            secure_cookies: config.admin.tls || !local.ip().is_loopback(),
+            // Off loopback the listener needs `tls = true` (checked above).
+            secure_cookies: config.admin.tls,
+            config: Arc::new(config.clone()),
+            last_verify: Arc::default(),
+            inbox: admin::inbox::InboxFeed::start(approvals.clone()),
         };
         let scheme = if config.admin.tls { "https" } else { "http" };
         let console_url = config

@@ -4,20 +4,22 @@
 //! groups may list and decide approvals (each decision is further checked against that
 //! request's own approvers). Everyone else is refused.
 //!
-//! The web console sends the same token from its sign-in cookie instead of a header (see
-//! [`super::console`]). A cookie goes with every request the browser makes, including ones
-//! another site triggers, so a request authenticated by the cookie that changes anything must
-//! also carry the session's CSRF token in [`CSRF_HEADER`]: a value derived from the cookie's
-//! token, which a page of another origin can neither read nor compute.
+//! The web console authenticates with its sign-in cookie instead of a header (see
+//! [`super::console`]): the cookie's secret opens the token the sign-in holds in the store,
+//! which is then authenticated as a bearer token would be. A cookie goes with every request
+//! the browser makes, including ones another site triggers, so a request authenticated by
+//! the cookie that changes anything must also carry the sign-in's CSRF token in
+//! [`CSRF_HEADER`]: a value derived from the cookie's secret, which a page of another origin
+//! can neither read nor compute.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, Method};
 use gatehouse_core::identity::{Identity, TokenHash};
 
-use super::{AdminState, ApiError};
+use super::{blocking, AdminState, ApiError};
 
-/// The cookie the console's sign-in sets: the caller's token, HttpOnly.
+/// The cookie the console's sign-in sets: a random secret naming the sign-in, HttpOnly.
 pub const SESSION_COOKIE: &str = "gatehouse_console";
 
 /// The header a cookie-authenticated request that changes state carries its CSRF token in.
@@ -77,10 +79,26 @@ impl Caller {
     }
 }
 
-/// The CSRF token of a console session: derived from its token, so nothing is kept per
-/// session and every gateway instance sharing the store computes the same one.
-pub fn csrf_token(token: &str) -> String {
-    TokenHash::of(&format!("gatehouse-console-csrf\0{token}")).0
+/// The CSRF token of a console sign-in: derived from its cookie's secret, so every gateway
+/// instance sharing the store computes the same one.
+pub fn csrf_token(secret: &str) -> String {
+    TokenHash::of(&format!("gatehouse-console-csrf\0{secret}")).0
+}
+
+/// Refuses a change made with the cookie `secret` unless it carries its CSRF token.
+pub fn check_csrf(parts: &Parts, secret: &str) -> Result<(), ApiError> {
+    let sent = parts
+        .headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if same(sent, &csrf_token(secret)) {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(format!(
+        "this request came with the console's cookie but without its CSRF token (the \
+         {CSRF_HEADER} header): reload the console and try again"
+    )))
 }
 
 /// The token a request carries, and whether it came from the console's cookie.
@@ -128,26 +146,29 @@ impl FromRequestParts<AdminState> for Caller {
         parts: &mut Parts,
         state: &AdminState,
     ) -> Result<Self, Self::Rejection> {
-        let Some((token, from_cookie)) = presented(parts) else {
+        let Some((presented, from_cookie)) = presented(parts) else {
             return Err(ApiError::Unauthorized(
                 "send your token as `Authorization: Bearer TOKEN` (the CLI reads GATEHOUSE_TOKEN), \
                  or sign in to the console"
                     .into(),
             ));
         };
-        if from_cookie && changes_state(&parts.method) {
-            let sent = parts
-                .headers
-                .get(CSRF_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            if !same(sent, &csrf_token(&token)) {
-                return Err(ApiError::Forbidden(format!(
-                    "this request came with the console's cookie but without its CSRF token \
-                     (the {CSRF_HEADER} header): reload the console and try again"
-                )));
+        let token = if from_cookie {
+            if changes_state(&parts.method) {
+                check_csrf(parts, &presented)?;
             }
-        }
+            let store = state.store.clone();
+            blocking(move || Ok(store.console_token(&presented)?))
+                .await?
+                .ok_or_else(|| {
+                    ApiError::Unauthorized(
+                        "your console sign-in has ended (signed out or expired): sign in again"
+                            .into(),
+                    )
+                })?
+        } else {
+            presented
+        };
         let record = state.gateway.authenticate(&token).await?;
         Ok(Self(record.identity, token))
     }

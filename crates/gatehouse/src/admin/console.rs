@@ -3,22 +3,28 @@
 //! session cookie; `GET /v1/console/me` says who is signed in, what they may do, and the CSRF
 //! token the page sends back on every change; `POST /v1/console/signout` clears the cookie.
 //!
-//! The cookie holds the token itself, HttpOnly (no script reads it), SameSite=Strict (no other
-//! site's request carries it) and Secure when the console is served over TLS or off loopback.
-//! Nothing is kept per sign-in: every request is authenticated again, so a revoked token or an
-//! expired JWT stops working in the console at once, on every gateway instance.
+//! The cookie holds a random secret, not the token: the store keeps the sign-in (the secret's
+//! hash, and the token sealed under a key only the secret gives; see
+//! [`gatehouse_audit::console`]), so every gateway instance sharing the store knows it and
+//! signing out ends it everywhere. The cookie is HttpOnly (no script reads it), SameSite=Strict
+//! (no other site's request carries it), and Secure when the console is served over TLS. Every
+//! request opens the token and authenticates it again, so a revoked token or an expired JWT
+//! stops working in the console at once.
+
+use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gatehouse_core::identity::Identity;
 use serde::{Deserialize, Serialize};
 
-use super::auth::{csrf_token, Caller, SESSION_COOKIE};
-use super::{AdminState, ApiError};
+use super::auth::{check_csrf, cookie, csrf_token, Caller, SESSION_COOKIE};
+use super::{blocking, AdminState, ApiError};
 
-/// How long a sign-in lasts in the browser (a JWT's own expiry still applies).
+/// How long a sign-in lasts (a JWT's own expiry, or a token's, still applies).
 const SIGN_IN_SECONDS: u32 = 12 * 60 * 60;
 
 /// Body of a sign-in.
@@ -45,14 +51,14 @@ pub struct Me {
 }
 
 impl Me {
-    fn of(state: &AdminState, identity: Identity, token: Option<&str>) -> Self {
+    fn of(state: &AdminState, identity: Identity, secret: Option<&str>) -> Self {
         let caller = Caller(identity, String::new());
         Self {
             admin: caller.is_admin(state),
             approver: caller.is_approver(state),
             identity: caller.0.name,
             groups: caller.0.groups,
-            csrf: token.map(csrf_token),
+            csrf: secret.map(csrf_token),
         }
     }
 }
@@ -85,32 +91,50 @@ pub(super) async fn sign_in(
         ));
     }
     let record = state.gateway.authenticate(token).await?;
-    tracing::info!(identity = %record.identity.name, "console sign-in");
-    let me = Me::of(&state, record.identity, Some(token));
-    let cookie = session_cookie(token, SIGN_IN_SECONDS, state.secure_cookies);
+    let identity = record.identity.name.clone();
+    tracing::info!(identity = %identity, "console sign-in");
+    let (store, token) = (state.store.clone(), token.to_owned());
+    let secret = blocking(move || {
+        Ok(store.console_sign_in(
+            &token,
+            &identity,
+            Duration::from_secs(SIGN_IN_SECONDS.into()),
+        )?)
+    })
+    .await?;
+    let me = Me::of(&state, record.identity, Some(&secret));
+    let cookie = session_cookie(&secret, SIGN_IN_SECONDS, state.secure_cookies);
     Ok(([(header::SET_COOKIE, cookie)], Json(me)).into_response())
 }
 
-pub(super) async fn me(
-    State(state): State<AdminState>,
-    caller: Caller,
-    headers: HeaderMap,
-) -> Json<Me> {
+pub(super) async fn me(State(state): State<AdminState>, caller: Caller, parts: Parts) -> Json<Me> {
     // The CSRF token only matters when the cookie authenticated the caller.
-    let bearer = headers.contains_key(header::AUTHORIZATION);
-    let token = (!bearer).then_some(caller.1.as_str());
-    Json(Me::of(&state, caller.0, token))
+    let secret = match parts.headers.contains_key(header::AUTHORIZATION) {
+        true => None,
+        false => cookie(&parts, SESSION_COOKIE),
+    };
+    Json(Me::of(&state, caller.0, secret.as_deref()))
 }
 
-pub(super) async fn sign_out(State(state): State<AdminState>) -> Response {
-    (
+/// Ends the sign-in in the store (on every instance) and clears the cookie. Like any change
+/// made with the cookie, it needs the CSRF token: another site cannot sign an approver out.
+pub(super) async fn sign_out(
+    State(state): State<AdminState>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    if let Some(secret) = cookie(&parts, SESSION_COOKIE) {
+        check_csrf(&parts, &secret)?;
+        let store = state.store.clone();
+        blocking(move || Ok(store.console_sign_out(&secret)?)).await?;
+    }
+    Ok((
         StatusCode::NO_CONTENT,
         [(
             header::SET_COOKIE,
             session_cookie("", 0, state.secure_cookies),
         )],
     )
-        .into_response()
+        .into_response())
 }
 
 #[cfg(test)]

@@ -24,6 +24,9 @@ pub enum ApiError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// The caller holds too many of something at once (live inbox streams).
+    #[error("{0}")]
+    TooMany(String),
     /// The store failed.
     #[error("{0}")]
     Internal(String),
@@ -37,6 +40,7 @@ impl IntoResponse for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         (

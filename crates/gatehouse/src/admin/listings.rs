@@ -10,9 +10,9 @@ use axum::Json;
 use gatehouse_audit::{AuditFilter, AuditRow, SessionFilter, SessionRow};
 use serde::Deserialize;
 
+use super::audit_files::{given, time_param};
 use super::auth::Caller;
 use super::{blocking, AdminState, ApiError};
-use crate::cli::when::{Clock, When};
 
 /// Filters of the listings.
 #[derive(Debug, Deserialize)]
@@ -42,23 +42,6 @@ pub struct ListQuery {
     offset: u32,
 }
 
-fn time(name: &str, text: Option<&str>) -> Result<Option<std::time::SystemTime>, ApiError> {
-    let Some(text) = text.filter(|t| !t.is_empty()) else {
-        return Ok(None);
-    };
-    let when =
-        When::parse(text).map_err(|e| ApiError::BadRequest(format!("{name} {text}: {e}")))?;
-    Clock::utc()
-        .at(name, &when)
-        .map(Some)
-        .map_err(|e| ApiError::BadRequest(e.to_string()))
-}
-
-/// A filter's text, unless empty (a form's blank field means "any").
-fn given(text: &Option<String>) -> Option<String> {
-    text.clone().filter(|t| !t.trim().is_empty())
-}
-
 pub(super) async fn sessions(
     State(state): State<AdminState>,
     caller: Caller,
@@ -69,8 +52,8 @@ pub(super) async fn sessions(
         identity: given(&q.identity),
         connection: given(&q.connection),
         protocol: given(&q.protocol),
-        since: time("since", q.since.as_deref())?,
-        until: time("until", q.until.as_deref())?,
+        since: time_param("since", q.since.as_deref())?,
+        until: time_param("until", q.until.as_deref())?,
         refused: q.refused,
         open: q.open,
         limit: q.limit.unwrap_or(1000).clamp(1, 1000) as u32,
@@ -89,7 +72,7 @@ pub(super) async fn audit(
 ) -> Result<Json<Vec<AuditRow>>, ApiError> {
     caller.require_admin(&state)?;
     let filter = AuditFilter {
-        since: time("since", q.since.as_deref())?,
+        since: time_param("since", q.since.as_deref())?,
         session: given(&q.session),
         limit: Some(q.limit.unwrap_or(1000).min(100_000)),
     };

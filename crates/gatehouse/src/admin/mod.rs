@@ -11,11 +11,13 @@
 
 mod approvals;
 mod assets;
+mod audit_files;
 pub mod auth;
 mod console;
 mod error;
+mod evidence;
 pub mod health;
-mod inbox;
+pub mod inbox;
 mod keys;
 mod listings;
 mod recordings;
@@ -52,6 +54,12 @@ pub struct AdminState {
     pub recordings: Arc<Path>,
     /// Whether the console's cookie is marked Secure (served over TLS, or off loopback).
     pub secure_cookies: bool,
+    /// The configuration (the evidence package reads it as the CLI does).
+    pub config: Arc<crate::config::Config>,
+    /// The one reader of the approvals desk the console's live inboxes share.
+    pub inbox: inbox::InboxFeed,
+    /// The last `audit verify` run from the console.
+    pub last_verify: Arc<std::sync::Mutex<Option<audit_files::VerifyRun>>>,
 }
 
 /// The API's routes.
@@ -78,6 +86,13 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/sessions/{id}/casts", get(recordings::casts))
         .route("/v1/sessions/{id}/casts/{file}", get(recordings::cast))
         .route("/v1/audit", get(listings::audit))
+        .route("/v1/audit/export", get(audit_files::export))
+        .route("/v1/audit/search", get(audit_files::search))
+        .route(
+            "/v1/audit/verify",
+            get(audit_files::last_verify).post(audit_files::verify),
+        )
+        .route("/v1/evidence", get(evidence::package))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(health::metrics))

@@ -91,13 +91,24 @@ pub(super) async fn cast(
         )));
     }
     let path = state.recordings.join(&file);
-    let bytes = tokio::fs::read(&path)
+    let opened = tokio::fs::File::open(&path)
         .await
         .map_err(|e| ApiError::NotFound(format!("{file}: {e}")))?;
-    let mut response = bytes.into_response();
-    response.headers_mut().insert(
+    let mut response =
+        axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(opened)).into_response();
+    // Terminal output is whatever the SSH user printed: never let a browser render it.
+    let headers = response.headers_mut();
+    headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-asciicast"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
     );
     Ok(response)
 }

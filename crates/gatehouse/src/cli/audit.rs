@@ -98,6 +98,7 @@ pub fn run(config: &Config, clock: &Clock, command: AuditCmd) -> Result<(), CliE
                 connection,
                 protocol,
                 verdict,
+                ..ExportFilter::default()
             };
             if let (Some(from), Some(to)) = (filter.from, filter.to) {
                 if from >= to {

@@ -115,7 +115,7 @@ fn staging_dir(dir: &Path) -> Result<PathBuf, CliError> {
 }
 
 /// Writes every file of the package into `dir`; how many, and the report.
-fn write_package(
+pub(crate) fn write_package(
     config: &Config,
     from: SystemTime,
     to: SystemTime,

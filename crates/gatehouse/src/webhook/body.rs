@@ -39,7 +39,9 @@ impl<'a> Notice<'a> {
     /// A Slack-compatible incoming-webhook body: `{"text": ...}` in Slack's markup.
     pub fn slack(&self) -> Vec<u8> {
         let r = self.request;
-        let statement = clip(&r.statement, 500).replace("```", "` ` `");
+        // Escaped like every other field (the client wrote it), and with no backtick that
+        // could close the code block early; the console shows it exactly.
+        let statement = escape(&clip(&r.statement, 500)).replace('`', "\u{2018}");
         let what = match self.event {
             "approval.requested" => format!(
                 "*{}* asks to run on *{}* (rule {}), until {}:",
@@ -143,5 +145,14 @@ mod tests {
             "{text}"
         );
         assert_eq!(v.as_object().unwrap().len(), 1);
+        r.statement = "DELETE FROM t -- <!channel> <https://evil|click> ```".into();
+        let n = Notice::new(&ApprovalEvent::Requested("apr_1".into()), &r, "http://gw:1");
+        let v: serde_json::Value = serde_json::from_slice(&n.slack()).unwrap();
+        let text = v["text"].as_str().unwrap();
+        assert!(
+            !text.contains("<!channel>") && !text.contains("<https://evil"),
+            "{text}"
+        );
+        assert_eq!(text.matches("```").count(), 2, "{text}");
     }
 }

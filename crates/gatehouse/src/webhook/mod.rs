@@ -3,9 +3,12 @@
 //! or a Slack-compatible incoming-webhook body, with a link to the request in the console.
 //!
 //! Delivery never holds a command: the desk announces its events on a channel
-//! ([`gatehouse_audit::Approvals::subscribe`]) and this task posts them on its own, retrying
-//! with backoff. A receiver that stays down loses its notifications (logged and counted in
-//! `gatehouse_webhook_deliveries_total{outcome="failed"}`), never the command its approval.
+//! ([`gatehouse_audit::Approvals::subscribe`]) and this task queues them. Each webhook has
+//! its own bounded queue and one sender, so its notices arrive in order (a request before its
+//! decision), a slow receiver delays only its own, and a receiver that stays down costs a
+//! bounded amount of memory: each notice is tried with backoff, and what no longer fits the
+//! queue is dropped. Both are logged and counted in
+//! `gatehouse_webhook_deliveries_total{outcome="failed"}`; the command never waits on them.
 //!
 //! ```toml
 //! [[webhook]]
@@ -23,10 +26,14 @@ use gatehouse_audit::Approvals;
 use gatehouse_core::oidc::fetch::FetchTarget;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
 
 use crate::error::CliError;
 
 pub use body::Notice;
+
+/// Notices a webhook's queue holds while its receiver is slow or down.
+const QUEUED: usize = 256;
 
 /// Pauses between a failed delivery and the next try: six tries over about half a minute.
 const BACKOFF: [Duration; 5] = [
@@ -62,10 +69,17 @@ pub enum Format {
     Slack,
 }
 
+#[derive(Clone)]
 struct Hook {
     target: FetchTarget,
     format: Format,
     rules: Vec<String>,
+}
+
+/// A webhook and the queue its sender reads.
+struct Queue {
+    hook: Hook,
+    notices: mpsc::Sender<Vec<u8>>,
 }
 
 /// The configured webhooks and where the console is.
@@ -112,9 +126,21 @@ impl Webhooks {
         self.hooks.is_empty()
     }
 
-    /// Follows the desk until it closes, posting each event to the webhooks that want it.
+    /// Follows the desk until it closes, queueing each event for the webhooks that want it.
     pub async fn run(self, approvals: Approvals) {
         let mut events = approvals.subscribe();
+        let queues: Vec<Queue> = self
+            .hooks
+            .iter()
+            .map(|hook| {
+                let (notices, queue) = mpsc::channel(QUEUED);
+                tokio::spawn(send_in_order(hook.target.clone(), queue));
+                Queue {
+                    hook: hook.clone(),
+                    notices,
+                }
+            })
+            .collect();
         loop {
             let event = match events.recv().await {
                 Ok(event) => event,
@@ -143,7 +169,8 @@ impl Webhooks {
                 }
             };
             let notice = Notice::new(&event, &row, &self.console_url);
-            for hook in self.hooks.iter() {
+            for queue in &queues {
+                let hook = &queue.hook;
                 if !hook.rules.is_empty() && !hook.rules.contains(&row.rule) {
                     continue;
                 }
@@ -151,14 +178,28 @@ impl Webhooks {
                     Format::Json => notice.json(),
                     Format::Slack => notice.slack(),
                 };
-                tokio::spawn(deliver(hook.target.clone(), body));
+                if queue.notices.try_send(body).is_err() {
+                    tracing::warn!(
+                        url = hook.target.url(),
+                        "webhook queue full; notice dropped"
+                    );
+                    metrics::counter!("gatehouse_webhook_deliveries_total", "outcome" => "failed")
+                        .increment(1);
+                }
             }
         }
     }
 }
 
+/// Sends a webhook's notices one after another, in the order they were queued.
+async fn send_in_order(target: FetchTarget, mut queue: mpsc::Receiver<Vec<u8>>) {
+    while let Some(body) = queue.recv().await {
+        deliver(&target, body).await;
+    }
+}
+
 /// Posts one notification, retrying with backoff.
-async fn deliver(target: FetchTarget, body: Vec<u8>) {
+async fn deliver(target: &FetchTarget, body: Vec<u8>) {
     let mut pauses = BACKOFF.iter();
     loop {
         match target.post("application/json", &body).await {

@@ -239,6 +239,30 @@ fn approvers_decide_held_commands_in_the_browser_and_the_console_guards_itself()
     let (ran, _, _) = third.join().unwrap();
     assert!(!ran);
     assert_eq!(rows_left(db), "3");
+    // What the audit page downloaded: the export as filtered, and the evidence package.
+    let jsonl = read(&PathBuf::from(browser.step("downloaded")));
+    let lines: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!lines.is_empty() && lines.iter().all(|e| e["identity"] == "alice"));
+    assert!(lines.iter().any(
+        |e| e["statement"].as_str().is_some_and(|s| s.contains("first"))
+            && e["verdict"] == "approved"
+    ));
+    let csv = read(&PathBuf::from(browser.step("downloaded")));
+    assert!(csv.starts_with("id,at,session,"), "{csv}");
+    assert_eq!(csv.lines().count(), lines.len() + 1);
+    let evidence = browser.step("downloaded");
+    let listing = run("tar", &["-tzf", &evidence], None, &[]);
+    assert!(listing.status.success(), "{listing:?}");
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    for file in ["manifest.json", "SHA256SUMS", "audit.jsonl", "report.html"] {
+        assert!(
+            listing.lines().any(|l| l.ends_with(&format!("/{file}"))),
+            "{file} not in the package: {listing}"
+        );
+    }
     browser.step("signed-out");
     browser.finish();
 
