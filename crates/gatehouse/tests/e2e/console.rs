@@ -372,3 +372,28 @@ fn an_ssh_sessions_terminal_is_replayed_in_the_page() {
     assert_eq!(browser.step("replayed"), marker);
     browser.finish();
 }
+
+/// The console's first load stays small: the scripts `index.html` loads (not the terminal
+/// player, which loads on demand) are under 100 KB gzipped.
+#[test]
+fn the_first_load_is_under_100_kb_of_script_gzipped() {
+    use flate2::write::GzEncoder;
+    let dist = console_dir().join("dist");
+    let index = read(&dist.join("index.html"));
+    let scripts: Vec<&str> = index
+        .split(['"', '\''])
+        .filter(|part| part.starts_with("/assets/") && part.ends_with(".js"))
+        .collect();
+    assert!(!scripts.is_empty(), "{index}");
+    let mut gzipped = 0;
+    for script in scripts {
+        let bytes = std::fs::read(dist.join(script.trim_start_matches('/'))).unwrap();
+        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&bytes).unwrap();
+        gzipped += gz.finish().unwrap().len();
+    }
+    assert!(
+        gzipped < 100 * 1024,
+        "{gzipped} bytes of script gzipped on first load"
+    );
+}

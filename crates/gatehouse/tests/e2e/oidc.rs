@@ -460,3 +460,46 @@ fn a_jwt_subject_is_namespaced_by_its_issuer_and_revoking_it_cuts_its_sessions()
     let (ok, _, err) = psql(&gw.dsn("app", &other), &["-Atc", "SELECT 1"], None);
     assert!(ok, "{err}");
 }
+
+/// The console signs in with a JWT as with a token: the cookie it gets back names a sign-in
+/// (not the JWT), which authenticates the console's calls until the subject is revoked.
+#[test]
+fn a_jwt_signs_in_to_the_console_until_its_subject_is_revoked() {
+    let gw = Gateway::start_with_policy(&[], &policy(), &[]);
+    let jwt = mint(Algorithm::ES256, "es1", &claims("ana", &["dba"]));
+    let body = json!({ "token": jwt }).to_string();
+    let (status, head, me) = admin_request(&gw, "POST", "/v1/console/signin", &[], &body);
+    assert_eq!(status, 200, "{head}{me}");
+    let me: Value = serde_json::from_str(&me).unwrap();
+    assert_eq!(me["identity"], "idp.gatehouse.test:ana");
+    assert_eq!(me["approver"], true);
+    assert_eq!(me["admin"], false);
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: gatehouse_console="))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no sign-in cookie: {head}"))
+        .to_owned();
+    assert!(
+        cookie.starts_with("gc_") && !cookie.contains(&jwt),
+        "{cookie}"
+    );
+    assert!(head.to_ascii_lowercase().contains("httponly"), "{head}");
+    let with_cookie = [format!("Cookie: gatehouse_console={cookie}")];
+    let (status, _, listing) = admin_request(&gw, "GET", "/v1/approvals", &with_cookie, "");
+    assert_eq!(status, 200, "{listing}");
+
+    // A bad JWT does not sign in, and sets no cookie.
+    let forged = json!({ "token": format!("{jwt}x") }).to_string();
+    let (status, head, _) = admin_request(&gw, "POST", "/v1/console/signin", &[], &forged);
+    assert_eq!(status, 401);
+    assert!(!head.to_ascii_lowercase().contains("set-cookie"), "{head}");
+
+    let out = gw.cli_output(&["token", "revoke-subject", "idp.gatehouse.test:ana"]);
+    assert!(out.status.success(), "{out:?}");
+    let (status, _, err) = admin_request(&gw, "GET", "/v1/approvals", &with_cookie, "");
+    assert_eq!(
+        status, 401,
+        "a revoked subject's console sign-in still works: {err}"
+    );
+}

@@ -602,6 +602,32 @@ pub fn admin_get(gw: &Gateway, path: &str) -> (u16, String) {
     (status, body)
 }
 
+/// One request to a gateway's admin listener with the given extra header lines (`Name: value`)
+/// and JSON body: the status, the response's head (status line and headers) and its body.
+pub fn admin_request(
+    gw: &Gateway,
+    method: &str,
+    path: &str,
+    headers: &[String],
+    body: &str,
+) -> (u16, String, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.admin_port)).expect("admin");
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: gw\r\n{extra}Content-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("request");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("answer");
+    let status = answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (status, head.to_owned(), body.to_owned())
+}
+
 /// The value of a Prometheus sample line `name{labels} value` in `/metrics` text (labels as
 /// written, e.g. `protocol="postgres"`; several must all be present), summed over matching
 /// lines; `None` if none matches.
