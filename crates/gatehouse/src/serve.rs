@@ -460,5 +460,9 @@ fn print_first_admin(id: &TokenId, secret: &str, pg: Option<SocketAddr>, config:
             conn.name
         );
     }
+    if let Some(addr) = &config.listen.admin {
+        let scheme = if config.admin.tls { "https" } else { "http" };
+        println!("The web console (sign in with the token): {scheme}://{addr}/\n");
+    }
     println!("Issue tokens for services with `gatehouse token create --identity NAME --group G`.");
 }
