@@ -92,9 +92,15 @@ function route() {
 }
 
 document.getElementById("sign-out")?.addEventListener("click", async () => {
+  try {
+    await post("/v1/console/signout");
+  } catch (err) {
+    // Never claim a sign-out that did not happen (a shared machine).
+    show(main, h("p", { class: "error", role: "alert" }, `Signing out failed: ${err instanceof Error ? err.message : String(err)}`));
+    return;
+  }
   leave?.();
   leave = null;
-  await post("/v1/console/signout").catch(() => undefined);
   me = null;
   setCsrf(null);
   signInPage("Signed out.");

@@ -193,6 +193,11 @@ async function inbox() {
   await root.locator("#verify-status", { hasText: "intact" }).waitFor();
   await shot(root, "11-audit-verified");
 
+  // A second tab follows the inbox on the same sign-in: signing out ends its stream too.
+  const tab = await p.context().newPage();
+  await tab.goto(`${url}/#/approvals`);
+  await tab.waitForSelector("#pending .muted, #pending .request");
+
   // Signing out needs the CSRF token too: another site cannot sign an approver out.
   const forgedOut = await p.evaluate(async () => (await fetch("/v1/console/signout", { method: "POST" })).status);
   expect(forgedOut === 403, `sign-out without the CSRF token: ${forgedOut}`);
@@ -200,6 +205,7 @@ async function inbox() {
   await p.waitForSelector("#sign-in");
   const after = await p.evaluate(async () => (await fetch("/v1/approvals")).status);
   expect(after === 401, `after sign-out: ${after}`);
+  await tab.locator("#notice", { hasText: "stopped" }).waitFor({ timeout: 20_000 });
   // Signing out ended the sign-in in the store: the old cookie, replayed, is refused.
   await p.context().addCookies([cookie]);
   const replayed = await p.evaluate(async () => (await fetch("/v1/approvals")).status);

@@ -102,8 +102,9 @@ pub struct ApprovalRow {
 pub struct Approvals {
     store: Store,
     conn: Arc<Slot>,
-    /// The console's listings, on a connection of their own: a page reading many rows never
-    /// waits on, or makes wait, the held commands' reads and writes on `conn`.
+    /// Listings (the console, the CLI, webhooks), on a connection of their own: a page
+    /// reading many rows never waits on, or makes wait, the held commands' reads and writes
+    /// on `conn`.
     listings: Arc<Slot>,
     chain: Chain,
     decided: Arc<Notify>,
@@ -147,39 +148,6 @@ impl Approvals {
         let _ = self.events.send(event);
     }
 
-    /// One request, if it exists.
-    pub fn get(&self, id: &str) -> Result<Option<ApprovalRow>, AuditError> {
-        let id = id.to_owned();
-        self.with(|db| {
-            Ok(db
-                .query_row(
-                    &format!("{SELECT_ROW} WHERE id = ?1"),
-                    params![id],
-                    row_to_approval,
-                )
-                .optional()?)
-        })
-    }
-
-    /// A page of requests, newest first: pending ones only if asked, skipping `offset`.
-    pub fn page(
-        &self,
-        pending_only: bool,
-        limit: u32,
-        offset: u32,
-    ) -> Result<Vec<ApprovalRow>, AuditError> {
-        self.with(|db| {
-            Ok(db.query_map(
-                &format!(
-                    "{SELECT_ROW} WHERE (?1 = 0 OR state = 'pending')
-                     ORDER BY requested_at DESC, id LIMIT ?2 OFFSET ?3"
-                ),
-                params![pending_only, i64::from(limit), i64::from(offset)],
-                row_to_approval,
-            )?)
-        })
-    }
-
     fn with<T>(&self, f: impl FnMut(&mut Db) -> Result<T, AuditError>) -> Result<T, AuditError> {
         self.conn.with(self.store.location(), f)
     }
@@ -194,24 +162,44 @@ impl Approvals {
             .map_err(|e| AuditError::Corrupt(format!("approvals task failed: {e}")))?
     }
 
-    /// Lists requests, newest first (only pending ones if asked; at most 1000).
-    pub fn list(&self, pending_only: bool) -> Result<Vec<ApprovalRow>, AuditError> {
-        self.page(pending_only, 1000, 0)
+    /// One request, if it exists (on the listings' connection).
+    pub fn get(&self, id: &str) -> Result<Option<ApprovalRow>, AuditError> {
+        let id = id.to_owned();
+        self.listings.with(self.store.location(), |db| {
+            Ok(db
+                .query_row(
+                    &format!("{SELECT_ROW} WHERE id = ?1"),
+                    params![id],
+                    row_to_approval,
+                )
+                .optional()?)
+        })
     }
 
-    /// The newest `limit` requests (only pending ones if asked), on the listings' own
-    /// connection (the console's live inbox).
-    pub fn listing(&self, pending_only: bool, limit: u32) -> Result<Vec<ApprovalRow>, AuditError> {
+    /// A page of requests, newest first: pending ones only if asked, skipping `offset`. On
+    /// the listings' own connection: a page reading many rows never waits on, or makes wait,
+    /// the held commands' reads and writes.
+    pub fn page(
+        &self,
+        pending_only: bool,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<ApprovalRow>, AuditError> {
         self.listings.with(self.store.location(), |db| {
             Ok(db.query_map(
                 &format!(
                     "{SELECT_ROW} WHERE (?1 = 0 OR state = 'pending')
-                     ORDER BY requested_at DESC, id LIMIT ?2"
+                     ORDER BY requested_at DESC, id LIMIT ?2 OFFSET ?3"
                 ),
-                params![pending_only, i64::from(limit)],
+                params![pending_only, i64::from(limit), i64::from(offset)],
                 row_to_approval,
             )?)
         })
+    }
+
+    /// Lists requests, newest first (only pending ones if asked; at most 1000).
+    pub fn list(&self, pending_only: bool) -> Result<Vec<ApprovalRow>, AuditError> {
+        self.page(pending_only, 1000, 0)
     }
 
     fn decision_of(db: &mut Db, id: &str) -> Result<Option<Decision>, AuditError> {

@@ -213,12 +213,12 @@ impl Store {
 
     /// The one session whose id starts with `prefix`.
     pub fn find_session(&self, prefix: &str) -> Result<SessionRow, AuditError> {
-        // Ids are hex: a prefix with LIKE's wildcards in it matches nothing.
-        let pattern = format!("{}%", prefix.replace(['%', '_'], "\u{1}"));
+        // Compared exactly (LIKE ignores case on SQLite, and treats `%` and `_` as wildcards).
+        let length = i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX);
         let mut found: Vec<SessionRow> = self.read(|db| {
             Ok(db.query_map(
-                &format!("{SESSION_COLUMNS} WHERE s.id LIKE ?1 ORDER BY s.id LIMIT 2"),
-                params![pattern],
+                &format!("{SESSION_COLUMNS} WHERE substr(s.id, 1, ?2) = ?1 ORDER BY s.id LIMIT 2"),
+                params![prefix, length],
                 session_row,
             )?)
         })?;

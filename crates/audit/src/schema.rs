@@ -73,16 +73,6 @@ CREATE TABLE IF NOT EXISTS audit_entries (
 );
 CREATE INDEX IF NOT EXISTS audit_entries_at ON audit_entries(at);
 
--- The web console's sign-ins (see `console.rs`): `id` is the SHA-256 of the cookie's
--- secret, `sealed` the token sealed under a key only the cookie gives.
-CREATE TABLE IF NOT EXISTS console_sessions (
-    id          TEXT PRIMARY KEY,
-    sealed      TEXT NOT NULL,
-    identity    TEXT NOT NULL,
-    created_at  INTEGER NOT NULL,
-    expires_at  INTEGER NOT NULL
-);
-
 CREATE TABLE IF NOT EXISTS approvals (
     id               TEXT PRIMARY KEY,
     session_id       TEXT NOT NULL,
@@ -200,6 +190,17 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("audit_entries", "outcome_sealed_by", "INTEGER"),
 ];
 
+/// The web console's sign-ins (see `console.rs`): `id` is the SHA-256 of the cookie's secret,
+/// `sealed` the token sealed under a key only the cookie gives. Its own statement, so that a
+/// PostgreSQL store at version 2 gains it without touching (locking) any other table.
+const CONSOLE_SESSIONS: &str = "CREATE TABLE IF NOT EXISTS console_sessions (
+    id          TEXT PRIMARY KEY,
+    sealed      TEXT NOT NULL,
+    identity    TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL
+)";
+
 /// Indexes over added columns: created once the columns exist, in old stores too.
 const AFTER_COLUMNS: &str = r#"
 CREATE INDEX IF NOT EXISTS tokens_fingerprint ON tokens(fingerprint);
@@ -278,7 +279,18 @@ fn migrate_postgres(db: &mut Db) -> Result<(), AuditError> {
         "SELECT pg_advisory_xact_lock(7406319617363712);
          SET LOCAL client_min_messages = warning;",
     )?;
-    if postgres_version(&mut tx)? >= POSTGRES_VERSION {
+    let version = postgres_version(&mut tx)?;
+    if version >= POSTGRES_VERSION {
+        return Ok(());
+    }
+    if version == 2 {
+        // Version 3 only adds a table: the others, which running instances write, are left
+        // alone (DDL on them would lock them until this commits).
+        tx.execute_batch(CONSOLE_SESSIONS)?;
+        tx.execute_batch(&format!(
+            "INSERT INTO gatehouse_schema (version) VALUES ({POSTGRES_VERSION})"
+        ))?;
+        tx.commit()?;
         return Ok(());
     }
     let mut schema = SCHEMA.to_owned();
@@ -286,6 +298,7 @@ fn migrate_postgres(db: &mut Db) -> Result<(), AuditError> {
         schema = schema.replace(from, to);
     }
     tx.execute_batch(&schema)?;
+    tx.execute_batch(CONSOLE_SESSIONS)?;
     tx.execute_batch(CHAIN_POSTGRES)?;
     tx.execute_batch(ANCHORS)?;
     for (table, column, kind) in ADDED_COLUMNS {
@@ -311,6 +324,7 @@ pub fn migrate(db: &mut Db) -> Result<(), AuditError> {
     match db.backend() {
         Backend::Sqlite => {
             db.execute_batch(SCHEMA)?;
+            db.execute_batch(CONSOLE_SESSIONS)?;
             db.execute_batch(CHAIN_SQLITE)?;
             db.execute_batch(ANCHORS)?;
         }

@@ -49,6 +49,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     let first_admin = bootstrap_admin(&store)?;
 
     let approvals = Approvals::open(&store)?;
+    admin::evidence::clear_scratch(&state_dir);
     for dir in [state_dir.as_path(), config.recordings_dir().as_path()] {
         keep_private(dir);
     }

@@ -97,17 +97,33 @@ impl ExportQuery {
     }
 }
 
+/// How long a download may take to accept the next buffer before it is given up (its
+/// export holds a database snapshot and a thread meanwhile).
+const STALLED: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Hands what a blocking writer writes to an async body, a buffer at a time.
-struct ChannelWriter(mpsc::Sender<Result<Bytes, std::io::Error>>);
+struct ChannelWriter {
+    sender: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    runtime: tokio::runtime::Handle,
+}
 
 impl Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "download cancelled")
-            })?;
-        Ok(buf.len())
+        let chunk = Ok(Bytes::copy_from_slice(buf));
+        let sent = self
+            .runtime
+            .block_on(tokio::time::timeout(STALLED, self.sender.send(chunk)));
+        match sent {
+            Ok(Ok(())) => Ok(buf.len()),
+            Ok(Err(_)) => Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "download cancelled",
+            )),
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the download stopped reading",
+            )),
+        }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -137,12 +153,17 @@ pub(super) async fn export(
     tracing::info!(by = %caller.0.name, "audit export from the console");
     let (tx, rx) = mpsc::channel(8);
     let store = state.store.clone();
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let mut out = ChannelWriter(tx.clone());
+        let mut out = ChannelWriter {
+            sender: tx.clone(),
+            runtime,
+        };
         if let Err(e) = store.export(&filter, format, &mut out) {
             // The client sees the body cut short rather than a complete-looking file.
             tracing::warn!(error = %e, "audit export for the console failed");
-            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            let failed = tx.send(Err(std::io::Error::other(e.to_string())));
+            let _ = out.runtime.block_on(tokio::time::timeout(STALLED, failed));
         }
     });
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {

@@ -25,10 +25,11 @@ pub const SESSION_COOKIE: &str = "gatehouse_console";
 /// The header a cookie-authenticated request that changes state carries its CSRF token in.
 pub const CSRF_HEADER: &str = "x-gatehouse-csrf";
 
-/// The authenticated caller: its identity, and the token it presented (kept so a long
-/// request, the console's live inbox, can check it is still valid).
+/// The authenticated caller: its identity, the token it presented (kept so a long request,
+/// the console's live inbox, can check it is still valid), and the console sign-in's secret
+/// when the cookie authenticated it.
 #[derive(Clone)]
-pub struct Caller(pub Identity, pub(super) String);
+pub struct Caller(pub Identity, pub(super) String, pub(super) Option<String>);
 
 impl std::fmt::Debug for Caller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,25 +154,30 @@ impl FromRequestParts<AdminState> for Caller {
                     .into(),
             ));
         };
-        let token = if from_cookie {
-            if changes_state(&parts.method) {
-                check_csrf(parts, &presented)?;
-            }
-            let store = state.store.clone();
-            blocking(move || Ok(store.console_token(&presented)?))
-                .await?
-                .ok_or_else(|| {
+        let secret = from_cookie.then(|| presented.clone());
+        let token = match &secret {
+            Some(secret) => {
+                if changes_state(&parts.method) {
+                    check_csrf(parts, secret)?;
+                }
+                signed_in(state, secret).await?.ok_or_else(|| {
                     ApiError::Unauthorized(
                         "your console sign-in has ended (signed out or expired): sign in again"
                             .into(),
                     )
                 })?
-        } else {
-            presented
+            }
+            None => presented,
         };
         let record = state.gateway.authenticate(&token).await?;
-        Ok(Self(record.identity, token))
+        Ok(Self(record.identity, token, secret))
     }
+}
+
+/// The token a live console sign-in holds, if the sign-in is live.
+pub async fn signed_in(state: &AdminState, secret: &str) -> Result<Option<String>, ApiError> {
+    let (store, secret) = (state.store.clone(), secret.to_owned());
+    blocking(move || Ok(store.console_token(&secret)?)).await
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use axum::Json;
 use gatehouse_core::identity::Identity;
 use serde::{Deserialize, Serialize};
 
-use super::auth::{check_csrf, cookie, csrf_token, Caller, SESSION_COOKIE};
+use super::auth::{check_csrf, cookie, csrf_token, signed_in, Caller, SESSION_COOKIE};
 use super::{blocking, AdminState, ApiError};
 
 /// How long a sign-in lasts (a JWT's own expiry, or a token's, still applies).
@@ -52,7 +52,7 @@ pub struct Me {
 
 impl Me {
     fn of(state: &AdminState, identity: Identity, secret: Option<&str>) -> Self {
-        let caller = Caller(identity, String::new());
+        let caller = Caller(identity, String::new(), None);
         Self {
             admin: caller.is_admin(state),
             approver: caller.is_approver(state),
@@ -107,25 +107,25 @@ pub(super) async fn sign_in(
     Ok(([(header::SET_COOKIE, cookie)], Json(me)).into_response())
 }
 
-pub(super) async fn me(State(state): State<AdminState>, caller: Caller, parts: Parts) -> Json<Me> {
+pub(super) async fn me(State(state): State<AdminState>, caller: Caller) -> Json<Me> {
     // The CSRF token only matters when the cookie authenticated the caller.
-    let secret = match parts.headers.contains_key(header::AUTHORIZATION) {
-        true => None,
-        false => cookie(&parts, SESSION_COOKIE),
-    };
-    Json(Me::of(&state, caller.0, secret.as_deref()))
+    let Caller(identity, _, secret) = caller;
+    Json(Me::of(&state, identity, secret.as_deref()))
 }
 
 /// Ends the sign-in in the store (on every instance) and clears the cookie. Like any change
-/// made with the cookie, it needs the CSRF token: another site cannot sign an approver out.
+/// made with the cookie, ending a live sign-in needs the CSRF token: another site cannot sign
+/// an approver out. A sign-in already ended needs nothing: the cookie is just cleared.
 pub(super) async fn sign_out(
     State(state): State<AdminState>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
     if let Some(secret) = cookie(&parts, SESSION_COOKIE) {
-        check_csrf(&parts, &secret)?;
-        let store = state.store.clone();
-        blocking(move || Ok(store.console_sign_out(&secret)?)).await?;
+        if signed_in(&state, &secret).await?.is_some() {
+            check_csrf(&parts, &secret)?;
+            let store = state.store.clone();
+            blocking(move || Ok(store.console_sign_out(&secret)?)).await?;
+        }
     }
     Ok((
         StatusCode::NO_CONTENT,

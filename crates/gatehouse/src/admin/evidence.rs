@@ -21,6 +21,9 @@ use super::auth::Caller;
 use super::{blocking, AdminState, ApiError};
 use crate::config::Config;
 
+/// The folder under the state directory the packages are made in.
+const SCRATCH: &str = "console-evidence";
+
 /// The period.
 #[derive(Debug, Deserialize)]
 pub struct Period {
@@ -80,7 +83,7 @@ pub(super) async fn package(
         .state_dir()
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let scratch = Scratch(state_dir.join(format!(
-        "console-evidence/{}-{}",
+        "{SCRATCH}/{}-{}",
         std::process::id(),
         MADE.fetch_add(1, Ordering::Relaxed)
     )));
@@ -92,8 +95,14 @@ pub(super) async fn package(
     let (start, end) = (display(from), display(to));
     tracing::info!(by = %caller.0.name, from = %start, to = %end, "evidence package from the console");
     let config = Arc::clone(&state.config);
-    let (dir, file_name) = (scratch.0.clone(), name.clone());
-    let archive = blocking(move || build(&config, from, to, &dir, &file_name)).await?;
+    // The scratch folder goes into the build: if the client leaves while the package is
+    // made, it is removed once the build ends, not while the build still writes into it.
+    let folder = name.clone();
+    let (scratch, archive) = blocking(move || {
+        let archive = build(&config, from, to, &scratch.0, &folder)?;
+        Ok((scratch, archive))
+    })
+    .await?;
     let file = tokio::fs::File::open(&archive)
         .await
         .map_err(|e| ApiError::Internal(format!("evidence: {e}")))?;
@@ -107,4 +116,9 @@ pub(super) async fn package(
         "application/gzip",
         &format!("{name}.tar.gz"),
     ))
+}
+
+/// Removes what downloads left behind when the gateway stopped mid-way (called at start).
+pub fn clear_scratch(state_dir: &Path) {
+    let _ = std::fs::remove_dir_all(state_dir.join(SCRATCH));
 }

@@ -24,7 +24,7 @@ use gatehouse_core::approval::check_approver;
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
 
-use super::auth::Caller;
+use super::auth::{signed_in, Caller};
 use super::{AdminState, ApiError};
 
 /// How often the desk is read again without an announcement, while anyone follows.
@@ -115,13 +115,16 @@ impl InboxFeed {
         let mut events = desk.subscribe();
         loop {
             if self.readings.receiver_count() == 0 {
+                // Nobody follows: forget the last reading, so the next stream waits for a
+                // fresh one rather than being shown one from before the pause.
+                self.readings.send_replace(None);
                 self.wanted.notified().await;
             }
             let reader = desk.clone();
             let read = tokio::task::spawn_blocking(move || {
-                let pending = reader.listing(true, 1000)?;
+                let pending = reader.page(true, 1000, 0)?;
                 let decided = reader
-                    .listing(false, DECIDED_READ + pending.len() as u32)?
+                    .page(false, DECIDED_READ + pending.len() as u32, 0)?
                     .into_iter()
                     .filter(|r| r.state != "pending")
                     .collect();
@@ -159,16 +162,16 @@ impl InboxFeed {
             .lock()
             .map_err(|_| ApiError::Internal("inbox streams".into()))?;
         let total: usize = streams.values().sum();
+        if total >= STREAMS_IN_ALL {
+            return Err(ApiError::TooMany(format!(
+                "the gateway already streams the inbox to {STREAMS_IN_ALL} consoles; try again later"
+            )));
+        }
         let mine = streams.entry(identity.to_owned()).or_default();
         if *mine >= STREAMS_PER_IDENTITY {
             return Err(ApiError::TooMany(format!(
                 "{identity} already follows the inbox in {STREAMS_PER_IDENTITY} places: close some \
                  console tabs"
-            )));
-        }
-        if total >= STREAMS_IN_ALL {
-            return Err(ApiError::TooMany(format!(
-                "the gateway already streams the inbox to {STREAMS_IN_ALL} consoles; try again later"
             )));
         }
         *mine += 1;
@@ -212,23 +215,25 @@ impl Follow {
     async fn next(&mut self) -> Option<String> {
         loop {
             let first = self.last.is_none() && self.readings.borrow().is_some();
+            // Whether there is a reading this stream has not looked at (`changed` marks it
+            // seen as it returns).
+            let mut fresh = first;
             if !first {
-                let woken = tokio::time::timeout(REAUTHENTICATE, self.readings.changed()).await;
-                if let Ok(Err(_)) = woken {
-                    return None;
+                match tokio::time::timeout(REAUTHENTICATE, self.readings.changed()).await {
+                    Ok(Err(_)) => return None,
+                    Ok(Ok(())) => fresh = true,
+                    Err(_) => {}
                 }
             }
             if self.authenticated.elapsed() >= REAUTHENTICATE {
-                if self
-                    .state
-                    .gateway
-                    .authenticate(&self.caller.1)
-                    .await
-                    .is_err()
-                {
+                if !self.still_signed_in().await {
                     return None;
                 }
                 self.authenticated = Instant::now();
+            }
+            // Only a new reading can change what this caller sees.
+            if !fresh {
+                continue;
             }
             let Some(reading) = self.readings.borrow_and_update().clone() else {
                 continue;
@@ -245,6 +250,22 @@ impl Follow {
                 return Some(json);
             }
         }
+    }
+
+    /// Whether the caller may still follow: its console sign-in (if the cookie opened the
+    /// stream) is live and holds the same token, and the token authenticates.
+    async fn still_signed_in(&self) -> bool {
+        if let Some(secret) = &self.caller.2 {
+            match signed_in(&self.state, secret).await {
+                Ok(Some(token)) if token == self.caller.1 => {}
+                _ => return false,
+            }
+        }
+        self.state
+            .gateway
+            .authenticate(&self.caller.1)
+            .await
+            .is_ok()
     }
 }
 

@@ -15,7 +15,7 @@ mod audit_files;
 pub mod auth;
 mod console;
 mod error;
-mod evidence;
+pub mod evidence;
 pub mod health;
 pub mod inbox;
 mod keys;
