@@ -197,11 +197,6 @@ impl Approvals {
         })
     }
 
-    /// Lists requests, newest first (only pending ones if asked; at most 1000).
-    pub fn list(&self, pending_only: bool) -> Result<Vec<ApprovalRow>, AuditError> {
-        self.page(pending_only, 1000, 0)
-    }
-
     fn decision_of(db: &mut Db, id: &str) -> Result<Option<Decision>, AuditError> {
         Ok(db
             .query_row(
