@@ -194,7 +194,7 @@ fn command(id: &SessionId, seq: u64) -> CommandRecord {
         groups: Arc::from(vec!["batch".to_owned()]),
         connection: Arc::from("bench"),
         protocol: Protocol::Postgres,
-        client_addr: ([127, 0, 0, 1], 40000).into(),
+        client: Arc::from("127.0.0.1:40000"),
         text: "SELECT abalance FROM pgbench_accounts WHERE aid = $1".into(),
         params: vec![Some(format!("{}", seq * 7919 % 1_000_000))],
         classes: Classification::of(&[StatementClass::Select]),

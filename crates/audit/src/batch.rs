@@ -33,7 +33,7 @@ pub(crate) fn apply(
     let mut outcome_of: HashMap<(&str, u64), usize> = HashMap::new();
     for (i, entry) in entries.iter().enumerate() {
         if let Entry::Finish { session, seq, .. } = entry {
-            outcome_of.insert((session.as_str(), *seq), i);
+            outcome_of.insert((&**session, *seq), i);
         }
     }
     // The sessions first: an end in the batch may be of a session it opens.
@@ -53,7 +53,7 @@ pub(crate) fn apply(
         match entry {
             Entry::Admit { session, seq, .. } => {
                 let outcome = outcome_of
-                    .get(&(session.as_str(), *seq))
+                    .get(&(&**session, *seq))
                     .copied()
                     .filter(|&j| j > i);
                 let seal = linker.member_seq();

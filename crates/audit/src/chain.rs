@@ -385,7 +385,7 @@ mod tests {
                 seq: 3,
                 at: 1_700_000_000_000_001,
                 identity: "ana".into(),
-                groups: vec!["dba".into(), "on \"call\"".into()],
+                groups: vec!["dba".into(), "on \"call\"".into()].into(),
                 connection: "payments".into(),
                 protocol: "postgres".into(),
                 client: "127.0.0.1:5555".into(),

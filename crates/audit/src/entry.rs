@@ -6,6 +6,8 @@ use crate::db::{params, Db, DbError, OptionalExtension, Param};
 use gatehouse_core::time::to_micros;
 use gatehouse_core::{CommandCompletion, CommandRecord, MaskLog, Outcome, SessionEnd, SessionInfo};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::sync::Arc;
 
 /// What a link says about its write, besides the write's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,18 +24,18 @@ pub(crate) struct LinkKey {
 pub(crate) enum Entry {
     /// A command admitted.
     Admit {
-        session: String,
+        session: Arc<str>,
         seq: u64,
         at: i64,
-        identity: String,
-        groups: Vec<String>,
-        connection: String,
-        protocol: String,
-        client: String,
+        identity: Arc<str>,
+        groups: Arc<[String]>,
+        connection: Arc<str>,
+        protocol: Cow<'static, str>,
+        client: Arc<str>,
         statement: String,
         params: Vec<Option<String>>,
         class: String,
-        verdict: String,
+        verdict: Cow<'static, str>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rule: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -46,9 +48,9 @@ pub(crate) enum Entry {
     },
     /// A command's outcome.
     Finish {
-        session: String,
+        session: Arc<str>,
         seq: u64,
-        status: String,
+        status: Cow<'static, str>,
         tag: Option<String>,
         sqlstate: Option<String>,
         error: Option<String>,
@@ -104,7 +106,7 @@ impl Entry {
                 session, seq, at, ..
             } => LinkKey {
                 kind: "admit",
-                session: session.clone(),
+                session: session.to_string(),
                 entry_seq: *seq as i64,
                 at: *at,
             },
@@ -115,7 +117,7 @@ impl Entry {
                 ..
             } => LinkKey {
                 kind: "finish",
-                session: session.clone(),
+                session: session.to_string(),
                 entry_seq: *seq as i64,
                 at: *finished_at,
             },
@@ -165,18 +167,18 @@ impl Entry {
                     params![session, entry_seq],
                     |r| {
                         Ok(Self::Admit {
-                            session: session.to_owned(),
+                            session: session.into(),
                             seq: entry_seq as u64,
                             at: r.get(0)?,
-                            identity: r.get(1)?,
-                            groups: list(r.get(2)?),
-                            connection: r.get(3)?,
-                            protocol: r.get(4)?,
-                            client: r.get(5)?,
+                            identity: r.get::<String>(1)?.into(),
+                            groups: list(r.get(2)?).into(),
+                            connection: r.get::<String>(3)?.into(),
+                            protocol: Cow::Owned(r.get(4)?),
+                            client: r.get::<String>(5)?.into(),
                             statement: r.get(6)?,
                             params: serde_json::from_str(&r.get::<String>(7)?).unwrap_or_default(),
                             class: r.get(8)?,
-                            verdict: r.get(9)?,
+                            verdict: Cow::Owned(r.get(9)?),
                             rule: r.get(10)?,
                             approval: r.get(11)?,
                             masked: log(r.get(12)?),
@@ -194,9 +196,9 @@ impl Entry {
                     params![session, entry_seq],
                     |r| {
                         Ok(Self::Finish {
-                            session: session.to_owned(),
+                            session: session.into(),
                             seq: entry_seq as u64,
-                            status: r.get(0)?,
+                            status: Cow::Owned(r.get(0)?),
                             tag: r.get(1)?,
                             sqlstate: r.get(2)?,
                             error: r.get(3)?,
@@ -277,18 +279,18 @@ impl Entry {
     /// Takes the record by value: its text and parameters move into the entry uncopied.
     pub(crate) fn admit(r: CommandRecord) -> Self {
         Self::Admit {
-            session: r.session.0.to_string(),
+            session: r.session.0,
             seq: r.seq,
             at: to_micros(r.at),
-            identity: r.identity.to_string(),
-            groups: r.groups.to_vec(),
-            connection: r.connection.to_string(),
-            protocol: r.protocol.as_str().to_owned(),
-            client: r.client_addr.to_string(),
+            identity: r.identity,
+            groups: r.groups,
+            connection: r.connection,
+            protocol: Cow::Borrowed(r.protocol.as_str()),
+            client: r.client,
             statement: r.text,
             params: r.params,
             class: r.classes.to_string(),
-            verdict: r.verdict.as_str().to_owned(),
+            verdict: Cow::Borrowed(r.verdict.as_str()),
             approved_by: match &r.verdict {
                 gatehouse_core::Verdict::Approved { by } => Some(by.clone()),
                 _ => None,
@@ -306,9 +308,9 @@ impl Entry {
             Outcome::NotExecuted { reason } => (None, None, Some(reason.clone())),
         };
         Self::Finish {
-            session: c.session.0.to_string(),
+            session: c.session.0.clone(),
             seq: c.seq,
-            status: c.outcome.status().to_owned(),
+            status: Cow::Borrowed(c.outcome.status()),
             tag,
             sqlstate,
             error,
@@ -700,7 +702,7 @@ pub(crate) mod samples {
             seq,
             at: 1_700_000_000_000_000 + seq as i64,
             identity: "job".into(),
-            groups: vec!["batch".into()],
+            groups: vec!["batch".into()].into(),
             connection: "db".into(),
             protocol: "postgres".into(),
             client: "127.0.0.1:5000".into(),

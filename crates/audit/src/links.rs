@@ -215,7 +215,7 @@ pub(crate) fn apply_linked(
     let mut outcomes: HashMap<(&str, u64), usize> = HashMap::new();
     for (i, entry) in entries.iter().enumerate() {
         if let Entry::Finish { session, seq, .. } = entry {
-            outcomes.insert((session.as_str(), *seq), i);
+            outcomes.insert((&**session, *seq), i);
         }
     }
     let mut merged = vec![false; entries.len()];
@@ -228,7 +228,7 @@ pub(crate) fn apply_linked(
             Entry::Admit { session, seq, .. } => {
                 let seal = linker.member_seq();
                 let outcome = outcomes
-                    .get(&(session.as_str(), *seq))
+                    .get(&(&**session, *seq))
                     .copied()
                     .filter(|&j| j > i)
                     .and_then(|j| entries.get(j).map(|e| (j, e)));

@@ -43,7 +43,8 @@ const WAKE_AT_BYTES: usize = 256 << 10;
 const WRITE_AT_BYTES: usize = 64 << 20;
 
 enum Msg {
-    Line(SessionId, String),
+    /// Encoded by the writer (the flusher, mostly), off the relay's path.
+    Event(SessionId, RecordingEvent),
     Terminal(SessionId, TerminalEvent),
     /// Seal the session's open casts (queued before its `End` line, so their seals come
     /// before it).
@@ -191,7 +192,7 @@ impl FileRecordings {
         let mut pending = Pending::default();
         for msg in batch.drain(..) {
             match msg {
-                Msg::Line(session, line) => pending.add(&session, &line),
+                Msg::Event(session, event) => pending.event(&session, &event),
                 Msg::Terminal(session, event) => {
                     self.terminal_event(files, &mut pending, session, event)
                 }
@@ -387,9 +388,7 @@ impl RecordingSink for FileRecordings {
             // The session ends: its casts' seals go before its last line.
             self.push(Msg::SealCasts(session.clone()), false);
         }
-        if let Some(line) = encode(session, &event) {
-            self.push(Msg::Line(session.clone(), line), false);
-        }
+        self.push(Msg::Event(session.clone(), event), false);
     }
 
     fn terminal(&self, session: &SessionId, event: TerminalEvent) {

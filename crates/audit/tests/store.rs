@@ -49,7 +49,7 @@ fn command(session: &str, seq: u64, text: &str) -> CommandRecord {
         groups: Arc::from(vec!["batch".to_owned()]),
         connection: Arc::from("db"),
         protocol: Protocol::Postgres,
-        client_addr: "127.0.0.1:5000".parse().unwrap(),
+        client: Arc::from("127.0.0.1:5000"),
         text: text.into(),
         params: vec![Some("1".into()), None],
         classes: Classification::of(&[StatementClass::Select]),

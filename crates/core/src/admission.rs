@@ -17,7 +17,8 @@ use crate::store::Receipt;
 #[must_use = "an admission must be waited for before the command is forwarded"]
 pub struct Admission {
     pub(crate) seq: u64,
-    pub(crate) protocol: crate::connection::Protocol,
+    /// Where its latency is counted (its session's wire's series).
+    pub(crate) latency: crate::telemetry::AdmissionLatency,
     pub(crate) started: Instant,
     pub(crate) state: AdmissionState,
     pub(crate) prepares: Vec<PreparedUse>,
@@ -109,7 +110,7 @@ impl Admission {
         }
         .inspect(|_| {
             if !held {
-                crate::telemetry::admitted(self.protocol, self.started.elapsed());
+                self.latency.record(self.started.elapsed());
             }
         })
     }

@@ -79,8 +79,8 @@ pub struct CommandRecord {
     pub connection: Arc<str>,
     /// Wire protocol.
     pub protocol: Protocol,
-    /// Client's address.
-    pub client_addr: SocketAddr,
+    /// Client's address, as text (formatted once, when its session opened).
+    pub client: Arc<str>,
     /// Statement text (or exec line).
     pub text: String,
     /// Bind parameters.

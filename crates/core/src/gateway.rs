@@ -243,6 +243,8 @@ impl Gateway {
             seq: AtomicU64::new(0),
             classified: std::sync::Mutex::new(HashMap::new()),
             mysql_modes: std::sync::Mutex::new(crate::classify::mysql::Modes::default()),
+            meters: crate::telemetry::CommandMeters::new(req.protocol),
+            client: Arc::from(req.client_addr.to_string()),
         })
     }
 

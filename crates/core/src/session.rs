@@ -26,6 +26,7 @@ use crate::review::Held;
 use crate::revocation::RevokedSet;
 use crate::rules::{Judgement, Rules, Subject};
 use crate::store::{AuditSink, RecordingEvent, RecordingSink};
+use crate::telemetry::{CommandMeters, VerdictLabel};
 use crate::time;
 
 /// An open session. Both halves of a relay share it by reference.
@@ -55,6 +56,10 @@ pub struct Session {
     pub(crate) classified: std::sync::Mutex<HashMap<Arc<str>, Reading>>,
     /// How the MySQL server lexes this session's text (its wire keeps it current).
     pub(crate) mysql_modes: std::sync::Mutex<mysql::Modes>,
+    /// Its wire's per-command metrics.
+    pub(crate) meters: CommandMeters,
+    /// The client's address as its entries carry it (formatted once).
+    pub(crate) client: Arc<str>,
 }
 
 /// Texts remembered per session for classification; the cache starts over when full.
@@ -436,7 +441,7 @@ impl Session {
             groups: self.info.groups.clone(),
             connection: self.info.connection.clone(),
             protocol: self.info.protocol,
-            client_addr: self.info.client_addr,
+            client: self.client.clone(),
             text,
             params,
             classes,
@@ -445,14 +450,11 @@ impl Session {
             approval: None,
             masked: masked.to_log(),
         };
-        crate::telemetry::command(
-            self.info.protocol,
-            match &judgement {
-                Judgement::Allow { .. } => "allow",
-                Judgement::Deny { .. } => "deny",
-                Judgement::Review(_) => "review",
-            },
-        );
+        self.meters.command(match &judgement {
+            Judgement::Allow { .. } => VerdictLabel::Allow,
+            Judgement::Deny { .. } => VerdictLabel::Deny,
+            Judgement::Review(_) => VerdictLabel::Review,
+        });
         let mut running = None;
         let state = match judgement {
             Judgement::Allow { rule } => {
@@ -494,7 +496,7 @@ impl Session {
         let ended = matches!(state, AdmissionState::Held(_)).then(|| self.end_watch());
         Admission {
             seq,
-            protocol: self.info.protocol,
+            latency: self.meters.latency(),
             started,
             state,
             prepares,

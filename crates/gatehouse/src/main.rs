@@ -21,6 +21,12 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 use crate::error::CliError;
 
+/// The process's heap: mimalloc's per-thread free lists serve the relay's and the ingest's
+/// small, short-lived buffers with fewer instructions than glibc's malloc (callgrind, per
+/// statement).
+#[global_allocator]
+static HEAP: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Gatehouse: an access gateway for PostgreSQL, MySQL and SSH that authenticates tokens,
 /// decides per command, and keeps the evidence.
 #[derive(Debug, Parser)]

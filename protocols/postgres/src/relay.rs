@@ -639,6 +639,7 @@ impl<U: AsyncRead, C: AsyncWrite> ServerHalf<'_, U, C> {
             mut notices,
             mut scan,
         } = self;
+        let mut ended = Vec::new();
         loop {
             if !buf.is_empty() {
                 let len = match scan_server(shared, &buf, &mut scan) {
@@ -665,6 +666,13 @@ impl<U: AsyncRead, C: AsyncWrite> ServerHalf<'_, U, C> {
                     }
                     if let Err(e) = write_parts(wr, &[chunk.slice(at..)]).await {
                         return RelayEnd::Failed(e);
+                    }
+                    // The answers are on their way: now the commands they end are finished
+                    // (outcome journaled and recorded), off the client's wait. Had the write
+                    // failed, the relay's end finishes them instead (`Tracker::abandon`).
+                    lock(shared.tracker).take_ended(&mut ended);
+                    for (admitted, end) in ended.drain(..) {
+                        shared.session.finish(admitted, end);
                     }
                 }
             }
@@ -830,16 +838,16 @@ fn scan_server(shared: Shared<'_>, buf: &[u8], scan: &mut ServerScan) -> Result<
                     }
                     None if tag == backend::COMMAND_COMPLETE => {
                         let text = Reader::new(body).cstr()?;
-                        t.complete(session, text, std::mem::take(rows));
+                        t.complete(text, std::mem::take(rows));
                     }
-                    None => t.complete(session, "SUSPENDED", std::mem::take(rows)),
+                    None => t.complete("SUSPENDED", std::mem::take(rows)),
                 }
             }
             (backend::EMPTY_QUERY, m) => {
                 if let Some(m) = m {
                     m.end_result();
                 }
-                lock(tracker).complete(session, "EMPTY", std::mem::take(rows))
+                lock(tracker).complete("EMPTY", std::mem::take(rows))
             }
             (backend::ERROR_RESPONSE, m) => {
                 let mut t = lock(tracker);
@@ -896,7 +904,7 @@ fn scan_server(shared: Shared<'_>, buf: &[u8], scan: &mut ServerScan) -> Result<
                     m.end_result();
                 }
                 let status = body.first().copied().unwrap_or(b'I');
-                t.ready(session, status)
+                t.ready(status)
             }
             (backend::PARSE_COMPLETE, _) => lock(tracker).parse_complete(),
             (backend::BIND_COMPLETE, _) => lock(tracker).bind_complete(),

@@ -212,6 +212,10 @@ pub struct Tracker {
     /// planning), an Execute or Query. It may have changed the client encoding, which the
     /// server reports only at the next ReadyForQuery.
     unsettled: bool,
+    /// Commands the server has answered, to be finished (their outcomes journaled and
+    /// recorded) once the answer is on its way to the client: the client is not kept waiting
+    /// for the gateway's bookkeeping (`take_ended`).
+    ended: Vec<(Admitted, CommandEnd)>,
 }
 
 impl Tracker {
@@ -221,6 +225,17 @@ impl Tracker {
             encoding,
             ..Self::default()
         }
+    }
+
+    /// A command the server answered: finished once its answer is on its way.
+    fn end(&mut self, admitted: Admitted, end: CommandEnd) {
+        self.ended.push((admitted, end));
+    }
+
+    /// Moves the commands answered since the last call into `out`, for the relay to finish
+    /// once it has written their answers to the client.
+    pub fn take_ended(&mut self, out: &mut Vec<(Admitted, CommandEnd)>) {
+        out.append(&mut self.ended);
     }
 
     /// The client encoding the session's texts are in, as the server last reported it.
@@ -463,7 +478,7 @@ impl Tracker {
     }
 
     /// CommandComplete (or EmptyQueryResponse / PortalSuspended with a made-up tag).
-    pub fn complete(&mut self, session: &Session, tag: &str, rows: u64) {
+    pub fn complete(&mut self, tag: &str, rows: u64) {
         let Some(i) = self.first(|p| matches!(p, Pending::Command(_))) else {
             return;
         };
@@ -484,7 +499,7 @@ impl Tracker {
                 let outcome = Outcome::Completed {
                     tag: tag.to_owned(),
                 };
-                session.finish(
+                self.end(
                     run.admitted,
                     CommandEnd::from(outcome)
                         .rows(rows)
@@ -525,7 +540,7 @@ impl Tracker {
                         code: notice.code,
                         message: notice.message,
                     };
-                    session.finish(
+                    self.end(
                         run.admitted,
                         CommandEnd::from(outcome).rows(rows).masked(run.masked),
                     );
@@ -560,7 +575,7 @@ impl Tracker {
                                 code: notice.code,
                                 message: notice.message,
                             };
-                            session.finish(
+                            self.end(
                                 run.admitted,
                                 CommandEnd::from(outcome).rows(rows).masked(run.masked),
                             );
@@ -677,8 +692,8 @@ impl Tracker {
     /// with what they gathered; extended executes still open never ran (an earlier message of
     /// their pipeline failed, and the server skipped to the Sync); drafts still unconfirmed
     /// are undone. With the server idle (`I`), the transaction's portals are gone.
-    pub fn ready(&mut self, session: &Session, status: u8) {
-        self.ready_up_to_sync(session, status);
+    pub fn ready(&mut self, status: u8) {
+        self.ready_up_to_sync(status);
         self.unsettled = self.queue.iter().any(|p| {
             matches!(
                 p,
@@ -687,7 +702,7 @@ impl Tracker {
         });
     }
 
-    fn ready_up_to_sync(&mut self, session: &Session, status: u8) {
+    fn ready_up_to_sync(&mut self, status: u8) {
         if !self.queue.iter().any(|p| matches!(p, Pending::Sync { .. })) {
             return;
         }
@@ -706,7 +721,7 @@ impl Tracker {
                             tag: run.tag.unwrap_or_default(),
                         },
                     };
-                    session.finish(
+                    self.end(
                         run.admitted,
                         CommandEnd::from(outcome)
                             .rows(run.rows)
@@ -719,7 +734,7 @@ impl Tracker {
                         reason: "skipped by the server after an earlier error in the same pipeline"
                             .into(),
                     };
-                    session.finish(run.admitted, CommandEnd::from(outcome).masked(run.masked));
+                    self.end(run.admitted, CommandEnd::from(outcome).masked(run.masked));
                 }
                 draft @ (Pending::Parse(_) | Pending::Bind(_) | Pending::Close { .. }) => {
                     undo.push(draft)
@@ -756,6 +771,9 @@ impl Tracker {
     /// others' outcome is unknown, and stays so in the audit entry (never guessed: an earlier
     /// statement of the same query may have committed).
     pub fn abandon(&mut self, session: &Session, fatal: Option<&str>) {
+        for (admitted, end) in self.ended.drain(..) {
+            session.finish(admitted, end);
+        }
         let mut open = 0;
         for pending in self.queue.drain(..) {
             match pending {

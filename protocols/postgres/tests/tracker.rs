@@ -27,6 +27,15 @@ async fn running(session: &Session, text: &str, simple: bool) -> Pending {
     Pending::Command(Running::new(admitted, simple, None))
 }
 
+/// What the relay does once it has written the answers: finishes the commands they ended.
+fn finish_answered(t: &mut Tracker, s: &Session) {
+    let mut ended = Vec::new();
+    t.take_ended(&mut ended);
+    for (admitted, end) in ended {
+        s.finish(admitted, end);
+    }
+}
+
 fn notice(code: &str) -> ServerNotice {
     ServerNotice {
         severity: "ERROR".into(),
@@ -52,7 +61,7 @@ async fn a_refused_reparse_is_undone_and_the_old_statement_stays() {
     let sync = t.sync();
     t.push(sync);
     t.parse_complete();
-    t.ready(&s, b'I');
+    t.ready(b'I');
     let p = t.parse("s1", statement("SELECT 1"));
     t.push(p);
     let sync = t.sync();
@@ -63,7 +72,7 @@ async fn a_refused_reparse_is_undone_and_the_old_statement_stays() {
         "optimistic within the pipeline"
     );
     assert!(t.error(&s, notice("42P05"), 0).is_none());
-    t.ready(&s, b'I');
+    t.ready(b'I');
     assert_eq!(
         &*t.statement("s1").unwrap().text,
         "DELETE FROM t",
@@ -91,10 +100,11 @@ async fn pipelined_executes_get_their_own_answers_and_skipped_ones_are_not_run()
     let sync = t.sync();
     t.push(sync);
     t.bind_complete();
-    t.complete(&s, "SELECT 1", 1);
+    t.complete("SELECT 1", 1);
     t.bind_complete();
     assert!(t.error(&s, notice("22012"), 0).is_none());
-    t.ready(&s, b'I');
+    t.ready(b'I');
+    finish_answered(&mut t, &s);
     let finished = memory.finished.lock().unwrap();
     let outcomes: Vec<&Outcome> = finished.iter().map(|c| &c.outcome).collect();
     assert_eq!(outcomes.len(), 3);
@@ -122,7 +132,8 @@ async fn a_failed_bind_fails_the_execute_that_needed_it() {
     let sync = t.sync();
     t.push(sync);
     assert!(t.error(&s, notice("22012"), 0).is_none());
-    t.ready(&s, b'I');
+    t.ready(b'I');
+    finish_answered(&mut t, &s);
     let finished = memory.finished.lock().unwrap();
     assert!(matches!(&finished[0].outcome, Outcome::Failed { code, .. } if code == "22012"));
     assert!(memory.notes()[0].contains("Bind of portal \"\" failed"));
@@ -140,14 +151,15 @@ async fn syncs_sent_during_an_extended_copy_in_are_not_waited_for() {
     t.push(Pending::CopyEnd);
     let sync = t.sync();
     t.push(sync);
-    t.complete(&s, "COPY 3", 0);
-    t.ready(&s, b'I');
+    t.complete("COPY 3", 0);
+    t.ready(b'I');
     let q = running(&s, "SELECT 'next'", true).await;
     t.push(q);
     let sync = t.sync();
     t.push(sync);
-    t.complete(&s, "SELECT 1", 1);
-    t.ready(&s, b'I');
+    t.complete("SELECT 1", 1);
+    t.ready(b'I');
+    finish_answered(&mut t, &s);
     let finished = memory.finished.lock().unwrap();
     assert_eq!(
         finished.len(),

@@ -50,6 +50,18 @@ impl ToValue for String {
     }
 }
 
+impl ToValue for std::sync::Arc<str> {
+    fn to_value(&self) -> Value<'_> {
+        Value::Text(self)
+    }
+}
+
+impl ToValue for std::borrow::Cow<'_, str> {
+    fn to_value(&self) -> Value<'_> {
+        Value::Text(self)
+    }
+}
+
 impl<T: ToValue + ?Sized> ToValue for &T {
     fn to_value(&self) -> Value<'_> {
         (**self).to_value()
