@@ -30,7 +30,8 @@ pub(crate) fn apply(
         ));
     }
     // An admission whose outcome is in the batch is one row with it.
-    let mut outcome_of: HashMap<(&str, u64), usize> = HashMap::new();
+    let mut outcome_of: HashMap<(&str, u64), usize, foldhash::fast::RandomState> =
+        HashMap::default();
     for (i, entry) in entries.iter().enumerate() {
         if let Entry::Finish { session, seq, .. } = entry {
             outcome_of.insert((&**session, *seq), i);
