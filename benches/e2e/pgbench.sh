@@ -6,6 +6,7 @@
 #
 #   bash benches/e2e/pgbench.sh            # defaults below
 #   ROUNDS=5 SECONDS_PER_RUN=10 MODE=prepared bash benches/e2e/pgbench.sh
+#   BIN=/path/to/other/gatehouse bash benches/e2e/pgbench.sh   # another build, same run
 #
 # Needs the local PostgreSQL on 127.0.0.1:5432 (scripts/setup.sh starts it and installs
 # pgbench and pgbouncer).
@@ -19,7 +20,10 @@ SCALE=${SCALE:-10}
 DB=gh_bench
 
 bash scripts/setup.sh >/dev/null
-cargo build --release -q -p gatehouse
+if [ -z "${BIN:-}" ]; then
+  cargo build --release -q -p gatehouse
+  BIN=./target/release/gatehouse
+fi
 work=$(mktemp -d)
 chmod 755 "$work"
 cleanup() {
@@ -54,12 +58,12 @@ username = "postgres"
 tls = "disable"
 groups = ["bench"]
 TOML
-./target/release/gatehouse serve --config "$work/gatehouse.toml" >/dev/null 2>"$work/gw.log" &
+"$BIN" serve --config "$work/gatehouse.toml" >/dev/null 2>"$work/gw.log" &
 gw_pid=$!
 for _ in $(seq 1 100); do grep -q "admin listening on" "$work/gw.log" && break; sleep 0.1; done
 gw_port=$(sed -n 's/.*postgres listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/gw.log")
 admin_port=$(sed -n 's/.*admin listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/gw.log")
-token=$(./target/release/gatehouse --config "$work/gatehouse.toml" token create --identity bench --group bench 2>/dev/null)
+token=$("$BIN" --config "$work/gatehouse.toml" token create --identity bench --group bench 2>/dev/null)
 
 # pgbouncer in session mode.
 pb_port=$(free_port)
@@ -153,5 +157,5 @@ cpu_summary "statement at 8 clients" "$work/gw-threads.before" "$work/gw-threads
   pgbouncer "${ticks[pgbouncer,8]}" "${ops[pgbouncer,8]}" \
   "tcp relay" "${ticks[relay,8]}" "${ops[relay,8]}"
 appends_summary "statement at 8 clients" "$appends_before" "$appends_after" "${ops[gatehouse,8]}"
-entries=$(./target/release/gatehouse --config "$work/gatehouse.toml" audit list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+entries=$("$BIN" --config "$work/gatehouse.toml" audit list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 echo "audit entries written by gatehouse during the run: $entries"

@@ -9,6 +9,7 @@
 #   bash benches/e2e/sysbench.sh           # defaults below
 #   ROUNDS=5 SECONDS_PER_RUN=10 THREADS=8 bash benches/e2e/sysbench.sh
 #   CARGO_LOCK=/tmp/cargo.lock bash benches/e2e/sysbench.sh   # build under flock
+#   BIN=/path/to/other/gatehouse bash benches/e2e/sysbench.sh   # another build, same run
 #
 # Needs the local MariaDB on 127.0.0.1:3306 with a passwordless root over TCP
 # (scripts/setup.sh starts it and installs sysbench).
@@ -23,7 +24,10 @@ TABLE_SIZE=${TABLE_SIZE:-10000}
 DB=gh_sysbench
 
 bash scripts/setup.sh >/dev/null
-${CARGO_LOCK:+flock "$CARGO_LOCK"} cargo build --release -q -p gatehouse
+if [ -z "${BIN:-}" ]; then
+  ${CARGO_LOCK:+flock "$CARGO_LOCK"} cargo build --release -q -p gatehouse
+  BIN=./target/release/gatehouse
+fi
 work=$(mktemp -d)
 cleanup() {
   if [ -n "${gw_pid:-}" ]; then
@@ -67,13 +71,13 @@ username = "root"
 tls = "disable"
 groups = ["bench"]
 TOML
-./target/release/gatehouse serve --config "$work/gatehouse.toml" >/dev/null 2>"$work/gw.log" &
+"$BIN" serve --config "$work/gatehouse.toml" >/dev/null 2>"$work/gw.log" &
 gw_pid=$!
 for _ in $(seq 1 100); do grep -q "admin listening on" "$work/gw.log" && break; sleep 0.1; done
 gw_port=$(sed -n 's/.*mysql listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/gw.log")
 admin_port=$(sed -n 's/.*admin listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/gw.log")
 [ -n "$gw_port" ] || { echo "gatehouse did not start:"; cat "$work/gw.log"; exit 1; }
-token=$(./target/release/gatehouse --config "$work/gatehouse.toml" token create --identity bench --group bench 2>/dev/null)
+token=$("$BIN" --config "$work/gatehouse.toml" token create --identity bench --group bench 2>/dev/null)
 
 . benches/e2e/tcp_relay.sh
 start_tcp_relay "$work" 3306
@@ -154,6 +158,6 @@ appends_summary "query at $THREADS threads" "$appends_before" "$appends_after" "
 kill -TERM "$gw_pid"
 wait "$gw_pid" || true
 gw_pid=
-entries=$(./target/release/gatehouse --config "$work/gatehouse.toml" audit list --limit 1 --json \
+entries=$("$BIN" --config "$work/gatehouse.toml" audit list --limit 1 --json \
   | python3 -c 'import json,sys; e=json.load(sys.stdin); print(e[0]["id"] if e else 0)')
 echo "audit entries written by gatehouse during the run: $entries (sysbench counted $queries_through_gatehouse queries through it)"

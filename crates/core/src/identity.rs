@@ -105,12 +105,14 @@ pub fn random_hex(len: usize) -> Result<String, StoreError> {
 /// going through the formatter, which cost ~250 instructions a byte.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
+    // Bytes, then one check that they are text: every journal line's hash goes through here,
+    // and pushing each digit as a char cost several times more.
+    let mut out = Vec::with_capacity(bytes.len() * 2);
     for &b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0x0f)]);
     }
-    s
+    String::from_utf8(out).unwrap_or_default()
 }
 
 fn base64url(bytes: &[u8]) -> String {
